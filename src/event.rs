@@ -1,0 +1,191 @@
+//! Events on the client side: [`EncodedEvent`] with its sequence numbers and per-node
+//! metadata, and the conversions to and from the backend's [`GlobalEvent`].
+
+use eventsync_backends::{GlobalEvent, GlobalSeq};
+use serde_json::Value;
+
+use crate::seq::EventSeq;
+
+/// An event as a client node holds it (LiveStore's `Client.EncodedWithMeta`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedEvent {
+    /// This event's number.
+    pub seq: EventSeq,
+    /// Its parent's number (see [`EventSeq::next_pair`]).
+    pub parent: EventSeq,
+    /// The event definition's name, e.g. `v1.TodoCreated`.
+    pub name: String,
+    /// The encoded arguments (JSON).
+    pub args: Value,
+    /// The client that committed it.
+    pub client_id: String,
+    /// The session of that client that committed it.
+    pub session_id: String,
+    /// What this node recorded about the event; not part of its identity.
+    pub meta: EventMeta,
+}
+
+/// Per-node metadata of an event: not sent anywhere, not compared.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EventMeta {
+    /// The SQLite session changeset this node recorded when it materialized the event.
+    pub changeset: Changeset,
+    /// Backend-specific metadata (opaque), from the pull that delivered the event.
+    pub sync_metadata: Option<Value>,
+}
+
+/// The changeset of one materialized event, used to roll it back.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Changeset {
+    /// Not materialized on this node (yet), or materialized without recording.
+    #[default]
+    Unset,
+    /// Materialized, and it changed nothing.
+    NoOp,
+    /// Materialized; the bytes are an SQLite session changeset.
+    Data(Vec<u8>),
+}
+
+impl EncodedEvent {
+    /// True for an event that is synced between the sessions of one client but never to the
+    /// backend. Derived from the number: client-only events always have `client > 0`.
+    pub fn is_client_only(&self) -> bool {
+        self.seq.is_client_only()
+    }
+
+    /// True when `other` is the same event at the same position: the test that confirms a
+    /// pending event (LiveStore's `isEqualEncoded`). Ignores parents, generations and
+    /// metadata; compares args canonically (see [`canonical_args`]).
+    pub fn is_same_as(&self, other: &EncodedEvent) -> bool {
+        self.seq.same_position(&other.seq)
+            && self.name == other.name
+            && self.client_id == other.client_id
+            && self.session_id == other.session_id
+            && canonical_args(&self.args) == canonical_args(&other.args)
+    }
+
+    /// A copy renumbered onto `parent` (LiveStore's `rebase`), keeping client-only-ness,
+    /// with the given generation. Metadata is reset: the copy has not been materialized.
+    pub fn rebased(&self, parent: EventSeq, generation: u32) -> EncodedEvent {
+        let pair = parent.next_pair(self.is_client_only(), generation);
+        EncodedEvent {
+            seq: pair.seq,
+            parent: pair.parent,
+            meta: EventMeta::default(),
+            ..self.clone()
+        }
+    }
+
+    /// The wire form. Only synced events (`client == 0`) go to the backend.
+    pub fn to_global(&self) -> GlobalEvent {
+        debug_assert!(
+            !self.is_client_only(),
+            "client-only event {} sent to the backend",
+            self.seq
+        );
+        GlobalEvent {
+            seq_num: GlobalSeq(self.seq.global),
+            parent_seq_num: GlobalSeq(self.parent.global),
+            name: self.name.clone(),
+            args: self.args.clone(),
+            client_id: self.client_id.clone(),
+            session_id: self.session_id.clone(),
+        }
+    }
+
+    /// From the wire form: generation 0, client 0, nothing recorded yet.
+    pub fn from_global(event: GlobalEvent) -> EncodedEvent {
+        EncodedEvent {
+            seq: EventSeq::global(event.seq_num.0),
+            parent: EventSeq::global(event.parent_seq_num.0),
+            name: event.name,
+            args: event.args,
+            client_id: event.client_id,
+            session_id: event.session_id,
+            meta: EventMeta::default(),
+        }
+    }
+}
+
+/// Args in canonical form for comparison: object keys whose value is `null` are dropped, at
+/// every depth. A serializer that skips `None` fields and one that writes `null` produce the
+/// same canonical args, so a JSON round trip never turns a pending event into a "different"
+/// one. (Key order never matters: `serde_json` maps compare as maps.)
+pub fn canonical_args(args: &Value) -> Value {
+    match args {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, value)| !value.is_null())
+                .map(|(key, value)| (key.clone(), canonical_args(value)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(canonical_args).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn event(seq: EventSeq, args: Value) -> EncodedEvent {
+        EncodedEvent {
+            seq,
+            parent: EventSeq::ROOT,
+            name: "v1.TodoCreated".into(),
+            args,
+            client_id: "c1".into(),
+            session_id: "s1".into(),
+            meta: EventMeta::default(),
+        }
+    }
+
+    #[test]
+    fn test_same_ignores_generation_parent_meta_and_null_keys() {
+        let mut a = event(
+            EventSeq::new(3, 0, 1),
+            json!({"id": "a", "note": null, "x": {"y": null}}),
+        );
+        a.meta.changeset = Changeset::Data(vec![1, 2, 3]);
+        let mut b = event(EventSeq::new(3, 0, 0), json!({"x": {}, "id": "a"}));
+        b.parent = EventSeq::global(2);
+        assert!(a.is_same_as(&b));
+    }
+
+    #[test]
+    fn test_same_detects_differences() {
+        let base = event(EventSeq::global(3), json!({"id": "a"}));
+        let mut other = base.clone();
+        other.seq = EventSeq::global(4);
+        assert!(!base.is_same_as(&other));
+        let mut other = base.clone();
+        other.session_id = "s2".into();
+        assert!(!base.is_same_as(&other));
+        let mut other = base.clone();
+        other.args = json!({"id": "b"});
+        assert!(!base.is_same_as(&other));
+        let mut other = base.clone();
+        other.name = "v1.TodoDeleted".into();
+        assert!(!base.is_same_as(&other));
+    }
+
+    #[test]
+    fn test_rebased_renumbers_and_resets_meta() {
+        let mut pending = event(EventSeq::new(3, 0, 0), json!({}));
+        pending.meta.changeset = Changeset::NoOp;
+        let rebased = pending.rebased(EventSeq::global(5), 1);
+        assert_eq!(rebased.seq, EventSeq::new(6, 0, 1));
+        assert_eq!(rebased.parent, EventSeq::new(5, 0, 0));
+        assert_eq!(rebased.meta, EventMeta::default());
+    }
+
+    #[test]
+    fn test_global_round_trip() {
+        let mut e = event(EventSeq::global(7), json!({"id": "z"}));
+        e.parent = EventSeq::global(6);
+        let back = EncodedEvent::from_global(e.to_global());
+        assert_eq!(back, e);
+    }
+}
