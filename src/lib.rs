@@ -15,10 +15,17 @@
 //! (merge), [`schema`] (tables, event definitions, materializers), [`materialize`] (apply
 //! events with changesets and roll them back), [`store`] (the facade), [`config`], [`error`].
 
+pub mod error;
 pub mod event;
+pub mod schema;
 pub mod seq;
+pub mod session;
+pub mod store;
 pub mod sync_state;
 
+pub use error::{Error, ErrorKind, Result};
 pub use event::{Changeset, EncodedEvent, EventMeta};
 pub use eventsync_backends as backends;
 pub use seq::EventSeq;
+pub use session::{ClientSession, SyncStatus};
+pub use store::{Store, StoreBuilder, StoreStatus, Tuning};
