@@ -17,6 +17,7 @@
 
 pub mod error;
 pub mod event;
+mod leader;
 pub mod schema;
 pub mod seq;
 pub mod session;

@@ -1,18 +1,71 @@
-//! Client sessions: an in-memory SQLite read model per session, updated at once on commit.
-//! STUB: signatures fixed, bodies being implemented.
+//! Client sessions: an in-memory SQLite read model per session (a window, a thread, a
+//! request handler), updated at once on commit.
+//!
+//! A session numbers its commits on its own head, materializes them (recording a changeset
+//! each), and queues them to the leader. The leader answers every session with the same
+//! payloads (advance or rebase), which the session merges with [`merge`]: its own events are
+//! confirmed, others' are applied, and when the leader rebased, the session rolls back by
+//! its changesets and replays. The changesets of every event the backend has not confirmed
+//! are kept (the journal), since the leader may still roll those back.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll};
+
+use eventsync_backends::GlobalSeq;
+use rusqlite::Connection;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::{Changeset, EncodedEvent, EventMeta};
+use crate::leader::{Command, Counters, LeaderHeads, SessionKey, SessionMessage, SessionSeed};
+use crate::materialize::{self, Record};
+use crate::schema::Schema;
 use crate::seq::EventSeq;
+use crate::sync_state::{MergeOptions, MergeResult, Payload, SyncState, merge};
 
 /// A value bound to an SQL parameter.
 pub type SqlValue = rusqlite::types::Value;
 
-/// One client session (a window, a thread, a request handler).
+/// One client session. Cheap to clone; all clones share the session.
+#[derive(Clone)]
 pub struct ClientSession {
-    _private: (),
+    inner: Arc<SessionInner>,
+}
+
+struct SessionInner {
+    schema: Arc<Schema>,
+    client_id: String,
+    session_id: String,
+    key: SessionKey,
+    leader: mpsc::UnboundedSender<Command>,
+    counters: Arc<Counters>,
+    core: Mutex<SessionCore>,
+}
+
+/// The session's mutable state, behind one lock: commits and leader payloads never interleave.
+struct SessionCore {
+    connection: Connection,
+    state: SyncState,
+    /// Changesets of the materialized events the backend has not confirmed, by position.
+    journal: BTreeMap<(u64, u32), Changeset>,
+    backend_head: GlobalSeq,
+    leader_pending: usize,
+    /// Bumped each time the session re-pushes its pending events; the leader fences by it.
+    epoch: u64,
+    subscriptions: Vec<SubscriptionEntry>,
+    closed: Option<String>,
+}
+
+struct SubscriptionEntry {
+    tables: BTreeSet<String>,
+    /// Runs the query and sends the result; false once the receiver is gone.
+    refresh: Box<dyn FnMut(&Connection) -> bool + Send>,
 }
 
 /// Where a session stands.
@@ -32,23 +85,352 @@ pub struct SyncStatus {
 }
 
 impl ClientSession {
+    /// Starts a session from the leader's seed; spawns the task applying leader payloads.
+    pub(crate) fn start(
+        seed: SessionSeed,
+        schema: Arc<Schema>,
+        client_id: String,
+        leader: mpsc::UnboundedSender<Command>,
+        counters: Arc<Counters>,
+    ) -> ClientSession {
+        let SessionSeed { key, connection, journal, heads, mut messages } = seed;
+        let state = SyncState { pending: Vec::new(), upstream_head: heads.leader_head, local_head: heads.leader_head };
+        let core = SessionCore {
+            connection,
+            state,
+            journal: journal.into_iter().map(|(seq, changeset)| (seq.position(), changeset)).collect(),
+            backend_head: heads.backend_head,
+            leader_pending: heads.leader_pending,
+            epoch: 0,
+            subscriptions: Vec::new(),
+            closed: None,
+        };
+        let inner = Arc::new(SessionInner {
+            schema,
+            client_id,
+            session_id: format!("s{key}-{}", crate::store::random_id(6)),
+            key,
+            leader,
+            counters,
+            core: Mutex::new(core),
+        });
+        let weak: Weak<SessionInner> = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            while let Some(message) = messages.recv().await {
+                let Some(inner) = weak.upgrade() else { return };
+                inner.on_leader_message(message);
+            }
+        });
+        ClientSession { inner }
+    }
+
     /// Commits an event: numbers it, materializes it (reads see it at once), records its
     /// changeset, and queues it to the leader. Returns its sequence number.
+    ///
+    /// Fails, with nothing changed, when the event is not in the schema, its args do not fit
+    /// its type, its materializer fails, or the store was closed.
     pub fn commit(&self, name: &str, args: &impl Serialize) -> Result<EventSeq> {
-        let _ = (name, serde_json::to_value(args));
-        unimplemented!()
+        let inner = &self.inner;
+        let args = serde_json::to_value(args)
+            .map_err(|error| Error::invalid(format!("event {name}: args do not serialize: {error}")))?;
+        let definition = inner
+            .schema
+            .event_def(name)
+            .ok_or_else(|| Error::invalid(format!("event {name} is not in the schema")))?;
+        let client_only = definition.is_client_only();
+        inner.schema.decode_args(name, &args).map_err(|error| Error::invalid(error.to_string()))?;
+        let mut core = inner.lock();
+        if let Some(reason) = &core.closed {
+            return Err(Error::new(ErrorKind::Closed, reason.clone()));
+        }
+        let head = core.state.local_head;
+        let pair = head.next_pair(client_only, head.generation);
+        let mut event = EncodedEvent {
+            seq: pair.seq,
+            parent: pair.parent,
+            name: name.to_owned(),
+            args,
+            client_id: inner.client_id.clone(),
+            session_id: inner.session_id.clone(),
+            meta: EventMeta::default(),
+        };
+        let applied = {
+            let connection = &core.connection;
+            connection.execute_batch("SAVEPOINT eventsync_commit").map_err(sqlite_error)?;
+            match materialize::apply_event(connection, &inner.schema, &event, Record::Changeset) {
+                Ok(applied) => {
+                    connection.execute_batch("RELEASE eventsync_commit").map_err(sqlite_error)?;
+                    applied
+                }
+                Err(error) => {
+                    let _ = connection.execute_batch("ROLLBACK TO eventsync_commit; RELEASE eventsync_commit");
+                    return Err(Error::invalid(error.to_string()));
+                }
+            }
+        };
+        event.meta.changeset = applied.changeset.clone();
+        let result = merge(&core.state, Payload::LocalPush { new_events: vec![event.clone()] }, MergeOptions::default());
+        match result {
+            Ok(MergeResult::Advance { new_state, .. }) => core.state = new_state,
+            other => return Err(Error::internal(format!("session commit of {}: unexpected merge result {other:?}", event.seq))),
+        }
+        core.journal.insert(event.seq.position(), applied.changeset);
+        let epoch = core.epoch;
+        inner.send_to_leader(epoch, vec![event]);
+        inner.counters.committed.fetch_add(1, Ordering::Relaxed);
+        core.notify(&applied.tables);
+        Ok(pair.seq)
     }
-    /// Runs a read query; each row becomes a `T` through serde (columns by name).
+
+    /// Runs a read query; each row becomes a `T` through serde (columns by name; integers,
+    /// reals, text and nulls as JSON; blobs as arrays of bytes).
     pub fn query<T: DeserializeOwned>(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<T>> {
-        let _ = (sql, params);
-        unimplemented!()
+        let core = self.inner.lock();
+        rows_as_json(&core.connection, sql, params)?
+            .into_iter()
+            .map(|row| {
+                serde_json::from_value(row)
+                    .map_err(|error| Error::invalid(format!("query {sql:?}: a row does not fit the result type: {error}")))
+            })
+            .collect()
     }
+
+    /// A reactive query: yields the result now, then again whenever a table the query reads
+    /// changes (by a commit of this session or an event from the leader), and not when
+    /// unrelated tables change.
+    pub fn subscribe<T: DeserializeOwned + Send + 'static>(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Subscription<T>> {
+        let mut core = self.inner.lock();
+        let tables = tables_read(&core.connection, sql)?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let sql = sql.to_owned();
+        let params = params.to_vec();
+        let mut refresh = move |connection: &Connection| {
+            let rows = rows_as_json(connection, &sql, &params).and_then(|rows| {
+                rows.into_iter()
+                    .map(|row| {
+                        serde_json::from_value(row).map_err(|error| {
+                            Error::invalid(format!("query {sql:?}: a row does not fit the result type: {error}"))
+                        })
+                    })
+                    .collect::<Result<Vec<T>>>()
+            });
+            sender.send(rows).is_ok()
+        };
+        refresh(&core.connection);
+        core.subscriptions.push(SubscriptionEntry { tables, refresh: Box::new(refresh) });
+        Ok(Subscription { receiver })
+    }
+
     /// This session's sync position.
     pub fn sync_status(&self) -> SyncStatus {
-        unimplemented!()
+        let core = self.inner.lock();
+        SyncStatus {
+            local_head: core.state.local_head,
+            leader_head: core.state.upstream_head,
+            backend_confirmed_head: EventSeq::global(core.backend_head.0),
+            pending: core.state.pending.len(),
+            leader_pending: core.leader_pending,
+        }
     }
+
+    /// The events this session committed that the leader has not confirmed yet.
+    pub fn pending(&self) -> Vec<EncodedEvent> {
+        self.inner.lock().state.pending.clone()
+    }
+
     /// This session's id.
     pub fn session_id(&self) -> &str {
-        unimplemented!()
+        &self.inner.session_id
     }
+}
+
+impl Drop for SessionInner {
+    fn drop(&mut self) {
+        let _ = self.leader.send(Command::CloseSession { session: self.key });
+    }
+}
+
+impl SessionInner {
+    fn lock(&self) -> MutexGuard<'_, SessionCore> {
+        // A panic while holding the lock leaves nothing half-written (SQLite savepoints), so
+        // the state is still usable.
+        self.core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn send_to_leader(&self, epoch: u64, events: Vec<EncodedEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let _ = self.leader.send(Command::SessionPush { session: self.key, epoch, events });
+    }
+
+    fn on_leader_message(&self, message: SessionMessage) {
+        let mut core = self.lock();
+        match message {
+            SessionMessage::Closed { reason } => core.closed = Some(reason),
+            SessionMessage::Rejected { epoch, reason } => {
+                tracing::debug!(session = %self.session_id, epoch, %reason, "leader refused a push");
+                if epoch >= core.epoch && !core.state.pending.is_empty() {
+                    // Everything the leader had sent before refusing is applied by now, so the
+                    // pending events are numbered on the latest head: push them all again.
+                    core.epoch = epoch + 1;
+                    let (epoch, pending) = (core.epoch, core.state.pending.clone());
+                    self.send_to_leader(epoch, pending);
+                }
+            }
+            SessionMessage::Payload { payload, heads } => {
+                if let Err(error) = self.apply_payload(&mut core, payload, heads) {
+                    tracing::error!(session = %self.session_id, %error, "session stopped");
+                    core.closed = Some(error.to_string());
+                }
+            }
+        }
+    }
+
+    fn apply_payload(&self, core: &mut SessionCore, payload: Payload, heads: LeaderHeads) -> Result<()> {
+        core.backend_head = heads.backend_head;
+        core.leader_pending = heads.leader_pending;
+        let result = merge(&core.state, payload, MergeOptions::default())
+            .map_err(|violation| Error::internal(format!("session: {violation}")))?;
+        let mut tables = BTreeSet::new();
+        match result {
+            MergeResult::Advance { new_state, new_events, .. } => {
+                self.materialize(core, &new_events, &mut tables)?;
+                core.state = new_state;
+            }
+            MergeResult::Rebase { new_state, new_events, rollback_events } => {
+                let mut changesets = Vec::with_capacity(rollback_events.len());
+                for event in &rollback_events {
+                    match core.journal.remove(&event.seq.position()) {
+                        Some(changeset) => changesets.push(changeset),
+                        None => {
+                            return Err(Error::internal(format!("session: no changeset to roll back {}", event.seq)));
+                        }
+                    }
+                }
+                let refs: Vec<&Changeset> = changesets.iter().collect();
+                let tx = core.connection.unchecked_transaction().map_err(sqlite_error)?;
+                tables.extend(
+                    materialize::rollback(&tx, &refs).map_err(|error| Error::internal(format!("session: {error}")))?,
+                );
+                tx.commit().map_err(sqlite_error)?;
+                self.materialize(core, &new_events, &mut tables)?;
+                core.state = new_state;
+                if !core.state.pending.is_empty() {
+                    core.epoch += 1;
+                    let (epoch, pending) = (core.epoch, core.state.pending.clone());
+                    self.send_to_leader(epoch, pending);
+                }
+            }
+            MergeResult::Reject { .. } => return Err(Error::internal("session: a leader payload was rejected")),
+        }
+        let confirmed = heads.backend_head.0;
+        core.journal.retain(|position, _| position.0 > confirmed);
+        core.notify(&tables);
+        Ok(())
+    }
+
+    /// Materializes leader events in one transaction, recording changesets for those the
+    /// backend has not confirmed (the leader may still roll them back).
+    fn materialize(&self, core: &mut SessionCore, events: &[EncodedEvent], tables: &mut BTreeSet<String>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let confirmed = core.backend_head.0;
+        let tx = core.connection.unchecked_transaction().map_err(sqlite_error)?;
+        let mut recorded = Vec::new();
+        for event in events {
+            let record = if event.seq.global <= confirmed && !event.is_client_only() {
+                Record::Nothing
+            } else {
+                Record::Changeset
+            };
+            let applied = materialize::apply_event(&tx, &self.schema, event, record)
+                .map_err(|error| Error::new(ErrorKind::Invalid, format!("session: {error}")))?;
+            tables.extend(applied.tables);
+            if record == Record::Changeset {
+                recorded.push((event.seq.position(), applied.changeset));
+            }
+        }
+        tx.commit().map_err(sqlite_error)?;
+        core.journal.extend(recorded);
+        Ok(())
+    }
+}
+
+impl SessionCore {
+    fn notify(&mut self, tables: &BTreeSet<String>) {
+        if tables.is_empty() {
+            return;
+        }
+        let connection = &self.connection;
+        self.subscriptions
+            .retain_mut(|entry| entry.tables.is_disjoint(tables) || (entry.refresh)(connection));
+    }
+}
+
+/// A stream of query results, from [`ClientSession::subscribe`].
+pub struct Subscription<T> {
+    receiver: mpsc::UnboundedReceiver<Result<Vec<T>>>,
+}
+
+impl<T> futures::Stream for Subscription<T> {
+    type Item = Result<Vec<T>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.receiver.poll_recv(context)
+    }
+}
+
+/// The tables a query reads, found by SQLite's authorizer while preparing it.
+fn tables_read(connection: &Connection, sql: &str) -> Result<BTreeSet<String>> {
+    let tables = Arc::new(Mutex::new(BTreeSet::new()));
+    let seen = tables.clone();
+    connection.authorizer(Some(move |context: AuthContext<'_>| {
+        if let AuthAction::Read { table_name, .. } = context.action
+            && let Ok(mut seen) = seen.lock()
+        {
+            seen.insert(table_name.to_owned());
+        }
+        Authorization::Allow
+    }));
+    let prepared = connection.prepare(sql).map(drop);
+    connection.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+    prepared.map_err(|error| Error::invalid(format!("query {sql:?}: {error}")))?;
+    let tables = tables.lock().map(|tables| tables.clone()).unwrap_or_default();
+    Ok(tables)
+}
+
+/// Runs a query and returns each row as a JSON object keyed by column name.
+pub(crate) fn rows_as_json(connection: &Connection, sql: &str, params: &[SqlValue]) -> Result<Vec<serde_json::Value>> {
+    use rusqlite::types::ValueRef;
+    let mut statement = connection.prepare_cached(sql).map_err(|error| Error::invalid(format!("query {sql:?}: {error}")))?;
+    let names: Vec<String> = statement.column_names().into_iter().map(str::to_owned).collect();
+    let mut rows = statement
+        .query(rusqlite::params_from_iter(params.iter()))
+        .map_err(|error| Error::invalid(format!("query {sql:?}: {error}")))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|error| Error::invalid(format!("query {sql:?}: {error}")))? {
+        let mut object = serde_json::Map::with_capacity(names.len());
+        for (index, name) in names.iter().enumerate() {
+            let value = match row.get_ref(index).map_err(sqlite_error)? {
+                ValueRef::Null => serde_json::Value::Null,
+                ValueRef::Integer(number) => number.into(),
+                ValueRef::Real(number) => serde_json::Number::from_f64(number).map_or(serde_json::Value::Null, Into::into),
+                ValueRef::Text(text) => String::from_utf8_lossy(text).into_owned().into(),
+                ValueRef::Blob(bytes) => bytes.to_vec().into(),
+            };
+            object.insert(name.clone(), value);
+        }
+        out.push(serde_json::Value::Object(object));
+    }
+    Ok(out)
+}
+
+fn sqlite_error(error: rusqlite::Error) -> Error {
+    Error::internal(format!("session database: {error}"))
 }

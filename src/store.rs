@@ -1,14 +1,18 @@
 //! The store facade: [`Store::builder`] opens a store (its leader) and hands out sessions.
-//! STUB: signatures fixed, bodies being implemented.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use eventsync_backends::{GlobalSeq, SyncBackend};
 use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::EncodedEvent;
+use crate::leader::db::LeaderDb;
+use crate::leader::lock::{DirLock, lock_dir};
+use crate::leader::{BootArgs, Command, Counters, Leader, db_error};
 use crate::schema::Schema;
 use crate::seq::EventSeq;
 use crate::session::ClientSession;
@@ -100,18 +104,115 @@ impl StoreBuilder {
         self
     }
     /// Opens the store: takes the data dir's lock, boots the leader, starts syncing.
+    ///
+    /// Files live in `{data_dir}/{store_id}/` (`eventlog.db`, `state.db`, `lock`). When
+    /// online, the backend's id is checked against the recorded one first (see
+    /// [`OnBackendIdMismatch`]); an unreachable backend does not stop the open, the leader
+    /// keeps retrying in the background.
     pub async fn open(self) -> Result<Store> {
-        let _ = (
-            &self.schema,
-            &self.backend,
-            &self.store_id,
-            &self.data_dir,
-            &self.client_id,
-            self.offline,
-            &self.tuning,
-        );
-        unimplemented!("Store::open is being implemented")
+        eventsync_backends::open::validate_store_id(&self.store_id).map_err(Error::from)?;
+        let backend = match (self.offline, self.backend) {
+            (true, _) => None,
+            (false, Some(backend)) => Some(backend),
+            (false, None) => return Err(Error::invalid("no backend configured: give one, or open the store offline")),
+        };
+        let dir = self.data_dir.join(&self.store_id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|error| Error::invalid(format!("cannot create data dir {}: {error}", dir.display())))?;
+        let lock = lock_dir(&dir, self.tuning.lock_timeout).await?;
+        let client_id = match self.client_id {
+            Some(client_id) => {
+                eventsync_backends::open::validate_store_id(&client_id)
+                    .map_err(|_| Error::invalid(format!("invalid client id {client_id:?}: use letters, digits, '-', '_' or '.'")))?;
+                client_id
+            }
+            None => client_id_of(&self.data_dir)?,
+        };
+        let mut db = LeaderDb::open(&dir, &self.schema).map_err(db_error)?;
+        let (_, recorded_id) = db.sync_status().map_err(db_error)?;
+        let mut backend_id = recorded_id;
+        if let Some(backend) = &backend {
+            match backend.backend_id().await {
+                Ok(current) => match backend_id.as_deref() {
+                    None => {
+                        db.set_backend_id(&current).map_err(db_error)?;
+                        backend_id = Some(current);
+                    }
+                    Some(known) if known == current => {}
+                    Some(known) => {
+                        let message = format!(
+                            "the backend's id changed from {known} to {current}: the store was wiped and recreated"
+                        );
+                        match self.tuning.on_backend_id_mismatch {
+                            OnBackendIdMismatch::Reset => {
+                                tracing::warn!("{message}; clearing local data and starting over from the backend");
+                                db.reset(&self.schema, &current).map_err(db_error)?;
+                                backend_id = Some(current);
+                            }
+                            OnBackendIdMismatch::Shutdown => {
+                                return Err(Error::new(ErrorKind::Closed, format!("{message}; local data kept")));
+                            }
+                            OnBackendIdMismatch::Ignore => {
+                                tracing::warn!("{message}; ignoring it");
+                                db.set_backend_id(&current).map_err(db_error)?;
+                                backend_id = Some(current);
+                            }
+                        }
+                    }
+                },
+                Err(error) => tracing::warn!(%error, "backend unreachable at open; syncing will retry"),
+            }
+        }
+        let counters = Arc::new(Counters::default());
+        let (commands, task) = Leader::boot(BootArgs {
+            schema: self.schema.clone(),
+            db,
+            backend: backend.clone(),
+            backend_id,
+            counters: counters.clone(),
+            tuning: self.tuning,
+        })?;
+        Ok(Store {
+            inner: Arc::new(StoreInner {
+                schema: self.schema,
+                store_id: self.store_id,
+                client_id,
+                backend,
+                commands,
+                counters,
+                task: tokio::sync::Mutex::new(Some(task)),
+                _lock: lock,
+            }),
+        })
     }
+}
+
+/// The client id kept in `{data_dir}/client-id`, made on first use.
+fn client_id_of(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("client-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim().to_owned();
+            eventsync_backends::open::validate_store_id(&id)
+                .map_err(|_| Error::invalid(format!("{}: invalid client id {id:?}", path.display())))?;
+            Ok(id)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let id = random_id(8);
+            std::fs::write(&path, format!("{id}\n"))
+                .map_err(|error| Error::invalid(format!("cannot write {}: {error}", path.display())))?;
+            Ok(id)
+        }
+        Err(error) => Err(Error::invalid(format!("cannot read {}: {error}", path.display()))),
+    }
+}
+
+/// A random id of `len` lowercase letters and digits (client ids, session ids).
+pub(crate) fn random_id(len: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
 }
 
 /// Counters of what a store's leader did, for reports such as `demo`'s table.
@@ -147,9 +248,21 @@ pub struct StoreStatus {
     pub backend_head: Option<GlobalSeq>,
 }
 
-/// One client's handle on one store: the leader runs behind it.
+/// One client's handle on one store: the leader runs behind it. Cheap to clone.
+#[derive(Clone)]
 pub struct Store {
-    _private: (),
+    inner: Arc<StoreInner>,
+}
+
+struct StoreInner {
+    schema: Arc<Schema>,
+    store_id: String,
+    client_id: String,
+    backend: Option<Arc<dyn SyncBackend>>,
+    commands: mpsc::UnboundedSender<Command>,
+    counters: Arc<Counters>,
+    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    _lock: DirLock,
 }
 
 impl Store {
@@ -165,33 +278,95 @@ impl Store {
             tuning: Tuning::default(),
         }
     }
+
+    async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.inner.commands.send(command(reply)).map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())
+    }
+
     /// A new client session: an in-memory read model kept in step with the leader.
-    pub fn session(&self) -> Result<ClientSession> {
-        unimplemented!()
+    pub async fn session(&self) -> Result<ClientSession> {
+        let seed = self.ask(|reply| Command::OpenSession { reply }).await??;
+        Ok(ClientSession::start(
+            seed,
+            self.inner.schema.clone(),
+            self.inner.client_id.clone(),
+            self.inner.commands.clone(),
+            self.inner.counters.clone(),
+        ))
     }
+
     /// Pushes everything pending and pulls until the backend has nothing newer; returns once
-    /// every event committed before the call is confirmed by the backend.
+    /// every event committed before the call is confirmed by the backend. Fails at the first
+    /// backend error (the leader keeps retrying in the background) or when offline.
     pub async fn sync(&self) -> Result<()> {
-        unimplemented!()
+        self.ask(|reply| Command::Sync { reply }).await?
     }
+
     /// Where the store stands; asks the backend for its head (`None` when unreachable).
     pub async fn status(&self) -> Result<StoreStatus> {
-        unimplemented!()
+        let leader = self.ask(|reply| Command::Status { reply }).await?;
+        let backend_head = match &self.inner.backend {
+            Some(backend) => backend.head().await.ok(),
+            None => None,
+        };
+        Ok(StoreStatus {
+            store_id: self.inner.store_id.clone(),
+            client_id: self.inner.client_id.clone(),
+            local_head: leader.local_head,
+            backend_confirmed_head: EventSeq::global(leader.backend_head.0),
+            pending: leader.pending,
+            backend_head,
+        })
     }
+
+    /// Every event of this leader's eventlog, ascending (client-only events included).
+    pub async fn eventlog(&self) -> Result<Vec<EncodedEvent>> {
+        self.ask(|reply| Command::Events { reply }).await?
+    }
+
+    /// Runs a read query on the leader's state tables; rows as JSON objects. For audits and
+    /// tests: applications read through sessions.
+    pub async fn query_leader(&self, sql: &str) -> Result<Vec<serde_json::Value>> {
+        let sql = sql.to_owned();
+        self.ask(|reply| Command::Query { sql, reply }).await?
+    }
+
     /// What the leader did so far.
     pub fn stats(&self) -> StoreStats {
-        unimplemented!()
+        self.inner.counters.snapshot()
     }
+
     /// This client's id.
     pub fn client_id(&self) -> &str {
-        unimplemented!()
+        &self.inner.client_id
     }
-    /// The backend this store syncs through.
-    pub fn backend(&self) -> Arc<dyn SyncBackend> {
-        unimplemented!()
+
+    /// The store id.
+    pub fn store_id(&self) -> &str {
+        &self.inner.store_id
     }
-    /// Drains what is queued (pushing it when online), stops the leader, releases the lock.
+
+    /// The backend this store syncs through (`None` when opened offline).
+    pub fn backend(&self) -> Option<Arc<dyn SyncBackend>> {
+        self.inner.backend.clone()
+    }
+
+    /// Persists what sessions have queued, stops the leader and waits for it. The lock is
+    /// released when the last clone of this store (and its sessions' leader handles) is gone.
     pub async fn shutdown(self) -> Result<()> {
-        unimplemented!()
+        let (reply, answer) = oneshot::channel();
+        if self.inner.commands.send(Command::Shutdown { reply }).is_ok() {
+            let _ = answer.await;
+        }
+        if let Some(task) = self.inner.task.lock().await.take() {
+            task.await.map_err(|error| Error::internal(format!("leader task: {error}")))?;
+        }
+        Ok(())
     }
+}
+
+fn closed() -> Error {
+    Error::new(ErrorKind::Closed, "the store is closed")
 }

@@ -1,0 +1,760 @@
+//! The leader: one per client and store. It owns `eventlog.db` and `state.db`, admits the
+//! sessions' pushes, materializes them, fans results out to every session, pushes to the
+//! backend with group commit (one segment per push, one push in flight), pulls from the
+//! backend, and rebases its pending events when the backend has moved.
+//!
+//! It runs as one task (an actor) that owns the databases; sessions, the pull task and the
+//! push futures talk to it through channels, so the databases need no lock and every change
+//! of the leader's [`SyncState`] happens in one place. Pulled pages have precedence over
+//! session pushes, as in LiveStore.
+
+pub(crate) mod db;
+pub(crate) mod lock;
+mod pull;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use eventsync_backends::{BackendError, GlobalEvent, GlobalSeq, SyncBackend};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::error::{Error, ErrorKind};
+use crate::event::{Changeset, EncodedEvent};
+use crate::materialize::Record;
+use crate::schema::Schema;
+use crate::seq::EventSeq;
+use crate::store::{OnBackendIdMismatch, StoreStats, Tuning};
+use crate::sync_state::{MergeOptions, MergeResult, Payload, SyncState, merge};
+use db::{LeaderDb, NewEvent};
+use pull::{Backoff, PullEvent, Restart};
+
+/// Identifies a session registered with the leader.
+pub(crate) type SessionKey = u64;
+
+/// Requests to the leader.
+pub(crate) enum Command {
+    /// Events committed by a session, numbered on what it knew of the leader's head.
+    SessionPush { session: SessionKey, epoch: u64, events: Vec<EncodedEvent> },
+    /// Register a new session; the reply seeds its read model.
+    OpenSession { reply: oneshot::Sender<Result<SessionSeed, Error>> },
+    /// A session went away.
+    CloseSession { session: SessionKey },
+    /// Reply once everything pending is confirmed and a fresh pull found nothing newer.
+    Sync { reply: oneshot::Sender<Result<(), Error>> },
+    /// Where the leader stands.
+    Status { reply: oneshot::Sender<LeaderStatus> },
+    /// Every event of the eventlog (for audits and tests).
+    Events { reply: oneshot::Sender<Result<Vec<EncodedEvent>, Error>> },
+    /// A read-only query of the leader's state tables, rows as JSON objects.
+    Query { sql: String, reply: oneshot::Sender<Result<Vec<serde_json::Value>, Error>> },
+    /// Drain what is queued and stop.
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// What the leader sends to its sessions.
+#[derive(Debug)]
+pub(crate) enum SessionMessage {
+    /// A merge result to apply (LiveStore's `payloadFromMergeResult`), with the leader's heads.
+    Payload { payload: Payload, heads: LeaderHeads },
+    /// The session's push of `epoch` was refused; it must re-push after catching up.
+    Rejected { epoch: u64, reason: String },
+    /// The leader stopped; the session can no longer commit.
+    Closed { reason: String },
+}
+
+/// The leader's heads, as sent to sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LeaderHeads {
+    pub leader_head: EventSeq,
+    pub backend_head: GlobalSeq,
+    pub leader_pending: usize,
+}
+
+/// What a new session starts from.
+pub(crate) struct SessionSeed {
+    pub key: SessionKey,
+    pub connection: rusqlite::Connection,
+    /// Changesets of the leader's events the backend has not confirmed, oldest first.
+    pub journal: Vec<(EventSeq, Changeset)>,
+    pub heads: LeaderHeads,
+    pub messages: mpsc::UnboundedReceiver<SessionMessage>,
+}
+
+/// Where the leader stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LeaderStatus {
+    pub local_head: EventSeq,
+    pub backend_head: GlobalSeq,
+    pub pending: usize,
+}
+
+/// Counters shared between the leader and the store handle.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub committed: AtomicU64,
+    pub pushes: AtomicU64,
+    pub server_ahead: AtomicU64,
+    pub rebases: AtomicU64,
+    pub pulled: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> StoreStats {
+        StoreStats {
+            committed: self.committed.load(Ordering::Relaxed),
+            pushes: self.pushes.load(Ordering::Relaxed),
+            server_ahead: self.server_ahead.load(Ordering::Relaxed),
+            rebases: self.rebases.load(Ordering::Relaxed),
+            pulled: self.pulled.load(Ordering::Relaxed),
+        }
+    }
+}
+
+struct SessionLink {
+    sender: mpsc::UnboundedSender<SessionMessage>,
+    /// Pushes with a lower epoch are stale: an earlier push of this session was refused, and
+    /// a later event of the old numbering must never overtake it (LiveStore's prefix fence).
+    min_epoch: u64,
+}
+
+struct SyncWaiter {
+    reply: oneshot::Sender<Result<(), Error>>,
+    pull_epoch: u64,
+    pulled_current: bool,
+}
+
+struct PushDone {
+    batch: Vec<GlobalEvent>,
+    result: Result<(), BackendError>,
+}
+
+/// The sync side of an online leader.
+struct Online {
+    backend: Arc<dyn SyncBackend>,
+    restarts: mpsc::UnboundedSender<Restart>,
+    pull_epoch: u64,
+    push_in_flight: bool,
+    push_retry_at: Option<Instant>,
+    push_backoff: Backoff,
+    push_done: mpsc::UnboundedSender<PushDone>,
+    backend_id: Option<String>,
+}
+
+/// The leader actor's state.
+pub(crate) struct Leader {
+    schema: Arc<Schema>,
+    db: LeaderDb,
+    state: SyncState,
+    state_head: EventSeq,
+    sessions: HashMap<SessionKey, SessionLink>,
+    next_session: SessionKey,
+    online: Option<Online>,
+    waiters: Vec<SyncWaiter>,
+    counters: Arc<Counters>,
+    tuning: Tuning,
+    closed: Option<String>,
+}
+
+/// Everything [`Leader::boot`] needs.
+pub(crate) struct BootArgs {
+    pub schema: Arc<Schema>,
+    pub db: LeaderDb,
+    pub backend: Option<Arc<dyn SyncBackend>>,
+    pub backend_id: Option<String>,
+    pub counters: Arc<Counters>,
+    pub tuning: Tuning,
+}
+
+impl Leader {
+    /// Builds the leader's sync state from its databases and starts it; returns the command
+    /// channel. The task ends after a `Shutdown` command or when every sender is dropped.
+    pub(crate) fn boot(args: BootArgs) -> Result<(mpsc::UnboundedSender<Command>, tokio::task::JoinHandle<()>), Error> {
+        let BootArgs { schema, mut db, backend, backend_id, counters, tuning } = args;
+        db.level_state(&schema).map_err(db_error)?;
+        let (backend_head, _) = db.sync_status().map_err(db_error)?;
+        let upstream_head = EventSeq::global(backend_head.0);
+        let local_head = db.eventlog_head().map_err(db_error)?;
+        if upstream_head.is_after(&local_head) {
+            return Err(Error::new(
+                ErrorKind::Data,
+                format!("eventlog.db: backend-confirmed head {upstream_head} is after the last event {local_head}"),
+            ));
+        }
+        let pending = db.events_after(upstream_head).map_err(db_error)?;
+        let state = SyncState { pending, upstream_head, local_head: EventSeq::max_position(upstream_head, local_head) };
+        let state_head = db.state_head().map_err(db_error)?;
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (pull_tx, pull_rx) = mpsc::channel(4);
+        let (push_done, push_done_rx) = mpsc::unbounded_channel();
+        let online = backend.map(|backend| {
+            let (restarts, restart_rx) = mpsc::unbounded_channel();
+            let start = Restart { cursor: backend_head, epoch: 0 };
+            tokio::spawn(pull::run(backend.clone(), start, restart_rx, pull_tx));
+            Online {
+                backend,
+                restarts,
+                pull_epoch: 0,
+                push_in_flight: false,
+                push_retry_at: None,
+                push_backoff: Backoff::new(),
+                push_done,
+                backend_id,
+            }
+        });
+        let leader = Leader {
+            schema,
+            db,
+            state,
+            state_head,
+            sessions: HashMap::new(),
+            next_session: 1,
+            online,
+            waiters: Vec::new(),
+            counters,
+            tuning,
+            closed: None,
+        };
+        let task = tokio::spawn(leader.run(command_rx, pull_rx, push_done_rx));
+        Ok((commands, task))
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut pulled: mpsc::Receiver<PullEvent>,
+        mut push_done: mpsc::UnboundedReceiver<PushDone>,
+    ) {
+        loop {
+            self.maybe_start_push();
+            let retry_at = self.online.as_ref().and_then(|online| online.push_retry_at);
+            tokio::select! {
+                biased;
+                Some(event) = pulled.recv(), if self.online.is_some() && self.closed.is_none() => {
+                    self.on_pull_event(event);
+                }
+                Some(done) = push_done.recv() => self.on_push_done(done),
+                _ = sleep_until(retry_at), if retry_at.is_some() => {
+                    if let Some(online) = &mut self.online {
+                        online.push_retry_at = None;
+                    }
+                }
+                command = commands.recv() => match command {
+                    Some(Command::Shutdown { reply }) => {
+                        self.drain(&mut commands);
+                        self.close("the store was shut down");
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(command) => {
+                        let mut batch = vec![command];
+                        while let Ok(more) = commands.try_recv() {
+                            let stop = matches!(more, Command::Shutdown { .. });
+                            batch.push(more);
+                            if stop { break; }
+                        }
+                        let mut shutdown = None;
+                        self.on_commands(batch, &mut shutdown);
+                        if let Some(reply) = shutdown {
+                            self.drain(&mut commands);
+                            self.close("the store was shut down");
+                            let _ = reply.send(());
+                            return;
+                        }
+                    }
+                    None => {
+                        self.close("the store was dropped");
+                        return;
+                    }
+                },
+            }
+            self.check_waiters();
+        }
+    }
+
+    /// Processes what is still queued (session pushes are persisted; other requests answered).
+    fn drain(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) {
+        let mut batch = Vec::new();
+        while let Ok(command) = commands.try_recv() {
+            batch.push(command);
+        }
+        let mut ignored = None;
+        self.on_commands(batch, &mut ignored);
+        if let Some(reply) = ignored {
+            let _ = reply.send(());
+        }
+    }
+
+    fn on_commands(&mut self, commands: Vec<Command>, shutdown: &mut Option<oneshot::Sender<()>>) {
+        let mut pushes = Vec::new();
+        for command in commands {
+            match command {
+                Command::SessionPush { session, epoch, events } => pushes.push((session, epoch, events)),
+                other => {
+                    // Keep order: admit the pushes queued before any other request.
+                    self.admit(std::mem::take(&mut pushes));
+                    match other {
+                        Command::OpenSession { reply } => {
+                            let _ = reply.send(self.open_session());
+                        }
+                        Command::CloseSession { session } => {
+                            self.sessions.remove(&session);
+                        }
+                        Command::Sync { reply } => self.on_sync(reply),
+                        Command::Status { reply } => {
+                            let _ = reply.send(self.status());
+                        }
+                        Command::Events { reply } => {
+                            let _ = reply.send(self.db.all_events().map_err(db_error));
+                        }
+                        Command::Query { sql, reply } => {
+                            let _ = reply.send(query_json(self.db.connection(), &sql));
+                        }
+                        Command::Shutdown { reply } => *shutdown = Some(reply),
+                        Command::SessionPush { .. } => unreachable!("handled above"),
+                    }
+                }
+            }
+        }
+        self.admit(pushes);
+    }
+
+    fn heads(&self) -> LeaderHeads {
+        LeaderHeads {
+            leader_head: self.state.local_head,
+            backend_head: GlobalSeq(self.state.upstream_head.global),
+            leader_pending: self.synced_pending(),
+        }
+    }
+
+    fn synced_pending(&self) -> usize {
+        self.state.pending.iter().filter(|event| !event.is_client_only()).count()
+    }
+
+    fn status(&self) -> LeaderStatus {
+        LeaderStatus {
+            local_head: self.state.local_head,
+            backend_head: GlobalSeq(self.state.upstream_head.global),
+            pending: self.synced_pending(),
+        }
+    }
+
+    fn open_session(&mut self) -> Result<SessionSeed, Error> {
+        if let Some(reason) = &self.closed {
+            return Err(Error::new(ErrorKind::Closed, reason.clone()));
+        }
+        let mut connection = rusqlite::Connection::open_in_memory()
+            .map_err(|error| Error::internal(format!("opening a session database: {error}")))?;
+        self.db.copy_state_into(&mut connection).map_err(db_error)?;
+        let journal = self
+            .state
+            .pending
+            .iter()
+            .map(|event| (event.seq, event.meta.changeset.clone()))
+            .collect();
+        let (sender, messages) = mpsc::unbounded_channel();
+        let key = self.next_session;
+        self.next_session += 1;
+        self.sessions.insert(key, SessionLink { sender, min_epoch: 0 });
+        Ok(SessionSeed { key, connection, journal, heads: self.heads(), messages })
+    }
+
+    /// Admits session pushes: validates each against the leader's head, merges it, then
+    /// materializes everything admitted in one transaction and tells every session.
+    fn admit(&mut self, pushes: Vec<(SessionKey, u64, Vec<EncodedEvent>)>) {
+        if pushes.is_empty() {
+            return;
+        }
+        let mut admitted: Vec<EncodedEvent> = Vec::new();
+        for (session, epoch, events) in pushes {
+            if let Some(reason) = &self.closed {
+                self.send(session, SessionMessage::Closed { reason: reason.clone() });
+                continue;
+            }
+            match self.validate_push(session, epoch, &events) {
+                Err(reason) => self.reject(session, epoch, reason),
+                Ok(()) => match merge(&self.state, Payload::LocalPush { new_events: events }, MergeOptions::default()) {
+                    Ok(MergeResult::Advance { new_state, new_events, .. }) => {
+                        self.state = new_state;
+                        admitted.extend(new_events);
+                    }
+                    Ok(MergeResult::Reject { expected_minimum_id }) => {
+                        self.reject(session, epoch, format!("leader is ahead: expected at least {expected_minimum_id}"))
+                    }
+                    Ok(MergeResult::Rebase { .. }) => self.fail_internal("a local push produced a rebase"),
+                    Err(violation) => self.fail_internal(&violation.to_string()),
+                },
+            }
+        }
+        if admitted.is_empty() {
+            return;
+        }
+        let state_head = admitted.last().map(|event| event.seq).unwrap_or(self.state_head);
+        let mut items: Vec<NewEvent<'_>> =
+            admitted.iter_mut().map(|event| NewEvent { event, record: Record::Changeset }).collect();
+        match self.db.apply_batch(&self.schema, &[], &mut items, state_head, None) {
+            Ok(_) => {
+                self.state_head = state_head;
+                // Keep the recorded changesets on the pending copies (rollback reads them
+                // from state.db, sessions seed their journal from these).
+                for event in &admitted {
+                    if let Some(pending) = self.state.pending.iter_mut().rev().find(|p| p.seq == event.seq) {
+                        pending.meta.changeset = event.meta.changeset.clone();
+                    }
+                }
+                self.broadcast(Payload::UpstreamAdvance { new_events: admitted });
+            }
+            Err(error) => self.fail(db_error(error)),
+        }
+    }
+
+    /// LiveStore's admission checks: an epoch fence per session, then a batch that is
+    /// ascending, contiguous, after the leader's head and not of a stale generation.
+    fn validate_push(&mut self, session: SessionKey, epoch: u64, events: &[EncodedEvent]) -> Result<(), String> {
+        let Some(link) = self.sessions.get(&session) else {
+            return Err("unknown session".into());
+        };
+        if epoch < link.min_epoch {
+            return Err(format!("stale push of epoch {epoch} (fenced at {})", link.min_epoch));
+        }
+        let Some(first) = events.first() else { return Err("empty push".into()) };
+        let head = self.state.local_head;
+        if first.seq.generation < head.generation {
+            return Err(format!("stale rebase generation: {} is older than the leader head {head}", first.seq));
+        }
+        if !first.seq.is_after(&head) {
+            return Err(format!("leader is ahead: {} is not after the leader head {head}", first.seq));
+        }
+        let mut previous = head;
+        for event in events {
+            let expected = previous.next_pair(event.is_client_only(), event.seq.generation);
+            if !event.seq.same_position(&expected.seq) || !event.parent.same_position(&expected.parent) {
+                return Err(format!(
+                    "non-contiguous push: {} (parent {}) does not follow {previous}",
+                    event.seq, event.parent
+                ));
+            }
+            previous = event.seq;
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, session: SessionKey, epoch: u64, reason: String) {
+        tracing::debug!(session, epoch, %reason, "session push refused");
+        if let Some(link) = self.sessions.get_mut(&session) {
+            link.min_epoch = link.min_epoch.max(epoch + 1);
+        }
+        self.send(session, SessionMessage::Rejected { epoch, reason });
+    }
+
+    fn send(&mut self, session: SessionKey, message: SessionMessage) {
+        if let Some(link) = self.sessions.get(&session)
+            && link.sender.send(message).is_err()
+        {
+            self.sessions.remove(&session);
+        }
+    }
+
+    fn broadcast(&mut self, payload: Payload) {
+        let heads = self.heads();
+        self.sessions.retain(|_, link| {
+            link.sender.send(SessionMessage::Payload { payload: payload.clone(), heads }).is_ok()
+        });
+    }
+
+    fn on_pull_event(&mut self, event: PullEvent) {
+        match event {
+            PullEvent::BackendId(id) => self.on_backend_id(id),
+            PullEvent::Page { epoch, page } => {
+                let upstream = self.state.upstream_head.global;
+                let fresh: Vec<GlobalEvent> =
+                    page.events.into_iter().filter(|event| event.seq_num.0 > upstream).collect();
+                if let Some(first) = fresh.first()
+                    && first.parent_seq_num.0 != upstream
+                {
+                    // Pages queued before a restart can skip ahead of what we hold: pull again.
+                    self.restart_pull();
+                    return;
+                }
+                if !fresh.is_empty() {
+                    self.counters.pulled.fetch_add(fresh.len() as u64, Ordering::Relaxed);
+                    self.integrate_upstream(fresh.into_iter().map(EncodedEvent::from_global).collect());
+                }
+                if page.page_info == eventsync_backends::PageInfo::NoMore {
+                    for waiter in &mut self.waiters {
+                        if epoch >= waiter.pull_epoch {
+                            waiter.pulled_current = true;
+                        }
+                    }
+                }
+            }
+            PullEvent::Failed { error, .. } => {
+                tracing::warn!(%error, "pull from the backend failed; retrying");
+                if let BackendError::BackendIdMismatch { found, .. } = &error {
+                    self.on_backend_id(found.clone());
+                }
+                self.fail_waiters(&Error::from(error));
+            }
+        }
+    }
+
+    fn on_backend_id(&mut self, id: String) {
+        let Some(online) = &mut self.online else { return };
+        match &online.backend_id {
+            None => {
+                online.backend_id = Some(id.clone());
+                if let Err(error) = self.db.set_backend_id(&id) {
+                    self.fail(db_error(error));
+                }
+            }
+            Some(known) if *known == id => {}
+            Some(known) => {
+                let message = format!(
+                    "the backend's id changed from {known} to {id}: the store was wiped and recreated"
+                );
+                match self.tuning.on_backend_id_mismatch {
+                    OnBackendIdMismatch::Ignore => {
+                        tracing::warn!("{message}; ignoring (on_backend_id_mismatch = ignore)");
+                        online.backend_id = Some(id);
+                    }
+                    OnBackendIdMismatch::Shutdown => {
+                        self.fail(Error::new(ErrorKind::Closed, format!("{message}; local data kept, store stopped")))
+                    }
+                    OnBackendIdMismatch::Reset => {
+                        tracing::warn!("{message}; clearing local data");
+                        let result = self.db.reset(&self.schema, &id);
+                        self.fail(match result {
+                            Ok(()) => Error::new(ErrorKind::Closed, format!("{message}; local data was cleared, reopen the store")),
+                            Err(error) => db_error(error),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Merges events the backend confirmed (pulled, or our own push that succeeded) into
+    /// the leader: confirms pending events, appends new ones, or rolls back and replays.
+    fn integrate_upstream(&mut self, incoming: Vec<EncodedEvent>) {
+        let Some(last) = incoming.last() else { return };
+        let backend_head = GlobalSeq(last.seq.global);
+        let options = MergeOptions { ignore_client_only: true };
+        let result = match merge(&self.state, Payload::UpstreamAdvance { new_events: incoming }, options) {
+            Ok(result) => result,
+            Err(violation) => return self.fail_internal(&violation.to_string()),
+        };
+        match result {
+            MergeResult::Advance { new_state, mut new_events, .. } => {
+                let state_head = new_events.last().map(|event| EventSeq::max_position(self.state_head, event.seq));
+                let state_head = state_head.unwrap_or(self.state_head);
+                let mut items: Vec<NewEvent<'_>> =
+                    new_events.iter_mut().map(|event| NewEvent { event, record: Record::Nothing }).collect();
+                if let Err(error) = self.db.apply_batch(&self.schema, &[], &mut items, state_head, Some(backend_head)) {
+                    return self.fail(db_error(error));
+                }
+                self.state = new_state;
+                self.state_head = state_head;
+                self.broadcast(Payload::UpstreamAdvance { new_events });
+            }
+            MergeResult::Rebase { new_state, mut new_events, rollback_events } => {
+                self.counters.rebases.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    rolled_back = rollback_events.len(),
+                    new = new_events.len(),
+                    head = %new_state.local_head,
+                    "rebasing pending events on the backend's new head"
+                );
+                let upstream_count = new_events.len() - new_state.pending.len();
+                let state_head = new_events.last().map(|event| event.seq).unwrap_or(self.state_head);
+                let mut items: Vec<NewEvent<'_>> = new_events
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(index, event)| NewEvent {
+                        event,
+                        record: if index < upstream_count { Record::Nothing } else { Record::Changeset },
+                    })
+                    .collect();
+                if let Err(error) =
+                    self.db.apply_batch(&self.schema, &rollback_events, &mut items, state_head, Some(backend_head))
+                {
+                    return self.fail(db_error(error));
+                }
+                self.state = new_state;
+                for (pending, applied) in self.state.pending.iter_mut().zip(&new_events[upstream_count..]) {
+                    pending.meta.changeset = applied.meta.changeset.clone();
+                }
+                self.state_head = state_head;
+                if let Some(online) = &mut self.online {
+                    online.push_retry_at = None;
+                    online.push_backoff.reset();
+                }
+                self.broadcast(Payload::UpstreamRebase { rollback_events, new_events });
+            }
+            MergeResult::Reject { .. } => self.fail_internal("an upstream advance was rejected"),
+        }
+    }
+
+    /// Starts a push of the pending synced events (group commit), if none is in flight.
+    fn maybe_start_push(&mut self) {
+        if self.closed.is_some() {
+            return;
+        }
+        let Some(online) = &mut self.online else { return };
+        if online.push_in_flight || online.push_retry_at.is_some() {
+            return;
+        }
+        let capabilities = online.backend.info().capabilities;
+        let max_events = self.tuning.push_batch_events.min(capabilities.max_events_per_push).max(1);
+        let max_bytes = self.tuning.push_batch_bytes.min(capabilities.max_bytes_per_push);
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for event in self.state.pending.iter().filter(|event| !event.is_client_only()) {
+            let global = event.to_global();
+            let size = serde_json::to_vec(&global).map(|encoded| encoded.len()).unwrap_or(0) + 64;
+            if !batch.is_empty() && (batch.len() >= max_events || bytes + size > max_bytes) {
+                break;
+            }
+            bytes += size;
+            batch.push(global);
+        }
+        let Some(first) = batch.first() else { return };
+        debug_assert_eq!(first.parent_seq_num.0, self.state.upstream_head.global, "push does not chain on the head");
+        online.push_in_flight = true;
+        let backend = online.backend.clone();
+        let done = online.push_done.clone();
+        tokio::spawn(async move {
+            let result = backend.push(batch.clone()).await;
+            let _ = done.send(PushDone { batch, result });
+        });
+    }
+
+    fn on_push_done(&mut self, done: PushDone) {
+        let Some(online) = &mut self.online else { return };
+        online.push_in_flight = false;
+        match done.result {
+            Ok(()) => {
+                self.counters.pushes.fetch_add(1, Ordering::Relaxed);
+                online.push_backoff.reset();
+                let upstream = self.state.upstream_head.global;
+                let fresh: Vec<EncodedEvent> = done
+                    .batch
+                    .into_iter()
+                    .filter(|event| event.seq_num.0 > upstream)
+                    .map(EncodedEvent::from_global)
+                    .collect();
+                if fresh.first().is_some_and(|first| first.parent.global == upstream) {
+                    self.integrate_upstream(fresh);
+                }
+            }
+            Err(BackendError::ServerAhead { head }) => {
+                self.counters.server_ahead.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%head, "backend is ahead; pulling before pushing again");
+                // Wait a little before the next attempt, in case the pull brings nothing new.
+                online.push_retry_at = Some(Instant::now() + Duration::from_millis(20));
+                self.restart_pull();
+            }
+            Err(error) => {
+                let delay = online.push_backoff.next();
+                online.push_retry_at = Some(Instant::now() + delay);
+                tracing::warn!(%error, ?delay, "push to the backend failed; retrying");
+                if let BackendError::BackendIdMismatch { found, .. } = &error {
+                    self.on_backend_id(found.clone());
+                }
+                self.fail_waiters(&Error::from(error));
+            }
+        }
+    }
+
+    fn restart_pull(&mut self) {
+        if let Some(online) = &mut self.online {
+            online.pull_epoch += 1;
+            let cursor = GlobalSeq(self.state.upstream_head.global);
+            let _ = online.restarts.send(Restart { cursor, epoch: online.pull_epoch });
+        }
+    }
+
+    fn on_sync(&mut self, reply: oneshot::Sender<Result<(), Error>>) {
+        if let Some(reason) = &self.closed {
+            let _ = reply.send(Err(Error::new(ErrorKind::Closed, reason.clone())));
+            return;
+        }
+        if self.online.is_none() {
+            let _ = reply.send(Err(Error::invalid("the store is offline: open it online to sync")));
+            return;
+        }
+        self.restart_pull();
+        let pull_epoch = self.online.as_ref().map(|online| online.pull_epoch).unwrap_or(0);
+        self.waiters.push(SyncWaiter { reply, pull_epoch, pulled_current: false });
+    }
+
+    fn check_waiters(&mut self) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let idle = self.synced_pending() == 0 && self.online.as_ref().is_some_and(|online| !online.push_in_flight);
+        if !idle {
+            return;
+        }
+        let (done, waiting): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|waiter| waiter.pulled_current);
+        self.waiters = waiting;
+        for waiter in done {
+            let _ = waiter.reply.send(Ok(()));
+        }
+    }
+
+    fn fail_waiters(&mut self, error: &Error) {
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.reply.send(Err(Error::new(error.kind(), error.to_string())));
+        }
+    }
+
+    fn fail_internal(&mut self, message: &str) {
+        self.fail(Error::internal(format!("leader: {message}")));
+    }
+
+    /// Stops the leader after an error it cannot recover from; the data on disk is kept.
+    fn fail(&mut self, error: Error) {
+        tracing::error!(%error, "leader stopped");
+        self.fail_waiters(&error);
+        self.close(&error.to_string());
+    }
+
+    fn close(&mut self, reason: &str) {
+        if self.closed.is_some() {
+            return;
+        }
+        self.closed = Some(reason.to_owned());
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.reply.send(Err(Error::new(ErrorKind::Closed, reason.to_owned())));
+        }
+        for link in self.sessions.values() {
+            let _ = link.sender.send(SessionMessage::Closed { reason: reason.to_owned() });
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+pub(crate) fn db_error(error: db::DbError) -> Error {
+    let kind = match &error {
+        db::DbError::Format { .. } => ErrorKind::Data,
+        db::DbError::Materialize(_) => ErrorKind::Invalid,
+        db::DbError::Sqlite { .. } => ErrorKind::Data,
+    };
+    Error::new(kind, error.to_string()).with_source(error)
+}
+
+/// Runs a read-only query and returns its rows as JSON objects (columns by name).
+pub(crate) fn query_json(connection: &rusqlite::Connection, sql: &str) -> Result<Vec<serde_json::Value>, Error> {
+    crate::session::rows_as_json(connection, sql, &[])
+}
+
+#[allow(dead_code)]
+fn touched(_: BTreeSet<String>) {}

@@ -1,0 +1,138 @@
+//! The leader's pull task: keeps a live pull from the backend running and forwards its
+//! pages to the leader. The leader can restart it from its persisted cursor at any time
+//! (after a `ServerAhead`, so it never waits for an echo that was lost).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventsync_backends::{BackendError, GlobalSeq, PullPage, SyncBackend};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+/// What the pull task tells the leader.
+pub(crate) enum PullEvent {
+    /// The backend's id, read when the task (re)connects.
+    BackendId(String),
+    /// A page of events, from the pull started for restart `epoch`.
+    Page { epoch: u64, page: PullPage },
+    /// The pull failed; it will retry with backoff.
+    Failed { epoch: u64, error: BackendError },
+}
+
+/// A request to restart the pull after `cursor`, tagging its pages with `epoch`.
+pub(crate) struct Restart {
+    pub cursor: GlobalSeq,
+    pub epoch: u64,
+}
+
+/// Runs until the leader drops its end of either channel.
+pub(crate) async fn run(
+    backend: Arc<dyn SyncBackend>,
+    mut restart: Restart,
+    mut restarts: mpsc::UnboundedReceiver<Restart>,
+    events: mpsc::Sender<PullEvent>,
+) {
+    let mut backoff = Backoff::new();
+    let mut known_id = false;
+    loop {
+        if !known_id {
+            match backend.backend_id().await {
+                Ok(id) => {
+                    known_id = true;
+                    if events.send(PullEvent::BackendId(id)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    if events.send(PullEvent::Failed { epoch: restart.epoch, error }).await.is_err() {
+                        return;
+                    }
+                    match wait_or_restart(&mut restarts, backoff.next()).await {
+                        Wait::Elapsed => continue,
+                        Wait::Restart(next) => {
+                            restart = next;
+                            continue;
+                        }
+                        Wait::Closed => return,
+                    }
+                }
+            }
+        }
+        let mut cursor = restart.cursor;
+        let failure = match backend.pull(cursor, true).await {
+            Err(error) => Some(error),
+            Ok(mut stream) => loop {
+                tokio::select! {
+                    next = restarts.recv() => match next {
+                        Some(next) => { restart = next; break None; }
+                        None => return,
+                    },
+                    item = stream.next() => match item {
+                        Some(Ok(page)) => {
+                            backoff.reset();
+                            if let Some(last) = page.events.last() {
+                                cursor = last.seq_num;
+                            }
+                            if events.send(PullEvent::Page { epoch: restart.epoch, page }).await.is_err() {
+                                return;
+                            }
+                        }
+                        Some(Err(error)) => break Some(error),
+                        None => { restart.cursor = cursor; break None; }
+                    },
+                }
+            },
+        };
+        if let Some(error) = failure {
+            restart.cursor = cursor;
+            if events.send(PullEvent::Failed { epoch: restart.epoch, error }).await.is_err() {
+                return;
+            }
+            match wait_or_restart(&mut restarts, backoff.next()).await {
+                Wait::Elapsed => {}
+                Wait::Restart(next) => restart = next,
+                Wait::Closed => return,
+            }
+        }
+    }
+}
+
+enum Wait {
+    Elapsed,
+    Restart(Restart),
+    Closed,
+}
+
+async fn wait_or_restart(restarts: &mut mpsc::UnboundedReceiver<Restart>, delay: Duration) -> Wait {
+    tokio::select! {
+        next = restarts.recv() => match next { Some(next) => Wait::Restart(next), None => Wait::Closed },
+        _ = tokio::time::sleep(delay) => Wait::Elapsed,
+    }
+}
+
+/// Exponential backoff for retrying a failing backend: 100 ms doubling to 5 s.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    pub(crate) fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    /// The delay before the next attempt; each call doubles the following one.
+    pub(crate) fn next(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        delay
+    }
+
+    /// After a success: the next failure waits the shortest delay again.
+    pub(crate) fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
