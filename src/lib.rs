@@ -18,11 +18,13 @@
 pub mod error;
 pub mod event;
 mod leader;
+pub mod materialize;
 pub mod schema;
 pub mod seq;
 pub mod session;
 pub mod store;
 pub mod sync_state;
+pub mod todo;
 
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Changeset, EncodedEvent, EventMeta};

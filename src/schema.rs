@@ -1,5 +1,1007 @@
-//! STUB: the schema (tables, event definitions, materializers) is being implemented.
+//! A store's schema: the user's tables (their `CREATE TABLE` statements), the event
+//! definitions, and one materializer per event that turns decoded args into SQL statements.
+//!
+//! A materializer is a pure, deterministic function `(args, ctx) -> statements`: every replica
+//! that materializes the same log must end with the same tables. It may read the current
+//! state through [`MaterializeContext`], never write except through the statements it
+//! returns. Statements run through [`crate::materialize::apply_event`].
+//!
+//! The schema is hashed per table and per event definition ([`Schema::table_hashes`],
+//! [`Schema::event_hashes`]) so a leader can notice that its `state.db` was built by another
+//! schema and rebuild it from the eventlog.
 
-/// A store's schema.
-#[derive(Debug, Default)]
-pub struct Schema {}
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::types::Value;
+use serde::de::DeserializeOwned;
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+
+use crate::event::EncodedEvent;
+use crate::materialize::MaterializeError;
+
+mod shape;
+
+/// One SQL statement a materializer wants executed, with its bound parameters (`?1`, `?2`…).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    /// The SQL text. Keep it constant per materializer (values go in `params`): statements
+    /// are prepared once and cached by their text.
+    pub sql: String,
+    /// Positional parameters.
+    pub params: Vec<Value>,
+}
+
+impl Statement {
+    /// A statement from its SQL text and positional parameters.
+    pub fn new(sql: impl Into<String>, params: Vec<Value>) -> Statement {
+        Statement {
+            sql: sql.into(),
+            params,
+        }
+    }
+}
+
+/// The error a user's materializer returns: a message saying what went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct MaterializerError {
+    message: String,
+}
+
+impl MaterializerError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> MaterializerError {
+        MaterializerError {
+            message: message.into(),
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<rusqlite::Error> for MaterializerError {
+    fn from(error: rusqlite::Error) -> MaterializerError {
+        MaterializerError::new(format!("query failed: {error}"))
+    }
+}
+
+/// What to do with an event whose name the schema does not know (an older client reading a
+/// log written by a newer one). In every case the event stays in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownEventPolicy {
+    /// Log a warning (once per event name) and skip it: not materialized.
+    #[default]
+    Warn,
+    /// Skip it silently: not materialized.
+    Ignore,
+    /// Refuse it: materialization fails with [`MaterializeError::UnknownEvent`].
+    Fail,
+}
+
+/// An event definition: name and options. The args type and the materializer are given to
+/// [`SchemaBuilder::event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDef {
+    name: String,
+    client_only: bool,
+    deprecated: bool,
+    revision: u32,
+}
+
+impl EventDef {
+    /// An event synced to the backend and to every client. Names are conventionally
+    /// versioned: `v1.TodoCreated`.
+    pub fn synced(name: impl Into<String>) -> EventDef {
+        EventDef {
+            name: name.into(),
+            client_only: false,
+            deprecated: false,
+            revision: 0,
+        }
+    }
+
+    /// An event synced between the sessions of one client, never to the backend (UI state).
+    pub fn client_only(name: impl Into<String>) -> EventDef {
+        EventDef {
+            client_only: true,
+            ..EventDef::synced(name)
+        }
+    }
+
+    /// Marks the event deprecated: committing it logs a warning (once per name).
+    pub fn deprecated(mut self) -> EventDef {
+        self.deprecated = true;
+        self
+    }
+
+    /// Sets the materializer revision (default 0). The hash sees the args' field names but
+    /// not the materializer's code: bump this when the materializer changes what it writes,
+    /// so stores rebuild their tables from the eventlog.
+    pub fn revision(mut self, revision: u32) -> EventDef {
+        self.revision = revision;
+        self
+    }
+
+    /// The event's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// True for a client-only event.
+    pub fn is_client_only(&self) -> bool {
+        self.client_only
+    }
+
+    /// True for a deprecated event.
+    pub fn is_deprecated(&self) -> bool {
+        self.deprecated
+    }
+
+    /// The materializer revision.
+    pub fn materializer_revision(&self) -> u32 {
+        self.revision
+    }
+}
+
+/// A user table: its name and the DDL that creates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDef {
+    name: String,
+    ddl: String,
+}
+
+impl TableDef {
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `CREATE TABLE` statement(s), possibly followed by `CREATE INDEX` statements.
+    pub fn ddl(&self) -> &str {
+        &self.ddl
+    }
+}
+
+/// What a materializer sees besides its args: the event, and read access to the current
+/// state (the tables as of the events before this one).
+pub struct MaterializeContext<'a> {
+    pub(crate) conn: &'a rusqlite::Connection,
+    pub(crate) event: &'a EncodedEvent,
+    pub(crate) def: &'a EventDef,
+}
+
+impl<'a> MaterializeContext<'a> {
+    /// A context for materializing `event` (defined by `def`) against `conn`.
+    pub(crate) fn new(
+        conn: &'a rusqlite::Connection,
+        event: &'a EncodedEvent,
+        def: &'a EventDef,
+    ) -> MaterializeContext<'a> {
+        MaterializeContext { conn, event, def }
+    }
+
+    /// The event being materialized (its number, ids and raw args).
+    pub fn event(&self) -> &EncodedEvent {
+        self.event
+    }
+
+    /// The event's definition.
+    pub fn event_def(&self) -> &EventDef {
+        self.def
+    }
+
+    /// Runs a read-only query and returns every row as SQLite values. A statement that
+    /// would write is refused: materializers write only through the statements they return.
+    pub fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, MaterializerError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        if !stmt.readonly() {
+            return Err(MaterializerError::new(format!(
+                "ctx.query only reads, and this statement writes: {sql}"
+            )));
+        }
+        let columns = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let values = (0..columns)
+                .map(|index| row.get::<_, Value>(index))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push(values);
+        }
+        Ok(out)
+    }
+
+    /// The first row of a read-only query, or `None` when it returns no row.
+    pub fn query_row(
+        &self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Option<Vec<Value>>, MaterializerError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    /// A read-only query's rows as JSON objects keyed by column name (blobs become arrays of
+    /// bytes).
+    pub fn query_json(
+        &self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<serde_json::Map<String, Json>>, MaterializerError> {
+        let names: Vec<String> = {
+            let stmt = self.conn.prepare_cached(sql)?;
+            stmt.column_names().into_iter().map(String::from).collect()
+        };
+        let rows = self.query(sql, params)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                names
+                    .iter()
+                    .cloned()
+                    .zip(row.into_iter().map(value_to_json))
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+/// An SQLite value as JSON.
+fn value_to_json(value: Value) -> Json {
+    match value {
+        Value::Null => Json::Null,
+        Value::Integer(i) => Json::from(i),
+        Value::Real(f) => Json::from(f),
+        Value::Text(s) => Json::from(s),
+        Value::Blob(b) => Json::from(b),
+    }
+}
+
+/// A materializer with its decoding step: raw args in, statements out.
+type ErasedMaterializer = Box<
+    dyn Fn(&Json, &MaterializeContext<'_>) -> Result<Vec<Statement>, MaterializeError>
+        + Send
+        + Sync,
+>;
+
+/// Checks that raw args decode into the event's args type.
+type ErasedDecoder = Box<dyn Fn(&Json) -> Result<(), MaterializeError> + Send + Sync>;
+
+/// An event definition with everything the runtime needs to materialize it.
+struct EventEntry {
+    def: EventDef,
+    materializer: ErasedMaterializer,
+    decoder: ErasedDecoder,
+    /// The args type's shape (kind and field names), from [`shape::describe`]; hashed.
+    args_shape: String,
+}
+
+/// Decodes `args` into `A`, naming the event and the failing field path on error.
+fn decode<A: DeserializeOwned>(event: &str, args: &Json) -> Result<A, MaterializeError> {
+    serde_path_to_error::deserialize(args).map_err(|error| MaterializeError::InvalidArgs {
+        event: event.to_string(),
+        path: error.path().to_string(),
+        message: error.inner().to_string(),
+    })
+}
+
+/// Builds a [`Schema`]; see [`Schema::builder`].
+#[derive(Default)]
+pub struct SchemaBuilder {
+    tables: Vec<TableDef>,
+    events: Vec<EventEntry>,
+    unknown_events: UnknownEventPolicy,
+}
+
+impl SchemaBuilder {
+    /// Declares a user table. `ddl` is its `CREATE TABLE` statement, optionally followed by
+    /// `CREATE INDEX` statements. The table needs a primary key: SQLite sessions (used to
+    /// roll events back) only record tables that have one.
+    pub fn table(mut self, name: &str, ddl: &str) -> SchemaBuilder {
+        self.tables.push(TableDef {
+            name: name.to_string(),
+            ddl: ddl.trim().to_string(),
+        });
+        self
+    }
+
+    /// Declares an event: its definition, and the materializer that turns its args (decoded
+    /// as `A`) into statements.
+    pub fn event<A: DeserializeOwned + 'static>(
+        mut self,
+        def: EventDef,
+        materializer: impl Fn(A, &MaterializeContext<'_>) -> Result<Vec<Statement>, MaterializerError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> SchemaBuilder {
+        let name = def.name.clone();
+        let erased: ErasedMaterializer = Box::new(move |args, ctx| {
+            let decoded: A = decode(&name, args)?;
+            materializer(decoded, ctx).map_err(|error| MaterializeError::Materializer {
+                event: name.clone(),
+                message: error.message,
+            })
+        });
+        let name = def.name.clone();
+        let decoder: ErasedDecoder = Box::new(move |args| decode::<A>(&name, args).map(|_| ()));
+        self.events.push(EventEntry {
+            args_shape: shape::describe::<A>(),
+            def,
+            materializer: erased,
+            decoder,
+        });
+        self
+    }
+
+    /// What to do with events the schema does not define (default: warn).
+    pub fn unknown_events(mut self, policy: UnknownEventPolicy) -> SchemaBuilder {
+        self.unknown_events = policy;
+        self
+    }
+
+    /// Checks the schema and builds it: names must be unique, table names plain identifiers
+    /// not reserved for eventsync, and each DDL must create exactly its table, with a primary
+    /// key (checked by running it on an in-memory database).
+    pub fn build(self) -> Result<Schema, SchemaError> {
+        let mut table_names = HashSet::new();
+        for table in &self.tables {
+            check_table_name(&table.name)?;
+            if !table_names.insert(table.name.clone()) {
+                return Err(SchemaError::DuplicateTable {
+                    name: table.name.clone(),
+                });
+            }
+        }
+        check_ddl(&self.tables)?;
+        let mut events = HashMap::new();
+        for (index, entry) in self.events.iter().enumerate() {
+            if entry.def.name.trim().is_empty() || entry.def.name.trim() != entry.def.name {
+                return Err(SchemaError::InvalidEventName {
+                    name: entry.def.name.clone(),
+                });
+            }
+            if events.insert(entry.def.name.clone(), index).is_some() {
+                return Err(SchemaError::DuplicateEvent {
+                    name: entry.def.name.clone(),
+                });
+            }
+        }
+        Ok(Schema {
+            user_tables: Arc::new(table_names.into_iter().collect()),
+            tables: self.tables,
+            events: self.events,
+            by_name: events,
+            unknown_events: self.unknown_events,
+            warned: Mutex::new(HashSet::new()),
+            write_targets: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+/// Prefixes of table names reserved for SQLite and eventsync's own bookkeeping.
+const RESERVED_PREFIXES: [&str; 2] = ["sqlite_", "__eventsync"];
+
+fn check_table_name(name: &str) -> Result<(), SchemaError> {
+    let invalid = |reason: &str| SchemaError::InvalidTableName {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    };
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return Err(invalid("empty")),
+        Some(first) if !(first.is_ascii_alphabetic() || first == '_') => {
+            return Err(invalid("must start with a letter or `_`"));
+        }
+        Some(_) => {}
+    }
+    if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(invalid("only ASCII letters, digits and `_` are allowed"));
+    }
+    let lower = name.to_ascii_lowercase();
+    if RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p)) {
+        return Err(invalid("prefix reserved for SQLite and eventsync"));
+    }
+    Ok(())
+}
+
+/// Runs every table's DDL on an in-memory database and checks what it created.
+fn check_ddl(tables: &[TableDef]) -> Result<(), SchemaError> {
+    let conn = rusqlite::Connection::open_in_memory().map_err(|source| SchemaError::Sql {
+        table: String::new(),
+        source,
+    })?;
+    for table in tables {
+        let before = table_names(&conn).map_err(|source| SchemaError::Sql {
+            table: table.name.clone(),
+            source,
+        })?;
+        conn.execute_batch(&table.ddl)
+            .map_err(|source| SchemaError::InvalidDdl {
+                table: table.name.clone(),
+                source,
+            })?;
+        let after = table_names(&conn).map_err(|source| SchemaError::Sql {
+            table: table.name.clone(),
+            source,
+        })?;
+        let created: Vec<&String> = after.difference(&before).collect();
+        if !after.contains(&table.name) {
+            return Err(SchemaError::TableNotCreated {
+                table: table.name.clone(),
+            });
+        }
+        if let Some(other) = created.iter().find(|name| **name != &table.name) {
+            return Err(SchemaError::UndeclaredTable {
+                table: table.name.clone(),
+                created: (*other).clone(),
+            });
+        }
+        let has_pk: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE pk > 0)",
+                [&table.name],
+                |row| row.get(0),
+            )
+            .map_err(|source| SchemaError::Sql {
+                table: table.name.clone(),
+                source,
+            })?;
+        if !has_pk {
+            return Err(SchemaError::NoPrimaryKey {
+                table: table.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The names of the tables in `conn`'s main database.
+fn table_names(conn: &rusqlite::Connection) -> rusqlite::Result<BTreeSet<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")?;
+    let names = stmt.query_map([], |row| row.get(0))?;
+    names.collect()
+}
+
+/// A store's schema: tables, event definitions and materializers. Build it with
+/// [`Schema::builder`]; share it as `Arc<Schema>`.
+pub struct Schema {
+    tables: Vec<TableDef>,
+    events: Vec<EventEntry>,
+    by_name: HashMap<String, usize>,
+    /// The user tables' names, shared with session table filters.
+    user_tables: Arc<BTreeSet<String>>,
+    unknown_events: UnknownEventPolicy,
+    /// Event names already warned about (unknown or deprecated), to warn once per name.
+    warned: Mutex<HashSet<String>>,
+    /// Statement SQL text -> the user tables it writes (see [`Schema::write_targets`]).
+    write_targets: Mutex<HashMap<String, Arc<BTreeSet<String>>>>,
+}
+
+impl fmt::Debug for Schema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Schema")
+            .field("tables", &self.tables)
+            .field(
+                "events",
+                &self.events.iter().map(|e| &e.def).collect::<Vec<_>>(),
+            )
+            .field("unknown_events", &self.unknown_events)
+            .finish()
+    }
+}
+
+impl Default for Schema {
+    /// An empty schema (no tables, no events).
+    fn default() -> Schema {
+        Schema::builder()
+            .build()
+            .expect("an empty schema is always valid")
+    }
+}
+
+impl Schema {
+    /// Starts building a schema.
+    pub fn builder() -> SchemaBuilder {
+        SchemaBuilder::default()
+    }
+
+    /// The definition of the event called `name`, if the schema has one.
+    pub fn event_def(&self, name: &str) -> Option<&EventDef> {
+        self.entry(name).map(|entry| &entry.def)
+    }
+
+    /// Every event definition, in declaration order.
+    pub fn event_defs(&self) -> impl Iterator<Item = &EventDef> {
+        self.events.iter().map(|entry| &entry.def)
+    }
+
+    /// The user tables, in declaration order.
+    pub fn tables(&self) -> &[TableDef] {
+        &self.tables
+    }
+
+    /// True when `name` is one of the user tables.
+    pub fn is_user_table(&self, name: &str) -> bool {
+        self.user_tables.contains(name)
+    }
+
+    /// The policy for events the schema does not define.
+    pub fn unknown_event_policy(&self) -> UnknownEventPolicy {
+        self.unknown_events
+    }
+
+    /// Creates the user tables that do not exist yet in `conn` (idempotent). A table that
+    /// exists is left as it is: noticing a changed DDL is the job of [`Schema::table_hashes`].
+    pub fn create_tables(&self, conn: &rusqlite::Connection) -> Result<(), SchemaError> {
+        for table in &self.tables {
+            let sql_error = |source| SchemaError::Sql {
+                table: table.name.clone(),
+                source,
+            };
+            let exists: bool = conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_schema \
+                     WHERE type = 'table' AND name = ?1 COLLATE NOCASE)",
+                    [&table.name],
+                    |row| row.get(0),
+                )
+                .map_err(sql_error)?;
+            if !exists {
+                conn.execute_batch(&table.ddl).map_err(sql_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The hash of the whole schema: all table and event definition hashes (hex SHA-256).
+    pub fn hash(&self) -> String {
+        let mut hasher = Sha256::new();
+        for (name, hash) in self.table_hashes() {
+            hasher.update(format!("table {name} {hash}\n"));
+        }
+        for (name, hash) in self.event_hashes() {
+            hasher.update(format!("event {name} {hash}\n"));
+        }
+        hex(&hasher.finalize())
+    }
+
+    /// One hash per table (hex SHA-256 of its name and DDL), stable across runs.
+    pub fn table_hashes(&self) -> BTreeMap<String, String> {
+        self.tables
+            .iter()
+            .map(|table| {
+                let text = format!("table\0{}\0{}", table.name, table.ddl);
+                (table.name.clone(), hex(&Sha256::digest(text)))
+            })
+            .collect()
+    }
+
+    /// One hash per event definition (hex SHA-256 of its name, client-only flag, materializer
+    /// revision and args shape), stable across runs. Deprecation does not change it: it
+    /// changes no materialized state.
+    pub fn event_hashes(&self) -> BTreeMap<String, String> {
+        self.events
+            .iter()
+            .map(|entry| {
+                let def = &entry.def;
+                let text = format!(
+                    "event\0{}\0client_only={}\0revision={}\0args={}",
+                    def.name, def.client_only, def.revision, entry.args_shape
+                );
+                (def.name.clone(), hex(&Sha256::digest(text)))
+            })
+            .collect()
+    }
+
+    /// Checks, at commit time, that `args` decode into the event's args type. Unknown names
+    /// are an error whatever the unknown-event policy; a deprecated event logs a warning
+    /// (once per name).
+    pub fn decode_args(&self, name: &str, args: &Json) -> Result<(), MaterializeError> {
+        let entry = self
+            .entry(name)
+            .ok_or_else(|| MaterializeError::UnknownEvent {
+                name: name.to_string(),
+            })?;
+        if entry.def.deprecated && self.first_warning(name) {
+            tracing::warn!(event = name, "committing a deprecated event");
+        }
+        (entry.decoder)(args)
+    }
+
+    /// Runs the event's materializer (decoding its args first); `None` for an unknown event.
+    pub(crate) fn materialize(
+        &self,
+        ctx: &MaterializeContext<'_>,
+    ) -> Option<Result<Vec<Statement>, MaterializeError>> {
+        let entry = self.entry(&ctx.event.name)?;
+        Some((entry.materializer)(&ctx.event.args, ctx))
+    }
+
+    /// The user tables' names, shareable with callbacks that must be `'static`.
+    pub(crate) fn user_tables(&self) -> &Arc<BTreeSet<String>> {
+        &self.user_tables
+    }
+
+    /// True the first time it is called for `name` (per schema): to warn once.
+    pub(crate) fn first_warning(&self, name: &str) -> bool {
+        match self.warned.lock() {
+            Ok(mut warned) => warned.insert(name.to_string()),
+            // A poisoned set only means a panic elsewhere; warning again is harmless.
+            Err(_) => true,
+        }
+    }
+
+    /// The user tables a statement writes (inserts into, updates or deletes from), triggers
+    /// included, as SQLite's authorizer reports them while compiling it. Cached by SQL text:
+    /// only the first call per text compiles (installing an authorizer expires the
+    /// connection's prepared statements, which SQLite then recompiles on their next use).
+    pub(crate) fn write_targets(
+        &self,
+        conn: &rusqlite::Connection,
+        sql: &str,
+    ) -> rusqlite::Result<Arc<BTreeSet<String>>> {
+        if let Some(found) = self
+            .write_targets
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(sql).cloned())
+        {
+            return Ok(found);
+        }
+        let found = Arc::new(Mutex::new(BTreeSet::new()));
+        let sink = Arc::clone(&found);
+        let user_tables = Arc::clone(&self.user_tables);
+        conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+            let table = match ctx.action {
+                AuthAction::Insert { table_name }
+                | AuthAction::Delete { table_name }
+                | AuthAction::Update { table_name, .. } => Some(table_name),
+                _ => None,
+            };
+            if let Some(table) = table
+                && user_tables.contains(table)
+                && let Ok(mut sink) = sink.lock()
+            {
+                sink.insert(table.to_string());
+            }
+            Authorization::Allow
+        }));
+        let compiled = conn.prepare(sql).map(drop);
+        conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+        compiled?;
+        let found = Arc::new(found.lock().map(|set| set.clone()).unwrap_or_default());
+        if let Ok(mut cache) = self.write_targets.lock() {
+            cache.insert(sql.to_string(), Arc::clone(&found));
+        }
+        Ok(found)
+    }
+
+    fn entry(&self, name: &str) -> Option<&EventEntry> {
+        self.by_name.get(name).map(|&index| &self.events[index])
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A schema that cannot be built, or whose tables cannot be created.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// Two tables share a name.
+    #[error("table `{name}` is declared twice")]
+    DuplicateTable {
+        /// The name.
+        name: String,
+    },
+    /// Two events share a name.
+    #[error("event `{name}` is declared twice")]
+    DuplicateEvent {
+        /// The name.
+        name: String,
+    },
+    /// A table name that is not a plain identifier, or is reserved.
+    #[error("invalid table name `{name}`: {reason}")]
+    InvalidTableName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An empty event name, or one with leading or trailing whitespace.
+    #[error("invalid event name `{name}`")]
+    InvalidEventName {
+        /// The name.
+        name: String,
+    },
+    /// The DDL of a table does not run.
+    #[error("the DDL of table `{table}` fails: {source}")]
+    InvalidDdl {
+        /// The table.
+        table: String,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The DDL of a table does not create a table of exactly that name (case included).
+    #[error("the DDL of table `{table}` does not create a table of that exact name")]
+    TableNotCreated {
+        /// The table.
+        table: String,
+    },
+    /// The DDL of a table creates another table too.
+    #[error("the DDL of table `{table}` also creates table `{created}`, which is not declared")]
+    UndeclaredTable {
+        /// The table whose DDL it is.
+        table: String,
+        /// The extra table.
+        created: String,
+    },
+    /// A table without a primary key: SQLite sessions cannot record its changes.
+    #[error("table `{table}` has no primary key (needed to record and roll back changes)")]
+    NoPrimaryKey {
+        /// The table.
+        table: String,
+    },
+    /// SQLite failed while creating or inspecting a table.
+    #[error("creating table `{table}`: {source}")]
+    Sql {
+        /// The table (empty when none was concerned).
+        table: String,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct ItemArgs {
+        id: String,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct ItemArgsWithNote {
+        id: String,
+        note: Option<String>,
+    }
+
+    const ITEMS: &str = "CREATE TABLE items (id TEXT PRIMARY KEY)";
+
+    fn nothing<A>(_: A, _: &MaterializeContext<'_>) -> Result<Vec<Statement>, MaterializerError> {
+        Ok(Vec::new())
+    }
+
+    fn base() -> SchemaBuilder {
+        Schema::builder()
+            .table("items", ITEMS)
+            .event(EventDef::synced("v1.ItemAdded"), nothing::<ItemArgs>)
+    }
+
+    #[test]
+    fn test_build_rejects_duplicates() {
+        let error = base().table("items", ITEMS).build().unwrap_err();
+        assert!(matches!(error, SchemaError::DuplicateTable { name } if name == "items"));
+        let error = base()
+            .event(EventDef::client_only("v1.ItemAdded"), nothing::<ItemArgs>)
+            .build()
+            .unwrap_err();
+        assert!(matches!(error, SchemaError::DuplicateEvent { name } if name == "v1.ItemAdded"));
+    }
+
+    #[test]
+    fn test_build_rejects_bad_tables() {
+        for name in ["", "1x", "a-b", "sqlite_x", "__eventsync_head"] {
+            let error = Schema::builder()
+                .table(name, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+                .build()
+                .unwrap_err();
+            assert!(
+                matches!(&error, SchemaError::InvalidTableName { name: n, .. } if n == name),
+                "{name}: {error}"
+            );
+        }
+        let error = Schema::builder()
+            .table("items", "CREATE TABLE other (id TEXT PRIMARY KEY)")
+            .build()
+            .unwrap_err();
+        assert!(matches!(error, SchemaError::TableNotCreated { table } if table == "items"));
+        let error = Schema::builder()
+            .table("items", "CREATE TABLE items (id TEXT)")
+            .build()
+            .unwrap_err();
+        assert!(matches!(error, SchemaError::NoPrimaryKey { table } if table == "items"));
+        let error = Schema::builder()
+            .table("items", "CREATE TABLE items (id TEXT PRIMARY KEY,")
+            .build()
+            .unwrap_err();
+        assert!(matches!(error, SchemaError::InvalidDdl { table, .. } if table == "items"));
+        let error = Schema::builder()
+            .table(
+                "items",
+                "CREATE TABLE items (id TEXT PRIMARY KEY); CREATE TABLE extra (id TEXT PRIMARY KEY)",
+            )
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(error, SchemaError::UndeclaredTable { table, created } if table == "items" && created == "extra")
+        );
+    }
+
+    #[test]
+    fn test_create_tables_is_idempotent_and_keeps_indexes() {
+        let schema = Schema::builder()
+            .table(
+                "items",
+                "CREATE TABLE items (id TEXT PRIMARY KEY, n INTEGER); CREATE INDEX items_n ON items (n)",
+            )
+            .build()
+            .unwrap();
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        schema.create_tables(&conn).unwrap();
+        conn.execute("INSERT INTO items VALUES ('a', 1)", [])
+            .unwrap();
+        schema.create_tables(&conn).unwrap();
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM items", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(count, 1);
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'items_n'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 1);
+    }
+
+    #[test]
+    fn test_hash_changes_with_table_ddl() {
+        let a = base().build().unwrap();
+        let b = Schema::builder()
+            .table(
+                "items",
+                "CREATE TABLE items (id TEXT PRIMARY KEY, n INTEGER)",
+            )
+            .event(EventDef::synced("v1.ItemAdded"), nothing::<ItemArgs>)
+            .build()
+            .unwrap();
+        assert_ne!(a.hash(), b.hash());
+        assert_ne!(a.table_hashes()["items"], b.table_hashes()["items"]);
+        assert_eq!(a.event_hashes(), b.event_hashes());
+    }
+
+    #[test]
+    fn test_hash_changes_with_event_def() {
+        let a = base().build().unwrap();
+        let with_field = Schema::builder()
+            .table("items", ITEMS)
+            .event(
+                EventDef::synced("v1.ItemAdded"),
+                nothing::<ItemArgsWithNote>,
+            )
+            .build()
+            .unwrap();
+        let client_only = Schema::builder()
+            .table("items", ITEMS)
+            .event(EventDef::client_only("v1.ItemAdded"), nothing::<ItemArgs>)
+            .build()
+            .unwrap();
+        let revised = Schema::builder()
+            .table("items", ITEMS)
+            .event(
+                EventDef::synced("v1.ItemAdded").revision(1),
+                nothing::<ItemArgs>,
+            )
+            .build()
+            .unwrap();
+        let renamed = Schema::builder()
+            .table("items", ITEMS)
+            .event(EventDef::synced("v2.ItemAdded"), nothing::<ItemArgs>)
+            .build()
+            .unwrap();
+        let hashes = [&a, &with_field, &client_only, &revised, &renamed].map(Schema::hash);
+        let distinct: HashSet<_> = hashes.iter().collect();
+        assert_eq!(distinct.len(), hashes.len(), "{hashes:?}");
+        assert_ne!(
+            a.event_hashes()["v1.ItemAdded"],
+            with_field.event_hashes()["v1.ItemAdded"]
+        );
+        assert_eq!(a.table_hashes(), with_field.table_hashes());
+    }
+
+    #[test]
+    fn test_hash_is_stable_and_ignores_deprecation() {
+        let a = base().build().unwrap();
+        let b = base().build().unwrap();
+        assert_eq!(a.hash(), b.hash());
+        assert_eq!(a.hash().len(), 64);
+        let deprecated = Schema::builder()
+            .table("items", ITEMS)
+            .event(
+                EventDef::synced("v1.ItemAdded").deprecated(),
+                nothing::<ItemArgs>,
+            )
+            .build()
+            .unwrap();
+        assert_eq!(a.hash(), deprecated.hash());
+        assert!(
+            deprecated
+                .event_def("v1.ItemAdded")
+                .unwrap()
+                .is_deprecated()
+        );
+    }
+
+    #[test]
+    fn test_decode_args_names_event_and_field() {
+        let schema = base().build().unwrap();
+        schema
+            .decode_args("v1.ItemAdded", &json!({"id": "a"}))
+            .unwrap();
+        let error = schema
+            .decode_args("v1.ItemAdded", &json!({"id": 7}))
+            .unwrap_err();
+        match &error {
+            MaterializeError::InvalidArgs { event, path, .. } => {
+                assert_eq!(event, "v1.ItemAdded");
+                assert_eq!(path, "id");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(error.to_string().contains("v1.ItemAdded"));
+        let error = schema.decode_args("v1.Nope", &json!({})).unwrap_err();
+        assert!(matches!(error, MaterializeError::UnknownEvent { name } if name == "v1.Nope"));
+    }
+
+    #[test]
+    fn test_context_query_refuses_writes() {
+        let schema = base().build().unwrap();
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        schema.create_tables(&conn).unwrap();
+        conn.execute("INSERT INTO items VALUES ('a')", []).unwrap();
+        let event = EncodedEvent {
+            seq: crate::EventSeq::global(1),
+            parent: crate::EventSeq::ROOT,
+            name: "v1.ItemAdded".into(),
+            args: json!({"id": "b"}),
+            client_id: "c".into(),
+            session_id: "s".into(),
+            meta: Default::default(),
+        };
+        let def = schema.event_def("v1.ItemAdded").unwrap();
+        let ctx = MaterializeContext::new(&conn, &event, def);
+        let rows = ctx
+            .query_json(
+                "SELECT id FROM items WHERE id = ?1",
+                &[Value::from("a".to_string())],
+            )
+            .unwrap();
+        assert_eq!(rows, vec![json!({"id": "a"}).as_object().unwrap().clone()]);
+        assert_eq!(
+            ctx.query_row("SELECT id FROM items WHERE id = 'zz'", &[])
+                .unwrap(),
+            None
+        );
+        let error = ctx.query("DELETE FROM items", &[]).unwrap_err();
+        assert!(error.message().contains("only reads"));
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM items", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(count, 1);
+    }
+}

@@ -1,0 +1,337 @@
+//! Materialization: applying an event to the read model by running its materializer's
+//! statements, optionally inside an SQLite session that records a changeset, and rolling
+//! recorded events back by applying the inverted changesets in reverse order.
+//!
+//! Why two modes ([`Record`]): an event that may still be rolled back (pending, or not yet
+//! confirmed by the backend) needs a changeset, but a session per event costs several times
+//! SQLite's plain insert rate (see `benches/materialize.rs`). Events pulled from the backend
+//! are final, so the leader materializes them without one.
+//!
+//! Neither function opens a transaction: the caller wraps a batch of events in one (and its
+//! bookkeeping rows with them). An event whose materializer returns several statements runs
+//! inside a savepoint, so an event that fails leaves no partial writes; a single statement is
+//! atomic by itself in SQLite.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use rusqlite::fallible_streaming_iterator::FallibleStreamingIterator;
+use rusqlite::session::{ChangesetIter, ConflictAction, ConflictType, Session};
+
+use crate::event::{Changeset, EncodedEvent};
+use crate::schema::{MaterializeContext, Schema, Statement, UnknownEventPolicy};
+use crate::seq::EventSeq;
+
+/// Whether [`apply_event`] records a changeset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// Record one: the event may still be rolled back (pending, or unconfirmed upstream).
+    Changeset,
+    /// Record nothing: the event is confirmed by the backend and will never be rolled back.
+    Nothing,
+}
+
+/// What applying one event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// With [`Record::Changeset`]: `Data` (the SQLite changeset), or `NoOp` when the event
+    /// changed nothing. With [`Record::Nothing`]: `Unset`.
+    pub changeset: Changeset,
+    /// The user tables the event wrote, for reactive queries.
+    ///
+    /// With [`Record::Changeset`] these are exactly the tables in the changeset. With
+    /// [`Record::Nothing`] they are the user tables that the statements which changed at
+    /// least one row write to (as SQLite's authorizer reports them when the statement is
+    /// compiled, triggers included). An update that sets a row to its current values counts
+    /// as a change here, so this set can be larger than the changeset's, never smaller.
+    pub tables: BTreeSet<String>,
+}
+
+/// Why an event could not be materialized, or changesets not rolled back.
+#[derive(Debug, thiserror::Error)]
+pub enum MaterializeError {
+    /// The schema does not define the event (policy [`UnknownEventPolicy::Fail`], or at
+    /// commit).
+    #[error("unknown event `{name}`")]
+    UnknownEvent {
+        /// The event's name.
+        name: String,
+    },
+    /// The event's args do not decode into its args type.
+    #[error("invalid args for event `{event}` at `{path}`: {message}")]
+    InvalidArgs {
+        /// The event's name.
+        event: String,
+        /// The path of the failing field (`.` for the args themselves).
+        path: String,
+        /// What is wrong there.
+        message: String,
+    },
+    /// The user's materializer returned an error.
+    #[error("materializer of event `{event}` failed: {message}")]
+    Materializer {
+        /// The event's name.
+        event: String,
+        /// The materializer's message.
+        message: String,
+    },
+    /// SQLite failed while running the event's statements or recording its changeset.
+    #[error("materializing event `{event}` ({seq}): {source}")]
+    Sql {
+        /// The event's name.
+        event: String,
+        /// The event's number.
+        seq: EventSeq,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A changeset could not be rolled back (not recorded, conflicting, or SQLite failed).
+    #[error("rolling back changeset {index} (in event order): {message}")]
+    Rollback {
+        /// The changeset's index in the slice given to [`rollback`].
+        index: usize,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Materializes `event`: decodes its args, runs its materializer and executes the
+/// statements (prepared and cached by SQL text), recording a changeset if `record` says so.
+///
+/// Unknown events follow the schema's [`UnknownEventPolicy`]: with `Warn` (warned once per
+/// name) and `Ignore` nothing runs and the result is `NoOp`/`Unset` with no tables.
+pub fn apply_event(
+    conn: &Connection,
+    schema: &Schema,
+    event: &EncodedEvent,
+    record: Record,
+) -> Result<Applied, MaterializeError> {
+    let Some(def) = schema.event_def(&event.name) else {
+        return unknown_event(schema, event, record);
+    };
+    let ctx = MaterializeContext::new(conn, event, def);
+    let statements = match schema.materialize(&ctx) {
+        Some(result) => result?,
+        None => return unknown_event(schema, event, record),
+    };
+    let sql_error = |source| MaterializeError::Sql {
+        event: event.name.clone(),
+        seq: event.seq,
+        source,
+    };
+    match record {
+        Record::Changeset => apply_recorded(conn, schema, &statements).map_err(sql_error),
+        Record::Nothing => apply_unrecorded(conn, schema, &statements).map_err(sql_error),
+    }
+}
+
+fn unknown_event(
+    schema: &Schema,
+    event: &EncodedEvent,
+    record: Record,
+) -> Result<Applied, MaterializeError> {
+    match schema.unknown_event_policy() {
+        UnknownEventPolicy::Fail => {
+            return Err(MaterializeError::UnknownEvent {
+                name: event.name.clone(),
+            });
+        }
+        UnknownEventPolicy::Warn => {
+            if schema.first_warning(&event.name) {
+                tracing::warn!(
+                    event = %event.name,
+                    seq = %event.seq,
+                    "event not in the schema: kept in the log, not materialized"
+                );
+            }
+        }
+        UnknownEventPolicy::Ignore => {}
+    }
+    let changeset = match record {
+        Record::Changeset => Changeset::NoOp,
+        Record::Nothing => Changeset::Unset,
+    };
+    Ok(Applied {
+        changeset,
+        tables: BTreeSet::new(),
+    })
+}
+
+/// Runs the statements inside a session on the user tables, and returns its changeset.
+fn apply_recorded(
+    conn: &Connection,
+    schema: &Schema,
+    statements: &[Statement],
+) -> rusqlite::Result<Applied> {
+    let mut session = Session::new(conn)?;
+    let user_tables = Arc::clone(schema.user_tables());
+    session.table_filter(Some(move |table: &str| user_tables.contains(table)));
+    session.attach(None::<&str>)?;
+    in_savepoint(conn, statements.len() > 1, || {
+        for statement in statements {
+            execute(conn, statement)?;
+        }
+        Ok(())
+    })?;
+    if session.is_empty() {
+        return Ok(Applied {
+            changeset: Changeset::NoOp,
+            tables: BTreeSet::new(),
+        });
+    }
+    let mut bytes = Vec::new();
+    session.changeset_strm(&mut bytes)?;
+    drop(session);
+    let tables = changeset_tables(&bytes)?;
+    // A session is non-empty when a row changed and changed back; its changeset is empty.
+    let changeset = if tables.is_empty() {
+        Changeset::NoOp
+    } else {
+        Changeset::Data(bytes)
+    };
+    Ok(Applied { changeset, tables })
+}
+
+/// Runs the statements without a session; reports the tables written by those that changed
+/// rows.
+fn apply_unrecorded(
+    conn: &Connection,
+    schema: &Schema,
+    statements: &[Statement],
+) -> rusqlite::Result<Applied> {
+    let mut tables = BTreeSet::new();
+    in_savepoint(conn, statements.len() > 1, || {
+        for statement in statements {
+            if execute(conn, statement)? > 0 {
+                for table in schema.write_targets(conn, &statement.sql)?.iter() {
+                    tables.insert(table.clone());
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(Applied {
+        changeset: Changeset::Unset,
+        tables,
+    })
+}
+
+fn execute(conn: &Connection, statement: &Statement) -> rusqlite::Result<usize> {
+    let mut prepared = conn.prepare_cached(&statement.sql)?;
+    prepared.execute(rusqlite::params_from_iter(statement.params.iter()))
+}
+
+/// Runs `body`, inside a savepoint when `needed`, so that a failure undoes all of it.
+fn in_savepoint(
+    conn: &Connection,
+    needed: bool,
+    body: impl FnOnce() -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    if !needed {
+        return body();
+    }
+    conn.prepare_cached("SAVEPOINT eventsync_materialize")?
+        .execute([])?;
+    match body() {
+        Ok(()) => {
+            conn.prepare_cached("RELEASE eventsync_materialize")?
+                .execute([])?;
+            Ok(())
+        }
+        Err(error) => {
+            // Undo this event's writes; the caller's transaction stays open.
+            conn.execute_batch("ROLLBACK TO eventsync_materialize; RELEASE eventsync_materialize")?;
+            Err(error)
+        }
+    }
+}
+
+/// The tables a changeset touches.
+fn changeset_tables(bytes: &[u8]) -> rusqlite::Result<BTreeSet<String>> {
+    let mut tables = BTreeSet::new();
+    let mut input: &[u8] = bytes;
+    let reader: &mut dyn Read = &mut input;
+    let mut iter = ChangesetIter::start_strm(&reader)?;
+    while let Some(item) = iter.next()? {
+        let op = item.op()?;
+        if !tables.contains(op.table_name()) {
+            tables.insert(op.table_name().to_string());
+        }
+    }
+    Ok(tables)
+}
+
+/// Rolls back recorded events: `changesets` in event order, inverted and applied in reverse
+/// order. Returns the tables touched. `NoOp` entries are skipped; an `Unset` entry (an event
+/// materialized without recording) is an error, checked before anything is changed.
+///
+/// A conflict (a row not in the state the changeset left it in) aborts with
+/// [`MaterializeError::Rollback`]: it means the state holds writes that were not rolled
+/// back first. Changesets applied before the failure stay applied; the caller's transaction
+/// decides.
+pub fn rollback(
+    conn: &Connection,
+    changesets: &[&Changeset],
+) -> Result<BTreeSet<String>, MaterializeError> {
+    if let Some(index) = changesets
+        .iter()
+        .position(|changeset| matches!(changeset, Changeset::Unset))
+    {
+        return Err(MaterializeError::Rollback {
+            index,
+            message: "the event was materialized without recording a changeset".to_string(),
+        });
+    }
+    let tables = Arc::new(Mutex::new(BTreeSet::new()));
+    for (index, changeset) in changesets.iter().enumerate().rev() {
+        let Changeset::Data(bytes) = changeset else {
+            continue;
+        };
+        undo_one(conn, bytes, &tables)
+            .map_err(|message| MaterializeError::Rollback { index, message })?;
+    }
+    let tables = match Arc::try_unwrap(tables) {
+        Ok(mutex) => mutex.into_inner(),
+        Err(shared) => Ok(shared.lock().map(|t| t.clone()).unwrap_or_default()),
+    };
+    Ok(tables.unwrap_or_default())
+}
+
+/// Inverts one changeset and applies it, collecting the table names it touches.
+fn undo_one(
+    conn: &Connection,
+    bytes: &[u8],
+    tables: &Arc<Mutex<BTreeSet<String>>>,
+) -> Result<(), String> {
+    let mut inverse = Vec::with_capacity(bytes.len());
+    let mut input: &[u8] = bytes;
+    rusqlite::session::invert_strm(&mut input, &mut inverse)
+        .map_err(|error| format!("cannot invert: {error}"))?;
+    let seen = Arc::clone(tables);
+    let filter = move |table: &str| {
+        if let Ok(mut seen) = seen.lock() {
+            seen.insert(table.to_string());
+        }
+        true
+    };
+    let conflict = Arc::new(Mutex::new(None::<String>));
+    let conflict_seen = Arc::clone(&conflict);
+    let on_conflict = move |kind: ConflictType, _item| {
+        if let Ok(mut slot) = conflict_seen.lock() {
+            slot.get_or_insert_with(|| format!("{kind:?}"));
+        }
+        ConflictAction::SQLITE_CHANGESET_ABORT
+    };
+    let mut input: &[u8] = &inverse;
+    let result = conn.apply_strm(&mut input, Some(filter), on_conflict);
+    let conflict = conflict.lock().ok().and_then(|mut slot| slot.take());
+    match (result, conflict) {
+        (_, Some(kind)) => Err(format!(
+            "conflict {kind}: the state does not match what the event left"
+        )),
+        (Err(error), None) => Err(format!("SQLite: {error}")),
+        (Ok(()), None) => Ok(()),
+    }
+}

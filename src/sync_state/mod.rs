@@ -1,0 +1,499 @@
+//! `SyncState` and [`merge`]: how a sync node combines its own pending events with what its
+//! upstream node says, exactly as LiveStore's `SyncState.merge`.
+//!
+//! Every node keeps optimistic local events ("pending") on top of what it believes its
+//! upstream has confirmed. When something happens (a local commit, new events pulled from
+//! upstream, or an upstream rebase) the node calls [`merge`], a pure function that returns
+//! what to do: append events and drop the confirmed ones ([`MergeResult::Advance`]), roll back
+//! pending events and replay them renumbered on the new upstream head ([`MergeResult::Rebase`]),
+//! or refuse a local push that does not extend the local head ([`MergeResult::Reject`]). The
+//! same function runs at both boundaries: a client session merges its own commits
+//! (`LocalPush`) and the leader's payloads (`UpstreamAdvance` / `UpstreamRebase`); the leader
+//! merges session pushes (`LocalPush`) and backend pulls (`UpstreamAdvance` with
+//! [`MergeOptions::ignore_client_only`], because the backend never sees client-only events),
+//! and forwards its own results to its sessions with [`MergeResult::downstream_payload`].
+//!
+//! Whether an event is client-only is read from its number ([`EncodedEvent::is_client_only`]:
+//! `client > 0`), where LiveStore asks the schema. The two agree because numbers are only
+//! assigned by [`EventSeq::next_pair`], which gives client-only events `client + 1` and synced
+//! events `client 0`.
+//!
+//! Broken invariants of the input or the output (unsorted events, a pending chain with a gap,
+//! a head moving backwards, an upstream head past the local head) are bugs in the caller,
+//! never an outcome: they panic in debug builds and return [`InvariantViolation`] in release.
+
+use crate::event::EncodedEvent;
+use crate::seq::EventSeq;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod strategies;
+#[cfg(test)]
+mod tests;
+
+/// What a node knows about its sync position.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SyncState {
+    /// Local events not yet confirmed by the next node upstream, ascending.
+    pub pending: Vec<EncodedEvent>,
+    /// What this node believes the upstream node's head is.
+    pub upstream_head: EventSeq,
+    /// The last event this node has: `pending.last()` when pending is non-empty.
+    pub local_head: EventSeq,
+}
+
+impl SyncState {
+    /// A node with nothing pending whose local and upstream heads are both `head` (a fresh
+    /// node is `SyncState::at(EventSeq::ROOT)`, a booted one starts at its confirmed head).
+    pub fn at(head: EventSeq) -> SyncState {
+        SyncState {
+            pending: Vec::new(),
+            upstream_head: head,
+            local_head: head,
+        }
+    }
+}
+
+/// Input of [`merge`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// New events committed downstream of this node.
+    LocalPush { new_events: Vec<EncodedEvent> },
+    /// Upstream appended events.
+    UpstreamAdvance { new_events: Vec<EncodedEvent> },
+    /// Upstream itself rebased: roll back `rollback_events`, then apply `new_events`.
+    UpstreamRebase {
+        rollback_events: Vec<EncodedEvent>,
+        new_events: Vec<EncodedEvent>,
+    },
+}
+
+impl Payload {
+    /// The events the payload adds (for `UpstreamRebase`, the ones applied after the
+    /// rollback).
+    pub fn new_events(&self) -> &[EncodedEvent] {
+        match self {
+            Payload::LocalPush { new_events }
+            | Payload::UpstreamAdvance { new_events }
+            | Payload::UpstreamRebase { new_events, .. } => new_events,
+        }
+    }
+}
+
+/// Output of [`merge`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum MergeResult {
+    /// Events appended; nothing rolled back.
+    Advance {
+        new_state: SyncState,
+        new_events: Vec<EncodedEvent>,
+        confirmed_events: Vec<EncodedEvent>,
+    },
+    /// Pending events rolled back and replayed (renumbered) on a new head.
+    Rebase {
+        new_state: SyncState,
+        new_events: Vec<EncodedEvent>,
+        rollback_events: Vec<EncodedEvent>,
+    },
+    /// A local push that does not extend the local head.
+    Reject { expected_minimum_id: EventSeq },
+}
+
+impl MergeResult {
+    /// The state after the merge; `None` for a rejected push (the state is unchanged).
+    pub fn new_state(&self) -> Option<&SyncState> {
+        match self {
+            MergeResult::Advance { new_state, .. } | MergeResult::Rebase { new_state, .. } => {
+                Some(new_state)
+            }
+            MergeResult::Reject { .. } => None,
+        }
+    }
+
+    /// The payload that forwards this result to the node's downstream (LiveStore's
+    /// `payloadFromMergeResult`): an advance becomes `UpstreamAdvance`, a rebase becomes
+    /// `UpstreamRebase`; a reject forwards nothing.
+    pub fn downstream_payload(&self) -> Option<Payload> {
+        match self {
+            MergeResult::Advance { new_events, .. } => Some(Payload::UpstreamAdvance {
+                new_events: new_events.clone(),
+            }),
+            MergeResult::Rebase {
+                new_events,
+                rollback_events,
+                ..
+            } => Some(Payload::UpstreamRebase {
+                rollback_events: rollback_events.clone(),
+                new_events: new_events.clone(),
+            }),
+            MergeResult::Reject { .. } => None,
+        }
+    }
+}
+
+/// Options of [`merge`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MergeOptions {
+    /// Keep client-only events out of pending and out of divergence checks (the leader's
+    /// pull path: the backend never sees client-only events).
+    pub ignore_client_only: bool,
+}
+
+impl MergeOptions {
+    /// Options with [`ignore_client_only`](Self::ignore_client_only) set: for merging what
+    /// the backend delivers, which never holds client-only events.
+    pub const IGNORE_CLIENT_ONLY: MergeOptions = MergeOptions {
+        ignore_client_only: true,
+    };
+}
+
+/// A broken invariant of [`merge`]'s input: a bug in the caller, never an outcome.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sync state invariant violated: {0}")]
+pub struct InvariantViolation(pub String);
+
+/// Merges `payload` into `state` and says what the node must do; `state` is not changed
+/// (apply [`MergeResult::new_state`] yourself).
+///
+/// - `LocalPush`: appends the events to pending if the first one is after the local head,
+///   else rejects with `expected_minimum_id` = the local head's client-only successor. With
+///   `ignore_client_only`, client-only events are returned in `new_events` but kept out of
+///   pending.
+/// - `UpstreamAdvance`: pending events matched position by position by identical upstream
+///   events ([`EncodedEvent::is_same_as`]) are confirmed. If all of pending that the
+///   incoming events reach matches, the result is an advance; from the first mismatch on,
+///   pending is rolled back and rebased on the new upstream head (generation = head's + 1).
+/// - `UpstreamRebase`: all of pending is rolled back (after the upstream's own rollback
+///   events) and rebased on the last new event.
+///
+/// # Errors
+///
+/// [`InvariantViolation`] when the input breaks merge's preconditions (or the output would
+/// break its postconditions). This is a bug in the caller; debug builds panic instead.
+pub fn merge(
+    state: &SyncState,
+    payload: Payload,
+    options: MergeOptions,
+) -> Result<MergeResult, InvariantViolation> {
+    validate_sync_state(state)?;
+    validate_payload(&payload)?;
+    let result = match payload {
+        Payload::LocalPush { new_events } => local_push(state, new_events, options),
+        Payload::UpstreamAdvance { new_events } => upstream_advance(state, new_events, options)?,
+        Payload::UpstreamRebase {
+            rollback_events,
+            new_events,
+        } => upstream_rebase(state, rollback_events, new_events),
+    };
+    validate_merge_result(state, &result)?;
+    Ok(result)
+}
+
+/// The one place an [`InvariantViolation`] is made: panics in debug builds (so the bug shows
+/// up in tests at the point of violation), returns the error in release.
+fn violation(message: String) -> InvariantViolation {
+    debug_assert!(false, "sync state invariant violated: {message}");
+    InvariantViolation(message)
+}
+
+fn local_push(
+    state: &SyncState,
+    new_events: Vec<EncodedEvent>,
+    options: MergeOptions,
+) -> MergeResult {
+    let Some(first) = new_events.first() else {
+        return unchanged(state);
+    };
+    if !first.seq.is_after(&state.local_head) {
+        let head = state.local_head;
+        return MergeResult::Reject {
+            expected_minimum_id: head.next_pair(true, head.generation).seq,
+        };
+    }
+    let mut pending = state.pending.clone();
+    pending.extend(
+        new_events
+            .iter()
+            .filter(|event| !(options.ignore_client_only && event.is_client_only()))
+            .cloned(),
+    );
+    let local_head = pending.last().map_or_else(
+        || EventSeq::max_position(state.local_head, state.upstream_head),
+        |event| event.seq,
+    );
+    MergeResult::Advance {
+        new_state: SyncState {
+            pending,
+            upstream_head: state.upstream_head,
+            local_head,
+        },
+        new_events,
+        confirmed_events: Vec::new(),
+    }
+}
+
+fn upstream_advance(
+    state: &SyncState,
+    incoming: Vec<EncodedEvent>,
+    options: MergeOptions,
+) -> Result<MergeResult, InvariantViolation> {
+    let (Some(first), Some(last)) = (incoming.first(), incoming.last()) else {
+        return Ok(unchanged(state));
+    };
+    // As LiveStore: "not after" is judged by position, "equal" by full identity, so an
+    // incoming event at the upstream head's position but another generation passes.
+    if state.upstream_head.is_after(&first.seq) || state.upstream_head == first.seq {
+        return Err(violation(format!(
+            "incoming events must be after the upstream head {}, got [{}]",
+            state.upstream_head,
+            seq_list(&incoming)
+        )));
+    }
+    let new_upstream_head = last.seq;
+
+    match find_divergence(&state.pending, &incoming, options.ignore_client_only) {
+        None => {
+            let new_events: Vec<EncodedEvent> = incoming
+                .iter()
+                .filter(|event| !contains_position(&state.pending, event.seq))
+                .cloned()
+                .collect();
+            let split = confirmed_prefix_len(&state.pending, &incoming, options);
+            let (confirmed, remaining) = state.pending.split_at(split);
+            let local_head = remaining.last().map_or_else(
+                || EventSeq::max_position(state.local_head, new_upstream_head),
+                |event| event.seq,
+            );
+            Ok(MergeResult::Advance {
+                new_state: SyncState {
+                    pending: remaining.to_vec(),
+                    upstream_head: new_upstream_head,
+                    local_head,
+                },
+                new_events,
+                confirmed_events: confirmed.to_vec(),
+            })
+        }
+        Some(divergence) => {
+            let rollback_events = state.pending[divergence.pending_index..].to_vec();
+            let rebased = rebase_events(&rollback_events, new_upstream_head);
+            // `rollback_events` is non-empty, so `rebased` is too.
+            let local_head = rebased.last().map_or(new_upstream_head, |event| event.seq);
+            let mut new_events = incoming;
+            new_events.drain(..divergence.incoming_index);
+            new_events.extend(rebased.iter().cloned());
+            Ok(MergeResult::Rebase {
+                new_state: SyncState {
+                    pending: rebased,
+                    upstream_head: new_upstream_head,
+                    local_head,
+                },
+                new_events,
+                rollback_events,
+            })
+        }
+    }
+}
+
+fn upstream_rebase(
+    state: &SyncState,
+    mut rollback_events: Vec<EncodedEvent>,
+    mut new_events: Vec<EncodedEvent>,
+) -> MergeResult {
+    rollback_events.extend(state.pending.iter().cloned());
+    let upstream_head = new_events
+        .last()
+        .map_or(state.upstream_head, |event| event.seq);
+    let rebased = rebase_events(&state.pending, upstream_head);
+    let local_head = rebased.last().map_or(upstream_head, |event| event.seq);
+    new_events.extend(rebased.iter().cloned());
+    MergeResult::Rebase {
+        new_state: SyncState {
+            pending: rebased,
+            upstream_head,
+            local_head,
+        },
+        new_events,
+        rollback_events,
+    }
+}
+
+fn unchanged(state: &SyncState) -> MergeResult {
+    MergeResult::Advance {
+        new_state: state.clone(),
+        new_events: Vec::new(),
+        confirmed_events: Vec::new(),
+    }
+}
+
+/// Where pending and incoming part ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Divergence {
+    /// Index in pending of the first pending event that differs from its counterpart.
+    pending_index: usize,
+    /// Index in incoming of that counterpart: the incoming events before it matched pending
+    /// events and are already materialized here.
+    incoming_index: usize,
+}
+
+/// LiveStore's `findDivergencePoint` on pending: the first pending event whose positional
+/// counterpart in `incoming` exists and is not the same event. Pending events past the end of
+/// `incoming` never diverge. With `ignore_client_only`, client-only pending events are left
+/// out of the pairing (the backend never has them).
+///
+/// LiveStore finds the incoming side by a second scan (incoming against unfiltered pending).
+/// Without `ignore_client_only` that scan gives the same index; with it, the second scan
+/// would pair incoming events with client-only pending events and re-emit already confirmed
+/// events, so the index comes from the first scan instead: the count of matched incoming
+/// events.
+fn find_divergence(
+    pending: &[EncodedEvent],
+    incoming: &[EncodedEvent],
+    ignore_client_only: bool,
+) -> Option<Divergence> {
+    pending
+        .iter()
+        .enumerate()
+        .filter(|(_, event)| !(ignore_client_only && event.is_client_only()))
+        .zip(incoming)
+        .enumerate()
+        .find(|(_, ((_, existing), incoming))| !existing.is_same_as(incoming))
+        .map(|(incoming_index, ((pending_index, _), _))| Divergence {
+            pending_index,
+            incoming_index,
+        })
+}
+
+/// How many pending events `incoming` confirms, given that they do not diverge: the walk
+/// pairs pending[i] with incoming[i - skipped], where client-only pending events are skipped
+/// (and count as confirmed) under `ignore_client_only`; it stops at the first pending event
+/// without an identical counterpart.
+fn confirmed_prefix_len(
+    pending: &[EncodedEvent],
+    incoming: &[EncodedEvent],
+    options: MergeOptions,
+) -> usize {
+    let mut skipped = 0;
+    for (index, event) in pending.iter().enumerate() {
+        if options.ignore_client_only && event.is_client_only() {
+            skipped += 1;
+            continue;
+        }
+        match incoming.get(index - skipped) {
+            Some(counterpart) if event.is_same_as(counterpart) => {}
+            _ => return index,
+        }
+    }
+    pending.len()
+}
+
+/// True when an event of the (validated, strictly ascending) `pending` sits at `seq`'s
+/// position.
+fn contains_position(pending: &[EncodedEvent], seq: EventSeq) -> bool {
+    pending
+        .binary_search_by(|event| event.seq.position_cmp(&seq))
+        .is_ok()
+}
+
+/// LiveStore's `rebaseEvents`: renumbers `events` one after the other starting on `base`,
+/// each keeping its client-only-ness, all with generation `base.generation + 1`.
+fn rebase_events(events: &[EncodedEvent], base: EventSeq) -> Vec<EncodedEvent> {
+    let generation = base.generation.saturating_add(1);
+    let mut previous = base;
+    events
+        .iter()
+        .map(|event| {
+            let rebased = event.rebased(previous, generation);
+            previous = rebased.seq;
+            rebased
+        })
+        .collect()
+}
+
+/// LiveStore's `validateSyncState`: pending strictly ascending; a pending event on a new
+/// global is a synced one (`client == 0`); one on the same global chains on its predecessor
+/// exactly (parent == predecessor, generation included).
+fn validate_sync_state(state: &SyncState) -> Result<(), InvariantViolation> {
+    for (index, pair) in state.pending.windows(2).enumerate() {
+        let (previous, next) = (&pair[0], &pair[1]);
+        if !next.seq.is_after(&previous.seq) {
+            return Err(violation(format!(
+                "pending events must be strictly ascending, got {} then {} at index {} of [{}]",
+                previous.seq,
+                next.seq,
+                index + 1,
+                seq_list(&state.pending)
+            )));
+        }
+        if next.seq.global > previous.seq.global {
+            if next.seq.client != 0 {
+                return Err(violation(format!(
+                    "pending event {} on a new global must be a synced event (client 0), \
+                     after {}",
+                    next.seq, previous.seq
+                )));
+            }
+        } else if next.parent != previous.seq {
+            return Err(violation(format!(
+                "pending event {} must chain on {} but its parent is {}",
+                next.seq, previous.seq, next.parent
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// LiveStore's `validatePayload`: the payload's new events are strictly ascending.
+fn validate_payload(payload: &Payload) -> Result<(), InvariantViolation> {
+    let events = payload.new_events();
+    if events
+        .windows(2)
+        .any(|pair| !pair[1].seq.is_after(&pair[0].seq))
+    {
+        return Err(violation(format!(
+            "payload events must be strictly ascending, got [{}]",
+            seq_list(events)
+        )));
+    }
+    Ok(())
+}
+
+/// LiveStore's `validateMergeResult`: the new state is valid, its upstream head is not past
+/// its local head, and neither head moved backwards (all by position).
+fn validate_merge_result(
+    before: &SyncState,
+    result: &MergeResult,
+) -> Result<(), InvariantViolation> {
+    let Some(after) = result.new_state() else {
+        return Ok(());
+    };
+    validate_sync_state(after)?;
+    if after.upstream_head.is_after(&after.local_head) {
+        return Err(violation(format!(
+            "upstream head {} must not be after local head {}",
+            after.upstream_head, after.local_head
+        )));
+    }
+    if before.local_head.is_after(&after.local_head) {
+        return Err(violation(format!(
+            "local head moved backwards from {} to {}",
+            before.local_head, after.local_head
+        )));
+    }
+    if before.upstream_head.is_after(&after.upstream_head) {
+        return Err(violation(format!(
+            "upstream head moved backwards from {} to {}",
+            before.upstream_head, after.upstream_head
+        )));
+    }
+    Ok(())
+}
+
+fn seq_list(events: &[EncodedEvent]) -> String {
+    events
+        .iter()
+        .map(|event| event.seq.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

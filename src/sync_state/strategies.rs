@@ -1,0 +1,100 @@
+//! Test helpers for the merge tests: LiveStore's fixtures (`e0_1`, `e1_0`, … all named `a`
+//! with one client and session id) and the proptest strategies of the sync simulation.
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use crate::event::{EncodedEvent, EventMeta};
+use crate::seq::EventSeq;
+
+/// The client id of every fixture event.
+pub(super) const CLIENT: &str = "static-local-id";
+/// The session id of every fixture event.
+pub(super) const SESSION: &str = "static-session-id";
+
+/// An event named `a` from the fixture client and session.
+pub(super) fn event(seq: EventSeq, parent: EventSeq, args: Value) -> EncodedEvent {
+    EncodedEvent {
+        seq,
+        parent,
+        name: "a".into(),
+        args,
+        client_id: CLIENT.into(),
+        session_id: SESSION.into(),
+        meta: EventMeta::default(),
+    }
+}
+
+fn fixture(global: u64, client: u32, parent: EventSeq) -> EncodedEvent {
+    event(EventSeq::new(global, client, 0), parent, json!("a"))
+}
+
+/// Client-only `e0.1` on the root.
+pub(super) fn e0_1() -> EncodedEvent {
+    fixture(0, 1, EventSeq::ROOT)
+}
+/// Synced `e1` on the root.
+pub(super) fn e1_0() -> EncodedEvent {
+    fixture(1, 0, EventSeq::ROOT)
+}
+/// Client-only `e1.1` on `e1`.
+pub(super) fn e1_1() -> EncodedEvent {
+    fixture(1, 1, e1_0().seq)
+}
+/// Client-only `e1.2` on `e1.1`.
+pub(super) fn e1_2() -> EncodedEvent {
+    fixture(1, 2, e1_1().seq)
+}
+/// Client-only `e1.3` on `e1.2`.
+pub(super) fn e1_3() -> EncodedEvent {
+    fixture(1, 3, e1_2().seq)
+}
+/// Synced `e2` on `e1`.
+pub(super) fn e2_0() -> EncodedEvent {
+    fixture(2, 0, e1_0().seq)
+}
+/// Client-only `e2.1` on `e2`.
+pub(super) fn e2_1() -> EncodedEvent {
+    fixture(2, 1, e2_0().seq)
+}
+
+/// One step of the sync simulation in `proptests`.
+#[derive(Debug, Clone)]
+pub(super) enum Op {
+    /// A replica commits events locally (`true` = client-only).
+    Commit { replica: usize, kinds: Vec<bool> },
+    /// Another writer appends events to the upstream log (`true` = client-only).
+    Foreign { kinds: Vec<bool> },
+    /// A replica pushes its pending events; accepted only if it has pulled everything.
+    Push { replica: usize },
+    /// A replica pulls up to `max` events from the upstream log.
+    Pull { replica: usize, max: usize },
+}
+
+/// A batch of event kinds; client-only events only where the upstream can hold them.
+fn kinds(client_only_allowed: bool) -> impl Strategy<Value = Vec<bool>> {
+    let kind = if client_only_allowed {
+        prop_oneof![3 => Just(false), 1 => Just(true)].boxed()
+    } else {
+        Just(false).boxed()
+    };
+    prop::collection::vec(kind, 1..4)
+}
+
+/// A random simulation of `replicas` replicas against one upstream. With
+/// `ignore_client_only` the upstream is a backend: replicas commit client-only events, but
+/// foreign writers never add any to the log.
+pub(super) fn ops(replicas: usize, ignore_client_only: bool) -> impl Strategy<Value = Vec<Op>> {
+    let op = prop_oneof![
+        3 => (0..replicas, kinds(true)).prop_map(|(replica, kinds)| Op::Commit { replica, kinds }),
+        2 => kinds(!ignore_client_only).prop_map(|kinds| Op::Foreign { kinds }),
+        2 => (0..replicas).prop_map(|replica| Op::Push { replica }),
+        3 => (0..replicas, 1..6usize).prop_map(|(replica, max)| Op::Pull { replica, max }),
+    ];
+    prop::collection::vec(op, 0..30)
+}
+
+/// Sizes in which a log is delivered: each chunk holds 1 to 5 events.
+pub(super) fn chunk_sizes() -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(1..6usize, 1..20)
+}
