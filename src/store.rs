@@ -110,7 +110,7 @@ impl StoreBuilder {
     /// [`OnBackendIdMismatch`]); an unreachable backend does not stop the open, the leader
     /// keeps retrying in the background.
     pub async fn open(self) -> Result<Store> {
-        eventsync_backends::open::validate_store_id(&self.store_id).map_err(Error::from)?;
+        validate_id(&self.store_id).map_err(Error::from)?;
         let backend = match (self.offline, self.backend) {
             (true, _) => None,
             (false, Some(backend)) => Some(backend),
@@ -122,7 +122,7 @@ impl StoreBuilder {
         let lock = lock_dir(&dir, self.tuning.lock_timeout).await?;
         let client_id = match self.client_id {
             Some(client_id) => {
-                eventsync_backends::open::validate_store_id(&client_id)
+                validate_id(&client_id)
                     .map_err(|_| Error::invalid(format!("invalid client id {client_id:?}: use letters, digits, '-', '_' or '.'")))?;
                 client_id
             }
@@ -193,7 +193,7 @@ fn client_id_of(data_dir: &Path) -> Result<String> {
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let id = text.trim().to_owned();
-            eventsync_backends::open::validate_store_id(&id)
+            validate_id(&id)
                 .map_err(|_| Error::invalid(format!("{}: invalid client id {id:?}", path.display())))?;
             Ok(id)
         }
@@ -369,4 +369,11 @@ impl Store {
 
 fn closed() -> Error {
     Error::new(ErrorKind::Closed, "the store is closed")
+}
+
+// TEMPORARY until eventsync_backends::open lands.
+fn validate_id(id: &str) -> std::result::Result<(), eventsync_backends::BackendError> {
+    let ok = !id.is_empty() && id.len() <= 128 && !id.starts_with('.')
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok { Ok(()) } else { Err(eventsync_backends::BackendError::Invalid { message: format!("invalid store id {id:?}") }) }
 }
