@@ -1,4 +1,5 @@
 # Shared helpers for the scripts in this folder. Source it; do not run it.
+# shellcheck shell=bash
 
 # Installs libclang (needed by rusqlite's `session` feature, whose bindings are generated at
 # build time) when it is missing: apt-get as root or through sudo, otherwise one clear line.
