@@ -750,7 +750,13 @@ mod tests {
         .unwrap();
         assert_eq!(config.s3.secret_access_key.as_deref(), Some("sak-secret"));
         let debug = format!("{config:?} {config:#?}");
-        for value in ["pw-secret", "AKID-secret", "sak-secret", "tok-secret", "ep-secret"] {
+        for value in [
+            "pw-secret",
+            "AKID-secret",
+            "sak-secret",
+            "tok-secret",
+            "ep-secret",
+        ] {
             assert!(!debug.contains(value), "{value} shown in {debug}");
         }
         assert!(debug.contains("<redacted>"), "{debug}");

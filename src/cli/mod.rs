@@ -94,7 +94,8 @@ pub enum Command {
     Log(log::LogArgs),
     /// Probe the configured backend's capabilities and give a verdict
     Doctor,
-    /// Several simulated clients committing concurrently through one backend
+    /// Several simulated clients committing concurrently through one backend (a fresh
+    /// temp folder unless --backend is given), then checks that they converged
     Demo(demo::DemoArgs),
 }
 
