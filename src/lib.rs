@@ -15,6 +15,8 @@
 //! (merge), [`schema`] (tables, event definitions, materializers), [`materialize`] (apply
 //! events with changesets and roll them back), [`store`] (the facade), [`config`], [`error`].
 
+pub mod cli;
+pub mod config;
 pub mod error;
 pub mod event;
 mod leader;

@@ -39,10 +39,13 @@ pub struct Tuning {
     /// Most bytes (encoded) in one backend push.
     pub push_batch_bytes: usize,
     /// Fastest live-pull poll, used right after activity. Lower is fresher, more GETs.
+    #[serde(with = "crate::config::duration_serde")]
     pub poll_min: Duration,
     /// Slowest live-pull poll, reached after a long idle stretch. One GET per poll.
+    #[serde(with = "crate::config::duration_serde")]
     pub poll_max: Duration,
     /// How long a second process waits for the data dir's lock before giving up.
+    #[serde(with = "crate::config::duration_serde")]
     pub lock_timeout: Duration,
     /// What to do when the backend's id changed.
     pub on_backend_id_mismatch: OnBackendIdMismatch,

@@ -1,0 +1,444 @@
+//! `eventsync demo`: several simulated clients in one process, each with its own store
+//! (data dir, client id, leader), committing todo events concurrently through ONE backend,
+//! with offline stretches. Then it syncs them all until quiescent, prints a table, and
+//! checks that every replica converged and that the backend log is gapless.
+//!
+//! The seed fixes each client's choices (which todo events, when to go offline); the
+//! interleaving of the clients still depends on timing, which is the point of the demo.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::todo::{list, now_iso8601};
+use super::todo_app::{TodoCompleted, TodoCreated, TodoDeleted, TodoUncompleted, todo_schema};
+use super::{backend, context, out};
+use crate::config::{Config, Origin, generate_id};
+use crate::error::{Error, ErrorKind, Result};
+use crate::schema::Schema;
+use crate::session::ClientSession;
+use crate::store::{Store, StoreStats, Tuning};
+use eventsync_backends::{GlobalEvent, GlobalSeq, SyncBackend};
+
+/// Arguments of `demo`. The backend is a fresh temporary folder unless `--backend` is
+/// given on the command line (then the demo uses a new store id `demo-<random>` in it).
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Simulated clients
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    clients: u16,
+    /// Events each client commits
+    #[arg(long, default_value_t = 50)]
+    events: u32,
+    /// Seed of the clients' choices (default: random, printed so a run can be repeated)
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+/// What the clients share.
+struct Demo {
+    schema: Arc<Schema>,
+    backend: Arc<dyn SyncBackend>,
+    store_id: String,
+    root: PathBuf,
+    tuning: Tuning,
+    events: u32,
+    seed: u64,
+    progress: ProgressBar,
+}
+
+/// What one client did, over all its store openings.
+struct ClientReport {
+    name: String,
+    stats: StoreStats,
+    offline_stretches: u32,
+}
+
+/// One line of the final verdict.
+struct Check {
+    what: String,
+    passed: bool,
+}
+
+/// Runs the demo.
+pub(crate) async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
+    let seed = args.seed.unwrap_or_else(|| rand::rng().random());
+    let temp = tempfile::Builder::new()
+        .prefix("eventsync-demo-")
+        .tempdir()
+        .map_err(|e| Error::new(ErrorKind::Unavailable, format!("creating a temp dir: {e}")))?;
+    let (url, store_id) = if matches!(config.backend_origin, Origin::Flag(_)) {
+        (config.backend.clone(), format!("demo-{}", generate_id(8)))
+    } else {
+        let folder = temp.path().join("backend");
+        std::fs::create_dir_all(&folder).map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("creating {}: {e}", folder.display()),
+            )
+        })?;
+        (format!("file://{}", folder.display()), "demo".to_string())
+    };
+    let backend = backend::open_backend(config, &url, &store_id).await?;
+    out(format!(
+        "demo: {} clients x {} events, store {store_id:?} on {}, seed {seed}",
+        args.clients,
+        args.events,
+        backend::display_url(&url)
+    ))?;
+
+    let demo = Rc::new(Demo {
+        schema: Arc::new(todo_schema()),
+        backend: backend.clone(),
+        store_id,
+        root: temp.path().to_path_buf(),
+        tuning: config.tuning.clone(),
+        events: args.events,
+        seed,
+        progress: progress_bar(u64::from(args.clients) * u64::from(args.events)),
+    });
+
+    // Sessions need not be `Send`: the clients run as local tasks on this thread, while each
+    // store's leader works on the runtime as usual.
+    let local = tokio::task::LocalSet::new();
+    let outcomes = local
+        .run_until(async {
+            let tasks: Vec<_> = (1..=args.clients)
+                .map(|i| tokio::task::spawn_local(run_client(demo.clone(), i)))
+                .collect();
+            futures::future::join_all(tasks).await
+        })
+        .await;
+    demo.progress.finish_and_clear();
+
+    let mut reports = Vec::new();
+    let mut stores = Vec::new();
+    for outcome in outcomes {
+        let (report, store) =
+            outcome.map_err(|e| Error::internal(format!("a demo client task failed: {e}")))??;
+        reports.push(report);
+        stores.push(store);
+    }
+
+    let result = finish(&demo, &reports, &stores).await;
+    for store in stores {
+        store.shutdown().await?;
+    }
+    result
+}
+
+/// Syncs until quiescent, prints the table, runs the checks.
+async fn finish(demo: &Demo, reports: &[ClientReport], stores: &[Store]) -> Result<()> {
+    let quiescent = sync_until_quiescent(demo, stores).await?;
+    out("")?;
+    out(format!(
+        "{:<10} {:>7} {:>10} {:>8} {:>7} {:>13} {:>8}",
+        "client", "head", "committed", "rebases", "pushes", "server-ahead", "offline"
+    ))?;
+    for (report, store) in reports.iter().zip(stores) {
+        let stats = sum_stats(&report.stats, &store.stats());
+        let head = store.status().await?.local_head;
+        out(format!(
+            "{:<10} {:>7} {:>10} {:>8} {:>7} {:>13} {:>8}",
+            report.name,
+            head.to_string(),
+            stats.committed,
+            stats.rebases,
+            stats.pushes,
+            stats.server_ahead,
+            report.offline_stretches
+        ))?;
+    }
+
+    let committed: u64 = reports
+        .iter()
+        .zip(stores)
+        .map(|(report, store)| sum_stats(&report.stats, &store.stats()).committed)
+        .sum();
+    let mut checks = vec![Check {
+        what: "all clients quiescent: nothing pending, every head at the backend's head".into(),
+        passed: quiescent,
+    }];
+    checks.extend(replica_checks(demo, stores).await?);
+    checks.extend(log_checks(demo, committed).await?);
+
+    out("")?;
+    for check in &checks {
+        out(format!(
+            "{} {}",
+            if check.passed { "  ok    " } else { "  FAILED" },
+            check.what
+        ))?;
+    }
+    let failed = checks.iter().filter(|check| !check.passed).count();
+    if failed > 0 {
+        return Err(Error::internal(format!(
+            "demo: {failed} of {} checks failed (seed {}); the replicas did not converge",
+            checks.len(),
+            demo.seed
+        )));
+    }
+    out("all checks passed")
+}
+
+/// One client: commits `events` random todo events, going offline now and then.
+async fn run_client(demo: Rc<Demo>, index: u16) -> Result<(ClientReport, Store)> {
+    let name = format!("client-{index}");
+    let mut rng =
+        SmallRng::seed_from_u64(demo.seed ^ u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut report = ClientReport {
+        name: name.clone(),
+        stats: StoreStats::default(),
+        offline_stretches: 0,
+    };
+    let mut store = open(&demo, &name, false).await?;
+    let mut done = 0;
+    loop {
+        // Online: commit until the events run out or the client decides to go offline.
+        {
+            let session = store.session()?;
+            while done < demo.events {
+                commit_random(&session, &name, &mut rng)?;
+                done += 1;
+                demo.progress.inc(1);
+                tokio::time::sleep(Duration::from_millis(rng.random_range(0..3))).await;
+                if rng.random_bool(0.08) {
+                    break;
+                }
+            }
+        }
+        if done >= demo.events {
+            break;
+        }
+        // An offline stretch: close, reopen offline for a few commits, reopen online.
+        report.stats = sum_stats(&report.stats, &store.stats());
+        store.shutdown().await?;
+        let offline = open(&demo, &name, true).await?;
+        {
+            let session = offline.session()?;
+            for _ in 0..rng.random_range(2..=5).min(demo.events - done) {
+                commit_random(&session, &name, &mut rng)?;
+                done += 1;
+                demo.progress.inc(1);
+            }
+        }
+        report.stats = sum_stats(&report.stats, &offline.stats());
+        offline.shutdown().await?;
+        report.offline_stretches += 1;
+        store = open(&demo, &name, false).await?;
+        store
+            .sync()
+            .await
+            .map_err(|e| context(e, format!("{name}: syncing after going online")))?;
+    }
+    Ok((report, store))
+}
+
+/// Opens the store of client `name` (its own data dir and client id) on the shared backend.
+async fn open(demo: &Demo, name: &str, offline: bool) -> Result<Store> {
+    Store::builder(demo.schema.clone())
+        .with_backend(demo.backend.clone())
+        .with_store_id(demo.store_id.clone())
+        .with_data_dir(demo.root.join(name))
+        .with_client_id(name)
+        .with_offline(offline)
+        .with_tuning(demo.tuning.clone())
+        .open()
+        .await
+        .map_err(|e| context(e, format!("{name}: opening its store")))
+}
+
+/// Commits one random todo event: mostly adds, else toggles or deletes an existing todo.
+fn commit_random(session: &ClientSession, name: &str, rng: &mut SmallRng) -> Result<()> {
+    let todos = list(session)?;
+    let roll = rng.random_range(0..100);
+    if todos.is_empty() || roll < 50 {
+        let id = format!("{name}-{}", generate_id(6));
+        let text = WORDS[rng.random_range(0..WORDS.len())].to_string();
+        session.commit(TodoCreated::NAME, &TodoCreated { id, text })?;
+        return Ok(());
+    }
+    let todo = &todos[rng.random_range(0..todos.len())];
+    let id = todo.id.clone();
+    if roll < 80 && todo.completed {
+        session.commit(TodoUncompleted::NAME, &TodoUncompleted { id })?;
+    } else if roll < 80 {
+        session.commit(TodoCompleted::NAME, &TodoCompleted { id })?;
+    } else {
+        let deleted_at = now_iso8601();
+        session.commit(TodoDeleted::NAME, &TodoDeleted { id, deleted_at })?;
+    }
+    Ok(())
+}
+
+const WORDS: &[&str] = &[
+    "buy milk",
+    "call mum",
+    "water plants",
+    "file taxes",
+    "fix bike",
+    "read paper",
+    "book flights",
+    "walk dog",
+];
+
+/// Syncs every store in turn until none has anything pending and all stand at the
+/// backend's head. Returns whether that happened within the rounds allowed.
+async fn sync_until_quiescent(demo: &Demo, stores: &[Store]) -> Result<bool> {
+    for _round in 0..10 {
+        for store in stores {
+            store.sync().await?;
+        }
+        let head = demo
+            .backend
+            .head()
+            .await
+            .map_err(|e| backend::backend_error(&demo.backend.info().url, e))?;
+        let mut settled = true;
+        for store in stores {
+            let status = store.status().await?;
+            settled &= status.pending == 0 && status.local_head.global == head.0;
+        }
+        if settled {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Every replica's todo list, and a fresh replica built from the log, are the same.
+async fn replica_checks(demo: &Demo, stores: &[Store]) -> Result<Vec<Check>> {
+    let mut lists = Vec::new();
+    for store in stores {
+        lists.push(todo_rows(&store.session()?)?);
+    }
+    let first = lists.first().cloned().unwrap_or_default();
+    let same = lists.iter().all(|list| *list == first);
+
+    let auditor = open(demo, "auditor", false).await?;
+    let rebuilt = match auditor.sync().await {
+        Ok(()) => auditor.session().and_then(|session| todo_rows(&session)),
+        Err(e) => Err(e),
+    };
+    auditor.shutdown().await?;
+    let rebuilt = rebuilt?;
+    Ok(vec![
+        Check {
+            what: format!(
+                "all {} replicas hold the same todo list ({} todos)",
+                stores.len(),
+                first.len()
+            ),
+            passed: same,
+        },
+        Check {
+            what: "a fresh replica rebuilt from the backend log holds the same list".into(),
+            passed: rebuilt == first,
+        },
+    ])
+}
+
+/// The backend log is gapless and holds exactly the events the clients committed.
+async fn log_checks(demo: &Demo, committed: u64) -> Result<Vec<Check>> {
+    let events = pull_all(demo.backend.as_ref()).await?;
+    let gapless = events.iter().enumerate().all(|(i, event)| {
+        event.seq_num == GlobalSeq(i as u64 + 1) && event.parent_seq_num == GlobalSeq(i as u64)
+    });
+    Ok(vec![
+        Check {
+            what: format!(
+                "backend log is gapless: e1..e{}, each parent = seq - 1",
+                events.len()
+            ),
+            passed: gapless,
+        },
+        Check {
+            what: format!(
+                "backend log holds every committed event once ({} in the log, {committed} committed)",
+                events.len()
+            ),
+            passed: events.len() as u64 == committed,
+        },
+    ])
+}
+
+/// Every event in the backend, in order.
+async fn pull_all(backend: &dyn SyncBackend) -> Result<Vec<GlobalEvent>> {
+    let url = backend.info().url;
+    let mut pages = backend
+        .pull(GlobalSeq::ZERO, false)
+        .await
+        .map_err(|e| backend::backend_error(&url, e))?;
+    let mut events = Vec::new();
+    while let Some(page) = pages.next().await {
+        events.extend(page.map_err(|e| backend::backend_error(&url, e))?.events);
+    }
+    Ok(events)
+}
+
+/// A replica's todos as comparable rows.
+fn todo_rows(session: &ClientSession) -> Result<Vec<(String, String, bool)>> {
+    Ok(list(session)?
+        .into_iter()
+        .map(|todo| (todo.id, todo.text, todo.completed))
+        .collect())
+}
+
+fn sum_stats(a: &StoreStats, b: &StoreStats) -> StoreStats {
+    StoreStats {
+        committed: a.committed + b.committed,
+        pushes: a.pushes + b.pushes,
+        server_ahead: a.server_ahead + b.server_ahead,
+        rebases: a.rebases + b.rebases,
+        pulled: a.pulled + b.pulled,
+    }
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+fn progress_bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} events committed ({elapsed})")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_sum_stats_adds_every_counter() {
+        let a = StoreStats {
+            committed: 1,
+            pushes: 2,
+            server_ahead: 3,
+            rebases: 4,
+            pulled: 5,
+        };
+        let total = sum_stats(&a, &a);
+        assert_eq!(
+            total,
+            StoreStats {
+                committed: 2,
+                pushes: 4,
+                server_ahead: 6,
+                rebases: 8,
+                pulled: 10
+            }
+        );
+    }
+}
