@@ -208,7 +208,7 @@ impl ClientSession {
         let (sender, receiver) = mpsc::unbounded_channel();
         let sql = sql.to_owned();
         let params = params.to_vec();
-        let mut refresh = move |connection: &Connection| {
+        let refresh = move |connection: &Connection| {
             let rows = rows_as_json(connection, &sql, &params).and_then(|rows| {
                 rows.into_iter()
                     .map(|row| {

@@ -204,7 +204,7 @@ async fn run_client(demo: Rc<Demo>, index: u16) -> Result<(ClientReport, Store)>
     loop {
         // Online: commit until the events run out or the client decides to go offline.
         {
-            let session = store.session()?;
+            let session = store.session().await?;
             while done < demo.events {
                 commit_random(&session, &name, &mut rng)?;
                 done += 1;
@@ -223,7 +223,7 @@ async fn run_client(demo: Rc<Demo>, index: u16) -> Result<(ClientReport, Store)>
         store.shutdown().await?;
         let offline = open(&demo, &name, true).await?;
         {
-            let session = offline.session()?;
+            let session = offline.session().await?;
             for _ in 0..rng.random_range(2..=5).min(demo.events - done) {
                 commit_random(&session, &name, &mut rng)?;
                 done += 1;
@@ -318,14 +318,17 @@ async fn sync_until_quiescent(demo: &Demo, stores: &[Store]) -> Result<bool> {
 async fn replica_checks(demo: &Demo, stores: &[Store]) -> Result<Vec<Check>> {
     let mut lists = Vec::new();
     for store in stores {
-        lists.push(todo_rows(&store.session()?)?);
+        lists.push(todo_rows(&store.session().await?)?);
     }
     let first = lists.first().cloned().unwrap_or_default();
     let same = lists.iter().all(|list| *list == first);
 
     let auditor = open(demo, "auditor", false).await?;
     let rebuilt = match auditor.sync().await {
-        Ok(()) => auditor.session().and_then(|session| todo_rows(&session)),
+        Ok(()) => match auditor.session().await {
+            Ok(session) => todo_rows(&session),
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     auditor.shutdown().await?;

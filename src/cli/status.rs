@@ -25,7 +25,11 @@ pub(crate) async fn run(config: &Config, args: &StatusArgs) -> Result<()> {
     with_store(&offline_config, async |store: &Store| {
         let mut status = store.status().await?;
         if status.backend_head.is_none() && !config.offline {
-            status.backend_head = store.backend().head().await.ok();
+            let backend = backend::open_backend(config, &config.backend, &config.store_id).await;
+            status.backend_head = match backend {
+                Ok(backend) => backend.head().await.ok(),
+                Err(_) => None,
+            };
         }
         let url = backend::display_url(&config.backend);
         if args.json {

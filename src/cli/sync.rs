@@ -44,7 +44,9 @@ pub(crate) async fn run(config: &Config, args: &SyncArgs) -> Result<()> {
 /// Prints the backend's events after `cursor` as they land, until Ctrl-C. The leader pulls
 /// the same events into the local replica on its own.
 async fn watch(store: &Store, cursor: GlobalSeq) -> Result<()> {
-    let backend = store.backend();
+    let backend = store
+        .backend()
+        .ok_or_else(|| Error::invalid("sync --watch needs a backend: drop --offline"))?;
     let url = backend.info().url;
     let mut pages = backend
         .pull(cursor, true)

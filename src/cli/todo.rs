@@ -46,7 +46,7 @@ pub(crate) async fn run(config: &Config, command: &TodoCommand) -> Result<()> {
     match command {
         TodoCommand::List { json } => {
             with_store(config, async |store: &Store| {
-                let todos = list(&store.session()?)?;
+                let todos = list(&store.session().await?)?;
                 print_list(&todos, *json)
             })
             .await
@@ -102,7 +102,7 @@ async fn change(
     body: impl AsyncFnOnce(&ClientSession) -> Result<String>,
 ) -> Result<()> {
     with_store(config, async |store: &Store| {
-        let line = body(&store.session()?).await?;
+        let line = body(&store.session().await?).await?;
         if config.offline {
             out(format!("{line} (offline: pending until the next sync)"))
         } else {
