@@ -6,21 +6,35 @@
 //! - [`SyncBackend`] (this file): the contract every backend keeps.
 //! - [`event`]: [`GlobalEvent`], the wire event, with LiveStore's JSON field names.
 //! - [`error`]: [`BackendError`], typed so callers can tell "retry" from "fix the input".
-//! - `segment`: the segment byte format (documented byte by byte in `docs/FORMAT.md`).
-//! - `paths`: the object keys of a store, written down in one place.
-//! - `segment_log`: [`SegmentLog`], the backend over `Arc<dyn ObjectStore>`.
-//! - `open`: a backend from a URL (`memory://`, `file://`, `s3://`) and options.
-//! - `probe`: the capability probe that refuses stores that ignore preconditions.
-//! - `conformance`: checks every backend must pass, run by each backend's tests.
+//! - [`segment`]: the segment byte format (documented byte by byte in `docs/FORMAT.md`).
+//! - [`paths`]: the object keys of a store, written down in one place.
+//! - [`segment_log`]: [`SegmentLog`], the backend over `Arc<dyn ObjectStore>`.
+//! - [`open`]: a backend from a URL (`memory://`, `file://`, `s3://`) and options.
+//! - [`probe`]: the capability probe that refuses stores that ignore preconditions.
+//! - [`conformance`]: checks every backend must pass, run by each backend's tests. It is
+//!   always compiled (it is small and needs nothing extra), so the root crate's tests and
+//!   any out-of-tree backend can run it too.
 //!
 //! This crate knows nothing of SQLite, sessions or the leader: the root crate talks to it
 //! only through [`SyncBackend`].
 
+pub mod conformance;
+mod duration_text;
 pub mod error;
 pub mod event;
+pub mod open;
+pub mod paths;
+pub mod probe;
+pub mod segment;
+pub mod segment_log;
 
 pub use error::BackendError;
 pub use event::{GlobalEvent, GlobalSeq};
+pub use open::{
+    OpenOptions, S3Options, open_backend, open_object_store, redact_url, validate_store_id,
+};
+pub use probe::{ProbeCheck, ProbeOptions, ProbeReport, probe, probe_url, probe_with};
+pub use segment_log::{SegmentLog, SegmentLogConfig};
 
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};

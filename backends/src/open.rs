@@ -1,0 +1,430 @@
+//! A backend from a URL and options: `memory://`, `file:///abs/path` or a relative path,
+//! `s3://bucket/prefix`. Also the store id rules and URL redaction.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::ObjectStore;
+use object_store::path::Path;
+use serde::Deserialize;
+
+use crate::segment_log::{SegmentLog, SegmentLogConfig};
+use crate::{BackendError, SyncBackend};
+
+/// Everything [`open_backend`] needs besides the URL and the store id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct OpenOptions {
+    /// S3 settings; each one set here overrides the `AWS_*` environment variable.
+    pub s3: S3Options,
+    /// Segment sizes, page sizes and poll intervals.
+    #[serde(alias = "segment_log")]
+    pub segment_log: SegmentLogConfig,
+}
+
+/// S3 settings (the `[s3]` table of `eventsync.toml`). Keys in kebab-case or snake_case.
+/// Unset fields fall back to the `AWS_*` environment variables, then to object_store's
+/// defaults. `Debug` never prints the secrets.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct S3Options {
+    /// The server, e.g. `http://127.0.0.1:8333` for a local S3 server (`AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    /// Allow plain `http://` endpoints (`AWS_ALLOW_HTTP`); needed for local servers.
+    #[serde(alias = "allow_http")]
+    pub allow_http: Option<bool>,
+    /// The region (`AWS_REGION`).
+    pub region: Option<String>,
+    /// The access key id (`AWS_ACCESS_KEY_ID`).
+    #[serde(alias = "access_key_id")]
+    pub access_key_id: Option<String>,
+    /// The secret access key (`AWS_SECRET_ACCESS_KEY`).
+    #[serde(alias = "secret_access_key")]
+    pub secret_access_key: Option<String>,
+    /// A session token (`AWS_SESSION_TOKEN`).
+    #[serde(alias = "session_token")]
+    pub session_token: Option<String>,
+    /// The timeout of one HTTP request, as text (`"30s"`); object_store's default is 30 s.
+    #[serde(
+        alias = "request_timeout",
+        deserialize_with = "crate::duration_text::option::deserialize"
+    )]
+    pub request_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |value: &Option<String>| value.as_ref().map(|_| "<redacted>");
+        f.debug_struct("S3Options")
+            .field("endpoint", &self.endpoint.as_deref().map(redact_url))
+            .field("allow_http", &self.allow_http)
+            .field("region", &self.region)
+            .field("access_key_id", &redacted(&self.access_key_id))
+            .field("secret_access_key", &redacted(&self.secret_access_key))
+            .field("session_token", &redacted(&self.session_token))
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+/// Longest store id accepted.
+pub const MAX_STORE_ID_LEN: usize = 128;
+
+/// Checks that a store id is safe as one object-key segment: 1 to 128 characters of
+/// `[A-Za-z0-9_-.]`, not starting with `.` (so no `.`, `..`, or hidden names).
+pub fn validate_store_id(id: &str) -> Result<(), BackendError> {
+    let problem = if id.is_empty() {
+        Some("it is empty")
+    } else if id.len() > MAX_STORE_ID_LEN {
+        Some("it is longer than 128 characters")
+    } else if id.starts_with('.') {
+        Some("it starts with '.'")
+    } else if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        Some("only letters, digits, '_', '-' and '.' are allowed")
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(why) => Err(BackendError::Invalid {
+            message: format!("invalid store id \"{}\": {why}", id.escape_default()),
+        }),
+    }
+}
+
+/// The URL with any user name, password and secret-looking query parameters removed, safe
+/// to print. A path that is not a URL is returned unchanged.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        // Not a URL (a relative path); it cannot hold credentials in userinfo. Still cut
+        // anything that looks like a query.
+        return url.split('?').next().unwrap_or_default().to_owned();
+    };
+    if parsed.cannot_be_a_base() {
+        return format!("{}:", parsed.scheme());
+    }
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(name, _)| !looks_secret(name))
+        .map(|(n, v)| (n.into_owned(), v.into_owned()))
+        .collect();
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    parsed.to_string()
+}
+
+fn looks_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "key",
+        "secret",
+        "token",
+        "password",
+        "signature",
+        "credential",
+        "sig",
+        "auth",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+/// The kind of store a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Memory,
+    File,
+    S3,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Memory => "memory",
+            Kind::File => "file",
+            Kind::S3 => "s3",
+        }
+    }
+}
+
+/// The object store and key prefix a URL names, without a store on top: what the probe and
+/// the benches use. `memory://` gives a new, empty `InMemory` on every call.
+pub fn open_object_store(
+    url: &str,
+    options: &OpenOptions,
+) -> Result<(Arc<dyn ObjectStore>, Path), BackendError> {
+    open_store(url, options).map(|(store, prefix, _)| (store, prefix))
+}
+
+fn open_store(
+    url: &str,
+    options: &OpenOptions,
+) -> Result<(Arc<dyn ObjectStore>, Path, Kind), BackendError> {
+    let invalid = |message: String| BackendError::Invalid { message };
+    if !url.contains("://") {
+        if url.is_empty() {
+            return Err(invalid("the backend URL is empty".into()));
+        }
+        return open_folder(std::path::Path::new(url));
+    }
+    let parsed = url::Url::parse(url).map_err(|e| {
+        invalid(format!(
+            "backend URL {} does not parse: {e}",
+            redact_url(url)
+        ))
+    })?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(invalid(format!(
+            "backend URL {} holds credentials; put them in AWS_* variables or the [s3] settings instead",
+            redact_url(url)
+        )));
+    }
+    match parsed.scheme() {
+        "memory" => {
+            let prefix = Path::parse(parsed.path().trim_matches('/'))
+                .map_err(|e| invalid(format!("bad prefix in {url}: {e}")))?;
+            Ok((
+                Arc::new(object_store::memory::InMemory::new()),
+                prefix,
+                Kind::Memory,
+            ))
+        }
+        "file" => {
+            let path = parsed.to_file_path().map_err(|()| {
+                invalid(format!(
+                    "{url} is not a local absolute path; write file:///abs/path or a relative path"
+                ))
+            })?;
+            open_folder(&path)
+        }
+        "s3" | "s3a" => open_s3(&parsed, &options.s3),
+        "http" | "https" => Err(invalid(format!(
+            "{} is an HTTP URL; for S3 or a local S3 server use s3://bucket/prefix and set the endpoint (AWS_ENDPOINT_URL or [s3] endpoint)",
+            redact_url(url)
+        ))),
+        other => Err(invalid(format!(
+            "unknown backend scheme \"{other}\" in {}; use memory://, file:///path, a relative path or s3://bucket/prefix",
+            redact_url(url)
+        ))),
+    }
+}
+
+/// A local folder (created when missing), with fsync on: a push returns only once the
+/// segment and its directory entry are on disk.
+fn open_folder(path: &std::path::Path) -> Result<(Arc<dyn ObjectStore>, Path, Kind), BackendError> {
+    std::fs::create_dir_all(path).map_err(|e| BackendError::Invalid {
+        message: format!("cannot create backend folder {}: {e}", path.display()),
+    })?;
+    let store = object_store::local::LocalFileSystem::new_with_prefix(path)
+        .map_err(|e| BackendError::Invalid {
+            message: format!("cannot open backend folder {}: {e}", path.display()),
+        })?
+        .with_fsync(true);
+    Ok((Arc::new(store), Path::default(), Kind::File))
+}
+
+#[cfg(feature = "s3")]
+fn open_s3(
+    url: &url::Url,
+    options: &S3Options,
+) -> Result<(Arc<dyn ObjectStore>, Path, Kind), BackendError> {
+    use object_store::ClientConfigKey;
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
+
+    let invalid = |message: String| BackendError::Invalid { message };
+    let bucket = url.host_str().unwrap_or_default();
+    if bucket.is_empty() {
+        return Err(invalid(format!(
+            "{} names no bucket",
+            redact_url(url.as_str())
+        )));
+    }
+    let prefix = Path::parse(url.path().trim_matches('/'))
+        .map_err(|e| invalid(format!("bad prefix in {}: {e}", redact_url(url.as_str()))))?;
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_conditional_put(S3ConditionalPut::ETagMatch);
+    if let Some(endpoint) = &options.endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if let Some(allow_http) = options.allow_http {
+        builder = builder.with_allow_http(allow_http);
+    }
+    if let Some(region) = &options.region {
+        builder = builder.with_region(region);
+    }
+    if let Some(id) = &options.access_key_id {
+        builder = builder.with_access_key_id(id);
+    }
+    if let Some(secret) = &options.secret_access_key {
+        builder = builder.with_secret_access_key(secret);
+    }
+    if let Some(token) = &options.session_token {
+        builder = builder.with_token(token);
+    }
+    if let Some(timeout) = options.request_timeout {
+        builder = builder.with_config(
+            AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+            format!("{}ms", timeout.as_millis()),
+        );
+    }
+    let store = builder.build().map_err(|e| {
+        // Builder errors name the missing or bad setting, never its secret value.
+        invalid(format!(
+            "cannot configure S3 for {}: {e}",
+            redact_url(url.as_str())
+        ))
+    })?;
+    Ok((Arc::new(store), prefix, Kind::S3))
+}
+
+#[cfg(not(feature = "s3"))]
+fn open_s3(
+    url: &url::Url,
+    _options: &S3Options,
+) -> Result<(Arc<dyn ObjectStore>, Path, Kind), BackendError> {
+    Err(BackendError::Invalid {
+        message: format!(
+            "{} needs S3 support, which this build left out (crate feature \"s3\")",
+            redact_url(url.as_str())
+        ),
+    })
+}
+
+/// Opens the backend of store `store_id` at `url`: a [`SegmentLog`] over the object store
+/// the URL names. Fails with [`BackendError::Invalid`] for a bad URL, store id or option.
+/// Nothing is read or written yet. Each `memory://` call gives a new, empty store; to share
+/// one in-memory store between clients, build [`SegmentLog::new`] over one `InMemory`.
+pub async fn open_backend(
+    url: &str,
+    store_id: &str,
+    options: &OpenOptions,
+) -> Result<Arc<dyn SyncBackend>, BackendError> {
+    validate_store_id(store_id)?;
+    let (store, prefix, kind) = open_store(url, options)?;
+    let log = SegmentLog::new(store, prefix, store_id, options.segment_log.clone())?
+        .with_description(kind.name(), &redact_url(url));
+    Ok(Arc::new(log))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_validate_store_id_accepts_the_safe_charset() {
+        for id in ["default", "todo-app_2.v1", "A", &"x".repeat(128)] {
+            assert!(validate_store_id(id).is_ok(), "{id}");
+        }
+    }
+
+    #[test]
+    fn test_validate_store_id_refuses_unsafe_ids_naming_them_escaped() {
+        for id in [
+            "",
+            "../x",
+            "a/b",
+            ".hidden",
+            "..",
+            "a\0b",
+            "tab\there",
+            "é",
+            &"x".repeat(129),
+        ] {
+            match validate_store_id(id) {
+                Err(BackendError::Invalid { message }) => {
+                    assert!(
+                        message.contains(&id.escape_default().to_string()),
+                        "{message}"
+                    );
+                    assert!(!message.contains('\0'));
+                }
+                other => panic!("{id:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn test_redact_url_drops_userinfo_and_secret_query() {
+        assert_eq!(
+            redact_url("s3://AKIA:s3cr3t@bucket/prefix?region=eu&X-Amz-Signature=abc&token=t"),
+            "s3://bucket/prefix?region=eu"
+        );
+        assert_eq!(redact_url("memory://"), "memory://");
+        assert_eq!(redact_url("./data/x"), "./data/x");
+    }
+
+    #[test]
+    fn test_s3_options_debug_redacts_secrets() {
+        let options = S3Options {
+            access_key_id: Some("AKIAEXAMPLE".into()),
+            secret_access_key: Some("very-secret".into()),
+            session_token: Some("tok".into()),
+            region: Some("eu-west-1".into()),
+            ..S3Options::default()
+        };
+        let debug = format!("{options:?}");
+        assert!(!debug.contains("AKIAEXAMPLE"));
+        assert!(!debug.contains("very-secret"));
+        assert!(!debug.contains("tok\""));
+        assert!(debug.contains("eu-west-1"));
+    }
+
+    #[test]
+    fn test_options_deserialize_from_kebab_and_snake_keys() {
+        let kebab: OpenOptions = serde_json::from_str(
+            r#"{"s3": {"allow-http": true, "request-timeout": "5s"}, "segment-log": {"page-events": 3}}"#,
+        )
+        .unwrap();
+        let snake: OpenOptions = serde_json::from_str(
+            r#"{"s3": {"allow_http": true, "request_timeout": "5s"}, "segment_log": {"page_events": 3}}"#,
+        )
+        .unwrap();
+        assert_eq!(kebab, snake);
+        assert_eq!(kebab.s3.allow_http, Some(true));
+        assert_eq!(kebab.s3.request_timeout, Some(Duration::from_secs(5)));
+        assert!(serde_json::from_str::<S3Options>(r#"{"secret": "x"}"#).is_err());
+    }
+
+    #[tokio::test]
+    async fn test_open_backend_refuses_bad_urls_and_ids() {
+        let options = OpenOptions::default();
+        for url in [
+            "http://127.0.0.1:9000/bucket",
+            "ftp://x",
+            "s3://key:secret@bucket",
+            "",
+        ] {
+            match open_backend(url, "s", &options).await {
+                Err(BackendError::Invalid { message }) => assert!(!message.contains("secret")),
+                other => panic!("{url} gave {other:?}"),
+            }
+        }
+        assert!(matches!(
+            open_backend("memory://", "../x", &options).await,
+            Err(BackendError::Invalid { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn test_open_backend_describes_memory_and_folders() {
+        let options = OpenOptions::default();
+        let memory = open_backend("memory://", "s", &options).await.unwrap();
+        assert_eq!(memory.info().name, "memory");
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("nested/backend");
+        let url = format!("file://{}", folder.display());
+        let file = open_backend(&url, "s", &options).await.unwrap();
+        assert_eq!(file.info().name, "file");
+        assert!(folder.is_dir(), "the folder is created");
+    }
+}

@@ -1,0 +1,251 @@
+//! What a client knows about the log: facts about immutable segments it has verified, the
+//! tail derived from them, and how it finds the tail (probe `head+1`; LIST only when cold).
+
+use std::collections::BTreeMap;
+
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+
+use super::{Inner, corrupt, store_error};
+use crate::segment::{self, Segment, SegmentDigest};
+use crate::{BackendError, GlobalSeq};
+
+/// One verified segment: where it is, how long, and its digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct SegmentMeta {
+    /// Number of its first event (its key).
+    pub(super) first: GlobalSeq,
+    /// Number of its last event.
+    pub(super) last: GlobalSeq,
+    /// Its trailer, which the next segment chains to.
+    pub(super) digest: SegmentDigest,
+}
+
+/// The end of the log as far as this client knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Tail {
+    /// The last event's number ([`GlobalSeq::ZERO`] for an empty log).
+    pub(super) head: GlobalSeq,
+    /// The digest of the segment that ends at `head` ([`SegmentDigest::ROOT`] when empty).
+    pub(super) digest: SegmentDigest,
+}
+
+/// Facts about segments, keyed by first event number. Segments are immutable, so a fact,
+/// once verified, stays true (until the store is wiped, which the backend id reveals).
+///
+/// Memory: one entry per segment seen (about 60 bytes), e.g. 6 MB for 100k segments.
+#[derive(Debug, Default)]
+pub(super) struct Known {
+    segments: BTreeMap<u64, SegmentMeta>,
+    /// A LIST found the tail once; from now on probing forward is enough.
+    listed: bool,
+}
+
+impl Known {
+    /// Records a verified segment.
+    pub(super) fn insert(&mut self, meta: SegmentMeta) {
+        self.segments.insert(meta.first.0, meta);
+    }
+
+    /// The highest known tail, or `None` when nothing is known and no LIST ran yet.
+    fn tail(&self) -> Option<Tail> {
+        match self.segments.last_key_value() {
+            Some((_, meta)) => Some(Tail {
+                head: meta.last,
+                digest: meta.digest,
+            }),
+            None if self.listed => Some(Tail {
+                head: GlobalSeq::ZERO,
+                digest: SegmentDigest::ROOT,
+            }),
+            None => None,
+        }
+    }
+
+    /// The known segment that holds event `seq`.
+    pub(super) fn containing(&self, seq: GlobalSeq) -> Option<SegmentMeta> {
+        let (_, meta) = self.segments.range(..=seq.0).next_back()?;
+        (meta.last >= seq).then_some(*meta)
+    }
+
+    /// The digest of the segment that ends exactly at `seq` (the root for `e0`).
+    pub(super) fn digest_ending_at(&self, seq: GlobalSeq) -> Option<SegmentDigest> {
+        if seq == GlobalSeq::ZERO {
+            return Some(SegmentDigest::ROOT);
+        }
+        self.containing(seq)
+            .filter(|meta| meta.last == seq)
+            .map(|meta| meta.digest)
+    }
+
+    /// The highest known first number at or below `seq`.
+    pub(super) fn floor_first(&self, seq: GlobalSeq) -> Option<GlobalSeq> {
+        self.segments
+            .range(..=seq.0)
+            .next_back()
+            .map(|(_, m)| m.first)
+    }
+}
+
+impl Inner {
+    /// Reads and verifies the segment at key `first`: `None` when there is no such object.
+    /// `prev_digest` is the digest of the segment before it, when known; the chain is
+    /// checked against it. A verified segment is recorded in [`Known`].
+    pub(super) async fn fetch_segment(
+        &self,
+        first: GlobalSeq,
+        prev_digest: Option<SegmentDigest>,
+    ) -> Result<Option<Segment>, BackendError> {
+        let backend_id = self.identity().await?;
+        let key = self.paths.segment(first);
+        let bytes = match self.store.get(&key).await {
+            Ok(result) => result
+                .bytes()
+                .await
+                .map_err(|e| store_error("reading", &key, e))?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(store_error("reading", &key, e)),
+        };
+        let segment = segment::decode(&bytes).map_err(|e| corrupt(&key, e))?;
+        segment
+            .check_position(first, prev_digest, &backend_id)
+            .map_err(|e| corrupt(&key, e))?;
+        self.known().insert(SegmentMeta {
+            first,
+            last: segment.header.last(),
+            digest: segment.digest,
+        });
+        Ok(Some(segment))
+    }
+
+    /// The tail as known now, without any request; `None` when cold.
+    pub(super) fn cached_tail(&self) -> Option<Tail> {
+        self.known().tail()
+    }
+
+    /// Finds the current tail: LIST once when cold, then GET `head+1` until a 404.
+    pub(super) async fn refresh_tail(&self) -> Result<Tail, BackendError> {
+        let mut tail = match self.cached_tail() {
+            Some(tail) => tail,
+            None => self.list_tail().await?,
+        };
+        loop {
+            let next = tail.head.next();
+            match self.fetch_segment(next, Some(tail.digest)).await? {
+                Some(segment) => {
+                    tail = Tail {
+                        head: segment.header.last(),
+                        digest: segment.digest,
+                    }
+                }
+                None => return Ok(tail),
+            }
+        }
+    }
+
+    /// Cold start: LIST the segments, read the last one. Its chain to the one before is
+    /// not checked here (a pull checks the whole chain).
+    async fn list_tail(&self) -> Result<Tail, BackendError> {
+        let firsts = self.list_segments(None).await?;
+        let tail = match firsts.last() {
+            None => Tail {
+                head: GlobalSeq::ZERO,
+                digest: SegmentDigest::ROOT,
+            },
+            Some(&first) => {
+                let prev = self.known().digest_ending_at(GlobalSeq(first.0 - 1));
+                match self.fetch_segment(first, prev).await? {
+                    Some(segment) => Tail {
+                        head: segment.header.last(),
+                        digest: segment.digest,
+                    },
+                    None => {
+                        return Err(BackendError::Unavailable {
+                            message: format!(
+                                "{} was listed but could not be read",
+                                self.paths.segment(first)
+                            ),
+                        });
+                    }
+                }
+            }
+        };
+        self.known().listed = true;
+        Ok(tail)
+    }
+
+    /// The first numbers of the segments in the store (after `after`, when given), sorted:
+    /// LIST order is not guaranteed by every store.
+    pub(super) async fn list_segments(
+        &self,
+        after: Option<GlobalSeq>,
+    ) -> Result<Vec<GlobalSeq>, BackendError> {
+        let dir = self.paths.segments_dir();
+        let listing = match after {
+            Some(after) => self
+                .store
+                .list_with_offset(Some(dir), &self.paths.segment(after)),
+            None => self.store.list(Some(dir)),
+        };
+        let metas: Vec<_> = listing
+            .try_collect()
+            .await
+            .map_err(|e| store_error("listing", dir, e))?;
+        let mut firsts: Vec<GlobalSeq> = metas
+            .iter()
+            .filter_map(|meta| self.paths.parse_segment(&meta.location))
+            .collect();
+        firsts.sort_unstable();
+        Ok(firsts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(first: u64, last: u64, tag: u8) -> SegmentMeta {
+        SegmentMeta {
+            first: GlobalSeq(first),
+            last: GlobalSeq(last),
+            digest: SegmentDigest([tag; 32]),
+        }
+    }
+
+    #[test]
+    fn test_known_is_cold_until_listed_or_filled() {
+        let mut known = Known::default();
+        assert_eq!(known.tail(), None);
+        known.listed = true;
+        assert_eq!(known.tail().unwrap().head, GlobalSeq::ZERO);
+        known.insert(meta(1, 3, 1));
+        known.insert(meta(4, 4, 2));
+        assert_eq!(
+            known.tail(),
+            Some(Tail {
+                head: GlobalSeq(4),
+                digest: SegmentDigest([2; 32])
+            })
+        );
+    }
+
+    #[test]
+    fn test_known_finds_segments_by_event() {
+        let mut known = Known::default();
+        known.insert(meta(1, 3, 1));
+        known.insert(meta(4, 9, 2));
+        assert_eq!(known.containing(GlobalSeq(2)).unwrap().first, GlobalSeq(1));
+        assert_eq!(known.containing(GlobalSeq(9)).unwrap().first, GlobalSeq(4));
+        assert_eq!(known.containing(GlobalSeq(10)), None);
+        assert_eq!(
+            known.digest_ending_at(GlobalSeq(3)),
+            Some(SegmentDigest([1; 32]))
+        );
+        assert_eq!(known.digest_ending_at(GlobalSeq(2)), None);
+        assert_eq!(
+            known.digest_ending_at(GlobalSeq::ZERO),
+            Some(SegmentDigest::ROOT)
+        );
+        assert_eq!(known.floor_first(GlobalSeq(12)), Some(GlobalSeq(4)));
+    }
+}

@@ -1,0 +1,215 @@
+//! [`SegmentLog`]: the sync backend as an append-only log of segments in an object store.
+//!
+//! Why this shape: an object store has no append and no server-side sequencer, but it does
+//! have an atomic create (`PutMode::Create`, `If-None-Match: *` on S3). So a push of events
+//! `h+1 ..= h+n` on head `h` creates the object named `h+1`; the key is a function of the
+//! parent alone, two writers that saw the same head race for the same key, and exactly one
+//! wins. A key, once written, is never deleted, which is what stops a stale writer. Each
+//! segment names the digest of the one before it, so the whole log is a hash chain and a
+//! reader can prove it read one unbroken history.
+//!
+//! Object stores retry conditional puts internally and time out with unknown outcomes, so a
+//! failed create is *ambiguous*: the push reads the key back and compares the writer nonce
+//! inside the segment body (bodies work on every store; metadata does not). Ours = success,
+//! missing = create again, another writer's = [`BackendError::ServerAhead`]. Pushes are
+//! therefore exactly-once.
+//!
+//! The tail is found without LIST: a client that knows head `h` GETs key `h+1`; a 404 means
+//! it is current. LIST is only for a cold start (and for a pull that starts from a cursor
+//! this client has not seen). See `paths.rs` for the keys and `docs/FORMAT.md` for the bytes.
+
+mod config;
+mod identity;
+mod index;
+mod pull;
+mod push;
+
+pub use config::{MIN_SEGMENT_BYTES, SegmentLogConfig};
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use object_store::ObjectStore;
+use object_store::path::Path;
+
+use crate::open::validate_store_id;
+use crate::paths::StorePaths;
+use crate::{
+    BackendError, BackendInfo, Capabilities, GlobalEvent, GlobalSeq, PullStream, SyncBackend,
+};
+
+use index::Known;
+
+/// The [`SyncBackend`] over any `Arc<dyn ObjectStore>`: memory, a local folder, S3.
+///
+/// Cheap to clone (clones share caches). Any number of `SegmentLog`s, in any number of
+/// processes, may serve the same store at once; that is the point.
+#[derive(Clone)]
+pub struct SegmentLog {
+    inner: Arc<Inner>,
+}
+
+/// What every clone and every pull stream of one `SegmentLog` shares.
+struct Inner {
+    store: Arc<dyn ObjectStore>,
+    paths: StorePaths,
+    store_id: String,
+    config: SegmentLogConfig,
+    /// Kind name for [`BackendInfo`]: `memory`, `file`, `s3`, or `object_store`.
+    name: String,
+    /// URL for [`BackendInfo`], already free of credentials.
+    url: String,
+    /// The backend id from `store.json`, once read. A std mutex: held for a copy only.
+    identity: Mutex<Option<String>>,
+    /// Facts learned about immutable segments (position, size, digest), and so the tail.
+    known: Mutex<Known>,
+}
+
+impl SegmentLog {
+    /// A segment log for store `store_id` under `prefix` in `store`.
+    ///
+    /// Fails with [`BackendError::Invalid`] for a bad store id or config. Nothing is read or
+    /// written until the first call; `store.json` is created by whoever comes first.
+    /// Several `SegmentLog`s over one `InMemory` act as several clients of one backend.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+        store_id: &str,
+        config: SegmentLogConfig,
+    ) -> Result<SegmentLog, BackendError> {
+        validate_store_id(store_id)?;
+        config.validate()?;
+        let url = format!("{store}/{prefix}");
+        Ok(SegmentLog {
+            inner: Arc::new(Inner {
+                paths: StorePaths::new(&prefix, store_id),
+                store,
+                store_id: store_id.to_owned(),
+                config,
+                name: "object_store".into(),
+                url,
+                identity: Mutex::new(None),
+                known: Mutex::new(Known::default()),
+            }),
+        })
+    }
+
+    /// The same log, described in [`BackendInfo`] as `name` at `url` (which must already be
+    /// free of credentials; see [`redact_url`](crate::open::redact_url)).
+    pub fn with_description(self, name: &str, url: &str) -> SegmentLog {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            store: shared.store.clone(),
+            paths: shared.paths.clone(),
+            store_id: shared.store_id.clone(),
+            config: shared.config.clone(),
+            name: String::new(),
+            url: String::new(),
+            identity: Mutex::new(None),
+            known: Mutex::new(Known::default()),
+        });
+        SegmentLog {
+            inner: Arc::new(Inner {
+                name: name.to_owned(),
+                url: url.to_owned(),
+                ..inner
+            }),
+        }
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &SegmentLogConfig {
+        &self.inner.config
+    }
+
+    /// The object keys of its store.
+    pub fn paths(&self) -> &StorePaths {
+        &self.inner.paths
+    }
+}
+
+impl fmt::Debug for SegmentLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SegmentLog")
+            .field("name", &self.inner.name)
+            .field("url", &self.inner.url)
+            .field("store_id", &self.inner.store_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            live_pull: true,
+            page_info_known: false,
+            max_events_per_push: self.config.max_events_per_segment,
+            max_bytes_per_push: self.config.max_bytes_per_segment,
+        }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        // The guarded data is a cache of facts, valid even if a holder panicked.
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl SyncBackend for SegmentLog {
+    async fn push(&self, batch: Vec<GlobalEvent>) -> Result<(), BackendError> {
+        push::push(&self.inner, batch).await
+    }
+
+    async fn pull(&self, cursor: GlobalSeq, live: bool) -> Result<PullStream, BackendError> {
+        // Read (or create) the identity first, so a misconfigured store fails here and not
+        // inside the stream.
+        self.inner.identity().await?;
+        Ok(pull::pull(self.inner.clone(), cursor, live))
+    }
+
+    async fn head(&self) -> Result<GlobalSeq, BackendError> {
+        self.inner.identity().await?;
+        Ok(self.inner.refresh_tail().await?.head)
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        self.inner.read_identity().await.map(|_| ())
+    }
+
+    async fn backend_id(&self) -> Result<String, BackendError> {
+        self.inner.read_identity().await
+    }
+
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            name: self.inner.name.clone(),
+            url: self.inner.url.clone(),
+            store_id: self.inner.store_id.clone(),
+            capabilities: self.inner.capabilities(),
+        }
+    }
+}
+
+/// Maps an object store error that is not part of a protocol decision to a
+/// [`BackendError`], naming the action and key. object_store's messages hold no
+/// credentials.
+pub(crate) fn store_error(action: &str, key: &Path, error: object_store::Error) -> BackendError {
+    use object_store::Error as E;
+    let message = format!("{action} {key}: {error}");
+    match error {
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
+            BackendError::AccessDenied { message }
+        }
+        E::NotImplemented { .. } | E::NotSupported { .. } => BackendError::Invalid {
+            message: format!("{message} (this object store cannot serve an event log)"),
+        },
+        _ => BackendError::Unavailable { message },
+    }
+}
+
+/// A [`BackendError::Corrupt`] for the object at `key`.
+pub(crate) fn corrupt(key: &Path, error: impl fmt::Display) -> BackendError {
+    BackendError::Corrupt {
+        key: key.to_string(),
+        message: error.to_string(),
+    }
+}

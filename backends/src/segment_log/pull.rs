@@ -1,0 +1,212 @@
+//! A pull: pages of at most one segment (and at most `page_events` events) after a cursor,
+//! with the hash chain checked as it goes; a live pull then polls `head+1` with adaptive
+//! backoff.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::Inner;
+use crate::segment::SegmentDigest;
+use crate::{BackendError, GlobalEvent, GlobalSeq, PageInfo, PullPage, PullStream};
+
+/// Where a pull stream is.
+enum Phase {
+    /// Nothing read yet.
+    Start,
+    /// Events are buffered; emit them.
+    Streaming,
+    /// Live and caught up: poll after `delay`.
+    Idle { delay: Duration },
+    /// The next item is this error, then the end.
+    Failing(BackendError),
+    /// Ended.
+    Done,
+}
+
+struct PullState {
+    inner: Arc<Inner>,
+    live: bool,
+    /// The last event delivered (or the starting cursor).
+    cursor: GlobalSeq,
+    /// The key (first number) of the next segment to read; `None` until located.
+    next_key: Option<GlobalSeq>,
+    /// The digest of the segment ending at `next_key - 1`, when known.
+    prev_digest: Option<SegmentDigest>,
+    /// Events read but not yet delivered, all after `cursor`, from one segment.
+    buffer: VecDeque<GlobalEvent>,
+    phase: Phase,
+}
+
+pub(super) fn pull(inner: Arc<Inner>, cursor: GlobalSeq, live: bool) -> PullStream {
+    let state = PullState {
+        inner,
+        live,
+        cursor,
+        next_key: None,
+        prev_digest: None,
+        buffer: VecDeque::new(),
+        phase: Phase::Start,
+    };
+    futures::stream::unfold(state, |mut state| async move {
+        let item = state.next_item().await?;
+        Some((item, state))
+    })
+    .boxed()
+}
+
+impl PullState {
+    async fn next_item(&mut self) -> Option<Result<PullPage, BackendError>> {
+        loop {
+            match std::mem::replace(&mut self.phase, Phase::Done) {
+                Phase::Done => return None,
+                Phase::Failing(error) => return Some(Err(error)),
+                Phase::Start => match self.advance().await {
+                    Ok(true) => self.phase = Phase::Streaming,
+                    Ok(false) => {
+                        self.phase = self.caught_up();
+                        return Some(Ok(PullPage {
+                            events: Vec::new(),
+                            page_info: PageInfo::NoMore,
+                        }));
+                    }
+                    Err(error) => return Some(Err(error)),
+                },
+                Phase::Streaming => return Some(Ok(self.emit().await)),
+                Phase::Idle { delay } => {
+                    tokio::time::sleep(delay).await;
+                    match self.advance().await {
+                        Ok(true) => self.phase = Phase::Streaming,
+                        Ok(false) => self.phase = self.backoff(delay),
+                        Err(error) if error.is_retryable() => {
+                            tracing::warn!(%error, "live pull poll failed; retrying");
+                            self.phase = self.backoff(delay);
+                        }
+                        Err(error) => return Some(Err(error)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// What follows a `NoMore` page.
+    fn caught_up(&self) -> Phase {
+        if self.live {
+            Phase::Idle {
+                delay: self.inner.config.poll_min,
+            }
+        } else {
+            Phase::Done
+        }
+    }
+
+    fn backoff(&self, delay: Duration) -> Phase {
+        Phase::Idle {
+            delay: (delay * 2).min(self.inner.config.poll_max),
+        }
+    }
+
+    /// Emits one page from the buffer. When the buffer runs dry, reads the next segment
+    /// first, to tell `More` from `NoMore` (the read is needed anyway).
+    async fn emit(&mut self) -> PullPage {
+        let take = self.buffer.len().min(self.inner.config.page_events);
+        let events: Vec<GlobalEvent> = self.buffer.drain(..take).collect();
+        if let Some(last) = events.last() {
+            self.cursor = last.seq_num;
+        }
+        let more = PageInfo::More { remaining: None };
+        if !self.buffer.is_empty() {
+            self.phase = Phase::Streaming;
+            return PullPage {
+                events,
+                page_info: more,
+            };
+        }
+        let page_info = match self.advance().await {
+            Ok(true) => {
+                self.phase = Phase::Streaming;
+                more
+            }
+            Ok(false) => {
+                self.phase = self.caught_up();
+                PageInfo::NoMore
+            }
+            Err(error) if self.live && error.is_retryable() => {
+                tracing::warn!(%error, "live pull read failed; retrying");
+                self.phase = Phase::Idle {
+                    delay: self.inner.config.poll_min,
+                };
+                more
+            }
+            Err(error) => {
+                // Deliver the good page first; the error follows and ends the stream.
+                self.phase = Phase::Failing(error);
+                more
+            }
+        };
+        PullPage { events, page_info }
+    }
+
+    /// Reads segments until one holds events after the cursor (`true`) or the next key does
+    /// not exist (`false`).
+    async fn advance(&mut self) -> Result<bool, BackendError> {
+        let mut key = match self.next_key {
+            Some(key) => key,
+            None => self.locate().await?,
+        };
+        loop {
+            let Some(segment) = self.inner.fetch_segment(key, self.prev_digest).await? else {
+                self.next_key = Some(key);
+                return Ok(false);
+            };
+            let last = segment.header.last();
+            self.prev_digest = Some(segment.digest);
+            key = last.next();
+            self.next_key = Some(key);
+            let cursor = self.cursor;
+            self.buffer
+                .extend(segment.events.into_iter().filter(|e| e.seq_num > cursor));
+            if !self.buffer.is_empty() {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Finds the key of the segment holding the event after the cursor, and the digest the
+    /// segment must chain to when this client knows it.
+    async fn locate(&mut self) -> Result<GlobalSeq, BackendError> {
+        let wanted = self.cursor.next();
+        let known = {
+            let known = self.inner.known();
+            if let Some(digest) = known.digest_ending_at(self.cursor) {
+                Some((wanted, Some(digest)))
+            } else {
+                known.containing(wanted).map(|meta| {
+                    let prev = known.digest_ending_at(GlobalSeq(meta.first.0 - 1));
+                    (meta.first, prev)
+                })
+            }
+        };
+        let (key, prev) = match known {
+            Some(found) => found,
+            None => {
+                // LIST from the closest segment this client knows below the cursor.
+                let floor = self.inner.known().floor_first(wanted);
+                let listed = self.inner.list_segments(floor).await?;
+                let key = listed
+                    .into_iter()
+                    .chain(floor)
+                    .filter(|first| *first <= wanted)
+                    .max()
+                    .unwrap_or(GlobalSeq::FIRST);
+                let prev = self.inner.known().digest_ending_at(GlobalSeq(key.0 - 1));
+                (key, prev)
+            }
+        };
+        self.next_key = Some(key);
+        self.prev_digest = prev;
+        Ok(key)
+    }
+}

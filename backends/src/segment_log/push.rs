@@ -1,0 +1,216 @@
+//! A push: one segment created at key `parent+1`, exactly once even when the store's answer
+//! is ambiguous.
+
+use object_store::{ObjectStoreExt, PutMode, PutPayload};
+
+use super::index::{SegmentMeta, Tail};
+use super::{Inner, corrupt, store_error};
+use crate::segment::{self, EncodedSegment, SegmentWriter, WriterNonce};
+use crate::{BackendError, GlobalEvent, GlobalSeq};
+
+/// How many times a create is retried when the read-back finds no object (the create
+/// failed before it landed, or a store answered 409 for an in-flight conflict).
+const CREATE_ATTEMPTS: usize = 5;
+
+/// What reading back an ambiguously written segment found.
+enum ReadBack {
+    /// Our segment is there: the push succeeded.
+    Ours,
+    /// Nothing is there: create again.
+    Missing,
+    /// Another writer's segment is there: we lost the race.
+    Theirs,
+}
+
+pub(super) async fn push(inner: &Inner, batch: Vec<GlobalEvent>) -> Result<(), BackendError> {
+    validate(inner, &batch)?;
+    let backend_id = inner.identity().await?;
+    let parent = batch[0].parent_seq_num;
+    let first = parent.next();
+    let key = inner.paths.segment(first);
+    let nonce = WriterNonce::random();
+    let mut encoded: Option<EncodedSegment> = None;
+    for _ in 0..CREATE_ATTEMPTS {
+        let tail = tail_at(inner, parent).await?;
+        let segment = match &encoded {
+            Some(segment) => segment.clone(),
+            None => {
+                let writer = SegmentWriter {
+                    nonce,
+                    prev_digest: tail.digest,
+                    backend_id: &backend_id,
+                    client_id: &batch[0].client_id,
+                };
+                let segment =
+                    segment::encode(&writer, &batch).map_err(|e| BackendError::Invalid {
+                        message: e.to_string(),
+                    })?;
+                check_size(inner, &batch, segment.bytes.len())?;
+                encoded.insert(segment).clone()
+            }
+        };
+        let meta = SegmentMeta {
+            first,
+            last: batch[batch.len() - 1].seq_num,
+            digest: segment.digest,
+        };
+        let put = inner
+            .store
+            .put_opts(
+                &key,
+                PutPayload::from(segment.bytes.clone()),
+                PutMode::Create.into(),
+            )
+            .await;
+        let error = match put {
+            Ok(_) => {
+                inner.known().insert(meta);
+                return Ok(());
+            }
+            Err(
+                e @ (object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }
+                | object_store::Error::NotImplemented { .. }
+                | object_store::Error::NotSupported { .. }
+                | object_store::Error::InvalidPath { .. }),
+            ) => return Err(store_error("creating", &key, e)),
+            // AlreadyExists, Precondition, Generic (a timeout), anything else: the write may
+            // or may not have landed. Only the object itself can tell.
+            Err(e) => e,
+        };
+        tracing::debug!(key = %key, error = %error, "ambiguous segment create; reading it back");
+        match read_back(inner, &key, nonce).await? {
+            ReadBack::Ours => {
+                inner.known().insert(meta);
+                return Ok(());
+            }
+            ReadBack::Missing => continue,
+            ReadBack::Theirs => {
+                let head = inner.refresh_tail().await?.head;
+                return Err(BackendError::ServerAhead { head });
+            }
+        }
+    }
+    Err(BackendError::Unavailable {
+        message: format!("creating {key} failed {CREATE_ATTEMPTS} times without a result"),
+    })
+}
+
+/// The tail, provided it ends exactly at `parent`; otherwise the push is refused.
+async fn tail_at(inner: &Inner, parent: GlobalSeq) -> Result<Tail, BackendError> {
+    // Common case: our cache says the head is `parent`; create straight away (one request),
+    // and a lost race shows up as an existing key.
+    if let Some(tail) = inner.cached_tail()
+        && tail.head == parent
+    {
+        return Ok(tail);
+    }
+    let tail = inner.refresh_tail().await?;
+    if parent < tail.head {
+        return Err(BackendError::ServerAhead { head: tail.head });
+    }
+    if parent > tail.head {
+        return Err(BackendError::Invalid {
+            message: format!(
+                "the batch starts after {parent} but the backend's head is {}: the events in between were never pushed (was the store wiped?)",
+                tail.head
+            ),
+        });
+    }
+    Ok(tail)
+}
+
+async fn read_back(
+    inner: &Inner,
+    key: &object_store::path::Path,
+    nonce: WriterNonce,
+) -> Result<ReadBack, BackendError> {
+    let bytes = match inner.store.get(key).await {
+        Ok(result) => result
+            .bytes()
+            .await
+            .map_err(|e| store_error("reading back", key, e))?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(ReadBack::Missing),
+        Err(e) => return Err(store_error("reading back", key, e)),
+    };
+    let (header, _) = segment::decode_header(&bytes).map_err(|e| corrupt(key, e))?;
+    Ok(if header.writer_nonce == nonce {
+        ReadBack::Ours
+    } else {
+        ReadBack::Theirs
+    })
+}
+
+/// Refuses malformed batches before any request: empty, too many events, misnumbered.
+fn validate(inner: &Inner, batch: &[GlobalEvent]) -> Result<(), BackendError> {
+    let invalid = |message: String| Err(BackendError::Invalid { message });
+    let Some(head) = batch.first() else {
+        return invalid("cannot push an empty batch".into());
+    };
+    let max = inner.config.max_events_per_segment;
+    if batch.len() > max {
+        return invalid(format!(
+            "a batch of {} events is over the limit of {max} events per push; split it",
+            batch.len()
+        ));
+    }
+    if head.client_id.len() > segment::MAX_CLIENT_ID_LEN {
+        return invalid(format!(
+            "client id of {} bytes is over the limit of {}",
+            head.client_id.len(),
+            segment::MAX_CLIENT_ID_LEN
+        ));
+    }
+    let mut expected_parent = head.parent_seq_num;
+    for (index, event) in batch.iter().enumerate() {
+        if event.parent_seq_num != expected_parent || event.seq_num != expected_parent.next() {
+            return invalid(format!(
+                "event {index} of the batch is {} with parent {}; expected {} with parent {}",
+                event.seq_num,
+                event.parent_seq_num,
+                expected_parent.next(),
+                expected_parent
+            ));
+        }
+        expected_parent = event.seq_num;
+    }
+    Ok(())
+}
+
+/// Refuses a segment over `max_bytes_per_segment`, saying whether one event alone is too
+/// big (it can never be pushed) or the batch should be split.
+fn check_size(inner: &Inner, batch: &[GlobalEvent], size: usize) -> Result<(), BackendError> {
+    let limit = inner.config.max_bytes_per_segment;
+    if size <= limit {
+        return Ok(());
+    }
+    let largest = batch
+        .iter()
+        .map(|event| {
+            (
+                serde_json::to_vec(event)
+                    .map(|v| v.len())
+                    .unwrap_or(usize::MAX),
+                event,
+            )
+        })
+        .max_by_key(|(len, _)| *len);
+    // Header, framing and trailer of a one-event segment, generously.
+    let overhead = segment::FIXED_HEADER_LEN + 255 + 2 + 1024 + 4 + segment::TRAILER_LEN;
+    if let Some((len, event)) = largest
+        && (batch.len() == 1 || len.saturating_add(overhead) > limit)
+    {
+        return Err(BackendError::Invalid {
+            message: format!(
+                "event {} ({}) alone encodes to {len} bytes; the limit is {limit} bytes per push (max-bytes-per-segment), so it can never be pushed",
+                event.seq_num, event.name
+            ),
+        });
+    }
+    Err(BackendError::Invalid {
+        message: format!(
+            "a batch of {} events encodes to {size} bytes, over the limit of {limit} bytes per push (max-bytes-per-segment); split it",
+            batch.len()
+        ),
+    })
+}
