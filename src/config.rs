@@ -429,19 +429,9 @@ fn check_id(what: &'static str, value: &str, origin: &Origin) -> Result<(), Conf
     })
 }
 
-// PLACEHOLDER until eventsync_backends::open lands: replace the body with
-// `eventsync_backends::open::validate_store_id(id).map_err(|e| e.to_string())`.
+/// Checks an id (store or client) with the backends' rule, before it names a key or path.
 fn validate_store_id(id: &str) -> Result<(), String> {
-    let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    if id.is_empty() || id.len() > 128 {
-        Err("must be 1 to 128 characters".into())
-    } else if !id.chars().all(valid_char) {
-        Err("may only contain letters, digits, '-', '_' and '.'".into())
-    } else if id.starts_with('.') {
-        Err("must not start with '.'".into())
-    } else {
-        Ok(())
-    }
+    eventsync_backends::open::validate_store_id(id).map_err(|e| e.to_string())
 }
 
 /// A random id of `len` lowercase letters and digits (client ids, todo ids).

@@ -93,12 +93,25 @@ impl ClientSession {
         leader: mpsc::UnboundedSender<Command>,
         counters: Arc<Counters>,
     ) -> ClientSession {
-        let SessionSeed { key, connection, journal, heads, mut messages } = seed;
-        let state = SyncState { pending: Vec::new(), upstream_head: heads.leader_head, local_head: heads.leader_head };
+        let SessionSeed {
+            key,
+            connection,
+            journal,
+            heads,
+            mut messages,
+        } = seed;
+        let state = SyncState {
+            pending: Vec::new(),
+            upstream_head: heads.leader_head,
+            local_head: heads.leader_head,
+        };
         let core = SessionCore {
             connection,
             state,
-            journal: journal.into_iter().map(|(seq, changeset)| (seq.position(), changeset)).collect(),
+            journal: journal
+                .into_iter()
+                .map(|(seq, changeset)| (seq.position(), changeset))
+                .collect(),
             backend_head: heads.backend_head,
             leader_pending: heads.leader_pending,
             epoch: 0,
@@ -131,14 +144,18 @@ impl ClientSession {
     /// its type, its materializer fails, or the store was closed.
     pub fn commit(&self, name: &str, args: &impl Serialize) -> Result<EventSeq> {
         let inner = &self.inner;
-        let args = serde_json::to_value(args)
-            .map_err(|error| Error::invalid(format!("event {name}: args do not serialize: {error}")))?;
+        let args = serde_json::to_value(args).map_err(|error| {
+            Error::invalid(format!("event {name}: args do not serialize: {error}"))
+        })?;
         let definition = inner
             .schema
             .event_def(name)
             .ok_or_else(|| Error::invalid(format!("event {name} is not in the schema")))?;
         let client_only = definition.is_client_only();
-        inner.schema.decode_args(name, &args).map_err(|error| Error::invalid(error.to_string()))?;
+        inner
+            .schema
+            .decode_args(name, &args)
+            .map_err(|error| Error::invalid(error.to_string()))?;
         let mut core = inner.lock();
         if let Some(reason) = &core.closed {
             return Err(Error::new(ErrorKind::Closed, reason.clone()));
@@ -156,23 +173,39 @@ impl ClientSession {
         };
         let applied = {
             let connection = &core.connection;
-            connection.execute_batch("SAVEPOINT eventsync_commit").map_err(sqlite_error)?;
+            connection
+                .execute_batch("SAVEPOINT eventsync_commit")
+                .map_err(sqlite_error)?;
             match materialize::apply_event(connection, &inner.schema, &event, Record::Changeset) {
                 Ok(applied) => {
-                    connection.execute_batch("RELEASE eventsync_commit").map_err(sqlite_error)?;
+                    connection
+                        .execute_batch("RELEASE eventsync_commit")
+                        .map_err(sqlite_error)?;
                     applied
                 }
                 Err(error) => {
-                    let _ = connection.execute_batch("ROLLBACK TO eventsync_commit; RELEASE eventsync_commit");
+                    let _ = connection
+                        .execute_batch("ROLLBACK TO eventsync_commit; RELEASE eventsync_commit");
                     return Err(Error::invalid(error.to_string()));
                 }
             }
         };
         event.meta.changeset = applied.changeset.clone();
-        let result = merge(&core.state, Payload::LocalPush { new_events: vec![event.clone()] }, MergeOptions::default());
+        let result = merge(
+            &core.state,
+            Payload::LocalPush {
+                new_events: vec![event.clone()],
+            },
+            MergeOptions::default(),
+        );
         match result {
             Ok(MergeResult::Advance { new_state, .. }) => core.state = new_state,
-            other => return Err(Error::internal(format!("session commit of {}: unexpected merge result {other:?}", event.seq))),
+            other => {
+                return Err(Error::internal(format!(
+                    "session commit of {}: unexpected merge result {other:?}",
+                    event.seq
+                )));
+            }
         }
         core.journal.insert(event.seq.position(), applied.changeset);
         let epoch = core.epoch;
@@ -189,8 +222,11 @@ impl ClientSession {
         rows_as_json(&core.connection, sql, params)?
             .into_iter()
             .map(|row| {
-                serde_json::from_value(row)
-                    .map_err(|error| Error::invalid(format!("query {sql:?}: a row does not fit the result type: {error}")))
+                serde_json::from_value(row).map_err(|error| {
+                    Error::invalid(format!(
+                        "query {sql:?}: a row does not fit the result type: {error}"
+                    ))
+                })
             })
             .collect()
     }
@@ -213,7 +249,9 @@ impl ClientSession {
                 rows.into_iter()
                     .map(|row| {
                         serde_json::from_value(row).map_err(|error| {
-                            Error::invalid(format!("query {sql:?}: a row does not fit the result type: {error}"))
+                            Error::invalid(format!(
+                                "query {sql:?}: a row does not fit the result type: {error}"
+                            ))
                         })
                     })
                     .collect::<Result<Vec<T>>>()
@@ -221,7 +259,10 @@ impl ClientSession {
             sender.send(rows).is_ok()
         };
         refresh(&core.connection);
-        core.subscriptions.push(SubscriptionEntry { tables, refresh: Box::new(refresh) });
+        core.subscriptions.push(SubscriptionEntry {
+            tables,
+            refresh: Box::new(refresh),
+        });
         Ok(Subscription { receiver })
     }
 
@@ -250,7 +291,9 @@ impl ClientSession {
 
 impl Drop for SessionInner {
     fn drop(&mut self) {
-        let _ = self.leader.send(Command::CloseSession { session: self.key });
+        let _ = self
+            .leader
+            .send(Command::CloseSession { session: self.key });
     }
 }
 
@@ -258,14 +301,20 @@ impl SessionInner {
     fn lock(&self) -> MutexGuard<'_, SessionCore> {
         // A panic while holding the lock leaves nothing half-written (SQLite savepoints), so
         // the state is still usable.
-        self.core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.core
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn send_to_leader(&self, epoch: u64, events: Vec<EncodedEvent>) {
         if events.is_empty() {
             return;
         }
-        let _ = self.leader.send(Command::SessionPush { session: self.key, epoch, events });
+        let _ = self.leader.send(Command::SessionPush {
+            session: self.key,
+            epoch,
+            events,
+        });
     }
 
     fn on_leader_message(&self, message: SessionMessage) {
@@ -291,31 +340,51 @@ impl SessionInner {
         }
     }
 
-    fn apply_payload(&self, core: &mut SessionCore, payload: Payload, heads: LeaderHeads) -> Result<()> {
+    fn apply_payload(
+        &self,
+        core: &mut SessionCore,
+        payload: Payload,
+        heads: LeaderHeads,
+    ) -> Result<()> {
         core.backend_head = heads.backend_head;
         core.leader_pending = heads.leader_pending;
         let result = merge(&core.state, payload, MergeOptions::default())
             .map_err(|violation| Error::internal(format!("session: {violation}")))?;
         let mut tables = BTreeSet::new();
         match result {
-            MergeResult::Advance { new_state, new_events, .. } => {
+            MergeResult::Advance {
+                new_state,
+                new_events,
+                ..
+            } => {
                 self.materialize(core, &new_events, &mut tables)?;
                 core.state = new_state;
             }
-            MergeResult::Rebase { new_state, new_events, rollback_events } => {
+            MergeResult::Rebase {
+                new_state,
+                new_events,
+                rollback_events,
+            } => {
                 let mut changesets = Vec::with_capacity(rollback_events.len());
                 for event in &rollback_events {
                     match core.journal.remove(&event.seq.position()) {
                         Some(changeset) => changesets.push(changeset),
                         None => {
-                            return Err(Error::internal(format!("session: no changeset to roll back {}", event.seq)));
+                            return Err(Error::internal(format!(
+                                "session: no changeset to roll back {}",
+                                event.seq
+                            )));
                         }
                     }
                 }
                 let refs: Vec<&Changeset> = changesets.iter().collect();
-                let tx = core.connection.unchecked_transaction().map_err(sqlite_error)?;
+                let tx = core
+                    .connection
+                    .unchecked_transaction()
+                    .map_err(sqlite_error)?;
                 tables.extend(
-                    materialize::rollback(&tx, &refs).map_err(|error| Error::internal(format!("session: {error}")))?,
+                    materialize::rollback(&tx, &refs)
+                        .map_err(|error| Error::internal(format!("session: {error}")))?,
                 );
                 tx.commit().map_err(sqlite_error)?;
                 self.materialize(core, &new_events, &mut tables)?;
@@ -326,7 +395,9 @@ impl SessionInner {
                     self.send_to_leader(epoch, pending);
                 }
             }
-            MergeResult::Reject { .. } => return Err(Error::internal("session: a leader payload was rejected")),
+            MergeResult::Reject { .. } => {
+                return Err(Error::internal("session: a leader payload was rejected"));
+            }
         }
         let confirmed = heads.backend_head.0;
         core.journal.retain(|position, _| position.0 > confirmed);
@@ -336,12 +407,20 @@ impl SessionInner {
 
     /// Materializes leader events in one transaction, recording changesets for those the
     /// backend has not confirmed (the leader may still roll them back).
-    fn materialize(&self, core: &mut SessionCore, events: &[EncodedEvent], tables: &mut BTreeSet<String>) -> Result<()> {
+    fn materialize(
+        &self,
+        core: &mut SessionCore,
+        events: &[EncodedEvent],
+        tables: &mut BTreeSet<String>,
+    ) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
         let confirmed = core.backend_head.0;
-        let tx = core.connection.unchecked_transaction().map_err(sqlite_error)?;
+        let tx = core
+            .connection
+            .unchecked_transaction()
+            .map_err(sqlite_error)?;
         let mut recorded = Vec::new();
         for event in events {
             let record = if event.seq.global <= confirmed && !event.is_client_only() {
@@ -401,26 +480,44 @@ fn tables_read(connection: &Connection, sql: &str) -> Result<BTreeSet<String>> {
     let prepared = connection.prepare(sql).map(drop);
     connection.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
     prepared.map_err(|error| Error::invalid(format!("query {sql:?}: {error}")))?;
-    let tables = tables.lock().map(|tables| tables.clone()).unwrap_or_default();
+    let tables = tables
+        .lock()
+        .map(|tables| tables.clone())
+        .unwrap_or_default();
     Ok(tables)
 }
 
 /// Runs a query and returns each row as a JSON object keyed by column name.
-pub(crate) fn rows_as_json(connection: &Connection, sql: &str, params: &[SqlValue]) -> Result<Vec<serde_json::Value>> {
+pub(crate) fn rows_as_json(
+    connection: &Connection,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<Vec<serde_json::Value>> {
     use rusqlite::types::ValueRef;
-    let mut statement = connection.prepare_cached(sql).map_err(|error| Error::invalid(format!("query {sql:?}: {error}")))?;
-    let names: Vec<String> = statement.column_names().into_iter().map(str::to_owned).collect();
+    let mut statement = connection
+        .prepare_cached(sql)
+        .map_err(|error| Error::invalid(format!("query {sql:?}: {error}")))?;
+    let names: Vec<String> = statement
+        .column_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let mut rows = statement
         .query(rusqlite::params_from_iter(params.iter()))
         .map_err(|error| Error::invalid(format!("query {sql:?}: {error}")))?;
     let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(|error| Error::invalid(format!("query {sql:?}: {error}")))? {
+    while let Some(row) = rows
+        .next()
+        .map_err(|error| Error::invalid(format!("query {sql:?}: {error}")))?
+    {
         let mut object = serde_json::Map::with_capacity(names.len());
         for (index, name) in names.iter().enumerate() {
             let value = match row.get_ref(index).map_err(sqlite_error)? {
                 ValueRef::Null => serde_json::Value::Null,
                 ValueRef::Integer(number) => number.into(),
-                ValueRef::Real(number) => serde_json::Number::from_f64(number).map_or(serde_json::Value::Null, Into::into),
+                ValueRef::Real(number) => {
+                    serde_json::Number::from_f64(number).map_or(serde_json::Value::Null, Into::into)
+                }
                 ValueRef::Text(text) => String::from_utf8_lossy(text).into_owned().into(),
                 ValueRef::Blob(bytes) => bytes.to_vec().into(),
             };

@@ -113,20 +113,28 @@ impl StoreBuilder {
     /// [`OnBackendIdMismatch`]); an unreachable backend does not stop the open, the leader
     /// keeps retrying in the background.
     pub async fn open(self) -> Result<Store> {
-        validate_id(&self.store_id).map_err(Error::from)?;
+        eventsync_backends::open::validate_store_id(&self.store_id).map_err(Error::from)?;
         let backend = match (self.offline, self.backend) {
             (true, _) => None,
             (false, Some(backend)) => Some(backend),
-            (false, None) => return Err(Error::invalid("no backend configured: give one, or open the store offline")),
+            (false, None) => {
+                return Err(Error::invalid(
+                    "no backend configured: give one, or open the store offline",
+                ));
+            }
         };
         let dir = self.data_dir.join(&self.store_id);
-        std::fs::create_dir_all(&dir)
-            .map_err(|error| Error::invalid(format!("cannot create data dir {}: {error}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|error| {
+            Error::invalid(format!("cannot create data dir {}: {error}", dir.display()))
+        })?;
         let lock = lock_dir(&dir, self.tuning.lock_timeout).await?;
         let client_id = match self.client_id {
             Some(client_id) => {
-                validate_id(&client_id)
-                    .map_err(|_| Error::invalid(format!("invalid client id {client_id:?}: use letters, digits, '-', '_' or '.'")))?;
+                eventsync_backends::open::validate_store_id(&client_id).map_err(|_| {
+                    Error::invalid(format!(
+                        "invalid client id {client_id:?}: use letters, digits, '-', '_' or '.'"
+                    ))
+                })?;
                 client_id
             }
             None => client_id_of(&self.data_dir)?,
@@ -148,12 +156,17 @@ impl StoreBuilder {
                         );
                         match self.tuning.on_backend_id_mismatch {
                             OnBackendIdMismatch::Reset => {
-                                tracing::warn!("{message}; clearing local data and starting over from the backend");
+                                tracing::warn!(
+                                    "{message}; clearing local data and starting over from the backend"
+                                );
                                 db.reset(&self.schema, &current).map_err(db_error)?;
                                 backend_id = Some(current);
                             }
                             OnBackendIdMismatch::Shutdown => {
-                                return Err(Error::new(ErrorKind::Closed, format!("{message}; local data kept")));
+                                return Err(Error::new(
+                                    ErrorKind::Closed,
+                                    format!("{message}; local data kept"),
+                                ));
                             }
                             OnBackendIdMismatch::Ignore => {
                                 tracing::warn!("{message}; ignoring it");
@@ -163,7 +176,9 @@ impl StoreBuilder {
                         }
                     }
                 },
-                Err(error) => tracing::warn!(%error, "backend unreachable at open; syncing will retry"),
+                Err(error) => {
+                    tracing::warn!(%error, "backend unreachable at open; syncing will retry")
+                }
             }
         }
         let counters = Arc::new(Counters::default());
@@ -196,17 +211,22 @@ fn client_id_of(data_dir: &Path) -> Result<String> {
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let id = text.trim().to_owned();
-            validate_id(&id)
-                .map_err(|_| Error::invalid(format!("{}: invalid client id {id:?}", path.display())))?;
+            eventsync_backends::open::validate_store_id(&id).map_err(|_| {
+                Error::invalid(format!("{}: invalid client id {id:?}", path.display()))
+            })?;
             Ok(id)
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let id = random_id(8);
-            std::fs::write(&path, format!("{id}\n"))
-                .map_err(|error| Error::invalid(format!("cannot write {}: {error}", path.display())))?;
+            std::fs::write(&path, format!("{id}\n")).map_err(|error| {
+                Error::invalid(format!("cannot write {}: {error}", path.display()))
+            })?;
             Ok(id)
         }
-        Err(error) => Err(Error::invalid(format!("cannot read {}: {error}", path.display()))),
+        Err(error) => Err(Error::invalid(format!(
+            "cannot read {}: {error}",
+            path.display()
+        ))),
     }
 }
 
@@ -215,7 +235,9 @@ pub(crate) fn random_id(len: usize) -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Counters of what a store's leader did, for reports such as `demo`'s table.
@@ -284,7 +306,10 @@ impl Store {
 
     async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        self.inner.commands.send(command(reply)).map_err(|_| closed())?;
+        self.inner
+            .commands
+            .send(command(reply))
+            .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())
     }
 
@@ -360,11 +385,17 @@ impl Store {
     /// released when the last clone of this store (and its sessions' leader handles) is gone.
     pub async fn shutdown(self) -> Result<()> {
         let (reply, answer) = oneshot::channel();
-        if self.inner.commands.send(Command::Shutdown { reply }).is_ok() {
+        if self
+            .inner
+            .commands
+            .send(Command::Shutdown { reply })
+            .is_ok()
+        {
             let _ = answer.await;
         }
         if let Some(task) = self.inner.task.lock().await.take() {
-            task.await.map_err(|error| Error::internal(format!("leader task: {error}")))?;
+            task.await
+                .map_err(|error| Error::internal(format!("leader task: {error}")))?;
         }
         Ok(())
     }
@@ -372,11 +403,4 @@ impl Store {
 
 fn closed() -> Error {
     Error::new(ErrorKind::Closed, "the store is closed")
-}
-
-// TEMPORARY until eventsync_backends::open lands.
-fn validate_id(id: &str) -> std::result::Result<(), eventsync_backends::BackendError> {
-    let ok = !id.is_empty() && id.len() <= 128 && !id.starts_with('.')
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if ok { Ok(()) } else { Err(eventsync_backends::BackendError::Invalid { message: format!("invalid store id {id:?}") }) }
 }

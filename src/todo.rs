@@ -69,6 +69,17 @@ pub struct TodoUncompleted {
 }
 event_args!(TodoUncompleted, "v1.TodoUncompleted");
 
+/// `v1.TodoRenamed`: changes a todo's text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TodoRenamed {
+    /// The todo's id.
+    pub id: String,
+    /// Its new text.
+    pub text: String,
+}
+event_args!(TodoRenamed, "v1.TodoRenamed");
+
 /// `v1.TodoDeleted`: soft-deletes a todo (the first deletion's time is kept).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -119,8 +130,23 @@ pub struct Todo {
     pub id: String,
     /// Its text.
     pub text: String,
-    /// Whether it is done.
+    /// Whether it is done (SQLite stores it as 0 or 1).
+    #[serde(deserialize_with = "bool_from_int")]
     pub completed: bool,
+}
+
+/// Reads a boolean stored as an SQLite integer (or a JSON boolean).
+fn bool_from_int<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+    }
+    Ok(match Flag::deserialize(deserializer)? {
+        Flag::Bool(flag) => flag,
+        Flag::Int(number) => number != 0,
+    })
 }
 
 /// The todo app's schema.
@@ -156,6 +182,15 @@ pub fn todo_schema() -> Schema {
                 Ok(vec![Statement::new(
                     "UPDATE todos SET completed = 0 WHERE id = ?1",
                     vec![args.id.into()],
+                )])
+            },
+        )
+        .event(
+            EventDef::synced(TodoRenamed::NAME),
+            |args: TodoRenamed, _: &MaterializeContext<'_>| {
+                Ok(vec![Statement::new(
+                    "UPDATE todos SET text = ?2 WHERE id = ?1",
+                    vec![args.id.into(), args.text.into()],
                 )])
             },
         )

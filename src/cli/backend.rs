@@ -1,33 +1,29 @@
 //! Every call the command line makes into `eventsync_backends::open` and `probe`, in one
 //! place: opening a backend from a URL and the config's S3 settings, and the probe.
-//!
-//! PLACEHOLDER until `eventsync_backends::{open, probe}` land: the bodies below return an
-//! `Invalid` error; the exact calls to put in their place are written beside each one.
 
 use std::sync::Arc;
 
 use eventsync_backends::{BackendError, SyncBackend};
 
-use crate::config::{Config, redact_userinfo};
+use crate::config::Config;
 use crate::error::{Error, Result};
 
-// After the merge, build the options once from the config:
-//
-// fn open_options(config: &Config) -> eventsync_backends::open::OpenOptions {
-//     let s3 = &config.s3;
-//     eventsync_backends::open::OpenOptions {
-//         s3: eventsync_backends::open::S3Options {
-//             endpoint: s3.endpoint.clone(),
-//             allow_http: s3.allow_http,
-//             region: s3.region.clone(),
-//             access_key_id: s3.access_key_id.clone(),
-//             secret_access_key: s3.secret_access_key.clone(),
-//             session_token: s3.session_token.clone(),
-//             request_timeout: s3.request_timeout,
-//         },
-//         ..Default::default()
-//     }
-// }
+/// The backend options the config asks for (S3 settings; the rest default).
+fn open_options(config: &Config) -> eventsync_backends::open::OpenOptions {
+    let s3 = &config.s3;
+    eventsync_backends::open::OpenOptions {
+        s3: eventsync_backends::open::S3Options {
+            endpoint: s3.endpoint.clone(),
+            allow_http: s3.allow_http,
+            region: s3.region.clone(),
+            access_key_id: s3.access_key_id.clone(),
+            secret_access_key: s3.secret_access_key.clone(),
+            session_token: s3.session_token.clone(),
+            request_timeout: s3.request_timeout,
+        },
+        ..Default::default()
+    }
+}
 
 /// Opens the backend at `url` for `store_id`, with the config's S3 settings.
 pub(crate) async fn open_backend(
@@ -35,15 +31,9 @@ pub(crate) async fn open_backend(
     url: &str,
     store_id: &str,
 ) -> Result<Arc<dyn SyncBackend>> {
-    // PLACEHOLDER: eventsync_backends::open::open_backend(url, store_id, &open_options(config))
-    //     .map_err(|e| backend_error(url, e))
-    let _ = (config, store_id);
-    Err(backend_error(
-        url,
-        BackendError::Invalid {
-            message: "the backend opener is not built into this binary yet".into(),
-        },
-    ))
+    eventsync_backends::open::open_backend(url, store_id, &open_options(config))
+        .await
+        .map_err(|e| backend_error(url, e))
 }
 
 /// What the capability probe found.
@@ -56,21 +46,18 @@ pub(crate) struct ProbeOutcome {
 
 /// Runs the capability probe against the configured backend.
 pub(crate) async fn probe(config: &Config) -> Result<ProbeOutcome> {
-    // PLACEHOLDER: let report = eventsync_backends::probe::probe_url(&config.backend,
-    //     &open_options(config)).await.map_err(|e| backend_error(&config.backend, e))?;
-    // Ok(ProbeOutcome { report: report.to_string(), passed: report.passed() })
-    Err(backend_error(
-        &config.backend,
-        BackendError::Invalid {
-            message: "the capability probe is not built into this binary yet".into(),
-        },
-    ))
+    let report = eventsync_backends::probe::probe_url(&config.backend, &open_options(config))
+        .await
+        .map_err(|e| backend_error(&config.backend, e))?;
+    Ok(ProbeOutcome {
+        report: report.to_string(),
+        passed: report.passed(),
+    })
 }
 
 /// A backend URL safe to print.
 pub(crate) fn display_url(url: &str) -> String {
-    // PLACEHOLDER: eventsync_backends::open::redact_url(url)
-    redact_userinfo(url)
+    eventsync_backends::open::redact_url(url)
 }
 
 /// A backend error, prefixed with the (redacted) URL it concerns.

@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::todo::{list, now_iso8601};
+use super::todo::{list, now_millis};
 use super::todo_app::{TodoCompleted, TodoCreated, TodoDeleted, TodoUncompleted, todo_schema};
 use super::{backend, context, out};
 use crate::config::{Config, Origin, generate_id};
@@ -273,7 +273,7 @@ fn commit_random(session: &ClientSession, name: &str, rng: &mut SmallRng) -> Res
     } else if roll < 80 {
         session.commit(TodoCompleted::NAME, &TodoCompleted { id })?;
     } else {
-        let deleted_at = now_iso8601();
+        let deleted_at = now_millis();
         session.commit(TodoDeleted::NAME, &TodoDeleted { id, deleted_at })?;
     }
     Ok(())

@@ -11,9 +11,7 @@ mod log;
 mod status;
 mod sync;
 mod todo;
-// PLACEHOLDER until crate::todo lands: then `use crate::todo as todo_app;` and delete the file.
-mod todo_placeholder;
-use todo_placeholder as todo_app;
+use crate::todo as todo_app;
 
 use std::io::Write;
 use std::path::PathBuf;

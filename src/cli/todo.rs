@@ -85,7 +85,7 @@ pub(crate) async fn run(config: &Config, command: &TodoCommand) -> Result<()> {
                 let todo = find(session, id, config)?;
                 let args = TodoDeleted {
                     id: id.clone(),
-                    deleted_at: now_iso8601(),
+                    deleted_at: now_millis(),
                 };
                 session.commit(TodoDeleted::NAME, &args)?;
                 Ok(format!("removed {id}: {}", todo.text))
@@ -158,47 +158,18 @@ fn print_list(todos: &[Todo], json: bool) -> Result<()> {
     Ok(())
 }
 
-/// The current UTC time as an ISO 8601 string with milliseconds (`deletedAt`, LiveStore's
-/// `Schema.Date` encoding).
-pub(crate) fn now_iso8601() -> String {
+/// Milliseconds since the Unix epoch: a deletion's time, chosen by the committer because
+/// materializers never read the clock.
+pub(crate) fn now_millis() -> i64 {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    iso8601(since_epoch.as_millis() as i64)
-}
-
-/// Formats milliseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-fn iso8601(millis: i64) -> String {
-    let (days, ms_of_day) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s, ms) = (
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1000 % 60,
-        ms_of_day % 1000,
-    );
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z")
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn test_iso8601_formats_known_instants() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(iso8601(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-    }
 
     #[test]
     fn test_todo_json_has_the_three_fields() {

@@ -50,7 +50,10 @@ pub enum DbError {
 }
 
 fn sql(file: &str) -> impl FnOnce(rusqlite::Error) -> DbError + '_ {
-    move |source| DbError::Sqlite { file: file.to_owned(), source }
+    move |source| DbError::Sqlite {
+        file: file.to_owned(),
+        source,
+    }
 }
 
 const BOTH: &str = "state.db + eventlog.db";
@@ -73,8 +76,11 @@ impl LeaderDb {
     pub(crate) fn open(dir: &Path, schema: &Schema) -> Result<LeaderDb, DbError> {
         let state_path = dir.join("state.db");
         let conn = Connection::open(&state_path).map_err(sql("state.db"))?;
-        conn.execute("ATTACH DATABASE ?1 AS eventlog", [dir.join("eventlog.db").to_string_lossy()])
-            .map_err(sql("eventlog.db"))?;
+        conn.execute(
+            "ATTACH DATABASE ?1 AS eventlog",
+            [dir.join("eventlog.db").to_string_lossy()],
+        )
+        .map_err(sql("eventlog.db"))?;
         conn.execute_batch(
             "PRAGMA main.journal_mode = DELETE; PRAGMA eventlog.journal_mode = DELETE;
              PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
@@ -102,39 +108,57 @@ impl LeaderDb {
         )
         .map_err(sql(BOTH))?;
         let format: Option<String> = conn
-            .query_row("SELECT value FROM eventlog.meta WHERE key = 'format'", [], |row| row.get(0))
+            .query_row(
+                "SELECT value FROM eventlog.meta WHERE key = 'format'",
+                [],
+                |row| row.get(0),
+            )
             .optional()
             .map_err(sql("eventlog.db"))?;
         match format {
             None => {
-                conn.execute("INSERT INTO eventlog.meta VALUES ('format', ?1)", [EVENTLOG_FORMAT.to_string()])
-                    .map_err(sql("eventlog.db"))?;
+                conn.execute(
+                    "INSERT INTO eventlog.meta VALUES ('format', ?1)",
+                    [EVENTLOG_FORMAT.to_string()],
+                )
+                .map_err(sql("eventlog.db"))?;
             }
             Some(found) if found == EVENTLOG_FORMAT.to_string() => {}
             Some(found) => {
                 return Err(DbError::Format {
                     file: "eventlog.db".into(),
-                    message: format!("format version {found} is not supported (this build reads {EVENTLOG_FORMAT})"),
+                    message: format!(
+                        "format version {found} is not supported (this build reads {EVENTLOG_FORMAT})"
+                    ),
                 });
             }
         }
         let event_hashes = schema.event_hashes().into_iter().collect();
-        Ok(LeaderDb { conn, event_hashes, schema_hash: schema.hash() })
+        Ok(LeaderDb {
+            conn,
+            event_hashes,
+            schema_hash: schema.hash(),
+        })
     }
 
     /// The backend-confirmed head and the recorded backend id.
     pub(crate) fn sync_status(&self) -> Result<(GlobalSeq, Option<String>), DbError> {
         self.conn
-            .query_row("SELECT head, backend_id FROM eventlog.sync_status WHERE id = 1", [], |row| {
-                Ok((GlobalSeq(row.get::<_, i64>(0)? as u64), row.get(1)?))
-            })
+            .query_row(
+                "SELECT head, backend_id FROM eventlog.sync_status WHERE id = 1",
+                [],
+                |row| Ok((GlobalSeq(row.get::<_, i64>(0)? as u64), row.get(1)?)),
+            )
             .map_err(sql("eventlog.db"))
     }
 
     /// Records the backend's id (first contact, or after a reset).
     pub(crate) fn set_backend_id(&self, backend_id: &str) -> Result<(), DbError> {
         self.conn
-            .execute("UPDATE eventlog.sync_status SET backend_id = ?1 WHERE id = 1", [backend_id])
+            .execute(
+                "UPDATE eventlog.sync_status SET backend_id = ?1 WHERE id = 1",
+                [backend_id],
+            )
             .map(drop)
             .map_err(sql("eventlog.db"))
     }
@@ -172,7 +196,8 @@ impl LeaderDb {
             .query_map(params![after.global as i64, after.client], |row| {
                 let args: String = row.get(7)?;
                 let sync_metadata: Option<String> = row.get(10)?;
-                let changeset = match (row.get::<_, bool>(12)?, row.get::<_, Option<Vec<u8>>>(11)?) {
+                let changeset = match (row.get::<_, bool>(12)?, row.get::<_, Option<Vec<u8>>>(11)?)
+                {
                     (false, _) => Changeset::Unset,
                     (true, None) => Changeset::NoOp,
                     (true, Some(bytes)) => Changeset::Data(bytes),
@@ -185,7 +210,10 @@ impl LeaderDb {
                         args: serde_json::Value::Null,
                         client_id: row.get(8)?,
                         session_id: row.get(9)?,
-                        meta: EventMeta { changeset, sync_metadata: None },
+                        meta: EventMeta {
+                            changeset,
+                            sync_metadata: None,
+                        },
                     },
                     args,
                     sync_metadata,
@@ -196,7 +224,9 @@ impl LeaderDb {
         for row in rows {
             let (mut event, args, sync_metadata) = row.map_err(sql(BOTH))?;
             event.args = parse_json(&args, &event.seq)?;
-            event.meta.sync_metadata = sync_metadata.map(|text| parse_json(&text, &event.seq)).transpose()?;
+            event.meta.sync_metadata = sync_metadata
+                .map(|text| parse_json(&text, &event.seq))
+                .transpose()?;
             events.push(event);
         }
         Ok(events)
@@ -219,7 +249,11 @@ impl LeaderDb {
     pub(crate) fn level_state(&mut self, schema: &Schema) -> Result<bool, DbError> {
         let recorded_hash: Option<String> = self
             .conn
-            .query_row("SELECT value FROM main.__eventsync_meta WHERE key = 'schema_hash'", [], |row| row.get(0))
+            .query_row(
+                "SELECT value FROM main.__eventsync_meta WHERE key = 'schema_hash'",
+                [],
+                |row| row.get(0),
+            )
             .optional()
             .map_err(sql("state.db"))?;
         let state_head = self.state_head()?;
@@ -234,12 +268,14 @@ impl LeaderDb {
                 .optional()
                 .map_err(sql("eventlog.db"))?
                 == Some(state_head.generation);
-        let rebuild = recorded_hash.as_deref() != Some(self.schema_hash.as_str()) || !matches_eventlog;
+        let rebuild =
+            recorded_hash.as_deref() != Some(self.schema_hash.as_str()) || !matches_eventlog;
         let (backend_head, _) = self.sync_status()?;
         let tx = self.conn.unchecked_transaction().map_err(sql(BOTH))?;
         let replay_from = if rebuild {
             drop_user_tables(&tx)?;
-            tx.execute("DELETE FROM main.__eventsync_changeset", []).map_err(sql("state.db"))?;
+            tx.execute("DELETE FROM main.__eventsync_changeset", [])
+                .map_err(sql("state.db"))?;
             schema.create_tables(&tx).map_err(|error| DbError::Format {
                 file: "state.db".into(),
                 message: format!("creating the schema's tables: {error}"),
@@ -253,11 +289,15 @@ impl LeaderDb {
         } else {
             state_head
         };
-        drop(tx);
+        tx.commit().map_err(sql(BOTH))?;
         let mut missing = self.events_after(replay_from)?;
         let tx = self.conn.unchecked_transaction().map_err(sql(BOTH))?;
         for event in &mut missing {
-            let record = if event.seq.global <= backend_head.0 { Record::Nothing } else { Record::Changeset };
+            let record = if event.seq.global <= backend_head.0 {
+                Record::Nothing
+            } else {
+                Record::Changeset
+            };
             apply_to_state(&tx, schema, event, record)?;
         }
         let head = missing.last().map(|event| event.seq).unwrap_or(replay_from);
@@ -291,7 +331,9 @@ impl LeaderDb {
                     .map_err(sql("state.db"))?;
                 for event in rollback {
                     let row: Option<Option<Vec<u8>>> = select
-                        .query_row(params![event.seq.global as i64, event.seq.client], |row| row.get(0))
+                        .query_row(params![event.seq.global as i64, event.seq.client], |row| {
+                            row.get(0)
+                        })
                         .optional()
                         .map_err(sql("state.db"))?;
                     changesets.push(match row {
@@ -307,7 +349,9 @@ impl LeaderDb {
                 .prepare_cached("DELETE FROM main.__eventsync_changeset WHERE seq_global = ?1 AND seq_client = ?2")
                 .map_err(sql("state.db"))?;
             let mut delete_event = tx
-                .prepare_cached("DELETE FROM eventlog.eventlog WHERE seq_global = ?1 AND seq_client = ?2")
+                .prepare_cached(
+                    "DELETE FROM eventlog.eventlog WHERE seq_global = ?1 AND seq_client = ?2",
+                )
                 .map_err(sql("eventlog.db"))?;
             for event in rollback {
                 let key = params![event.seq.global as i64, event.seq.client];
@@ -321,18 +365,32 @@ impl LeaderDb {
         }
         set_state_head(&tx, state_head)?;
         if let Some(head) = backend_head {
-            tx.execute("UPDATE eventlog.sync_status SET head = ?1 WHERE id = 1", [head.0 as i64])
-                .map_err(sql("eventlog.db"))?;
-            tx.execute("DELETE FROM main.__eventsync_changeset WHERE seq_global <= ?1", [head.0 as i64])
-                .map_err(sql("state.db"))?;
+            tx.execute(
+                "UPDATE eventlog.sync_status SET head = ?1 WHERE id = 1",
+                [head.0 as i64],
+            )
+            .map_err(sql("eventlog.db"))?;
+            tx.execute(
+                "DELETE FROM main.__eventsync_changeset WHERE seq_global <= ?1",
+                [head.0 as i64],
+            )
+            .map_err(sql("state.db"))?;
         }
         tx.commit().map_err(sql(BOTH))?;
         Ok(tables)
     }
 
     fn insert_event(&self, tx: &Connection, event: &EncodedEvent) -> Result<(), DbError> {
-        let hash = self.event_hashes.get(&event.name).map(String::as_str).unwrap_or(UNKNOWN_EVENT_HASH);
-        let sync_metadata = event.meta.sync_metadata.as_ref().map(|value| value.to_string());
+        let hash = self
+            .event_hashes
+            .get(&event.name)
+            .map(String::as_str)
+            .unwrap_or(UNKNOWN_EVENT_HASH);
+        let sync_metadata = event
+            .meta
+            .sync_metadata
+            .as_ref()
+            .map(|value| value.to_string());
         tx.prepare_cached(
             "INSERT INTO eventlog.eventlog VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
@@ -365,8 +423,11 @@ impl LeaderDb {
              UPDATE eventlog.sync_status SET head = 0 WHERE id = 1;",
         )
         .map_err(sql(BOTH))?;
-        tx.execute("UPDATE eventlog.sync_status SET backend_id = ?1 WHERE id = 1", [backend_id])
-            .map_err(sql("eventlog.db"))?;
+        tx.execute(
+            "UPDATE eventlog.sync_status SET backend_id = ?1 WHERE id = 1",
+            [backend_id],
+        )
+        .map_err(sql("eventlog.db"))?;
         drop_user_tables(&tx)?;
         schema.create_tables(&tx).map_err(|error| DbError::Format {
             file: "state.db".into(),
@@ -379,7 +440,9 @@ impl LeaderDb {
     /// Copies the state tables into `target` (a session's in-memory database).
     pub(crate) fn copy_state_into(&self, target: &mut Connection) -> Result<(), DbError> {
         let backup = rusqlite::backup::Backup::new(&self.conn, target).map_err(sql("state.db"))?;
-        backup.run_to_completion(1024, std::time::Duration::ZERO, None).map_err(sql("state.db"))
+        backup
+            .run_to_completion(1024, std::time::Duration::ZERO, None)
+            .map_err(sql("state.db"))
     }
 
     /// Every event of the eventlog, ascending (for audits and tests).
@@ -405,11 +468,18 @@ fn apply_to_state(
             Changeset::Data(bytes) => Some(bytes.as_slice()),
             _ => None,
         };
-        tx.prepare_cached("INSERT OR REPLACE INTO main.__eventsync_changeset VALUES (?1, ?2, ?3, ?4)")
-            .and_then(|mut insert| {
-                insert.execute(params![event.seq.global as i64, event.seq.client, event.seq.generation, blob])
-            })
-            .map_err(sql("state.db"))?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO main.__eventsync_changeset VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![
+                event.seq.global as i64,
+                event.seq.client,
+                event.seq.generation,
+                blob
+            ])
+        })
+        .map_err(sql("state.db"))?;
     }
     event.meta.changeset = applied.changeset;
     Ok(applied.tables)
@@ -433,14 +503,23 @@ fn drop_user_tables(tx: &Connection) -> Result<(), DbError> {
         .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
         .map_err(sql("state.db"))?;
     for name in names {
-        tx.execute_batch(&format!("DROP TABLE main.\"{}\"", name.replace('"', "\"\"")))
-            .map_err(sql("state.db"))?;
+        tx.execute_batch(&format!(
+            "DROP TABLE main.\"{}\"",
+            name.replace('"', "\"\"")
+        ))
+        .map_err(sql("state.db"))?;
     }
     Ok(())
 }
 
 fn read_seq(first: usize) -> impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<EventSeq> {
-    move |row| Ok(EventSeq::new(row.get::<_, i64>(first)? as u64, row.get(first + 1)?, row.get(first + 2)?))
+    move |row| {
+        Ok(EventSeq::new(
+            row.get::<_, i64>(first)? as u64,
+            row.get(first + 1)?,
+            row.get(first + 2)?,
+        ))
+    }
 }
 
 fn parse_json(text: &str, seq: &EventSeq) -> Result<serde_json::Value, DbError> {

@@ -21,7 +21,12 @@ pub(crate) async fn lock_dir(dir: &Path, timeout: Duration) -> Result<DirLock, E
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|error| Error::new(ErrorKind::Invalid, format!("cannot open lock file {}: {error}", path.display())))?;
+        .map_err(|error| {
+            Error::new(
+                ErrorKind::Invalid,
+                format!("cannot open lock file {}: {error}", path.display()),
+            )
+        })?;
     let started = Instant::now();
     let mut warned = false;
     loop {
@@ -29,7 +34,10 @@ pub(crate) async fn lock_dir(dir: &Path, timeout: Duration) -> Result<DirLock, E
             Ok(()) => return Ok(DirLock { _file: file }),
             Err(TryLockError::WouldBlock) => {}
             Err(TryLockError::Error(error)) => {
-                return Err(Error::new(ErrorKind::Invalid, format!("cannot lock {}: {error}", path.display())));
+                return Err(Error::new(
+                    ErrorKind::Invalid,
+                    format!("cannot lock {}: {error}", path.display()),
+                ));
             }
         }
         if started.elapsed() >= timeout {

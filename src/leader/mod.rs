@@ -37,19 +37,34 @@ pub(crate) type SessionKey = u64;
 /// Requests to the leader.
 pub(crate) enum Command {
     /// Events committed by a session, numbered on what it knew of the leader's head.
-    SessionPush { session: SessionKey, epoch: u64, events: Vec<EncodedEvent> },
+    SessionPush {
+        session: SessionKey,
+        epoch: u64,
+        events: Vec<EncodedEvent>,
+    },
     /// Register a new session; the reply seeds its read model.
-    OpenSession { reply: oneshot::Sender<Result<SessionSeed, Error>> },
+    OpenSession {
+        reply: oneshot::Sender<Result<SessionSeed, Error>>,
+    },
     /// A session went away.
     CloseSession { session: SessionKey },
     /// Reply once everything pending is confirmed and a fresh pull found nothing newer.
-    Sync { reply: oneshot::Sender<Result<(), Error>> },
+    Sync {
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
     /// Where the leader stands.
-    Status { reply: oneshot::Sender<LeaderStatus> },
+    Status {
+        reply: oneshot::Sender<LeaderStatus>,
+    },
     /// Every event of the eventlog (for audits and tests).
-    Events { reply: oneshot::Sender<Result<Vec<EncodedEvent>, Error>> },
+    Events {
+        reply: oneshot::Sender<Result<Vec<EncodedEvent>, Error>>,
+    },
     /// A read-only query of the leader's state tables, rows as JSON objects.
-    Query { sql: String, reply: oneshot::Sender<Result<Vec<serde_json::Value>, Error>> },
+    Query {
+        sql: String,
+        reply: oneshot::Sender<Result<Vec<serde_json::Value>, Error>>,
+    },
     /// Drain what is queued and stop.
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -58,7 +73,10 @@ pub(crate) enum Command {
 #[derive(Debug)]
 pub(crate) enum SessionMessage {
     /// A merge result to apply (LiveStore's `payloadFromMergeResult`), with the leader's heads.
-    Payload { payload: Payload, heads: LeaderHeads },
+    Payload {
+        payload: Payload,
+        heads: LeaderHeads,
+    },
     /// The session's push of `epoch` was refused; it must re-push after catching up.
     Rejected { epoch: u64, reason: String },
     /// The leader stopped; the session can no longer commit.
@@ -171,8 +189,17 @@ pub(crate) struct BootArgs {
 impl Leader {
     /// Builds the leader's sync state from its databases and starts it; returns the command
     /// channel. The task ends after a `Shutdown` command or when every sender is dropped.
-    pub(crate) fn boot(args: BootArgs) -> Result<(mpsc::UnboundedSender<Command>, tokio::task::JoinHandle<()>), Error> {
-        let BootArgs { schema, mut db, backend, backend_id, counters, tuning } = args;
+    pub(crate) fn boot(
+        args: BootArgs,
+    ) -> Result<(mpsc::UnboundedSender<Command>, tokio::task::JoinHandle<()>), Error> {
+        let BootArgs {
+            schema,
+            mut db,
+            backend,
+            backend_id,
+            counters,
+            tuning,
+        } = args;
         db.level_state(&schema).map_err(db_error)?;
         let (backend_head, _) = db.sync_status().map_err(db_error)?;
         let upstream_head = EventSeq::global(backend_head.0);
@@ -180,18 +207,27 @@ impl Leader {
         if upstream_head.is_after(&local_head) {
             return Err(Error::new(
                 ErrorKind::Data,
-                format!("eventlog.db: backend-confirmed head {upstream_head} is after the last event {local_head}"),
+                format!(
+                    "eventlog.db: backend-confirmed head {upstream_head} is after the last event {local_head}"
+                ),
             ));
         }
         let pending = db.events_after(upstream_head).map_err(db_error)?;
-        let state = SyncState { pending, upstream_head, local_head: EventSeq::max_position(upstream_head, local_head) };
+        let state = SyncState {
+            pending,
+            upstream_head,
+            local_head: EventSeq::max_position(upstream_head, local_head),
+        };
         let state_head = db.state_head().map_err(db_error)?;
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (pull_tx, pull_rx) = mpsc::channel(4);
         let (push_done, push_done_rx) = mpsc::unbounded_channel();
         let online = backend.map(|backend| {
             let (restarts, restart_rx) = mpsc::unbounded_channel();
-            let start = Restart { cursor: backend_head, epoch: 0 };
+            let start = Restart {
+                cursor: backend_head,
+                epoch: 0,
+            };
             tokio::spawn(pull::run(backend.clone(), start, restart_rx, pull_tx));
             Online {
                 backend,
@@ -291,7 +327,11 @@ impl Leader {
         let mut pushes = Vec::new();
         for command in commands {
             match command {
-                Command::SessionPush { session, epoch, events } => pushes.push((session, epoch, events)),
+                Command::SessionPush {
+                    session,
+                    epoch,
+                    events,
+                } => pushes.push((session, epoch, events)),
                 other => {
                     // Keep order: admit the pushes queued before any other request.
                     self.admit(std::mem::take(&mut pushes));
@@ -330,7 +370,11 @@ impl Leader {
     }
 
     fn synced_pending(&self) -> usize {
-        self.state.pending.iter().filter(|event| !event.is_client_only()).count()
+        self.state
+            .pending
+            .iter()
+            .filter(|event| !event.is_client_only())
+            .count()
     }
 
     fn status(&self) -> LeaderStatus {
@@ -357,8 +401,20 @@ impl Leader {
         let (sender, messages) = mpsc::unbounded_channel();
         let key = self.next_session;
         self.next_session += 1;
-        self.sessions.insert(key, SessionLink { sender, min_epoch: 0 });
-        Ok(SessionSeed { key, connection, journal, heads: self.heads(), messages })
+        self.sessions.insert(
+            key,
+            SessionLink {
+                sender,
+                min_epoch: 0,
+            },
+        );
+        Ok(SessionSeed {
+            key,
+            connection,
+            journal,
+            heads: self.heads(),
+            messages,
+        })
     }
 
     /// Admits session pushes: validates each against the leader's head, merges it, then
@@ -370,20 +426,39 @@ impl Leader {
         let mut admitted: Vec<EncodedEvent> = Vec::new();
         for (session, epoch, events) in pushes {
             if let Some(reason) = &self.closed {
-                self.send(session, SessionMessage::Closed { reason: reason.clone() });
+                self.send(
+                    session,
+                    SessionMessage::Closed {
+                        reason: reason.clone(),
+                    },
+                );
                 continue;
             }
             match self.validate_push(session, epoch, &events) {
                 Err(reason) => self.reject(session, epoch, reason),
-                Ok(()) => match merge(&self.state, Payload::LocalPush { new_events: events }, MergeOptions::default()) {
-                    Ok(MergeResult::Advance { new_state, new_events, .. }) => {
+                Ok(()) => match merge(
+                    &self.state,
+                    Payload::LocalPush { new_events: events },
+                    MergeOptions::default(),
+                ) {
+                    Ok(MergeResult::Advance {
+                        new_state,
+                        new_events,
+                        ..
+                    }) => {
                         self.state = new_state;
                         admitted.extend(new_events);
                     }
-                    Ok(MergeResult::Reject { expected_minimum_id }) => {
-                        self.reject(session, epoch, format!("leader is ahead: expected at least {expected_minimum_id}"))
+                    Ok(MergeResult::Reject {
+                        expected_minimum_id,
+                    }) => self.reject(
+                        session,
+                        epoch,
+                        format!("leader is ahead: expected at least {expected_minimum_id}"),
+                    ),
+                    Ok(MergeResult::Rebase { .. }) => {
+                        self.fail_internal("a local push produced a rebase")
                     }
-                    Ok(MergeResult::Rebase { .. }) => self.fail_internal("a local push produced a rebase"),
                     Err(violation) => self.fail_internal(&violation.to_string()),
                 },
             }
@@ -391,20 +466,39 @@ impl Leader {
         if admitted.is_empty() {
             return;
         }
-        let state_head = admitted.last().map(|event| event.seq).unwrap_or(self.state_head);
-        let mut items: Vec<NewEvent<'_>> =
-            admitted.iter_mut().map(|event| NewEvent { event, record: Record::Changeset }).collect();
-        match self.db.apply_batch(&self.schema, &[], &mut items, state_head, None) {
+        let state_head = admitted
+            .last()
+            .map(|event| event.seq)
+            .unwrap_or(self.state_head);
+        let mut items: Vec<NewEvent<'_>> = admitted
+            .iter_mut()
+            .map(|event| NewEvent {
+                event,
+                record: Record::Changeset,
+            })
+            .collect();
+        match self
+            .db
+            .apply_batch(&self.schema, &[], &mut items, state_head, None)
+        {
             Ok(_) => {
                 self.state_head = state_head;
                 // Keep the recorded changesets on the pending copies (rollback reads them
                 // from state.db, sessions seed their journal from these).
                 for event in &admitted {
-                    if let Some(pending) = self.state.pending.iter_mut().rev().find(|p| p.seq == event.seq) {
+                    if let Some(pending) = self
+                        .state
+                        .pending
+                        .iter_mut()
+                        .rev()
+                        .find(|p| p.seq == event.seq)
+                    {
                         pending.meta.changeset = event.meta.changeset.clone();
                     }
                 }
-                self.broadcast(Payload::UpstreamAdvance { new_events: admitted });
+                self.broadcast(Payload::UpstreamAdvance {
+                    new_events: admitted,
+                });
             }
             Err(error) => self.fail(db_error(error)),
         }
@@ -412,25 +506,43 @@ impl Leader {
 
     /// LiveStore's admission checks: an epoch fence per session, then a batch that is
     /// ascending, contiguous, after the leader's head and not of a stale generation.
-    fn validate_push(&mut self, session: SessionKey, epoch: u64, events: &[EncodedEvent]) -> Result<(), String> {
+    fn validate_push(
+        &mut self,
+        session: SessionKey,
+        epoch: u64,
+        events: &[EncodedEvent],
+    ) -> Result<(), String> {
         let Some(link) = self.sessions.get(&session) else {
             return Err("unknown session".into());
         };
         if epoch < link.min_epoch {
-            return Err(format!("stale push of epoch {epoch} (fenced at {})", link.min_epoch));
+            return Err(format!(
+                "stale push of epoch {epoch} (fenced at {})",
+                link.min_epoch
+            ));
         }
-        let Some(first) = events.first() else { return Err("empty push".into()) };
+        let Some(first) = events.first() else {
+            return Err("empty push".into());
+        };
         let head = self.state.local_head;
         if first.seq.generation < head.generation {
-            return Err(format!("stale rebase generation: {} is older than the leader head {head}", first.seq));
+            return Err(format!(
+                "stale rebase generation: {} is older than the leader head {head}",
+                first.seq
+            ));
         }
         if !first.seq.is_after(&head) {
-            return Err(format!("leader is ahead: {} is not after the leader head {head}", first.seq));
+            return Err(format!(
+                "leader is ahead: {} is not after the leader head {head}",
+                first.seq
+            ));
         }
         let mut previous = head;
         for event in events {
             let expected = previous.next_pair(event.is_client_only(), event.seq.generation);
-            if !event.seq.same_position(&expected.seq) || !event.parent.same_position(&expected.parent) {
+            if !event.seq.same_position(&expected.seq)
+                || !event.parent.same_position(&expected.parent)
+            {
                 return Err(format!(
                     "non-contiguous push: {} (parent {}) does not follow {previous}",
                     event.seq, event.parent
@@ -460,7 +572,12 @@ impl Leader {
     fn broadcast(&mut self, payload: Payload) {
         let heads = self.heads();
         self.sessions.retain(|_, link| {
-            link.sender.send(SessionMessage::Payload { payload: payload.clone(), heads }).is_ok()
+            link.sender
+                .send(SessionMessage::Payload {
+                    payload: payload.clone(),
+                    heads,
+                })
+                .is_ok()
         });
     }
 
@@ -469,8 +586,11 @@ impl Leader {
             PullEvent::BackendId(id) => self.on_backend_id(id),
             PullEvent::Page { epoch, page } => {
                 let upstream = self.state.upstream_head.global;
-                let fresh: Vec<GlobalEvent> =
-                    page.events.into_iter().filter(|event| event.seq_num.0 > upstream).collect();
+                let fresh: Vec<GlobalEvent> = page
+                    .events
+                    .into_iter()
+                    .filter(|event| event.seq_num.0 > upstream)
+                    .collect();
                 if let Some(first) = fresh.first()
                     && first.parent_seq_num.0 != upstream
                 {
@@ -479,8 +599,12 @@ impl Leader {
                     return;
                 }
                 if !fresh.is_empty() {
-                    self.counters.pulled.fetch_add(fresh.len() as u64, Ordering::Relaxed);
-                    self.integrate_upstream(fresh.into_iter().map(EncodedEvent::from_global).collect());
+                    self.counters
+                        .pulled
+                        .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+                    self.integrate_upstream(
+                        fresh.into_iter().map(EncodedEvent::from_global).collect(),
+                    );
                 }
                 if page.page_info == eventsync_backends::PageInfo::NoMore {
                     for waiter in &mut self.waiters {
@@ -501,7 +625,9 @@ impl Leader {
     }
 
     fn on_backend_id(&mut self, id: String) {
-        let Some(online) = &mut self.online else { return };
+        let Some(online) = &mut self.online else {
+            return;
+        };
         match &online.backend_id {
             None => {
                 online.backend_id = Some(id.clone());
@@ -519,14 +645,18 @@ impl Leader {
                         tracing::warn!("{message}; ignoring (on_backend_id_mismatch = ignore)");
                         online.backend_id = Some(id);
                     }
-                    OnBackendIdMismatch::Shutdown => {
-                        self.fail(Error::new(ErrorKind::Closed, format!("{message}; local data kept, store stopped")))
-                    }
+                    OnBackendIdMismatch::Shutdown => self.fail(Error::new(
+                        ErrorKind::Closed,
+                        format!("{message}; local data kept, store stopped"),
+                    )),
                     OnBackendIdMismatch::Reset => {
                         tracing::warn!("{message}; clearing local data");
                         let result = self.db.reset(&self.schema, &id);
                         self.fail(match result {
-                            Ok(()) => Error::new(ErrorKind::Closed, format!("{message}; local data was cleared, reopen the store")),
+                            Ok(()) => Error::new(
+                                ErrorKind::Closed,
+                                format!("{message}; local data was cleared, reopen the store"),
+                            ),
                             Err(error) => db_error(error),
                         });
                     }
@@ -540,25 +670,54 @@ impl Leader {
     fn integrate_upstream(&mut self, incoming: Vec<EncodedEvent>) {
         let Some(last) = incoming.last() else { return };
         let backend_head = GlobalSeq(last.seq.global);
-        let options = MergeOptions { ignore_client_only: true };
-        let result = match merge(&self.state, Payload::UpstreamAdvance { new_events: incoming }, options) {
+        let options = MergeOptions {
+            ignore_client_only: true,
+        };
+        let result = match merge(
+            &self.state,
+            Payload::UpstreamAdvance {
+                new_events: incoming,
+            },
+            options,
+        ) {
             Ok(result) => result,
             Err(violation) => return self.fail_internal(&violation.to_string()),
         };
         match result {
-            MergeResult::Advance { new_state, mut new_events, .. } => {
-                let state_head = new_events.last().map(|event| EventSeq::max_position(self.state_head, event.seq));
+            MergeResult::Advance {
+                new_state,
+                mut new_events,
+                ..
+            } => {
+                let state_head = new_events
+                    .last()
+                    .map(|event| EventSeq::max_position(self.state_head, event.seq));
                 let state_head = state_head.unwrap_or(self.state_head);
-                let mut items: Vec<NewEvent<'_>> =
-                    new_events.iter_mut().map(|event| NewEvent { event, record: Record::Nothing }).collect();
-                if let Err(error) = self.db.apply_batch(&self.schema, &[], &mut items, state_head, Some(backend_head)) {
+                let mut items: Vec<NewEvent<'_>> = new_events
+                    .iter_mut()
+                    .map(|event| NewEvent {
+                        event,
+                        record: Record::Nothing,
+                    })
+                    .collect();
+                if let Err(error) = self.db.apply_batch(
+                    &self.schema,
+                    &[],
+                    &mut items,
+                    state_head,
+                    Some(backend_head),
+                ) {
                     return self.fail(db_error(error));
                 }
                 self.state = new_state;
                 self.state_head = state_head;
                 self.broadcast(Payload::UpstreamAdvance { new_events });
             }
-            MergeResult::Rebase { new_state, mut new_events, rollback_events } => {
+            MergeResult::Rebase {
+                new_state,
+                mut new_events,
+                rollback_events,
+            } => {
                 self.counters.rebases.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(
                     rolled_back = rollback_events.len(),
@@ -567,22 +726,38 @@ impl Leader {
                     "rebasing pending events on the backend's new head"
                 );
                 let upstream_count = new_events.len() - new_state.pending.len();
-                let state_head = new_events.last().map(|event| event.seq).unwrap_or(self.state_head);
+                let state_head = new_events
+                    .last()
+                    .map(|event| event.seq)
+                    .unwrap_or(self.state_head);
                 let mut items: Vec<NewEvent<'_>> = new_events
                     .iter_mut()
                     .enumerate()
                     .map(|(index, event)| NewEvent {
                         event,
-                        record: if index < upstream_count { Record::Nothing } else { Record::Changeset },
+                        record: if index < upstream_count {
+                            Record::Nothing
+                        } else {
+                            Record::Changeset
+                        },
                     })
                     .collect();
-                if let Err(error) =
-                    self.db.apply_batch(&self.schema, &rollback_events, &mut items, state_head, Some(backend_head))
-                {
+                if let Err(error) = self.db.apply_batch(
+                    &self.schema,
+                    &rollback_events,
+                    &mut items,
+                    state_head,
+                    Some(backend_head),
+                ) {
                     return self.fail(db_error(error));
                 }
                 self.state = new_state;
-                for (pending, applied) in self.state.pending.iter_mut().zip(&new_events[upstream_count..]) {
+                for (pending, applied) in self
+                    .state
+                    .pending
+                    .iter_mut()
+                    .zip(&new_events[upstream_count..])
+                {
                     pending.meta.changeset = applied.meta.changeset.clone();
                 }
                 self.state_head = state_head;
@@ -590,7 +765,10 @@ impl Leader {
                     online.push_retry_at = None;
                     online.push_backoff.reset();
                 }
-                self.broadcast(Payload::UpstreamRebase { rollback_events, new_events });
+                self.broadcast(Payload::UpstreamRebase {
+                    rollback_events,
+                    new_events,
+                });
             }
             MergeResult::Reject { .. } => self.fail_internal("an upstream advance was rejected"),
         }
@@ -601,18 +779,35 @@ impl Leader {
         if self.closed.is_some() {
             return;
         }
-        let Some(online) = &mut self.online else { return };
+        let Some(online) = &mut self.online else {
+            return;
+        };
         if online.push_in_flight || online.push_retry_at.is_some() {
             return;
         }
         let capabilities = online.backend.info().capabilities;
-        let max_events = self.tuning.push_batch_events.min(capabilities.max_events_per_push).max(1);
-        let max_bytes = self.tuning.push_batch_bytes.min(capabilities.max_bytes_per_push);
+        let max_events = self
+            .tuning
+            .push_batch_events
+            .min(capabilities.max_events_per_push)
+            .max(1);
+        let max_bytes = self
+            .tuning
+            .push_batch_bytes
+            .min(capabilities.max_bytes_per_push);
         let mut batch = Vec::new();
         let mut bytes = 0;
-        for event in self.state.pending.iter().filter(|event| !event.is_client_only()) {
+        for event in self
+            .state
+            .pending
+            .iter()
+            .filter(|event| !event.is_client_only())
+        {
             let global = event.to_global();
-            let size = serde_json::to_vec(&global).map(|encoded| encoded.len()).unwrap_or(0) + 64;
+            let size = serde_json::to_vec(&global)
+                .map(|encoded| encoded.len())
+                .unwrap_or(0)
+                + 64;
             if !batch.is_empty() && (batch.len() >= max_events || bytes + size > max_bytes) {
                 break;
             }
@@ -620,7 +815,10 @@ impl Leader {
             batch.push(global);
         }
         let Some(first) = batch.first() else { return };
-        debug_assert_eq!(first.parent_seq_num.0, self.state.upstream_head.global, "push does not chain on the head");
+        debug_assert_eq!(
+            first.parent_seq_num.0, self.state.upstream_head.global,
+            "push does not chain on the head"
+        );
         online.push_in_flight = true;
         let backend = online.backend.clone();
         let done = online.push_done.clone();
@@ -631,7 +829,9 @@ impl Leader {
     }
 
     fn on_push_done(&mut self, done: PushDone) {
-        let Some(online) = &mut self.online else { return };
+        let Some(online) = &mut self.online else {
+            return;
+        };
         online.push_in_flight = false;
         match done.result {
             Ok(()) => {
@@ -644,7 +844,10 @@ impl Leader {
                     .filter(|event| event.seq_num.0 > upstream)
                     .map(EncodedEvent::from_global)
                     .collect();
-                if fresh.first().is_some_and(|first| first.parent.global == upstream) {
+                if fresh
+                    .first()
+                    .is_some_and(|first| first.parent.global == upstream)
+                {
                     self.integrate_upstream(fresh);
                 }
             }
@@ -671,7 +874,10 @@ impl Leader {
         if let Some(online) = &mut self.online {
             online.pull_epoch += 1;
             let cursor = GlobalSeq(self.state.upstream_head.global);
-            let _ = online.restarts.send(Restart { cursor, epoch: online.pull_epoch });
+            let _ = online.restarts.send(Restart {
+                cursor,
+                epoch: online.pull_epoch,
+            });
         }
     }
 
@@ -681,23 +887,40 @@ impl Leader {
             return;
         }
         if self.online.is_none() {
-            let _ = reply.send(Err(Error::invalid("the store is offline: open it online to sync")));
+            let _ = reply.send(Err(Error::invalid(
+                "the store is offline: open it online to sync",
+            )));
             return;
         }
         self.restart_pull();
-        let pull_epoch = self.online.as_ref().map(|online| online.pull_epoch).unwrap_or(0);
-        self.waiters.push(SyncWaiter { reply, pull_epoch, pulled_current: false });
+        let pull_epoch = self
+            .online
+            .as_ref()
+            .map(|online| online.pull_epoch)
+            .unwrap_or(0);
+        self.waiters.push(SyncWaiter {
+            reply,
+            pull_epoch,
+            pulled_current: false,
+        });
     }
 
     fn check_waiters(&mut self) {
         if self.waiters.is_empty() {
             return;
         }
-        let idle = self.synced_pending() == 0 && self.online.as_ref().is_some_and(|online| !online.push_in_flight);
+        let idle = self.synced_pending() == 0
+            && self
+                .online
+                .as_ref()
+                .is_some_and(|online| !online.push_in_flight);
         if !idle {
             return;
         }
-        let (done, waiting): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|waiter| waiter.pulled_current);
+        let (done, waiting): (Vec<_>, Vec<_>) = self
+            .waiters
+            .drain(..)
+            .partition(|waiter| waiter.pulled_current);
         self.waiters = waiting;
         for waiter in done {
             let _ = waiter.reply.send(Ok(()));
@@ -706,7 +929,9 @@ impl Leader {
 
     fn fail_waiters(&mut self, error: &Error) {
         for waiter in self.waiters.drain(..) {
-            let _ = waiter.reply.send(Err(Error::new(error.kind(), error.to_string())));
+            let _ = waiter
+                .reply
+                .send(Err(Error::new(error.kind(), error.to_string())));
         }
     }
 
@@ -727,10 +952,14 @@ impl Leader {
         }
         self.closed = Some(reason.to_owned());
         for waiter in self.waiters.drain(..) {
-            let _ = waiter.reply.send(Err(Error::new(ErrorKind::Closed, reason.to_owned())));
+            let _ = waiter
+                .reply
+                .send(Err(Error::new(ErrorKind::Closed, reason.to_owned())));
         }
         for link in self.sessions.values() {
-            let _ = link.sender.send(SessionMessage::Closed { reason: reason.to_owned() });
+            let _ = link.sender.send(SessionMessage::Closed {
+                reason: reason.to_owned(),
+            });
         }
     }
 }
@@ -752,7 +981,10 @@ pub(crate) fn db_error(error: db::DbError) -> Error {
 }
 
 /// Runs a read-only query and returns its rows as JSON objects (columns by name).
-pub(crate) fn query_json(connection: &rusqlite::Connection, sql: &str) -> Result<Vec<serde_json::Value>, Error> {
+pub(crate) fn query_json(
+    connection: &rusqlite::Connection,
+    sql: &str,
+) -> Result<Vec<serde_json::Value>, Error> {
     crate::session::rows_as_json(connection, sql, &[])
 }
 

@@ -16,7 +16,7 @@ pub(crate) enum PullEvent {
     /// A page of events, from the pull started for restart `epoch`.
     Page { epoch: u64, page: PullPage },
     /// The pull failed; it will retry with backoff.
-    Failed { epoch: u64, error: BackendError },
+    Failed { error: BackendError },
 }
 
 /// A request to restart the pull after `cursor`, tagging its pages with `epoch`.
@@ -44,7 +44,7 @@ pub(crate) async fn run(
                     }
                 }
                 Err(error) => {
-                    if events.send(PullEvent::Failed { epoch: restart.epoch, error }).await.is_err() {
+                    if events.send(PullEvent::Failed { error }).await.is_err() {
                         return;
                     }
                     match wait_or_restart(&mut restarts, backoff.next()).await {
@@ -85,7 +85,7 @@ pub(crate) async fn run(
         };
         if let Some(error) = failure {
             restart.cursor = cursor;
-            if events.send(PullEvent::Failed { epoch: restart.epoch, error }).await.is_err() {
+            if events.send(PullEvent::Failed { error }).await.is_err() {
                 return;
             }
             match wait_or_restart(&mut restarts, backoff.next()).await {
