@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use eventsync_backends::GlobalSeq;
@@ -33,9 +33,25 @@ use crate::sync_state::{MergeOptions, MergeResult, Payload, SyncState, merge};
 pub type SqlValue = rusqlite::types::Value;
 
 /// One client session. Cheap to clone; all clones share the session.
+///
+/// Dropping the last clone does not lose commits: the session's task keeps it alive until
+/// the leader has admitted every pending event (re-pushing them if the leader asks to).
 #[derive(Clone)]
 pub struct ClientSession {
     inner: Arc<SessionInner>,
+    _handle: Arc<HandleGuard>,
+}
+
+/// Tells the session's task when the last user handle is gone.
+struct HandleGuard {
+    inner: Arc<SessionInner>,
+}
+
+impl Drop for HandleGuard {
+    fn drop(&mut self) {
+        self.inner.dropped.store(true, Ordering::Release);
+        self.inner.wake.notify_one();
+    }
 }
 
 struct SessionInner {
@@ -46,6 +62,9 @@ struct SessionInner {
     leader: mpsc::UnboundedSender<Command>,
     counters: Arc<Counters>,
     core: Mutex<SessionCore>,
+    /// Set when every user handle is gone; the task then ends once nothing is pending.
+    dropped: std::sync::atomic::AtomicBool,
+    wake: tokio::sync::Notify,
 }
 
 /// The session's mutable state, behind one lock: commits and leader payloads never interleave.
@@ -126,15 +145,35 @@ impl ClientSession {
             leader,
             counters,
             core: Mutex::new(core),
+            dropped: std::sync::atomic::AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
         });
-        let weak: Weak<SessionInner> = Arc::downgrade(&inner);
+        let task_inner = inner.clone();
         tokio::spawn(async move {
-            while let Some(message) = messages.recv().await {
-                let Some(inner) = weak.upgrade() else { return };
-                inner.on_leader_message(message);
+            let inner = task_inner;
+            loop {
+                if inner.dropped.load(Ordering::Acquire) && inner.lock().state.pending.is_empty() {
+                    break;
+                }
+                tokio::select! {
+                    message = messages.recv() => match message {
+                        Some(message) => inner.on_leader_message(message),
+                        None => break,
+                    },
+                    _ = inner.wake.notified() => {}
+                }
             }
+            let _ = inner
+                .leader
+                .send(Command::CloseSession { session: inner.key });
         });
-        ClientSession { inner }
+        let handle = Arc::new(HandleGuard {
+            inner: inner.clone(),
+        });
+        ClientSession {
+            inner,
+            _handle: handle,
+        }
     }
 
     /// Commits an event: numbers it, materializes it (reads see it at once), records its

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use eventsync_backends::{GlobalSeq, SyncBackend};
@@ -329,7 +330,8 @@ impl Store {
     /// every event committed before the call is confirmed by the backend. Fails at the first
     /// backend error (the leader keeps retrying in the background) or when offline.
     pub async fn sync(&self) -> Result<()> {
-        self.ask(|reply| Command::Sync { reply }).await?
+        let committed = self.inner.counters.committed.load(Ordering::Relaxed);
+        self.ask(|reply| Command::Sync { committed, reply }).await?
     }
 
     /// Where the store stands; asks the backend for its head (`None` when unreachable).
@@ -384,6 +386,15 @@ impl Store {
     /// Persists what sessions have queued, stops the leader and waits for it. The lock is
     /// released when the last clone of this store (and its sessions' leader handles) is gone.
     pub async fn shutdown(self) -> Result<()> {
+        // Give sessions a moment to get their last commits admitted (a session whose push
+        // was refused re-pushes it after catching up), as LiveStore's shutdown drain does.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        let counters = &self.inner.counters;
+        while counters.admitted.load(Ordering::Relaxed) < counters.committed.load(Ordering::Relaxed)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let (reply, answer) = oneshot::channel();
         if self
             .inner

@@ -138,7 +138,6 @@ fn concurrent_adds(root: &Path, backend: &str, store: &str, per_client: usize) {
 }
 
 #[test]
-#[ignore = "needs Store (lead will un-ignore)"]
 fn test_four_processes_add_concurrently_through_a_folder() {
     let root = tempfile::tempdir().unwrap();
     let backend = folder_backend(root.path());
@@ -146,7 +145,6 @@ fn test_four_processes_add_concurrently_through_a_folder() {
 }
 
 #[test]
-#[ignore = "needs Store (lead will un-ignore)"]
 fn test_four_processes_add_concurrently_through_s3() {
     let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
         eprintln!(
@@ -170,7 +168,6 @@ fn test_four_processes_add_concurrently_through_s3() {
 }
 
 #[test]
-#[ignore = "needs Store (lead will un-ignore)"]
 fn test_offline_clients_converge_and_the_second_is_rebased() {
     let root = tempfile::tempdir().unwrap();
     let backend = folder_backend(root.path());
@@ -214,7 +211,6 @@ fn test_offline_clients_converge_and_the_second_is_rebased() {
 }
 
 #[test]
-#[ignore = "needs Store (lead will un-ignore)"]
 fn test_done_and_rm_of_unknown_id_fail_with_the_id() {
     let root = tempfile::tempdir().unwrap();
     let client = Client::new(root.path(), "c", &folder_backend(root.path()), "default");
@@ -232,7 +228,6 @@ fn test_done_and_rm_of_unknown_id_fail_with_the_id() {
 }
 
 #[test]
-#[ignore = "needs Store (lead will un-ignore)"]
 fn test_secrets_never_appear_in_status_log_or_doctor_output() {
     const SECRETS: [&str; 4] = [
         "FILE-SECRET-KEY-123",
@@ -284,7 +279,6 @@ fn test_secrets_never_appear_in_status_log_or_doctor_output() {
 }
 
 #[test]
-#[ignore = "needs Store (lead will un-ignore)"]
 fn test_demo_converges_and_prints_its_table() {
     let root = tempfile::tempdir().unwrap();
     let run = eventsync(

@@ -48,8 +48,10 @@ pub(crate) enum Command {
     },
     /// A session went away.
     CloseSession { session: SessionKey },
-    /// Reply once everything pending is confirmed and a fresh pull found nothing newer.
+    /// Reply once the leader has admitted `committed` session events, everything pending is
+    /// confirmed by the backend, and a fresh pull found nothing newer.
     Sync {
+        committed: u64,
         reply: oneshot::Sender<Result<(), Error>>,
     },
     /// Where the leader stands.
@@ -112,7 +114,11 @@ pub(crate) struct LeaderStatus {
 /// Counters shared between the leader and the store handle.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// Events committed by sessions.
     pub committed: AtomicU64,
+    /// Session events the leader admitted (each committed event is admitted once, possibly
+    /// after its session re-pushed it renumbered).
+    pub admitted: AtomicU64,
     pub pushes: AtomicU64,
     pub server_ahead: AtomicU64,
     pub rebases: AtomicU64,
@@ -140,6 +146,7 @@ struct SessionLink {
 
 struct SyncWaiter {
     reply: oneshot::Sender<Result<(), Error>>,
+    committed: u64,
     pull_epoch: u64,
     pulled_current: bool,
 }
@@ -342,7 +349,7 @@ impl Leader {
                         Command::CloseSession { session } => {
                             self.sessions.remove(&session);
                         }
-                        Command::Sync { reply } => self.on_sync(reply),
+                        Command::Sync { committed, reply } => self.on_sync(committed, reply),
                         Command::Status { reply } => {
                             let _ = reply.send(self.status());
                         }
@@ -482,6 +489,9 @@ impl Leader {
             .apply_batch(&self.schema, &[], &mut items, state_head, None)
         {
             Ok(_) => {
+                self.counters
+                    .admitted
+                    .fetch_add(admitted.len() as u64, Ordering::Relaxed);
                 self.state_head = state_head;
                 // Keep the recorded changesets on the pending copies (rollback reads them
                 // from state.db, sessions seed their journal from these).
@@ -881,7 +891,7 @@ impl Leader {
         }
     }
 
-    fn on_sync(&mut self, reply: oneshot::Sender<Result<(), Error>>) {
+    fn on_sync(&mut self, committed: u64, reply: oneshot::Sender<Result<(), Error>>) {
         if let Some(reason) = &self.closed {
             let _ = reply.send(Err(Error::new(ErrorKind::Closed, reason.clone())));
             return;
@@ -900,6 +910,7 @@ impl Leader {
             .unwrap_or(0);
         self.waiters.push(SyncWaiter {
             reply,
+            committed,
             pull_epoch,
             pulled_current: false,
         });
@@ -917,10 +928,11 @@ impl Leader {
         if !idle {
             return;
         }
+        let admitted = self.counters.admitted.load(Ordering::Relaxed);
         let (done, waiting): (Vec<_>, Vec<_>) = self
             .waiters
             .drain(..)
-            .partition(|waiter| waiter.pulled_current);
+            .partition(|waiter| waiter.pulled_current && admitted >= waiter.committed);
         self.waiters = waiting;
         for waiter in done {
             let _ = waiter.reply.send(Ok(()));
