@@ -11,6 +11,11 @@
 //! bookkeeping rows with them). An event whose materializer returns several statements runs
 //! inside a savepoint, so an event that fails leaves no partial writes; a single statement is
 //! atomic by itself in SQLite.
+//!
+//! Contract for materializers: write only the schema's tables. Sessions record only those,
+//! so a write elsewhere would survive a rollback. Finding the tables written with
+//! [`Record::Nothing`] briefly installs an SQLite authorizer (the first time each SQL text is
+//! seen), which replaces any authorizer the caller had set on the connection.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -292,11 +297,8 @@ pub fn rollback(
         undo_one(conn, bytes, &tables)
             .map_err(|message| MaterializeError::Rollback { index, message })?;
     }
-    let tables = match Arc::try_unwrap(tables) {
-        Ok(mutex) => mutex.into_inner(),
-        Err(shared) => Ok(shared.lock().map(|t| t.clone()).unwrap_or_default()),
-    };
-    Ok(tables.unwrap_or_default())
+    let tables = tables.lock().map(|t| t.clone()).unwrap_or_default();
+    Ok(tables)
 }
 
 /// Inverts one changeset and applies it, collecting the table names it touches.

@@ -303,6 +303,11 @@ fn check_ddl(tables: &[TableDef]) -> Result<(), SchemaError> {
                 created: (*other).clone(),
             });
         }
+        if table.ddl.to_ascii_uppercase().contains("AUTOINCREMENT") {
+            return Err(SchemaError::Autoincrement {
+                table: table.name.clone(),
+            });
+        }
         let has_pk: bool = conn
             .query_row(
                 "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE pk > 0)",
@@ -324,7 +329,9 @@ fn check_ddl(tables: &[TableDef]) -> Result<(), SchemaError> {
 
 /// The names of the tables in `conn`'s main database.
 fn table_names(conn: &rusqlite::Connection) -> rusqlite::Result<BTreeSet<String>> {
-    let mut stmt = conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")?;
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+    )?;
     let names = stmt.query_map([], |row| row.get(0))?;
     names.collect()
 }
@@ -603,6 +610,16 @@ pub enum SchemaError {
         /// The extra table.
         created: String,
     },
+    /// A table declared `AUTOINCREMENT`: its counter (`sqlite_sequence`) is not rolled back
+    /// with the table, so replicas that rolled back events would assign other ids.
+    #[error(
+        "table `{table}` uses AUTOINCREMENT, whose counter is not rolled back with the table \
+         (a plain INTEGER PRIMARY KEY reuses ids deterministically)"
+    )]
+    Autoincrement {
+        /// The table.
+        table: String,
+    },
     /// A table without a primary key: SQLite sessions cannot record its changes.
     #[error("table `{table}` has no primary key (needed to record and roll back changes)")]
     NoPrimaryKey {
@@ -699,6 +716,24 @@ mod tests {
         assert!(
             matches!(error, SchemaError::UndeclaredTable { table, created } if table == "items" && created == "extra")
         );
+    }
+
+    #[test]
+    fn test_build_rejects_autoincrement() {
+        let error = Schema::builder()
+            .table(
+                "items",
+                "CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, n TEXT)",
+            )
+            .build()
+            .unwrap_err();
+        assert!(matches!(error, SchemaError::Autoincrement { table } if table == "items"));
+    }
+
+    #[test]
+    fn test_schema_is_send_and_sync() {
+        fn shared<T: Send + Sync + 'static>(_: &T) {}
+        shared(&base().build().unwrap());
     }
 
     #[test]
