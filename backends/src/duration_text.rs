@@ -35,7 +35,9 @@ pub(crate) fn parse(text: &str) -> Result<Duration, String> {
 
 /// Formats a duration the way [`parse`] reads it.
 pub(crate) fn format(duration: Duration) -> String {
-    if duration.subsec_nanos() % 1_000_000 == 0 && duration.as_millis() % 1000 != 0 {
+    if duration.subsec_nanos().is_multiple_of(1_000_000)
+        && !duration.as_millis().is_multiple_of(1000)
+    {
         format!("{}ms", duration.as_millis())
     } else if duration.subsec_nanos() == 0 {
         format!("{}s", duration.as_secs())

@@ -106,15 +106,18 @@ pub type PullStream = BoxStream<'static, Result<PullPage, BackendError>>;
 ///   pages; a non-live pull always yields at least one page (an empty `NoMore` page when
 ///   there is nothing), and ends after a `NoMore` page. A live pull yields the backlog,
 ///   then a `NoMore` page, then stays open and yields new events as they land, including
-///   the caller's own pushes.
+///   the caller's own pushes. A live pull rides out transient failures
+///   ([`BackendError::is_retryable`]) by polling again; any other error ends the stream.
 /// - **Corruption is an error, never data.** A backend that reads a damaged or foreign
-///   object fails with [`BackendError::Corrupt`] naming it, and never returns its events.
+///   object fails with [`BackendError::Corrupt`] naming it, and never returns its events;
+///   a pull delivers every event before the damaged object first.
 #[async_trait::async_trait]
 pub trait SyncBackend: Send + Sync + std::fmt::Debug {
     /// Appends `batch` (non-empty, ascending, contiguous) on the backend's head.
     ///
-    /// Fails with [`BackendError::ServerAhead`] when `batch[0].parent_seq_num` is not the
-    /// head, with [`BackendError::Invalid`] when the batch is malformed or over the limits.
+    /// Fails with [`BackendError::ServerAhead`] when `batch[0].parent_seq_num` is behind the
+    /// head, with [`BackendError::Invalid`] when the batch is malformed, over the limits
+    /// ([`Capabilities`]), or starts after the head (events in between were never pushed).
     async fn push(&self, batch: Vec<GlobalEvent>) -> Result<(), BackendError>;
 
     /// Streams the events after `cursor` (exclusive; [`GlobalSeq::ZERO`] = from the start).

@@ -143,6 +143,7 @@ fn looks_secret(name: &str) -> bool {
 enum Kind {
     Memory,
     File,
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     S3,
 }
 

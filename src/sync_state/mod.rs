@@ -365,27 +365,23 @@ fn find_divergence(
         })
 }
 
-/// How many pending events `incoming` confirms, given that they do not diverge: the walk
-/// pairs pending[i] with incoming[i - skipped], where client-only pending events are skipped
-/// (and count as confirmed) under `ignore_client_only`; it stops at the first pending event
-/// without an identical counterpart.
+/// How many pending events `incoming` confirms, given that they do not diverge (LiveStore's
+/// `splitWhere` walk): pending[i] pairs with incoming[i - skipped], where client-only pending
+/// events are skipped (and count as confirmed) under `ignore_client_only`, and the walk stops
+/// at the first pending event without a counterpart. Without divergence every pair is the
+/// same event (the pairing is [`find_divergence`]'s), so only the counterpart's existence is
+/// left to check.
 fn confirmed_prefix_len(
     pending: &[EncodedEvent],
     incoming: &[EncodedEvent],
     options: MergeOptions,
 ) -> usize {
-    let mut skipped = 0;
-    for (index, event) in pending.iter().enumerate() {
-        if options.ignore_client_only && event.is_client_only() {
-            skipped += 1;
-            continue;
-        }
-        match incoming.get(index - skipped) {
-            Some(counterpart) if event.is_same_as(counterpart) => {}
-            _ => return index,
-        }
-    }
-    pending.len()
+    pending
+        .iter()
+        .enumerate()
+        .filter(|(_, event)| !(options.ignore_client_only && event.is_client_only()))
+        .nth(incoming.len())
+        .map_or(pending.len(), |(index, _)| index)
 }
 
 /// True when an event of the (validated, strictly ascending) `pending` sits at `seq`'s

@@ -213,3 +213,74 @@ pub(crate) fn corrupt(key: &Path, error: impl fmt::Display) -> BackendError {
         message: error.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> Box<dyn std::error::Error + Send + Sync> {
+        "boom".into()
+    }
+
+    #[test]
+    fn test_store_errors_map_to_what_the_caller_should_do() {
+        let key = Path::from("p/s/segments/00000000000000000001.seg");
+        let denied = object_store::Error::PermissionDenied {
+            path: key.to_string(),
+            source: source(),
+        };
+        assert!(matches!(
+            store_error("reading", &key, denied),
+            BackendError::AccessDenied { .. }
+        ));
+        let unauthenticated = object_store::Error::Unauthenticated {
+            path: key.to_string(),
+            source: source(),
+        };
+        assert!(matches!(
+            store_error("reading", &key, unauthenticated),
+            BackendError::AccessDenied { .. }
+        ));
+        let generic = object_store::Error::Generic {
+            store: "S3",
+            source: source(),
+        };
+        match store_error("reading", &key, generic) {
+            error @ BackendError::Unavailable { .. } => {
+                assert!(error.is_retryable());
+                assert!(error.to_string().contains(key.as_ref()), "{error}");
+            }
+            other => panic!("Generic gave {other:?}"),
+        }
+        let missing = object_store::Error::NotImplemented {
+            operation: "put_opts Create".into(),
+            implementer: "X".into(),
+        };
+        assert!(matches!(
+            store_error("creating", &key, missing),
+            BackendError::Invalid { .. }
+        ));
+    }
+
+    #[test]
+    fn test_new_refuses_bad_store_ids_and_configs() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        assert!(matches!(
+            SegmentLog::new(
+                store.clone(),
+                Path::default(),
+                "../x",
+                SegmentLogConfig::default()
+            ),
+            Err(BackendError::Invalid { .. })
+        ));
+        let config = SegmentLogConfig {
+            page_events: 0,
+            ..SegmentLogConfig::default()
+        };
+        assert!(matches!(
+            SegmentLog::new(store, Path::default(), "ok", config),
+            Err(BackendError::Invalid { .. })
+        ));
+    }
+}
