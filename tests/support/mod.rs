@@ -1,0 +1,197 @@
+//! Helpers shared by the library's integration tests: a backend over one shared
+//! `InMemory`, a gate that holds pushes, stores opened on temp dirs, and audits.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventsync::backends::{
+    BackendError, BackendInfo, GlobalEvent, GlobalSeq, PageInfo, PullStream, SegmentLog,
+    SegmentLogConfig, SyncBackend,
+};
+use eventsync::materialize::{Record, apply_event};
+use eventsync::schema::Schema;
+use eventsync::{EncodedEvent, Store, Tuning};
+use futures::StreamExt;
+use object_store::memory::InMemory;
+use serde_json::Value;
+
+/// A segment log for `store_id` over `memory`; several of them act as several clients.
+pub fn memory_backend(memory: &Arc<InMemory>, store_id: &str) -> Arc<dyn SyncBackend> {
+    let config = SegmentLogConfig {
+        poll_min: Duration::from_millis(5),
+        poll_max: Duration::from_millis(50),
+        ..SegmentLogConfig::default()
+    };
+    let log = SegmentLog::new(
+        memory.clone(),
+        object_store::path::Path::from("test"),
+        store_id,
+        config,
+    )
+    .expect("a valid segment log");
+    Arc::new(log)
+}
+
+/// Tuning for tests: short polls, short lock wait.
+pub fn fast_tuning() -> Tuning {
+    Tuning {
+        poll_min: Duration::from_millis(5),
+        poll_max: Duration::from_millis(50),
+        lock_timeout: Duration::from_secs(2),
+        ..Tuning::default()
+    }
+}
+
+/// Opens a store for `client_id` in `dir` on `backend`.
+pub async fn open_store(
+    schema: &Arc<Schema>,
+    dir: &Path,
+    client_id: &str,
+    backend: Arc<dyn SyncBackend>,
+) -> Store {
+    Store::builder(schema.clone())
+        .with_backend(backend)
+        .with_data_dir(dir)
+        .with_client_id(client_id)
+        .with_tuning(fast_tuning())
+        .open()
+        .await
+        .expect("store opens")
+}
+
+/// Waits until `condition` holds, polling every 5 ms; panics with `what` after 20 s.
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A backend wrapper whose pushes wait while the gate is closed (pulls are not held).
+#[derive(Debug)]
+pub struct GatedBackend {
+    inner: Arc<dyn SyncBackend>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl GatedBackend {
+    pub fn new(inner: Arc<dyn SyncBackend>, open: bool) -> Arc<GatedBackend> {
+        Arc::new(GatedBackend {
+            inner,
+            open: tokio::sync::watch::channel(open).0,
+        })
+    }
+
+    pub fn set_open(&self, open: bool) {
+        self.open.send_replace(open);
+    }
+}
+
+#[async_trait::async_trait]
+impl SyncBackend for GatedBackend {
+    async fn push(&self, batch: Vec<GlobalEvent>) -> Result<(), BackendError> {
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+        self.inner.push(batch).await
+    }
+    async fn pull(&self, cursor: GlobalSeq, live: bool) -> Result<PullStream, BackendError> {
+        self.inner.pull(cursor, live).await
+    }
+    async fn head(&self) -> Result<GlobalSeq, BackendError> {
+        self.inner.head().await
+    }
+    async fn ping(&self) -> Result<(), BackendError> {
+        self.inner.ping().await
+    }
+    async fn backend_id(&self) -> Result<String, BackendError> {
+        self.inner.backend_id().await
+    }
+    fn info(&self) -> BackendInfo {
+        self.inner.info()
+    }
+}
+
+/// Every event of the backend, read with a non-live pull.
+pub async fn backend_log(backend: &Arc<dyn SyncBackend>) -> Vec<GlobalEvent> {
+    let mut pages = backend
+        .pull(GlobalSeq::ZERO, false)
+        .await
+        .expect("pull starts");
+    let mut events = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.expect("a good page");
+        events.extend(page.events);
+        if page.page_info == PageInfo::NoMore {
+            break;
+        }
+    }
+    events
+}
+
+/// Asserts the log is e1..en with each parent = seq - 1.
+pub fn assert_gapless(log: &[GlobalEvent]) {
+    for (index, event) in log.iter().enumerate() {
+        assert_eq!(
+            event.seq_num,
+            GlobalSeq(index as u64 + 1),
+            "gap at position {index}"
+        );
+        assert_eq!(
+            event.parent_seq_num,
+            GlobalSeq(index as u64),
+            "broken parent at {}",
+            event.seq_num
+        );
+    }
+}
+
+/// The synced events of a leader's eventlog in wire form.
+pub fn synced(eventlog: &[EncodedEvent]) -> Vec<GlobalEvent> {
+    eventlog
+        .iter()
+        .filter(|event| !event.is_client_only())
+        .map(EncodedEvent::to_global)
+        .collect()
+}
+
+/// The rows of `todos` (all columns, by id) of a database built from `log` alone.
+pub fn todos_from_scratch(schema: &Schema, log: &[GlobalEvent]) -> Vec<Value> {
+    let connection = rusqlite::Connection::open_in_memory().expect("in-memory db");
+    schema.create_tables(&connection).expect("tables");
+    for event in log {
+        apply_event(
+            &connection,
+            schema,
+            &EncodedEvent::from_global(event.clone()),
+            Record::Nothing,
+        )
+        .expect("materializes");
+    }
+    let mut statement = connection.prepare(TODOS_DUMP).expect("prepares");
+    let rows = statement
+        .query_map([], |row| {
+            Ok(serde_json::json!({
+                "id": row.get::<_, String>(0)?, "text": row.get::<_, String>(1)?,
+                "completed": row.get::<_, i64>(2)?, "deleted_at": row.get::<_, Option<i64>>(3)?,
+                "created_seq": row.get::<_, i64>(4)?,
+            }))
+        })
+        .expect("queries");
+    rows.map(|row| row.expect("a row")).collect()
+}
+
+/// Every column of `todos`, in a stable order: the state tables compared across replicas.
+pub const TODOS_DUMP: &str =
+    "SELECT id, text, completed, deleted_at, created_seq FROM todos ORDER BY id";
