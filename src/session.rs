@@ -439,7 +439,8 @@ impl SessionInner {
             }
         }
         let confirmed = heads.backend_head.0;
-        core.journal.retain(|position, _| position.0 > confirmed);
+        core.journal
+            .retain(|position, _| *position > (confirmed, 0));
         core.notify(&tables);
         Ok(())
     }

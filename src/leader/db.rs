@@ -293,7 +293,9 @@ impl LeaderDb {
         let mut missing = self.events_after(replay_from)?;
         let tx = self.conn.unchecked_transaction().map_err(sql(BOTH))?;
         for event in &mut missing {
-            let record = if event.seq.global <= backend_head.0 {
+            // Events after the backend-confirmed head (client-only ones on its global too) may
+            // still be rolled back, so they keep a changeset.
+            let record = if event.seq.position() <= (backend_head.0, 0) {
                 Record::Nothing
             } else {
                 Record::Changeset
@@ -370,8 +372,11 @@ impl LeaderDb {
                 [head.0 as i64],
             )
             .map_err(sql("eventlog.db"))?;
+            // Confirmed: synced events up to the head. Client-only events on the head's global
+            // (e5.1 after e5) may still be pending and keep their changesets.
             tx.execute(
-                "DELETE FROM main.__eventsync_changeset WHERE seq_global <= ?1",
+                "DELETE FROM main.__eventsync_changeset
+                 WHERE seq_global < ?1 OR (seq_global = ?1 AND seq_client = 0)",
                 [head.0 as i64],
             )
             .map_err(sql("state.db"))?;
