@@ -23,7 +23,9 @@ use tokio::sync::mpsc;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Changeset, EncodedEvent, EventMeta};
-use crate::leader::{Command, Counters, LeaderHeads, SessionKey, SessionMessage, SessionSeed};
+use crate::leader::{
+    Command, Counters, LeaderHeads, PushRequest, SessionKey, SessionMessage, SessionSeed,
+};
 use crate::materialize::{self, Record};
 use crate::schema::Schema;
 use crate::seq::EventSeq;
@@ -248,7 +250,7 @@ impl ClientSession {
         }
         core.journal.insert(event.seq.position(), applied.changeset);
         let epoch = core.epoch;
-        inner.send_to_leader(epoch, vec![event]);
+        inner.send_to_leader(epoch, head, vec![event]);
         inner.counters.committed.fetch_add(1, Ordering::Relaxed);
         core.notify(&applied.tables);
         Ok(pair.seq)
@@ -345,15 +347,17 @@ impl SessionInner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn send_to_leader(&self, epoch: u64, events: Vec<EncodedEvent>) {
+    /// Queues `events`, numbered on `base`, to the leader.
+    fn send_to_leader(&self, epoch: u64, base: EventSeq, events: Vec<EncodedEvent>) {
         if events.is_empty() {
             return;
         }
-        let _ = self.leader.send(Command::SessionPush {
+        let _ = self.leader.send(Command::SessionPush(PushRequest {
             session: self.key,
             epoch,
+            base,
             events,
-        });
+        }));
     }
 
     fn on_leader_message(&self, message: SessionMessage) {
@@ -366,8 +370,8 @@ impl SessionInner {
                     // Everything the leader had sent before refusing is applied by now, so the
                     // pending events are numbered on the latest head: push them all again.
                     core.epoch = epoch + 1;
-                    let (epoch, pending) = (core.epoch, core.state.pending.clone());
-                    self.send_to_leader(epoch, pending);
+                    let (epoch, base) = (core.epoch, core.state.upstream_head);
+                    self.send_to_leader(epoch, base, core.state.pending.clone());
                 }
             }
             SessionMessage::Payload { payload, heads } => {
@@ -430,8 +434,8 @@ impl SessionInner {
                 core.state = new_state;
                 if !core.state.pending.is_empty() {
                     core.epoch += 1;
-                    let (epoch, pending) = (core.epoch, core.state.pending.clone());
-                    self.send_to_leader(epoch, pending);
+                    let (epoch, base) = (core.epoch, core.state.upstream_head);
+                    self.send_to_leader(epoch, base, core.state.pending.clone());
                 }
             }
             MergeResult::Reject { .. } => {

@@ -37,11 +37,7 @@ pub(crate) type SessionKey = u64;
 /// Requests to the leader.
 pub(crate) enum Command {
     /// Events committed by a session, numbered on what it knew of the leader's head.
-    SessionPush {
-        session: SessionKey,
-        epoch: u64,
-        events: Vec<EncodedEvent>,
-    },
+    SessionPush(PushRequest),
     /// Register a new session; the reply seeds its read model.
     OpenSession {
         reply: oneshot::Sender<Result<SessionSeed, Error>>,
@@ -69,6 +65,20 @@ pub(crate) enum Command {
     },
     /// Drain what is queued and stop.
     Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// A session's push: its events and what they were numbered on.
+#[derive(Debug)]
+pub(crate) struct PushRequest {
+    pub session: SessionKey,
+    /// The session's push epoch (see `SessionLink::min_epoch`).
+    pub epoch: u64,
+    /// The head the session numbered these events on: the event before the first of them
+    /// in the session's view. The leader admits the push only when this is its own head, so
+    /// a session never skips an event it has not seen (a synced event's parent cannot tell:
+    /// it always has client 0, even after another session's client-only event).
+    pub base: EventSeq,
+    pub events: Vec<EncodedEvent>,
 }
 
 /// What the leader sends to its sessions.
@@ -334,11 +344,7 @@ impl Leader {
         let mut pushes = Vec::new();
         for command in commands {
             match command {
-                Command::SessionPush {
-                    session,
-                    epoch,
-                    events,
-                } => pushes.push((session, epoch, events)),
+                Command::SessionPush(push) => pushes.push(push),
                 other => {
                     // Keep order: admit the pushes queued before any other request.
                     self.admit(std::mem::take(&mut pushes));
@@ -426,12 +432,13 @@ impl Leader {
 
     /// Admits session pushes: validates each against the leader's head, merges it, then
     /// materializes everything admitted in one transaction and tells every session.
-    fn admit(&mut self, pushes: Vec<(SessionKey, u64, Vec<EncodedEvent>)>) {
+    fn admit(&mut self, pushes: Vec<PushRequest>) {
         if pushes.is_empty() {
             return;
         }
         let mut admitted: Vec<EncodedEvent> = Vec::new();
-        for (session, epoch, events) in pushes {
+        for push in pushes {
+            let PushRequest { session, epoch, .. } = push;
             if let Some(reason) = &self.closed {
                 self.send(
                     session,
@@ -441,11 +448,13 @@ impl Leader {
                 );
                 continue;
             }
-            match self.validate_push(session, epoch, &events) {
+            match self.validate_push(&push) {
                 Err(reason) => self.reject(session, epoch, reason),
                 Ok(()) => match merge(
                     &self.state,
-                    Payload::LocalPush { new_events: events },
+                    Payload::LocalPush {
+                        new_events: push.events,
+                    },
                     MergeOptions::default(),
                 ) {
                     Ok(MergeResult::Advance {
@@ -516,13 +525,9 @@ impl Leader {
 
     /// LiveStore's admission checks: an epoch fence per session, then a batch that is
     /// ascending, contiguous, after the leader's head and not of a stale generation.
-    fn validate_push(
-        &mut self,
-        session: SessionKey,
-        epoch: u64,
-        events: &[EncodedEvent],
-    ) -> Result<(), String> {
-        let Some(link) = self.sessions.get(&session) else {
+    fn validate_push(&mut self, push: &PushRequest) -> Result<(), String> {
+        let (epoch, events) = (push.epoch, &push.events);
+        let Some(link) = self.sessions.get(&push.session) else {
             return Err("unknown session".into());
         };
         if epoch < link.min_epoch {
@@ -535,6 +540,12 @@ impl Leader {
             return Err("empty push".into());
         };
         let head = self.state.local_head;
+        if !push.base.same_position(&head) {
+            return Err(format!(
+                "the session numbered {} on {} but the leader's head is {head}",
+                first.seq, push.base
+            ));
+        }
         if first.seq.generation < head.generation {
             return Err(format!(
                 "stale rebase generation: {} is older than the leader head {head}",
