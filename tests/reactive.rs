@@ -1,0 +1,90 @@
+//! Reactive queries: a subscription yields again when a table it reads changes (by this
+//! session's commit or by events from the leader), and not when unrelated tables change.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventsync::todo::{Todo, TodoCreated, TodoFilter, UiStateSet, list_todos_sql, todo_schema};
+use futures::StreamExt;
+use object_store::memory::InMemory;
+use support::{memory_backend, open_store};
+
+async fn next(subscription: &mut eventsync::session::Subscription<Todo>) -> Option<Vec<Todo>> {
+    match tokio::time::timeout(Duration::from_millis(300), subscription.next()).await {
+        Ok(item) => Some(item.expect("stream open").expect("query runs")),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn test_subscription_follows_its_tables_only() {
+    let schema = Arc::new(todo_schema());
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(
+        &schema,
+        dir.path(),
+        "a",
+        memory_backend(&memory, "reactive"),
+    )
+    .await;
+    let session = store.session().await.unwrap();
+    let other = store.session().await.unwrap();
+    let mut todos = session.subscribe::<Todo>(list_todos_sql(), &[]).unwrap();
+    assert_eq!(
+        next(&mut todos).await,
+        Some(vec![]),
+        "the current result comes first"
+    );
+
+    session
+        .commit(
+            TodoCreated::NAME,
+            &TodoCreated {
+                id: "t1".into(),
+                text: "milk".into(),
+            },
+        )
+        .unwrap();
+    let first = next(&mut todos).await.expect("a commit to todos yields");
+    assert_eq!(
+        first
+            .iter()
+            .map(|todo| todo.id.as_str())
+            .collect::<Vec<_>>(),
+        ["t1"]
+    );
+
+    session
+        .commit(
+            UiStateSet::NAME,
+            &UiStateSet {
+                filter: TodoFilter::Active,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        next(&mut todos).await,
+        None,
+        "a change to ui_state does not wake a todos query"
+    );
+
+    // Another session's commit reaches this one through the leader.
+    other
+        .commit(
+            TodoCreated::NAME,
+            &TodoCreated {
+                id: "t2".into(),
+                text: "eggs".into(),
+            },
+        )
+        .unwrap();
+    let both = next(&mut todos).await.expect("the leader's advance yields");
+    assert_eq!(
+        both.iter().map(|todo| todo.id.as_str()).collect::<Vec<_>>(),
+        ["t1", "t2"]
+    );
+    store.shutdown().await.unwrap();
+}
