@@ -216,7 +216,7 @@ pub fn assert_gapless_from(first: GlobalSeq, events: &[GlobalEvent]) {
 /// backend is not available here (the expression should say why on stderr, and fail
 /// under `CI=true` when the backend is required).
 ///
-/// ```ignore
+/// ```text
 /// eventsync_backends::conformance_tests!(memory, async { Some(Fixture::memory()) });
 /// ```
 #[macro_export]
