@@ -8,144 +8,35 @@
 //! of the leader's [`SyncState`] happens in one place. Pulled pages have precedence over
 //! session pushes, as in LiveStore.
 
+mod admit;
 pub(crate) mod db;
 pub(crate) mod lock;
+mod messages;
 mod pull;
+mod push;
 
-use std::collections::{BTreeSet, HashMap};
+pub(crate) use messages::{
+    Command, Counters, LeaderHeads, LeaderStatus, PushRequest, SessionKey, SessionMessage,
+    SessionSeed,
+};
+
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
 use eventsync_backends::{BackendError, GlobalEvent, GlobalSeq, SyncBackend};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::error::{Error, ErrorKind};
-use crate::event::{Changeset, EncodedEvent};
+use crate::event::EncodedEvent;
 use crate::materialize::Record;
 use crate::schema::Schema;
 use crate::seq::EventSeq;
-use crate::store::{OnBackendIdMismatch, StoreStats, Tuning};
+use crate::store::{OnBackendIdMismatch, Tuning};
 use crate::sync_state::{MergeOptions, MergeResult, Payload, SyncState, merge};
 use db::{LeaderDb, NewEvent};
 use pull::{Backoff, PullEvent, Restart};
-
-/// Identifies a session registered with the leader.
-pub(crate) type SessionKey = u64;
-
-/// Requests to the leader.
-pub(crate) enum Command {
-    /// Events committed by a session, numbered on what it knew of the leader's head.
-    SessionPush(PushRequest),
-    /// Register a new session; the reply seeds its read model.
-    OpenSession {
-        reply: oneshot::Sender<Result<SessionSeed, Error>>,
-    },
-    /// A session went away.
-    CloseSession { session: SessionKey },
-    /// Reply once the leader has admitted `committed` session events, everything pending is
-    /// confirmed by the backend, and a fresh pull found nothing newer.
-    Sync {
-        committed: u64,
-        reply: oneshot::Sender<Result<(), Error>>,
-    },
-    /// Where the leader stands.
-    Status {
-        reply: oneshot::Sender<LeaderStatus>,
-    },
-    /// Every event of the eventlog (for audits and tests).
-    Events {
-        reply: oneshot::Sender<Result<Vec<EncodedEvent>, Error>>,
-    },
-    /// A read-only query of the leader's state tables, rows as JSON objects.
-    Query {
-        sql: String,
-        reply: oneshot::Sender<Result<Vec<serde_json::Value>, Error>>,
-    },
-    /// Drain what is queued and stop.
-    Shutdown { reply: oneshot::Sender<()> },
-}
-
-/// A session's push: its events and what they were numbered on.
-#[derive(Debug)]
-pub(crate) struct PushRequest {
-    pub session: SessionKey,
-    /// The session's push epoch (see `SessionLink::min_epoch`).
-    pub epoch: u64,
-    /// The head the session numbered these events on: the event before the first of them
-    /// in the session's view. The leader admits the push only when this is its own head, so
-    /// a session never skips an event it has not seen (a synced event's parent cannot tell:
-    /// it always has client 0, even after another session's client-only event).
-    pub base: EventSeq,
-    pub events: Vec<EncodedEvent>,
-}
-
-/// What the leader sends to its sessions.
-#[derive(Debug)]
-pub(crate) enum SessionMessage {
-    /// A merge result to apply (LiveStore's `payloadFromMergeResult`), with the leader's heads.
-    Payload {
-        payload: Payload,
-        heads: LeaderHeads,
-    },
-    /// The session's push of `epoch` was refused; it must re-push after catching up.
-    Rejected { epoch: u64, reason: String },
-    /// The leader stopped; the session can no longer commit.
-    Closed { reason: String },
-}
-
-/// The leader's heads, as sent to sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LeaderHeads {
-    pub leader_head: EventSeq,
-    pub backend_head: GlobalSeq,
-    pub leader_pending: usize,
-}
-
-/// What a new session starts from.
-pub(crate) struct SessionSeed {
-    pub key: SessionKey,
-    pub connection: rusqlite::Connection,
-    /// Changesets of the leader's events the backend has not confirmed, oldest first.
-    pub journal: Vec<(EventSeq, Changeset)>,
-    pub heads: LeaderHeads,
-    pub messages: mpsc::UnboundedReceiver<SessionMessage>,
-}
-
-/// Where the leader stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LeaderStatus {
-    pub local_head: EventSeq,
-    pub backend_head: GlobalSeq,
-    pub pending: usize,
-}
-
-/// Counters shared between the leader and the store handle.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    /// Events committed by sessions.
-    pub committed: AtomicU64,
-    /// Session events the leader admitted (each committed event is admitted once, possibly
-    /// after its session re-pushed it renumbered).
-    pub admitted: AtomicU64,
-    pub pushes: AtomicU64,
-    pub server_ahead: AtomicU64,
-    pub rebases: AtomicU64,
-    pub pulled: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn snapshot(&self) -> StoreStats {
-        StoreStats {
-            committed: self.committed.load(Ordering::Relaxed),
-            pushes: self.pushes.load(Ordering::Relaxed),
-            server_ahead: self.server_ahead.load(Ordering::Relaxed),
-            rebases: self.rebases.load(Ordering::Relaxed),
-            pulled: self.pulled.load(Ordering::Relaxed),
-        }
-    }
-}
 
 struct SessionLink {
     sender: mpsc::UnboundedSender<SessionMessage>,
@@ -398,190 +289,6 @@ impl Leader {
         }
     }
 
-    fn open_session(&mut self) -> Result<SessionSeed, Error> {
-        if let Some(reason) = &self.closed {
-            return Err(Error::new(ErrorKind::Closed, reason.clone()));
-        }
-        let mut connection = rusqlite::Connection::open_in_memory()
-            .map_err(|error| Error::internal(format!("opening a session database: {error}")))?;
-        self.db.copy_state_into(&mut connection).map_err(db_error)?;
-        let journal = self
-            .state
-            .pending
-            .iter()
-            .map(|event| (event.seq, event.meta.changeset.clone()))
-            .collect();
-        let (sender, messages) = mpsc::unbounded_channel();
-        let key = self.next_session;
-        self.next_session += 1;
-        self.sessions.insert(
-            key,
-            SessionLink {
-                sender,
-                min_epoch: 0,
-            },
-        );
-        Ok(SessionSeed {
-            key,
-            connection,
-            journal,
-            heads: self.heads(),
-            messages,
-        })
-    }
-
-    /// Admits session pushes: validates each against the leader's head, merges it, then
-    /// materializes everything admitted in one transaction and tells every session.
-    fn admit(&mut self, pushes: Vec<PushRequest>) {
-        if pushes.is_empty() {
-            return;
-        }
-        let mut admitted: Vec<EncodedEvent> = Vec::new();
-        for push in pushes {
-            let PushRequest { session, epoch, .. } = push;
-            if let Some(reason) = &self.closed {
-                self.send(
-                    session,
-                    SessionMessage::Closed {
-                        reason: reason.clone(),
-                    },
-                );
-                continue;
-            }
-            match self.validate_push(&push) {
-                Err(reason) => self.reject(session, epoch, reason),
-                Ok(()) => match merge(
-                    &self.state,
-                    Payload::LocalPush {
-                        new_events: push.events,
-                    },
-                    MergeOptions::default(),
-                ) {
-                    Ok(MergeResult::Advance {
-                        new_state,
-                        new_events,
-                        ..
-                    }) => {
-                        self.state = new_state;
-                        admitted.extend(new_events);
-                    }
-                    Ok(MergeResult::Reject {
-                        expected_minimum_id,
-                    }) => self.reject(
-                        session,
-                        epoch,
-                        format!("leader is ahead: expected at least {expected_minimum_id}"),
-                    ),
-                    Ok(MergeResult::Rebase { .. }) => {
-                        self.fail_internal("a local push produced a rebase")
-                    }
-                    Err(violation) => self.fail_internal(&violation.to_string()),
-                },
-            }
-        }
-        if admitted.is_empty() {
-            return;
-        }
-        let state_head = admitted
-            .last()
-            .map(|event| event.seq)
-            .unwrap_or(self.state_head);
-        let mut items: Vec<NewEvent<'_>> = admitted
-            .iter_mut()
-            .map(|event| NewEvent {
-                event,
-                record: Record::Changeset,
-            })
-            .collect();
-        match self
-            .db
-            .apply_batch(&self.schema, &[], &mut items, state_head, None)
-        {
-            Ok(_) => {
-                self.counters
-                    .admitted
-                    .fetch_add(admitted.len() as u64, Ordering::Relaxed);
-                self.state_head = state_head;
-                // Keep the recorded changesets on the pending copies (rollback reads them
-                // from state.db, sessions seed their journal from these).
-                for event in &admitted {
-                    if let Some(pending) = self
-                        .state
-                        .pending
-                        .iter_mut()
-                        .rev()
-                        .find(|p| p.seq == event.seq)
-                    {
-                        pending.meta.changeset = event.meta.changeset.clone();
-                    }
-                }
-                self.broadcast(Payload::UpstreamAdvance {
-                    new_events: admitted,
-                });
-            }
-            Err(error) => self.fail(db_error(error)),
-        }
-    }
-
-    /// LiveStore's admission checks: an epoch fence per session, then a batch that is
-    /// ascending, contiguous, after the leader's head and not of a stale generation.
-    fn validate_push(&mut self, push: &PushRequest) -> Result<(), String> {
-        let (epoch, events) = (push.epoch, &push.events);
-        let Some(link) = self.sessions.get(&push.session) else {
-            return Err("unknown session".into());
-        };
-        if epoch < link.min_epoch {
-            return Err(format!(
-                "stale push of epoch {epoch} (fenced at {})",
-                link.min_epoch
-            ));
-        }
-        let Some(first) = events.first() else {
-            return Err("empty push".into());
-        };
-        let head = self.state.local_head;
-        if !push.base.same_position(&head) {
-            return Err(format!(
-                "the session numbered {} on {} but the leader's head is {head}",
-                first.seq, push.base
-            ));
-        }
-        if first.seq.generation < head.generation {
-            return Err(format!(
-                "stale rebase generation: {} is older than the leader head {head}",
-                first.seq
-            ));
-        }
-        if !first.seq.is_after(&head) {
-            return Err(format!(
-                "leader is ahead: {} is not after the leader head {head}",
-                first.seq
-            ));
-        }
-        let mut previous = head;
-        for event in events {
-            let expected = previous.next_pair(event.is_client_only(), event.seq.generation);
-            if !event.seq.same_position(&expected.seq)
-                || !event.parent.same_position(&expected.parent)
-            {
-                return Err(format!(
-                    "non-contiguous push: {} (parent {}) does not follow {previous}",
-                    event.seq, event.parent
-                ));
-            }
-            previous = event.seq;
-        }
-        Ok(())
-    }
-
-    fn reject(&mut self, session: SessionKey, epoch: u64, reason: String) {
-        tracing::debug!(session, epoch, %reason, "session push refused");
-        if let Some(link) = self.sessions.get_mut(&session) {
-            link.min_epoch = link.min_epoch.max(epoch + 1);
-        }
-        self.send(session, SessionMessage::Rejected { epoch, reason });
-    }
-
     fn send(&mut self, session: SessionKey, message: SessionMessage) {
         if let Some(link) = self.sessions.get(&session)
             && link.sender.send(message).is_err()
@@ -795,102 +502,6 @@ impl Leader {
         }
     }
 
-    /// Starts a push of the pending synced events (group commit), if none is in flight.
-    fn maybe_start_push(&mut self) {
-        if self.closed.is_some() {
-            return;
-        }
-        let Some(online) = &mut self.online else {
-            return;
-        };
-        if online.push_in_flight || online.push_retry_at.is_some() {
-            return;
-        }
-        let capabilities = online.backend.info().capabilities;
-        let max_events = self
-            .tuning
-            .push_batch_events
-            .min(capabilities.max_events_per_push)
-            .max(1);
-        let max_bytes = self
-            .tuning
-            .push_batch_bytes
-            .min(capabilities.max_bytes_per_push);
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        for event in self
-            .state
-            .pending
-            .iter()
-            .filter(|event| !event.is_client_only())
-        {
-            let global = event.to_global();
-            let size = serde_json::to_vec(&global)
-                .map(|encoded| encoded.len())
-                .unwrap_or(0)
-                + 64;
-            if !batch.is_empty() && (batch.len() >= max_events || bytes + size > max_bytes) {
-                break;
-            }
-            bytes += size;
-            batch.push(global);
-        }
-        let Some(first) = batch.first() else { return };
-        debug_assert_eq!(
-            first.parent_seq_num.0, self.state.upstream_head.global,
-            "push does not chain on the head"
-        );
-        online.push_in_flight = true;
-        let backend = online.backend.clone();
-        let done = online.push_done.clone();
-        tokio::spawn(async move {
-            let result = backend.push(batch.clone()).await;
-            let _ = done.send(PushDone { batch, result });
-        });
-    }
-
-    fn on_push_done(&mut self, done: PushDone) {
-        let Some(online) = &mut self.online else {
-            return;
-        };
-        online.push_in_flight = false;
-        match done.result {
-            Ok(()) => {
-                self.counters.pushes.fetch_add(1, Ordering::Relaxed);
-                online.push_backoff.reset();
-                let upstream = self.state.upstream_head.global;
-                let fresh: Vec<EncodedEvent> = done
-                    .batch
-                    .into_iter()
-                    .filter(|event| event.seq_num.0 > upstream)
-                    .map(EncodedEvent::from_global)
-                    .collect();
-                if fresh
-                    .first()
-                    .is_some_and(|first| first.parent.global == upstream)
-                {
-                    self.integrate_upstream(fresh);
-                }
-            }
-            Err(BackendError::ServerAhead { head }) => {
-                self.counters.server_ahead.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%head, "backend is ahead; pulling before pushing again");
-                // Wait a little before the next attempt, in case the pull brings nothing new.
-                online.push_retry_at = Some(Instant::now() + Duration::from_millis(20));
-                self.restart_pull();
-            }
-            Err(error) => {
-                let delay = online.push_backoff.next();
-                online.push_retry_at = Some(Instant::now() + delay);
-                tracing::warn!(%error, ?delay, "push to the backend failed; retrying");
-                if let BackendError::BackendIdMismatch { found, .. } = &error {
-                    self.on_backend_id(found.clone());
-                }
-                self.fail_waiters(&Error::from(error));
-            }
-        }
-    }
-
     fn restart_pull(&mut self) {
         if let Some(online) = &mut self.online {
             online.pull_epoch += 1;
@@ -1010,6 +621,3 @@ pub(crate) fn query_json(
 ) -> Result<Vec<serde_json::Value>, Error> {
     crate::session::rows_as_json(connection, sql, &[])
 }
-
-#[allow(dead_code)]
-fn touched(_: BTreeSet<String>) {}

@@ -1,0 +1,128 @@
+//! What flows between the leader, its sessions and the store handle.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use eventsync_backends::GlobalSeq;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::Error;
+use crate::event::{Changeset, EncodedEvent};
+use crate::seq::EventSeq;
+use crate::store::StoreStats;
+use crate::sync_state::Payload;
+
+/// Identifies a session registered with the leader.
+pub(crate) type SessionKey = u64;
+
+/// Requests to the leader.
+pub(crate) enum Command {
+    /// Events committed by a session, numbered on what it knew of the leader's head.
+    SessionPush(PushRequest),
+    /// Register a new session; the reply seeds its read model.
+    OpenSession {
+        reply: oneshot::Sender<Result<SessionSeed, Error>>,
+    },
+    /// A session went away.
+    CloseSession { session: SessionKey },
+    /// Reply once the leader has admitted `committed` session events, everything pending is
+    /// confirmed by the backend, and a fresh pull found nothing newer.
+    Sync {
+        committed: u64,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    /// Where the leader stands.
+    Status {
+        reply: oneshot::Sender<LeaderStatus>,
+    },
+    /// Every event of the eventlog (for audits and tests).
+    Events {
+        reply: oneshot::Sender<Result<Vec<EncodedEvent>, Error>>,
+    },
+    /// A read-only query of the leader's state tables, rows as JSON objects.
+    Query {
+        sql: String,
+        reply: oneshot::Sender<Result<Vec<serde_json::Value>, Error>>,
+    },
+    /// Drain what is queued and stop.
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// A session's push: its events and what they were numbered on.
+#[derive(Debug)]
+pub(crate) struct PushRequest {
+    pub session: SessionKey,
+    /// The session's push epoch (see `SessionLink::min_epoch`).
+    pub epoch: u64,
+    /// The head the session numbered these events on: the event before the first of them
+    /// in the session's view. The leader admits the push only when this is its own head, so
+    /// a session never skips an event it has not seen (a synced event's parent cannot tell:
+    /// it always has client 0, even after another session's client-only event).
+    pub base: EventSeq,
+    pub events: Vec<EncodedEvent>,
+}
+
+/// What the leader sends to its sessions.
+#[derive(Debug)]
+pub(crate) enum SessionMessage {
+    /// A merge result to apply (LiveStore's `payloadFromMergeResult`), with the leader's heads.
+    Payload {
+        payload: Payload,
+        heads: LeaderHeads,
+    },
+    /// The session's push of `epoch` was refused; it must re-push after catching up.
+    Rejected { epoch: u64, reason: String },
+    /// The leader stopped; the session can no longer commit.
+    Closed { reason: String },
+}
+
+/// The leader's heads, as sent to sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LeaderHeads {
+    pub leader_head: EventSeq,
+    pub backend_head: GlobalSeq,
+    pub leader_pending: usize,
+}
+
+/// What a new session starts from.
+pub(crate) struct SessionSeed {
+    pub key: SessionKey,
+    pub connection: rusqlite::Connection,
+    /// Changesets of the leader's events the backend has not confirmed, oldest first.
+    pub journal: Vec<(EventSeq, Changeset)>,
+    pub heads: LeaderHeads,
+    pub messages: mpsc::UnboundedReceiver<SessionMessage>,
+}
+
+/// Where the leader stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LeaderStatus {
+    pub local_head: EventSeq,
+    pub backend_head: GlobalSeq,
+    pub pending: usize,
+}
+
+/// Counters shared between the leader and the store handle.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Events committed by sessions.
+    pub committed: AtomicU64,
+    /// Session events the leader admitted (each committed event is admitted once, possibly
+    /// after its session re-pushed it renumbered).
+    pub admitted: AtomicU64,
+    pub pushes: AtomicU64,
+    pub server_ahead: AtomicU64,
+    pub rebases: AtomicU64,
+    pub pulled: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> StoreStats {
+        StoreStats {
+            committed: self.committed.load(Ordering::Relaxed),
+            pushes: self.pushes.load(Ordering::Relaxed),
+            server_ahead: self.server_ahead.load(Ordering::Relaxed),
+            rebases: self.rebases.load(Ordering::Relaxed),
+            pulled: self.pulled.load(Ordering::Relaxed),
+        }
+    }
+}

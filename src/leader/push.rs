@@ -1,0 +1,110 @@
+//! Pushing to the backend: group commit (everything pending, up to the batch limits, in one
+//! segment), one push in flight, backoff on failures, and a pull restart on `ServerAhead`.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use eventsync_backends::BackendError;
+use tokio::time::Instant;
+
+use super::{Leader, PushDone};
+use crate::error::Error;
+use crate::event::EncodedEvent;
+
+impl Leader {
+    /// Starts a push of the pending synced events (group commit), if none is in flight.
+    pub(super) fn maybe_start_push(&mut self) {
+        if self.closed.is_some() {
+            return;
+        }
+        let Some(online) = &mut self.online else {
+            return;
+        };
+        if online.push_in_flight || online.push_retry_at.is_some() {
+            return;
+        }
+        let capabilities = online.backend.info().capabilities;
+        let max_events = self
+            .tuning
+            .push_batch_events
+            .min(capabilities.max_events_per_push)
+            .max(1);
+        let max_bytes = self
+            .tuning
+            .push_batch_bytes
+            .min(capabilities.max_bytes_per_push);
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for event in self
+            .state
+            .pending
+            .iter()
+            .filter(|event| !event.is_client_only())
+        {
+            let global = event.to_global();
+            let size = serde_json::to_vec(&global)
+                .map(|encoded| encoded.len())
+                .unwrap_or(0)
+                + 64;
+            if !batch.is_empty() && (batch.len() >= max_events || bytes + size > max_bytes) {
+                break;
+            }
+            bytes += size;
+            batch.push(global);
+        }
+        let Some(first) = batch.first() else { return };
+        debug_assert_eq!(
+            first.parent_seq_num.0, self.state.upstream_head.global,
+            "push does not chain on the head"
+        );
+        online.push_in_flight = true;
+        let backend = online.backend.clone();
+        let done = online.push_done.clone();
+        tokio::spawn(async move {
+            let result = backend.push(batch.clone()).await;
+            let _ = done.send(PushDone { batch, result });
+        });
+    }
+
+    pub(super) fn on_push_done(&mut self, done: PushDone) {
+        let Some(online) = &mut self.online else {
+            return;
+        };
+        online.push_in_flight = false;
+        match done.result {
+            Ok(()) => {
+                self.counters.pushes.fetch_add(1, Ordering::Relaxed);
+                online.push_backoff.reset();
+                let upstream = self.state.upstream_head.global;
+                let fresh: Vec<EncodedEvent> = done
+                    .batch
+                    .into_iter()
+                    .filter(|event| event.seq_num.0 > upstream)
+                    .map(EncodedEvent::from_global)
+                    .collect();
+                if fresh
+                    .first()
+                    .is_some_and(|first| first.parent.global == upstream)
+                {
+                    self.integrate_upstream(fresh);
+                }
+            }
+            Err(BackendError::ServerAhead { head }) => {
+                self.counters.server_ahead.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%head, "backend is ahead; pulling before pushing again");
+                // Wait a little before the next attempt, in case the pull brings nothing new.
+                online.push_retry_at = Some(Instant::now() + Duration::from_millis(20));
+                self.restart_pull();
+            }
+            Err(error) => {
+                let delay = online.push_backoff.next();
+                online.push_retry_at = Some(Instant::now() + delay);
+                tracing::warn!(%error, ?delay, "push to the backend failed; retrying");
+                if let BackendError::BackendIdMismatch { found, .. } = &error {
+                    self.on_backend_id(found.clone());
+                }
+                self.fail_waiters(&Error::from(error));
+            }
+        }
+    }
+}
