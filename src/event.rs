@@ -61,7 +61,7 @@ impl EncodedEvent {
             && self.name == other.name
             && self.client_id == other.client_id
             && self.session_id == other.session_id
-            && canonical_args(&self.args) == canonical_args(&other.args)
+            && args_equal(&self.args, &other.args)
     }
 
     /// A copy renumbered onto `parent` (LiveStore's `rebase`), keeping client-only-ness,
@@ -124,6 +124,26 @@ pub fn canonical_args(args: &Value) -> Value {
     }
 }
 
+/// `canonical_args(a) == canonical_args(b)`, without building either: objects are equal when
+/// their non-null entries are.
+fn args_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            let present = |map: &serde_json::Map<String, Value>| {
+                map.values().filter(|v| !v.is_null()).count()
+            };
+            present(a) == present(b)
+                && a.iter()
+                    .filter(|(_, value)| !value.is_null())
+                    .all(|(key, value)| b.get(key).is_some_and(|other| args_equal(value, other)))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| args_equal(a, b))
+        }
+        (a, b) => a == b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -169,6 +189,32 @@ mod tests {
         let mut other = base.clone();
         other.name = "v1.TodoDeleted".into();
         assert!(!base.is_same_as(&other));
+    }
+
+    #[test]
+    fn test_args_equal_matches_canonical_comparison() {
+        let samples = [
+            json!({"a": 1, "b": null}),
+            json!({"a": 1}),
+            json!({"a": 1, "c": {"d": null}}),
+            json!({"a": 1, "c": {}}),
+            json!({"a": [1, {"x": null}]}),
+            json!({"a": [1, {}]}),
+            json!({"a": 2}),
+            json!({"b": 1}),
+            json!([null, 1]),
+            json!(null),
+            json!("text"),
+        ];
+        for a in &samples {
+            for b in &samples {
+                assert_eq!(
+                    args_equal(a, b),
+                    canonical_args(a) == canonical_args(b),
+                    "{a} vs {b}"
+                );
+            }
+        }
     }
 
     #[test]
