@@ -8,7 +8,8 @@ use eventsync_backends::{BackendError, SyncBackend};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
-/// The backend options the config asks for (S3 settings; the rest default).
+/// The backend options the config asks for: S3 settings, and the tuning's poll bounds and
+/// segment sizes.
 fn open_options(config: &Config) -> eventsync_backends::open::OpenOptions {
     let s3 = &config.s3;
     eventsync_backends::open::OpenOptions {
@@ -21,7 +22,7 @@ fn open_options(config: &Config) -> eventsync_backends::open::OpenOptions {
             session_token: s3.session_token.clone(),
             request_timeout: s3.request_timeout,
         },
-        ..Default::default()
+        segment_log: config.tuning.segment_log_config(),
     }
 }
 
