@@ -117,6 +117,11 @@ fn commit_latency(c: &mut Criterion) {
         print_percentiles(&format!("commit_latency/{kind}"), || {
             (n += 1, commit_and_read(&session, n)).1
         });
+        let leader = runtime.block_on(store.status()).expect("status").pending;
+        let session_pending = session.sync_status().pending;
+        println!(
+            "  then: {session_pending} not admitted by the leader, {leader} not confirmed by the backend"
+        );
         group.bench_function(kind, |b| {
             b.iter(|| (n += 1, commit_and_read(&session, n)).1)
         });
@@ -222,7 +227,14 @@ fn ingest(c: &mut Criterion) {
     );
     let mut group = c.benchmark_group("ingest");
     group.sample_size(10).sampling_mode(SamplingMode::Flat);
-    for count in [1_000u64, 10_000] {
+    // One timed run at 10,000 (criterion's 10 samples would take minutes: ingest is
+    // superlinear in the number of unconfirmed events, see BENCHMARKS.md).
+    for kind in ["memory", "file"] {
+        let elapsed = ingest_once(&runtime, kind, 10_000);
+        let rate = 10_000.0 / elapsed.as_secs_f64();
+        println!("ingest/{kind}/10000 (one run): {elapsed:?}, {rate:.0} events/s");
+    }
+    for count in [100u64, 1_000] {
         group.throughput(Throughput::Elements(count));
         let puts = count.div_ceil(batch as u64);
         for kind in ["memory", "file"] {
