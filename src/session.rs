@@ -29,7 +29,7 @@ use crate::leader::{
 use crate::materialize::{self, Record};
 use crate::schema::Schema;
 use crate::seq::EventSeq;
-use crate::sync_state::{MergeOptions, MergeResult, Payload, SyncState, merge};
+use crate::sync_state::{LocalPush, MergeOptions, MergeResult, Payload, SyncState, merge};
 
 /// A value bound to an SQL parameter.
 pub type SqlValue = rusqlite::types::Value;
@@ -232,21 +232,15 @@ impl ClientSession {
             }
         };
         event.meta.changeset = applied.changeset.clone();
-        let result = merge(
-            &core.state,
-            Payload::LocalPush {
-                new_events: vec![event.clone()],
-            },
-            MergeOptions::default(),
-        );
-        match result {
-            Ok(MergeResult::Advance { new_state, .. }) => core.state = new_state,
-            other => {
-                return Err(Error::internal(format!(
-                    "session commit of {}: unexpected merge result {other:?}",
-                    event.seq
-                )));
-            }
+        // Numbered on the local head, so the push always extends it.
+        if let LocalPush::Reject { .. } = core
+            .state
+            .push_local(vec![event.clone()], MergeOptions::default())
+        {
+            return Err(Error::internal(format!(
+                "session commit of {} was not after the head",
+                event.seq
+            )));
         }
         core.journal.insert(event.seq.position(), applied.changeset);
         let epoch = core.epoch;

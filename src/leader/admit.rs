@@ -11,7 +11,7 @@ use super::{Leader, SessionLink, db_error};
 use crate::error::{Error, ErrorKind};
 use crate::event::EncodedEvent;
 use crate::materialize::Record;
-use crate::sync_state::{MergeOptions, MergeResult, Payload, merge};
+use crate::sync_state::{LocalPush, MergeOptions, Payload};
 
 impl Leader {
     pub(super) fn open_session(&mut self) -> Result<SessionSeed, Error> {
@@ -66,32 +66,15 @@ impl Leader {
             }
             match self.validate_push(&push) {
                 Err(reason) => self.reject(session, epoch, reason),
-                Ok(()) => match merge(
-                    &self.state,
-                    Payload::LocalPush {
-                        new_events: push.events,
-                    },
-                    MergeOptions::default(),
-                ) {
-                    Ok(MergeResult::Advance {
-                        new_state,
-                        new_events,
-                        ..
-                    }) => {
-                        self.state = new_state;
-                        admitted.extend(new_events);
-                    }
-                    Ok(MergeResult::Reject {
+                Ok(()) => match self.state.push_local(push.events, MergeOptions::default()) {
+                    LocalPush::Advance { new_events } => admitted.extend(new_events),
+                    LocalPush::Reject {
                         expected_minimum_id,
-                    }) => self.reject(
+                    } => self.reject(
                         session,
                         epoch,
                         format!("leader is ahead: expected at least {expected_minimum_id}"),
                     ),
-                    Ok(MergeResult::Rebase { .. }) => {
-                        self.fail_internal("a local push produced a rebase")
-                    }
-                    Err(violation) => self.fail_internal(&violation.to_string()),
                 },
             }
         }

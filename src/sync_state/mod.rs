@@ -202,34 +202,69 @@ fn local_push(
     new_events: Vec<EncodedEvent>,
     options: MergeOptions,
 ) -> MergeResult {
-    let Some(first) = new_events.first() else {
+    if new_events.is_empty() {
         return unchanged(state);
-    };
-    if !first.seq.is_after(&state.local_head) {
-        let head = state.local_head;
-        return MergeResult::Reject {
-            expected_minimum_id: head.next_pair(true, head.generation).seq,
-        };
     }
-    let mut pending = state.pending.clone();
-    pending.extend(
-        new_events
-            .iter()
-            .filter(|event| !(options.ignore_client_only && event.is_client_only()))
-            .cloned(),
-    );
-    let local_head = pending.last().map_or_else(
-        || EventSeq::max_position(state.local_head, state.upstream_head),
-        |event| event.seq,
-    );
-    MergeResult::Advance {
-        new_state: SyncState {
-            pending,
-            upstream_head: state.upstream_head,
-            local_head,
+    let mut new_state = state.clone();
+    match new_state.push_local(new_events, options) {
+        LocalPush::Advance { new_events } => MergeResult::Advance {
+            new_state,
+            new_events,
+            confirmed_events: Vec::new(),
         },
-        new_events,
-        confirmed_events: Vec::new(),
+        LocalPush::Reject {
+            expected_minimum_id,
+        } => MergeResult::Reject {
+            expected_minimum_id,
+        },
+    }
+}
+
+/// The outcome of [`SyncState::push_local`]: `merge`'s local-push results without the copy
+/// of the state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LocalPush {
+    /// Appended; the state was updated in place.
+    Advance { new_events: Vec<EncodedEvent> },
+    /// Not after the local head; the state is unchanged.
+    Reject { expected_minimum_id: EventSeq },
+}
+
+impl SyncState {
+    /// The local-push case of [`merge`], applied in place: the same rules and the same
+    /// results, without copying `pending` (which costs time in proportion to the backlog on
+    /// every commit). `merge` itself runs this on a copy. Only the part of `pending` the push
+    /// touches is validated.
+    pub fn push_local(
+        &mut self,
+        new_events: Vec<EncodedEvent>,
+        options: MergeOptions,
+    ) -> LocalPush {
+        let Some(first) = new_events.first() else {
+            return LocalPush::Advance { new_events };
+        };
+        if !first.seq.is_after(&self.local_head) {
+            let head = self.local_head;
+            return LocalPush::Reject {
+                expected_minimum_id: head.next_pair(true, head.generation).seq,
+            };
+        }
+        let joined_from = self.pending.len().saturating_sub(1);
+        self.pending.extend(
+            new_events
+                .iter()
+                .filter(|event| !(options.ignore_client_only && event.is_client_only()))
+                .cloned(),
+        );
+        self.local_head = self.pending.last().map_or_else(
+            || EventSeq::max_position(self.local_head, self.upstream_head),
+            |event| event.seq,
+        );
+        debug_assert!(
+            validate_pending(&self.pending[joined_from..]).is_ok(),
+            "a local push broke the pending chain"
+        );
+        LocalPush::Advance { new_events }
     }
 }
 
@@ -411,7 +446,12 @@ fn rebase_events(events: &[EncodedEvent], base: EventSeq) -> Vec<EncodedEvent> {
 /// global is a synced one (`client == 0`); one on the same global chains on its predecessor
 /// exactly (parent == predecessor, generation included).
 fn validate_sync_state(state: &SyncState) -> Result<(), InvariantViolation> {
-    for (index, pair) in state.pending.windows(2).enumerate() {
+    validate_pending(&state.pending)
+}
+
+/// Pending events are strictly ascending, and chain where they share a global.
+fn validate_pending(pending: &[EncodedEvent]) -> Result<(), InvariantViolation> {
+    for (index, pair) in pending.windows(2).enumerate() {
         let (previous, next) = (&pair[0], &pair[1]);
         if !next.seq.is_after(&previous.seq) {
             return Err(violation(format!(
@@ -419,7 +459,7 @@ fn validate_sync_state(state: &SyncState) -> Result<(), InvariantViolation> {
                 previous.seq,
                 next.seq,
                 index + 1,
-                seq_list(&state.pending)
+                seq_list(pending)
             )));
         }
         if next.seq.global > previous.seq.global {
