@@ -907,7 +907,15 @@ fn test_wrong_s3_secret_is_a_clear_access_denied_error() {
         ],
         &env,
     );
-    let line = run.one_line_error();
+    // The leader also logs each refused retry as a warning before the final line: access
+    // denied is not transient, so it is not hidden like an unreachable backend.
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(!run.stderr.contains("panicked"), "{run:#?}");
+    let line = run
+        .stderr
+        .lines()
+        .rfind(|line| line.starts_with("eventsync: "))
+        .expect("a final error line");
     assert!(line.contains("kept locally"), "{line}");
     assert!(line.contains("access denied"), "{line}");
     assert!(!run.stderr.contains(WRONG), "{run:#?}");
