@@ -138,7 +138,9 @@ pub fn deserialize_secret<'de, D: serde::Deserializer<'de>>(
         }
     }
 
-    deserializer.deserialize_string(SecretVisitor).map(Some)
+    // `deserialize_any`: `deserialize_string` lets some formats (serde_json) report a
+    // wrong type themselves, quoting the value, without asking the visitor.
+    deserializer.deserialize_any(SecretVisitor).map(Some)
 }
 
 /// Longest store id accepted.
@@ -494,6 +496,36 @@ mod tests {
         assert!(!debug.contains("very-secret"));
         assert!(!debug.contains("tok\""));
         assert!(debug.contains("eu-west-1"));
+    }
+
+    #[test]
+    fn test_credential_of_the_wrong_type_is_refused_without_quoting_it() {
+        for json in [
+            r#"{"secret-access-key": 123456789}"#,
+            r#"{"access_key_id": true}"#,
+            r#"{"session-token": 1.5e300}"#,
+            r#"{"secret_access_key": ["s3cr3t-in-a-list"]}"#,
+        ] {
+            let error = serde_json::from_str::<S3Options>(json)
+                .unwrap_err()
+                .to_string();
+            for shown in ["123456789", "true", "1.5e300", "s3cr3t-in-a-list"] {
+                assert!(!error.contains(shown), "{json}: {error}");
+            }
+        }
+        let options: S3Options = serde_json::from_str(r#"{"secret-access-key": "ok"}"#).unwrap();
+        assert_eq!(options.secret_access_key.as_deref(), Some("ok"));
+    }
+
+    #[test]
+    fn test_quote_id_escapes_and_cuts_long_ids() {
+        assert_eq!(quote_id("a\0b"), "\"a\\u{0}b\"");
+        let long = quote_id(&"z".repeat(10_000));
+        assert!(
+            long.starts_with(&format!("\"{}…\"", "z".repeat(64))),
+            "{long}"
+        );
+        assert!(long.ends_with("(10000 bytes)"), "{long}");
     }
 
     #[test]
