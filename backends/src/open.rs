@@ -483,6 +483,23 @@ mod tests {
     }
 
     #[test]
+    fn test_fuzz_regression_userinfo_in_path_after_control_characters() {
+        // fuzz/regressions/config_url/userinfo-in-path: URL parsing trims the leading and
+        // trailing control characters; the second "user:password@" is path text.
+        let url = include_str!("../../fuzz/regressions/config_url/userinfo-in-path");
+        let redacted = redact_url(url);
+        assert!(redacted.starts_with("s3://bucket/p%0E"), "{redacted}");
+        match open_object_store(url, &OpenOptions::default()) {
+            Err(BackendError::Invalid { message }) => {
+                assert!(message.contains("holds credentials"), "{message}");
+                assert!(message.contains(&redacted), "{message}");
+            }
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a URL with credentials was accepted"),
+        }
+    }
+
+    #[test]
     fn test_s3_options_debug_redacts_secrets() {
         let options = S3Options {
             access_key_id: Some("AKIAEXAMPLE".into()),
