@@ -18,6 +18,7 @@
 //! access_key_id = "..."
 //! secret_access_key = "..."
 //! request_timeout = "30s"
+//! max_retries = 3                   # retries of one request; retry_timeout = "10s" caps them
 //!
 //! [tuning]                          # see `Tuning`; durations are written "50ms", "2s", "1m"
 //! poll_min = "50ms"
@@ -31,6 +32,7 @@ use std::io::ErrorKind as IoErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use eventsync_backends::open::redact_url;
 use serde::Deserialize;
 
 use crate::error::Error;
@@ -99,27 +101,38 @@ pub struct S3Config {
     /// The bucket's region.
     pub region: Option<String>,
     /// Access key id (a credential: never printed).
+    #[serde(deserialize_with = "eventsync_backends::open::deserialize_secret")]
     pub access_key_id: Option<String>,
     /// Secret access key (never printed).
+    #[serde(deserialize_with = "eventsync_backends::open::deserialize_secret")]
     pub secret_access_key: Option<String>,
     /// Session token of temporary credentials (never printed).
+    #[serde(deserialize_with = "eventsync_backends::open::deserialize_secret")]
     pub session_token: Option<String>,
     /// Timeout of one request; longer tolerates slow links, shorter fails over sooner.
     #[serde(with = "duration_serde::option")]
     pub request_timeout: Option<Duration>,
+    /// Retries of one request after a transient failure (default 3): more rides out a
+    /// flaky link, fewer fails faster on a dead one.
+    pub max_retries: Option<usize>,
+    /// Longest time spent retrying one request (default 10 s).
+    #[serde(with = "duration_serde::option")]
+    pub retry_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for S3Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secret = |value: &Option<String>| value.as_ref().map(|_| "<redacted>");
         f.debug_struct("S3Config")
-            .field("endpoint", &self.endpoint.as_deref().map(redact_userinfo))
+            .field("endpoint", &self.endpoint.as_deref().map(redact_url))
             .field("allow_http", &self.allow_http)
             .field("region", &self.region)
             .field("access_key_id", &secret(&self.access_key_id))
             .field("secret_access_key", &secret(&self.secret_access_key))
             .field("session_token", &secret(&self.session_token))
             .field("request_timeout", &self.request_timeout)
+            .field("max_retries", &self.max_retries)
+            .field("retry_timeout", &self.retry_timeout)
             .finish()
     }
 }
@@ -163,7 +176,7 @@ pub struct Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("backend", &redact_userinfo(&self.backend))
+            .field("backend", &redact_url(&self.backend))
             .field("backend_origin", &self.backend_origin)
             .field("store_id", &self.store_id)
             .field("data_dir", &self.data_dir)
@@ -201,7 +214,10 @@ pub enum ConfigError {
         message: String,
     },
     /// A setting has a value that cannot be used.
-    #[error("invalid {what} {value:?} ({origin}): {message}")]
+    #[error(
+        "invalid {what} {} ({origin}): {message}",
+        eventsync_backends::open::quote_id(value)
+    )]
     InvalidValue {
         /// Which setting, e.g. "store id".
         what: &'static str,
@@ -242,6 +258,28 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let env = |name: &'static str| env(name).filter(|value| !value.is_empty());
         let (file, config_file) = read_config_file(overrides, &env)?;
+        Config::resolve_file(overrides, env, file, config_file)
+    }
+
+    /// The configuration that config file text alone gives (no flags, no environment), as
+    /// if read from `path`. For tests and fuzzing of the file format; touches nothing on disk.
+    pub fn from_file_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let file = parse_config_file(path, text)?;
+        Config::resolve_file(
+            &ConfigOverrides::default(),
+            |_| None,
+            file,
+            Some(path.to_path_buf()),
+        )
+    }
+
+    /// Resolves the settings from the flags, the environment and a parsed config file.
+    fn resolve_file(
+        overrides: &ConfigOverrides,
+        env: impl Fn(&'static str) -> Option<String>,
+        file: FileConfig,
+        config_file: Option<PathBuf>,
+    ) -> Result<Config, ConfigError> {
         let file_origin = || config_file.clone().map_or(Origin::Default, Origin::File);
         let pick = |flag: &Option<String>,
                     (flag_name, var): (&'static str, &'static str),

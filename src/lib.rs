@@ -13,12 +13,14 @@
 //!
 //! The building blocks: [`seq`] (sequence numbers), [`event`] (events), [`sync_state`]
 //! (merge), [`schema`] (tables, event definitions, materializers), [`materialize`] (apply
-//! events with changesets and roll them back), [`store`] (the facade), [`config`], [`error`].
+//! events with changesets and roll them back), [`store`] (the facade), [`config`], [`error`],
+//! [`export`] (the export file format).
 
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod export;
 mod leader;
 pub mod materialize;
 pub mod schema;

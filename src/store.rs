@@ -151,7 +151,8 @@ impl StoreBuilder {
             Some(client_id) => {
                 eventsync_backends::open::validate_store_id(&client_id).map_err(|_| {
                     Error::invalid(format!(
-                        "invalid client id {client_id:?}: use letters, digits, '-', '_' or '.'"
+                        "invalid client id {}: use letters, digits, '-', '_' or '.'",
+                        eventsync_backends::open::quote_id(&client_id)
                     ))
                 })?;
                 client_id
@@ -195,8 +196,13 @@ impl StoreBuilder {
                         }
                     }
                 },
+                // A transient failure is routine for a local-first store (offline is
+                // normal): `sync()` reports it to whoever waits, so it is not a warning.
+                Err(error) if error.is_retryable() => {
+                    tracing::info!(%error, "backend unreachable at open; syncing will retry")
+                }
                 Err(error) => {
-                    tracing::warn!(%error, "backend unreachable at open; syncing will retry")
+                    tracing::warn!(%error, "backend refused the open; syncing will retry")
                 }
             }
         }
@@ -231,7 +237,11 @@ fn client_id_of(data_dir: &Path) -> Result<String> {
         Ok(text) => {
             let id = text.trim().to_owned();
             eventsync_backends::open::validate_store_id(&id).map_err(|_| {
-                Error::invalid(format!("{}: invalid client id {id:?}", path.display()))
+                Error::invalid(format!(
+                    "{}: invalid client id {}",
+                    path.display(),
+                    eventsync_backends::open::quote_id(&id)
+                ))
             })?;
             Ok(id)
         }

@@ -279,6 +279,65 @@ fn test_secrets_never_appear_in_status_log_or_doctor_output() {
 }
 
 #[test]
+fn test_secrets_never_appear_in_output_against_a_real_s3_server() {
+    // The same as above against the local S3 server, where requests are really signed and
+    // answered: `-vvv` traces the HTTP exchange, which must not show the keys either.
+    let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
+        eprintln!(
+            "\n*** NOT RUN: test_secrets_never_appear_in_output_against_a_real_s3_server needs \
+             EVENTSYNC_TEST_S3_URL and the AWS_* settings of the local S3 server ***\n"
+        );
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "EVENTSYNC_TEST_S3_URL must be set in CI"
+        );
+        return;
+    };
+    let secrets: Vec<String> = [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ]
+    .iter()
+    .filter_map(|name| std::env::var(name).ok())
+    .filter(|value| !value.is_empty())
+    .collect();
+    assert!(!secrets.is_empty(), "the S3 run needs credentials to check");
+    let root = tempfile::tempdir().unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let client = Client::new(
+        root.path(),
+        "c",
+        &url,
+        &format!("secrets-{}-{nanos}", std::process::id()),
+    );
+    let mut runs = vec![client.run(&["-vvv", "todo", "add", "x"])];
+    runs[0].ok();
+    for args in [
+        &["-vvv", "sync"][..],
+        &["-vvv", "status"],
+        &["-vvv", "status", "--json"],
+        &["-vvv", "log"],
+        &["-vvv", "log", "--json"],
+        &["-vvv", "doctor"],
+    ] {
+        let run = client.run(args);
+        run.ok();
+        runs.push(run);
+    }
+    assert!(runs[4].stdout.contains("v1.TodoCreated"), "{:#?}", runs[4]);
+    for run in &runs {
+        for secret in &secrets {
+            assert!(!run.stdout.contains(secret.as_str()), "a key in {run:#?}");
+            assert!(!run.stderr.contains(secret.as_str()), "a key in {run:#?}");
+        }
+    }
+}
+
+#[test]
 fn test_demo_converges_and_prints_its_table() {
     let root = tempfile::tempdir().unwrap();
     let run = eventsync(

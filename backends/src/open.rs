@@ -37,13 +37,13 @@ pub struct S3Options {
     /// The region (`AWS_REGION`).
     pub region: Option<String>,
     /// The access key id (`AWS_ACCESS_KEY_ID`).
-    #[serde(alias = "access_key_id")]
+    #[serde(alias = "access_key_id", deserialize_with = "deserialize_secret")]
     pub access_key_id: Option<String>,
     /// The secret access key (`AWS_SECRET_ACCESS_KEY`).
-    #[serde(alias = "secret_access_key")]
+    #[serde(alias = "secret_access_key", deserialize_with = "deserialize_secret")]
     pub secret_access_key: Option<String>,
     /// A session token (`AWS_SESSION_TOKEN`).
-    #[serde(alias = "session_token")]
+    #[serde(alias = "session_token", deserialize_with = "deserialize_secret")]
     pub session_token: Option<String>,
     /// The timeout of one HTTP request, as text (`"30s"`); object_store's default is 30 s.
     #[serde(
@@ -51,7 +51,27 @@ pub struct S3Options {
         deserialize_with = "crate::duration_text::option::deserialize"
     )]
     pub request_timeout: Option<Duration>,
+    /// How many times one request is retried after a transient failure (a refused
+    /// connection, a timeout, a 5xx). Default 3; object_store's own default of 10, with
+    /// backoff up to 15 s, keeps a command waiting minutes on a dead endpoint, and the
+    /// leader retries failed syncs on its own anyway.
+    #[serde(alias = "max_retries")]
+    pub max_retries: Option<usize>,
+    /// The longest time spent retrying one request, as text (`"10s"`). Default 10 s
+    /// (object_store's: 3 min). With `request_timeout`, this bounds how long one backend
+    /// call can take: about `(max_retries + 1) × request_timeout`, and at most this plus
+    /// one `request_timeout`.
+    #[serde(
+        alias = "retry_timeout",
+        deserialize_with = "crate::duration_text::option::deserialize"
+    )]
+    pub retry_timeout: Option<Duration>,
 }
+
+/// Retries of one S3 request when [`S3Options::max_retries`] is not set.
+pub const DEFAULT_S3_MAX_RETRIES: usize = 3;
+/// Time spent retrying one S3 request when [`S3Options::retry_timeout`] is not set.
+pub const DEFAULT_S3_RETRY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl fmt::Debug for S3Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -64,8 +84,63 @@ impl fmt::Debug for S3Options {
             .field("secret_access_key", &redacted(&self.secret_access_key))
             .field("session_token", &redacted(&self.session_token))
             .field("request_timeout", &self.request_timeout)
+            .field("max_retries", &self.max_retries)
+            .field("retry_timeout", &self.retry_timeout)
             .finish()
     }
+}
+
+/// Deserializes a credential (`#[serde(deserialize_with = "deserialize_secret")]` on an
+/// `Option<String>` field): a string, and for any other type an error that does not quote
+/// the value, which serde's own "invalid type: integer `123`" message would.
+pub fn deserialize_secret<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    struct SecretVisitor;
+
+    fn hidden<E: serde::de::Error>() -> E {
+        E::custom("expected a string (the value is not shown: it is a credential)")
+    }
+
+    impl serde::de::Visitor<'_> for SecretVisitor {
+        type Value = String;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<String, E> {
+            Ok(value.to_owned())
+        }
+        fn visit_string<E: serde::de::Error>(self, value: String) -> Result<String, E> {
+            Ok(value)
+        }
+        // Every visitor method whose default error would quote the value.
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<String, E> {
+            Err(hidden())
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<String, E> {
+            Err(hidden())
+        }
+        fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<String, E> {
+            Err(hidden())
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<String, E> {
+            Err(hidden())
+        }
+        fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<String, E> {
+            Err(hidden())
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<String, E> {
+            Err(hidden())
+        }
+        fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<String, E> {
+            Err(hidden())
+        }
+    }
+
+    // `deserialize_any`: `deserialize_string` lets some formats (serde_json) report a
+    // wrong type themselves, quoting the value, without asking the visitor.
+    deserializer.deserialize_any(SecretVisitor).map(Some)
 }
 
 /// Longest store id accepted.
@@ -91,8 +166,23 @@ pub fn validate_store_id(id: &str) -> Result<(), BackendError> {
     match problem {
         None => Ok(()),
         Some(why) => Err(BackendError::Invalid {
-            message: format!("invalid store id \"{}\": {why}", id.escape_default()),
+            message: format!("invalid store id {}: {why}", quote_id(id)),
         }),
+    }
+}
+
+/// Most characters of an id quoted in a message; a longer one is cut, with its length.
+const QUOTED_ID_CHARS: usize = 64;
+
+/// An id as messages show it: escaped (so NUL or a newline cannot break a line), quoted,
+/// and cut after 64 characters (a 10 kB id must not make a 10 kB message).
+pub fn quote_id(id: &str) -> String {
+    let escaped = id.escape_default().to_string();
+    if escaped.chars().count() <= QUOTED_ID_CHARS {
+        format!("\"{escaped}\"")
+    } else {
+        let cut: String = escaped.chars().take(QUOTED_ID_CHARS).collect();
+        format!("\"{cut}…\" ({} bytes)", id.len())
     }
 }
 
@@ -251,6 +341,24 @@ fn open_s3(
     }
     let prefix = Path::parse(url.path().trim_matches('/'))
         .map_err(|e| invalid(format!("bad prefix in {}: {e}", redact_url(url.as_str()))))?;
+    let endpoints = [
+        ("the [s3] endpoint", options.endpoint.clone()),
+        ("AWS_ENDPOINT_URL", std::env::var("AWS_ENDPOINT_URL").ok()),
+        ("AWS_ENDPOINT", std::env::var("AWS_ENDPOINT").ok()),
+    ];
+    for (name, endpoint) in endpoints {
+        // object_store quotes the request URL in its errors: credentials in the endpoint
+        // would end up in every message and log line.
+        if let Some(endpoint) = endpoint
+            && let Ok(parsed) = url::Url::parse(&endpoint)
+            && (!parsed.username().is_empty() || parsed.password().is_some())
+        {
+            return Err(invalid(format!(
+                "{name} {} holds credentials; put them in AWS_* variables or the [s3] settings instead",
+                redact_url(&endpoint)
+            )));
+        }
+    }
     let mut builder = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_conditional_put(S3ConditionalPut::ETagMatch);
@@ -278,6 +386,16 @@ fn open_s3(
             format!("{}ms", timeout.as_millis()),
         );
     }
+    // Bounded retries: a dead endpoint must fail a command in seconds, not minutes.
+    builder = builder.with_retry(object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            base: 2.0,
+        },
+        max_retries: options.max_retries.unwrap_or(DEFAULT_S3_MAX_RETRIES),
+        retry_timeout: options.retry_timeout.unwrap_or(DEFAULT_S3_RETRY_TIMEOUT),
+    });
     let store = builder.build().map_err(|e| {
         // Builder errors name the missing or bad setting, never its secret value.
         invalid(format!(
@@ -340,14 +458,14 @@ mod tests {
             "tab\there",
             "é",
             &"x".repeat(129),
+            &"y".repeat(10_000),
         ] {
             match validate_store_id(id) {
                 Err(BackendError::Invalid { message }) => {
-                    assert!(
-                        message.contains(&id.escape_default().to_string()),
-                        "{message}"
-                    );
+                    let shown: String = id.escape_default().to_string().chars().take(64).collect();
+                    assert!(message.contains(&shown), "{message}");
                     assert!(!message.contains('\0'));
+                    assert!(message.len() < 200, "{message}");
                 }
                 other => panic!("{id:?} gave {other:?}"),
             }
@@ -365,6 +483,23 @@ mod tests {
     }
 
     #[test]
+    fn test_fuzz_regression_userinfo_in_path_after_control_characters() {
+        // fuzz/regressions/config_url/userinfo-in-path: URL parsing trims the leading and
+        // trailing control characters; the second "user:password@" is path text.
+        let url = include_str!("../../fuzz/regressions/config_url/userinfo-in-path");
+        let redacted = redact_url(url);
+        assert!(redacted.starts_with("s3://bucket/p%0E"), "{redacted}");
+        match open_object_store(url, &OpenOptions::default()) {
+            Err(BackendError::Invalid { message }) => {
+                assert!(message.contains("holds credentials"), "{message}");
+                assert!(message.contains(&redacted), "{message}");
+            }
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a URL with credentials was accepted"),
+        }
+    }
+
+    #[test]
     fn test_s3_options_debug_redacts_secrets() {
         let options = S3Options {
             access_key_id: Some("AKIAEXAMPLE".into()),
@@ -378,6 +513,36 @@ mod tests {
         assert!(!debug.contains("very-secret"));
         assert!(!debug.contains("tok\""));
         assert!(debug.contains("eu-west-1"));
+    }
+
+    #[test]
+    fn test_credential_of_the_wrong_type_is_refused_without_quoting_it() {
+        for json in [
+            r#"{"secret-access-key": 123456789}"#,
+            r#"{"access_key_id": true}"#,
+            r#"{"session-token": 1.5e300}"#,
+            r#"{"secret_access_key": ["s3cr3t-in-a-list"]}"#,
+        ] {
+            let error = serde_json::from_str::<S3Options>(json)
+                .unwrap_err()
+                .to_string();
+            for shown in ["123456789", "true", "1.5e300", "s3cr3t-in-a-list"] {
+                assert!(!error.contains(shown), "{json}: {error}");
+            }
+        }
+        let options: S3Options = serde_json::from_str(r#"{"secret-access-key": "ok"}"#).unwrap();
+        assert_eq!(options.secret_access_key.as_deref(), Some("ok"));
+    }
+
+    #[test]
+    fn test_quote_id_escapes_and_cuts_long_ids() {
+        assert_eq!(quote_id("a\0b"), "\"a\\u{0}b\"");
+        let long = quote_id(&"z".repeat(10_000));
+        assert!(
+            long.starts_with(&format!("\"{}…\"", "z".repeat(64))),
+            "{long}"
+        );
+        assert!(long.ends_with("(10000 bytes)"), "{long}");
     }
 
     #[test]

@@ -21,6 +21,8 @@ fn open_options(config: &Config) -> eventsync_backends::open::OpenOptions {
             secret_access_key: s3.secret_access_key.clone(),
             session_token: s3.session_token.clone(),
             request_timeout: s3.request_timeout,
+            max_retries: s3.max_retries,
+            retry_timeout: s3.retry_timeout,
         },
         segment_log: config.tuning.segment_log_config(),
     }

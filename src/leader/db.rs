@@ -39,6 +39,15 @@ pub enum DbError {
     /// Materializing or rolling back an event failed.
     #[error(transparent)]
     Materialize(#[from] materialize::MaterializeError),
+    /// Materializing the event numbered `seq` failed (its name is in the source's message).
+    #[error("event {seq}: {source}")]
+    Event {
+        /// The event's number.
+        seq: EventSeq,
+        /// Why it could not be materialized.
+        #[source]
+        source: materialize::MaterializeError,
+    },
     /// A file holds something this version cannot read.
     #[error("{file}: {message}")]
     Format {
@@ -467,7 +476,11 @@ fn apply_to_state(
     event: &mut EncodedEvent,
     record: Record,
 ) -> Result<BTreeSet<String>, DbError> {
-    let applied = materialize::apply_event(tx, schema, event, record)?;
+    let applied =
+        materialize::apply_event(tx, schema, event, record).map_err(|source| DbError::Event {
+            seq: event.seq,
+            source,
+        })?;
     if record == Record::Changeset {
         let blob = match &applied.changeset {
             Changeset::Data(bytes) => Some(bytes.as_slice()),

@@ -343,7 +343,12 @@ impl Leader {
                 }
             }
             PullEvent::Failed { error, .. } => {
-                tracing::warn!(%error, "pull from the backend failed; retrying");
+                // Transient failures are routine (offline); `sync()` waiters get the error.
+                if error.is_retryable() {
+                    tracing::info!(%error, "pull from the backend failed; retrying");
+                } else {
+                    tracing::warn!(%error, "pull from the backend failed; retrying");
+                }
                 if let BackendError::BackendIdMismatch { found, .. } = &error {
                     self.on_backend_id(found.clone());
                 }
@@ -608,7 +613,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 pub(crate) fn db_error(error: db::DbError) -> Error {
     let kind = match &error {
         db::DbError::Format { .. } => ErrorKind::Data,
-        db::DbError::Materialize(_) => ErrorKind::Invalid,
+        db::DbError::Materialize(_) | db::DbError::Event { .. } => ErrorKind::Invalid,
         db::DbError::Sqlite { .. } => ErrorKind::Data,
     };
     Error::new(kind, error.to_string()).with_source(error)

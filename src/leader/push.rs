@@ -99,7 +99,11 @@ impl Leader {
             Err(error) => {
                 let delay = online.push_backoff.next();
                 online.push_retry_at = Some(Instant::now() + delay);
-                tracing::warn!(%error, ?delay, "push to the backend failed; retrying");
+                if error.is_retryable() {
+                    tracing::info!(%error, ?delay, "push to the backend failed; retrying");
+                } else {
+                    tracing::warn!(%error, ?delay, "push to the backend failed; retrying");
+                }
                 if let BackendError::BackendIdMismatch { found, .. } = &error {
                     self.on_backend_id(found.clone());
                 }

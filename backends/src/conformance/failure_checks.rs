@@ -164,6 +164,16 @@ pub async fn foreign_segment_fails_pull_naming_key(fixture: &Fixture) {
     .await;
 }
 
+/// A segment deleted from the middle of the log (append-only stores never do this, so
+/// someone tampered with it) fails a fresh client's pull, naming the missing key, after the
+/// good events: the gap is not taken for the end of the log.
+pub async fn missing_segment_fails_pull_naming_key(fixture: &Fixture) {
+    damaged_middle_segment_fails_pull(fixture, "missing", async |store, key| {
+        store.delete(key).await.expect("delete segment");
+    })
+    .await;
+}
+
 /// Deletes every object of a store (what "wiping the bucket prefix" does).
 async fn wipe(fixture: &Fixture, log: &SegmentLog) {
     let keys: Vec<_> = fixture.store.list(Some(log.paths().root())).collect().await;

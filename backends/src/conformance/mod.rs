@@ -249,6 +249,7 @@ macro_rules! conformance_tests {
                 corrupted_segment_fails_pull_naming_key,
                 truncated_segment_fails_pull_naming_key,
                 foreign_segment_fails_pull_naming_key,
+                missing_segment_fails_pull_naming_key,
                 wiped_store_changes_backend_id,
                 racing_creators_share_one_backend_id,
                 invalid_store_id_is_refused,

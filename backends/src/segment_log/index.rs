@@ -143,6 +143,28 @@ impl Inner {
         }
     }
 
+    /// After a read found no segment at `missing`: the first segment key after it, found by
+    /// one LIST on this client's first such check (before any LIST ran). Segments are
+    /// created in order and never deleted, so a key after a missing one means an object was
+    /// deleted from the middle of the log. Later checks are free (`None`): only a LIST can
+    /// see past a missing key, and one per client is the budget (polls stay GET-only).
+    pub(super) async fn segment_after(
+        &self,
+        missing: GlobalSeq,
+    ) -> Result<Option<GlobalSeq>, BackendError> {
+        if self.known().listed {
+            return Ok(None);
+        }
+        let after = self.list_segments(Some(missing)).await?;
+        match after.into_iter().find(|first| *first > missing) {
+            Some(first) => Ok(Some(first)),
+            None => {
+                self.known().listed = true;
+                Ok(None)
+            }
+        }
+    }
+
     /// Cold start: LIST the segments, read the last one. Its chain to the one before is
     /// not checked here (a pull checks the whole chain).
     async fn list_tail(&self) -> Result<Tail, BackendError> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::Inner;
+use super::{Inner, corrupt};
 use crate::segment::SegmentDigest;
 use crate::{BackendError, GlobalEvent, GlobalSeq, PageInfo, PullPage, PullStream};
 
@@ -37,6 +37,8 @@ struct PullState {
     prev_digest: Option<SegmentDigest>,
     /// Events read but not yet delivered, all after `cursor`, from one segment.
     buffer: VecDeque<GlobalEvent>,
+    /// The highest segment key a LIST of this pull saw: a missing key below it is a gap.
+    listed_max: Option<GlobalSeq>,
     phase: Phase,
 }
 
@@ -48,6 +50,7 @@ pub(super) fn pull(inner: Arc<Inner>, cursor: GlobalSeq, live: bool) -> PullStre
         next_key: None,
         prev_digest: None,
         buffer: VecDeque::new(),
+        listed_max: None,
         phase: Phase::Start,
     };
     futures::stream::unfold(state, |mut state| async move {
@@ -159,6 +162,7 @@ impl PullState {
         loop {
             let Some(segment) = self.inner.fetch_segment(key, self.prev_digest).await? else {
                 self.next_key = Some(key);
+                self.check_no_gap(key).await?;
                 return Ok(false);
             };
             let last = segment.header.last();
@@ -171,6 +175,26 @@ impl PullState {
             if !self.buffer.is_empty() {
                 return Ok(true);
             }
+        }
+    }
+
+    /// Fails when the log goes on past `missing`, a key that does not exist, as far as a
+    /// LIST of this pull or this client's one gap check can tell (see
+    /// `Inner::segment_after`). Without it, a reader would take a gap for the end of the
+    /// log and never see the events after it.
+    async fn check_no_gap(&self, missing: GlobalSeq) -> Result<(), BackendError> {
+        let later = match self.listed_max.filter(|&first| first > missing) {
+            Some(later) => Some(later),
+            None => self.inner.segment_after(missing).await?,
+        };
+        match later {
+            Some(later) => Err(corrupt(
+                &self.inner.paths.segment(missing),
+                format!(
+                    "missing: the log has a segment at {later} after it, so events from {missing} on are gone"
+                ),
+            )),
+            None => Ok(()),
         }
     }
 
@@ -195,6 +219,7 @@ impl PullState {
                 // LIST from the closest segment this client knows below the cursor.
                 let floor = self.inner.known().floor_first(wanted);
                 let listed = self.inner.list_segments(floor).await?;
+                self.listed_max = listed.last().copied().max(self.listed_max);
                 let key = listed
                     .into_iter()
                     .chain(floor)
