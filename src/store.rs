@@ -410,6 +410,17 @@ impl Store {
         }
         Ok(())
     }
+
+    /// Stops the leader at once, as if the process had been killed: nothing queued is
+    /// processed or drained, the leader's task is cancelled at whatever it was awaiting, and
+    /// its files stay as they are. A push already sent may still land. For crash tests and
+    /// simulations; applications call [`shutdown`](Self::shutdown).
+    pub async fn abort(self) {
+        if let Some(task) = self.inner.task.lock().await.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
 }
 
 fn closed() -> Error {
