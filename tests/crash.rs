@@ -18,8 +18,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
@@ -210,7 +210,8 @@ fn crash_and_audit(root: &Path, target: &Target, clients: usize, kills: u64) {
         for client in &clients {
             let (code, out, err) = run(root, target, client, &["sync"]);
             assert_eq!(
-                code, 0,
+                code,
+                0,
                 "round {round}: {} sync failed: {out}{err}\n{}",
                 client.name,
                 stderr_tail(client)

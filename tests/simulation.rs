@@ -48,7 +48,9 @@ fn env_u64(name: &str, default: u64) -> u64 {
 fn scratch_root() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
     if shm.is_dir()
-        && let Ok(dir) = tempfile::Builder::new().prefix("eventsync-sim").tempdir_in(shm)
+        && let Ok(dir) = tempfile::Builder::new()
+            .prefix("eventsync-sim")
+            .tempdir_in(shm)
     {
         return dir;
     }
@@ -179,8 +181,8 @@ fn simulated_leaders_under_faults_and_crashes_keep_every_invariant() {
             .unwrap_or_else(|error| panic!("writing {path}: {error}"));
     }
     if let Some(first) = failures.first() {
-        let tail = first.trace.len().saturating_sub(60);
-        eprintln!("trace of seed {} (last 60 actions):", first.seed);
+        let tail = first.trace.len().saturating_sub(150);
+        eprintln!("trace of seed {} (last 150 lines):", first.seed);
         for line in &first.trace[tail..] {
             eprintln!("  {line}");
         }
@@ -198,4 +200,119 @@ fn simulated_leaders_under_faults_and_crashes_keep_every_invariant() {
     }
     assert_eq!(total.seeds, seeds, "every seed ran");
     assert_eq!(total.violations, 0);
+}
+
+/// Regression tests for the bugs the simulation found, each its scenario alone.
+mod regressions {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use eventsync::backends::{GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend};
+    use eventsync::todo::{TodoCreated, TodoFilter, TodoRenamed, UiStateSet, todo_schema};
+    use eventsync::{Store, Tuning};
+    use futures::StreamExt;
+    use object_store::memory::InMemory;
+
+    fn backend(memory: &Arc<InMemory>) -> Arc<dyn SyncBackend> {
+        let config = SegmentLogConfig {
+            poll_min: Duration::from_millis(10),
+            poll_max: Duration::from_millis(100),
+            ..SegmentLogConfig::default()
+        };
+        Arc::new(SegmentLog::new(memory.clone(), "sim".into(), "sim", config).unwrap())
+    }
+
+    async fn open(memory: &Arc<InMemory>, dir: &std::path::Path) -> Store {
+        let tuning = Tuning {
+            poll_min: Duration::from_millis(10),
+            poll_max: Duration::from_millis(100),
+            ..Tuning::default()
+        };
+        Store::builder(Arc::new(todo_schema()))
+            .with_backend(backend(memory))
+            .with_store_id("sim")
+            .with_data_dir(dir)
+            .with_client_id("c0")
+            .with_tuning(tuning)
+            .open()
+            .await
+            .unwrap()
+    }
+
+    async fn backend_texts(memory: &Arc<InMemory>) -> Vec<String> {
+        let mut pages = backend(memory).pull(GlobalSeq::ZERO, false).await.unwrap();
+        let mut texts = Vec::new();
+        while let Some(page) = pages.next().await {
+            for event in page.unwrap().events {
+                texts.push(event.args["text"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        texts
+    }
+
+    /// Seed 31 (and many more): session A commits `e0.1` (client-only), sessions B and C each
+    /// commit `e1`. The leader admits `e0.1` and B's `e1`, refuses C's, and sends B the advance
+    /// `[e0.1, e1]`. B's merge paired its pending `e1` with `e0.1`, rebased its own admitted
+    /// `e1` to `e2r1` and pushed it again: the todo reached the backend twice.
+    #[tokio::test(start_paused = true)]
+    async fn test_event_admitted_after_another_sessions_client_only_event_is_pushed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Arc::new(InMemory::new());
+        let store = open(&memory, dir.path()).await;
+        let (b, c, a) = (
+            store.session().await.unwrap(),
+            store.session().await.unwrap(),
+            store.session().await.unwrap(),
+        );
+        let filter = UiStateSet {
+            filter: TodoFilter::Active,
+        };
+        a.commit(UiStateSet::NAME, &filter).unwrap();
+        let created = TodoCreated {
+            id: "t1".into(),
+            text: "created".into(),
+        };
+        b.commit(TodoCreated::NAME, &created).unwrap();
+        let renamed = TodoRenamed {
+            id: "t1".into(),
+            text: "renamed".into(),
+        };
+        c.commit(TodoRenamed::NAME, &renamed).unwrap();
+        store.sync().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        store.sync().await.unwrap();
+        let mut texts = backend_texts(&memory).await;
+        texts.sort();
+        assert_eq!(texts, ["created", "renamed"], "each event exactly once");
+        store.shutdown().await.unwrap();
+    }
+
+    /// Seed 22: a store dropped without `shutdown` (its sessions too) released the data dir's
+    /// lock at once, while its leader kept running to admit the sessions' queued commits. A
+    /// store reopened on the same dir then ran a second leader on the same files and failed
+    /// with `UNIQUE constraint failed: eventlog.seq_global, eventlog.seq_client`.
+    #[tokio::test(start_paused = true)]
+    async fn test_reopening_right_after_a_drop_waits_for_the_old_leader() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Arc::new(InMemory::new());
+        for round in 0..5 {
+            let store = open(&memory, dir.path()).await;
+            let session = store.session().await.unwrap();
+            for n in 0..5 {
+                let args = TodoCreated {
+                    id: format!("t{round}-{n}"),
+                    text: format!("{round}-{n}"),
+                };
+                session.commit(TodoCreated::NAME, &args).unwrap();
+            }
+            drop(session);
+            drop(store);
+        }
+        let store = open(&memory, dir.path()).await;
+        store.sync().await.unwrap();
+        let events = store.eventlog().await.unwrap();
+        assert_eq!(events.len(), 25, "every commit admitted once");
+        assert_eq!(backend_texts(&memory).await.len(), 25);
+        store.shutdown().await.unwrap();
+    }
 }

@@ -170,7 +170,11 @@ impl FaultConfig {
             FaultKind::LostResponse => self.lost_response,
             FaultKind::SlowList => self.slow_list,
         };
-        if p.is_finite() { p.clamp(0.0, 1.0) } else { 0.0 }
+        if p.is_finite() {
+            p.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
     }
 }
 
@@ -385,7 +389,9 @@ impl FaultStore {
             tokio::time::sleep(delay).await;
         }
         if self.draw(FaultKind::Transient, operation, key) {
-            return Err(generic("injected 503 SlowDown: please reduce your request rate"));
+            return Err(generic(
+                "injected 503 SlowDown: please reduce your request rate",
+            ));
         }
         Ok(())
     }
@@ -429,9 +435,7 @@ impl FaultStore {
             }
         });
         match fault {
-            Some(CreateFault::LoseReply) => {
-                Err(generic("injected timeout after the write landed"))
-            }
+            Some(CreateFault::LoseReply) => Err(generic("injected timeout after the write landed")),
             Some(CreateFault::ExistsAfterWrite) => Err(object_store::Error::AlreadyExists {
                 path: location.to_string(),
                 source: "injected: a retried create found its own write".into(),
@@ -448,10 +452,10 @@ impl FaultStore {
     ) -> BoxStream<'static, Result<ObjectMeta>> {
         let key = prefix.map(|p| p.to_string()).unwrap_or_default();
         let mut delay = self.latency("list", &key).unwrap_or_default();
-        if self.draw(FaultKind::SlowList, "list", &key) {
-            if let Some(seeded) = &self.seeded {
-                delay += seeded.config.slow_list_delay;
-            }
+        if self.draw(FaultKind::SlowList, "list", &key)
+            && let Some(seeded) = &self.seeded
+        {
+            delay += seeded.config.slow_list_delay;
         }
         let fail = self.draw(FaultKind::Transient, "list", &key);
         let wait = futures::stream::once(async move {
@@ -627,7 +631,10 @@ mod tests {
     async fn test_error_after_write_lands_the_object_and_fails() {
         let (memory, faults) = store(always(FaultKind::ErrorAfterWrite));
         let error = create(&faults, "a").await.unwrap_err();
-        assert!(matches!(error, object_store::Error::Generic { .. }), "{error}");
+        assert!(
+            matches!(error, object_store::Error::Generic { .. }),
+            "{error}"
+        );
         assert!(memory.get(&Path::from("a")).await.is_ok());
         assert_eq!(faults.counts().error_after_write, 1);
         assert_eq!(faults.counts().total(), 1);

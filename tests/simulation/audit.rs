@@ -82,6 +82,15 @@ pub async fn audit(world: &mut World) {
             }
         }
     }
+    if !violations.is_empty() {
+        world.trace.push("backend log at the audit:".into());
+        for event in &log {
+            world.trace.push(format!(
+                "  {} {} {} {}/{}",
+                event.seq_num, event.name, event.args, event.client_id, event.session_id
+            ));
+        }
+    }
     world.violations.extend(violations);
 }
 
@@ -101,12 +110,8 @@ async fn read_backend(world: &World) -> Result<Vec<GlobalEvent>, String> {
         .map_err(|error| format!("auditor: pull from the backend failed: {error}"))?;
     let mut events = Vec::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|error| {
-            format!(
-                "auditor: pull failed after e{}: {error}",
-                events.len()
-            )
-        })?;
+        let page =
+            page.map_err(|error| format!("auditor: pull failed after e{}: {error}", events.len()))?;
         events.extend(page.events);
     }
     Ok(events)
@@ -142,7 +147,9 @@ fn check_exactly_once(world: &World, log: &[GlobalEvent], violations: &mut Vec<S
     let mut identities: BTreeMap<(String, String, String, String), u64> = BTreeMap::new();
     let mut created: BTreeMap<String, u64> = BTreeMap::new();
     for event in log {
-        *counts.entry(event_key(&event.name, &event.args)).or_default() += 1;
+        *counts
+            .entry(event_key(&event.name, &event.args))
+            .or_default() += 1;
         let identity = (
             event.client_id.clone(),
             event.session_id.clone(),

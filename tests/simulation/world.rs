@@ -156,11 +156,7 @@ impl World {
         ] {
             *p *= scale;
         }
-        let faults = Arc::new(FaultStore::seeded(
-            memory.clone(),
-            rng.random(),
-            faults,
-        ));
+        let faults = Arc::new(FaultStore::seeded(memory.clone(), rng.random(), faults));
         let log_config = SegmentLogConfig {
             max_events_per_segment: rng.random_range(1..=6),
             poll_min: Duration::from_millis(10),
@@ -325,7 +321,9 @@ impl World {
         let store = match opened {
             Ok(store) => store,
             Err(error) => {
-                self.violation(format!("node {index}: open (offline={offline}) failed: {error}"));
+                self.violation(format!(
+                    "node {index}: open (offline={offline}) failed: {error}"
+                ));
                 return;
             }
         };
@@ -636,7 +634,11 @@ impl World {
                 }
             }
             if settled && heads.windows(2).all(|pair| pair[0] == pair[1]) {
-                self.note(format!("quiesced after {} rounds at e{}", round + 1, heads[0]));
+                self.note(format!(
+                    "quiesced after {} rounds at e{}",
+                    round + 1,
+                    heads[0]
+                ));
                 self.settle_sessions().await;
                 return;
             }

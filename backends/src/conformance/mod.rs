@@ -13,9 +13,9 @@
 mod checks;
 mod failure_checks;
 
+pub use crate::fault::{CreateFault, FaultStore};
 pub use checks::*;
 pub use failure_checks::*;
-pub use crate::fault::{CreateFault, FaultStore};
 
 use std::any::Any;
 use std::future::Future;
