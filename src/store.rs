@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::EncodedEvent;
 use crate::leader::db::LeaderDb;
-use crate::leader::lock::{DirLock, lock_dir};
+use crate::leader::lock::lock_dir;
 use crate::leader::{BootArgs, Command, Counters, Leader, db_error};
 use crate::schema::Schema;
 use crate::seq::EventSeq;
@@ -214,6 +214,7 @@ impl StoreBuilder {
             backend_id,
             counters: counters.clone(),
             tuning: self.tuning,
+            lock,
         })?;
         Ok(Store {
             inner: Arc::new(StoreInner {
@@ -224,7 +225,6 @@ impl StoreBuilder {
                 commands,
                 counters,
                 task: tokio::sync::Mutex::new(Some(task)),
-                _lock: lock,
             }),
         })
     }
@@ -316,7 +316,6 @@ struct StoreInner {
     commands: mpsc::UnboundedSender<Command>,
     counters: Arc<Counters>,
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-    _lock: DirLock,
 }
 
 impl Store {
@@ -411,8 +410,8 @@ impl Store {
         self.inner.backend.clone()
     }
 
-    /// Persists what sessions have queued, stops the leader and waits for it. The lock is
-    /// released when the last clone of this store (and its sessions' leader handles) is gone.
+    /// Persists what sessions have queued, stops the leader and waits for it; the data dir's
+    /// lock is released when the leader has stopped.
     pub async fn shutdown(self) -> Result<()> {
         // Give sessions a moment to get their last commits admitted (a session whose push
         // was refused re-pushes it after catching up), as LiveStore's shutdown drain does.
@@ -437,6 +436,17 @@ impl Store {
                 .map_err(|error| Error::internal(format!("leader task: {error}")))?;
         }
         Ok(())
+    }
+
+    /// Stops the leader at once, as if the process had been killed: nothing queued is
+    /// processed or drained, the leader's task is cancelled at whatever it was awaiting, and
+    /// its files stay as they are. A push already sent may still land. For crash tests and
+    /// simulations; applications call [`shutdown`](Self::shutdown).
+    pub async fn abort(self) {
+        if let Some(task) = self.inner.task.lock().await.take() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 }
 

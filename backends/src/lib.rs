@@ -11,6 +11,9 @@
 //! - [`segment_log`]: [`SegmentLog`], the backend over `Arc<dyn ObjectStore>`.
 //! - [`open`]: a backend from a URL (`memory://`, `file://`, `s3://`) and options.
 //! - [`probe`]: the capability probe that refuses stores that ignore preconditions.
+//! - [`fault`]: [`FaultStore`](fault::FaultStore), an object store wrapper that injects
+//!   seeded faults (latency, 503s, ambiguous writes, lost replies) for the conformance suite
+//!   and the simulation.
 //! - [`conformance`]: checks every backend must pass, run by each backend's tests. It is
 //!   always compiled (it is small and needs nothing extra), so the root crate's tests and
 //!   any out-of-tree backend can run it too.
@@ -22,6 +25,7 @@ pub mod conformance;
 mod duration_text;
 pub mod error;
 pub mod event;
+pub mod fault;
 pub mod open;
 pub mod paths;
 pub mod probe;

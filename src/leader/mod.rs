@@ -36,6 +36,7 @@ use crate::seq::EventSeq;
 use crate::store::{OnBackendIdMismatch, Tuning};
 use crate::sync_state::{MergeOptions, MergeResult, Payload, SyncState, merge};
 use db::{LeaderDb, NewEvent};
+use lock::DirLock;
 use pull::{Backoff, PullEvent, Restart};
 
 struct SessionLink {
@@ -82,6 +83,10 @@ pub(crate) struct Leader {
     counters: Arc<Counters>,
     tuning: Tuning,
     closed: Option<String>,
+    /// The data dir's lock. The leader holds it, not the store handle: a dropped handle
+    /// leaves the leader running until its sessions' commits are admitted, and a second
+    /// leader on the same files must wait until then. Last field: dropped after `db`.
+    _lock: DirLock,
 }
 
 /// Everything [`Leader::boot`] needs.
@@ -92,6 +97,7 @@ pub(crate) struct BootArgs {
     pub backend_id: Option<String>,
     pub counters: Arc<Counters>,
     pub tuning: Tuning,
+    pub lock: DirLock,
 }
 
 impl Leader {
@@ -107,6 +113,7 @@ impl Leader {
             backend_id,
             counters,
             tuning,
+            lock,
         } = args;
         db.level_state(&schema).map_err(db_error)?;
         let (backend_head, _) = db.sync_status().map_err(db_error)?;
@@ -160,6 +167,7 @@ impl Leader {
             counters,
             tuning,
             closed: None,
+            _lock: lock,
         };
         let task = tokio::spawn(leader.run(command_rx, pull_rx, push_done_rx));
         Ok((commands, task))

@@ -12,11 +12,10 @@
 
 mod checks;
 mod failure_checks;
-mod fault_store;
 
+pub use crate::fault::{CreateFault, FaultStore};
 pub use checks::*;
 pub use failure_checks::*;
-pub use fault_store::{CreateFault, FaultStore};
 
 use std::any::Any;
 use std::future::Future;

@@ -1,0 +1,689 @@
+//! The simulated world of one seed: N leaders (each a [`Store`] in its own data dir, like a
+//! process) with their sessions, over one backend (a [`SegmentLog`] per leader, over one
+//! seeded [`FaultStore`] over one `InMemory`). One rng, seeded from the root seed, picks every
+//! action; a ledger records what each commit's fate must be, for the auditor.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventsync::backends::fault::{FaultConfig, FaultCounts, FaultStore};
+use eventsync::backends::{SegmentLog, SegmentLogConfig, SyncBackend};
+use eventsync::event::canonical_args;
+use eventsync::schema::Schema;
+use eventsync::todo::{
+    TodoCompleted, TodoCreated, TodoDeleted, TodoFilter, TodoRenamed, UiStateSet, todo_schema,
+};
+use eventsync::{ClientSession, ErrorKind, Store, Tuning};
+use object_store::ObjectStore;
+use object_store::memory::InMemory;
+use object_store::path::Path as StorePath;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+/// The store id every simulated client uses.
+pub const STORE_ID: &str = "sim";
+
+/// What the ledger knows of a tracked (uniquely keyed) synced commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Committed by a session of a leader that is still running (or shut down cleanly and
+    /// not reopened yet): it must reach the backend by the end.
+    Live,
+    /// Found in its leader's eventlog after a restart: it must reach the backend.
+    Persisted,
+    /// A `sync` that began after it returned `Ok`: it is in the backend.
+    Confirmed,
+    /// Its leader crashed before admitting it: it must never reach the backend.
+    LostInCrash,
+}
+
+/// One tracked commit.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// Which leader's session committed it.
+    pub node: usize,
+    /// That leader's incarnation (bumped at each open).
+    pub incarnation: u64,
+    /// What we know.
+    pub fate: Fate,
+}
+
+/// Counts of what one seed did, summed over seeds for `RELIABILITY.md`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SimStats {
+    pub seeds: u64,
+    pub leaders: u64,
+    pub sessions: u64,
+    pub synced_commits: u64,
+    pub client_only_commits: u64,
+    pub syncs_ok: u64,
+    pub syncs_failed: u64,
+    pub crashes_abort: u64,
+    pub crashes_drop: u64,
+    pub offline_stretches: u64,
+    pub restarts: u64,
+    pub lost_in_crash: u64,
+    pub backend_events: u64,
+    pub faults: FaultCounts,
+    pub violations: u64,
+}
+
+impl SimStats {
+    /// Adds another seed's figures.
+    pub fn add(&mut self, other: &SimStats) {
+        self.seeds += other.seeds;
+        self.leaders += other.leaders;
+        self.sessions += other.sessions;
+        self.synced_commits += other.synced_commits;
+        self.client_only_commits += other.client_only_commits;
+        self.syncs_ok += other.syncs_ok;
+        self.syncs_failed += other.syncs_failed;
+        self.crashes_abort += other.crashes_abort;
+        self.crashes_drop += other.crashes_drop;
+        self.offline_stretches += other.offline_stretches;
+        self.restarts += other.restarts;
+        self.lost_in_crash += other.lost_in_crash;
+        self.backend_events += other.backend_events;
+        self.faults += other.faults;
+        self.violations += other.violations;
+    }
+}
+
+/// How a leader's last incarnation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Clean,
+    Crashed,
+}
+
+/// One simulated client: a data dir, and the store opened on it (if running).
+pub struct Node {
+    pub index: usize,
+    pub client_id: String,
+    pub dir: PathBuf,
+    pub store: Option<Store>,
+    pub sessions: Vec<ClientSession>,
+    pub offline: bool,
+    incarnation: u64,
+    ended: Ended,
+}
+
+/// Everything one seed's run holds.
+pub struct World {
+    pub seed: u64,
+    rng: SmallRng,
+    pub schema: Arc<Schema>,
+    pub memory: Arc<InMemory>,
+    pub faults: Arc<FaultStore>,
+    log_config: SegmentLogConfig,
+    tuning: Tuning,
+    pub nodes: Vec<Node>,
+    /// Tracked synced commits by key (`name` + canonical args).
+    pub ledger: BTreeMap<String, Commit>,
+    pub stats: SimStats,
+    pub violations: Vec<String>,
+    /// What happened, one line an action, for the failure report.
+    pub trace: Vec<String>,
+    next_id: u64,
+}
+
+/// The ledger key of an event: its name and canonical args.
+pub fn event_key(name: &str, args: &serde_json::Value) -> String {
+    format!("{name} {}", canonical_args(args))
+}
+
+/// A generous virtual-time limit for one `sync` (time is paused: waiting costs nothing).
+const SYNC_LIMIT: Duration = Duration::from_secs(20);
+
+impl World {
+    /// A world for `seed`, with data dirs under `root`.
+    pub fn new(seed: u64, root: PathBuf) -> World {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let memory = Arc::new(InMemory::new());
+        let mut faults = FaultConfig::hostile();
+        let scale = rng.random_range(0.2..1.5);
+        for p in [
+            &mut faults.latency,
+            &mut faults.transient,
+            &mut faults.fail_before_write,
+            &mut faults.error_after_write,
+            &mut faults.exists_after_write,
+            &mut faults.lost_response,
+            &mut faults.slow_list,
+        ] {
+            *p *= scale;
+        }
+        let faults = Arc::new(FaultStore::seeded(memory.clone(), rng.random(), faults));
+        let log_config = SegmentLogConfig {
+            max_events_per_segment: rng.random_range(1..=6),
+            poll_min: Duration::from_millis(10),
+            poll_max: Duration::from_millis(rng.random_range(50..=400)),
+            ..SegmentLogConfig::default()
+        };
+        let tuning = Tuning {
+            push_batch_events: rng.random_range(1..=8),
+            poll_min: Duration::from_millis(10),
+            poll_max: Duration::from_millis(200),
+            lock_timeout: Duration::from_secs(5),
+            ..Tuning::default()
+        };
+        let leaders = [2, 2, 2, 3, 3, 3, 4, 4, 5, 6, 8][rng.random_range(0..11)];
+        let nodes = (0..leaders)
+            .map(|index| Node {
+                index,
+                client_id: format!("c{index}"),
+                dir: root.join(format!("node{index}")),
+                store: None,
+                sessions: Vec::new(),
+                offline: false,
+                incarnation: 0,
+                ended: Ended::Clean,
+            })
+            .collect();
+        World {
+            seed,
+            rng,
+            schema: Arc::new(todo_schema()),
+            memory,
+            faults,
+            log_config,
+            tuning,
+            nodes,
+            ledger: BTreeMap::new(),
+            stats: SimStats {
+                seeds: 1,
+                leaders: leaders as u64,
+                ..SimStats::default()
+            },
+            violations: Vec::new(),
+            trace: Vec::new(),
+            next_id: 0,
+        }
+    }
+
+    fn note(&mut self, line: String) {
+        self.trace.push(line);
+    }
+
+    fn violation(&mut self, message: String) {
+        self.trace.push(format!("VIOLATION: {message}"));
+        self.violations.push(message);
+    }
+
+    /// A backend client as a new process would make it (its own caches), through the faults.
+    pub fn backend(&self) -> Arc<dyn SyncBackend> {
+        let store: Arc<dyn ObjectStore> = self.faults.clone();
+        match SegmentLog::new(
+            store,
+            StorePath::from("sim"),
+            STORE_ID,
+            self.log_config.clone(),
+        ) {
+            Ok(log) => Arc::new(log),
+            Err(error) => panic!("the simulation's segment log config is invalid: {error}"),
+        }
+    }
+
+    /// Runs the seed: boot, random actions, quiescence. The auditor runs afterwards.
+    pub async fn run(&mut self) {
+        self.note(format!(
+            "seed {}: {} leaders, {:?}, push batch {}",
+            self.seed,
+            self.nodes.len(),
+            self.log_config,
+            self.tuning.push_batch_events
+        ));
+        for index in 0..self.nodes.len() {
+            let offline = self.rng.random_bool(0.15);
+            self.open(index, offline).await;
+        }
+        let steps = self.rng.random_range(12..=30);
+        for _ in 0..steps {
+            let index = self.rng.random_range(0..self.nodes.len());
+            self.step(index).await;
+        }
+        self.quiesce().await;
+    }
+
+    async fn step(&mut self, index: usize) {
+        if self.nodes[index].store.is_none() {
+            // A crashed leader restarts (like a supervisor bringing the process back).
+            let offline = self.rng.random_bool(0.2);
+            self.open(index, offline).await;
+            return;
+        }
+        let roll = self.rng.random_range(0..100);
+        match roll {
+            0..40 => {
+                if self.nodes[index].sessions.is_empty() {
+                    self.open_session(index).await;
+                }
+                let commits = self.rng.random_range(1..=3);
+                for _ in 0..commits {
+                    self.commit(index, false);
+                }
+            }
+            40..48 => {
+                if self.nodes[index].sessions.is_empty() {
+                    self.open_session(index).await;
+                }
+                self.commit(index, true)
+            }
+            48..58 => self.sync(index).await,
+            58..72 => {
+                let millis = self.rng.random_range(1..150);
+                self.note(format!("sleep {millis}ms"));
+                tokio::time::sleep(Duration::from_millis(millis)).await;
+            }
+            72..77 => self.open_session(index).await,
+            77..80 => {
+                if !self.nodes[index].sessions.is_empty() {
+                    let which = self.rng.random_range(0..self.nodes[index].sessions.len());
+                    self.nodes[index].sessions.remove(which);
+                    self.note(format!("node {index}: drop session {which}"));
+                }
+            }
+            80..87 => {
+                // Go offline, or come back online.
+                let offline = !self.nodes[index].offline;
+                if offline {
+                    self.stats.offline_stretches += 1;
+                }
+                self.restart(index, offline).await;
+            }
+            87..91 => {
+                let offline = self.nodes[index].offline;
+                self.stats.restarts += 1;
+                self.restart(index, offline).await;
+            }
+            91..97 => self.crash_abort(index).await,
+            _ => self.crash_drop(index).await,
+        }
+    }
+
+    /// Opens node `index`'s store (a new incarnation) and settles the fates of its earlier
+    /// incarnations' commits from its eventlog.
+    async fn open(&mut self, index: usize, offline: bool) {
+        let backend = self.backend();
+        let node = &self.nodes[index];
+        let opened = Store::builder(self.schema.clone())
+            .with_backend(backend)
+            .with_store_id(STORE_ID)
+            .with_data_dir(node.dir.clone())
+            .with_client_id(node.client_id.clone())
+            .with_offline(offline)
+            .with_tuning(self.tuning.clone())
+            .open()
+            .await;
+        let store = match opened {
+            Ok(store) => store,
+            Err(error) => {
+                self.violation(format!(
+                    "node {index}: open (offline={offline}) failed: {error}"
+                ));
+                return;
+            }
+        };
+        let node = &mut self.nodes[index];
+        node.incarnation += 1;
+        node.offline = offline;
+        let incarnation = node.incarnation;
+        let ended = node.ended;
+        let events = store.eventlog().await;
+        node.store = Some(store);
+        self.note(format!(
+            "node {index}: open incarnation {incarnation} offline={offline}"
+        ));
+        let events = match events {
+            Ok(events) => events,
+            Err(error) => {
+                self.violation(format!("node {index}: eventlog after open: {error}"));
+                return;
+            }
+        };
+        let present: std::collections::BTreeSet<String> = events
+            .iter()
+            .map(|event| event_key(&event.name, &event.args))
+            .collect();
+        let mut lost = Vec::new();
+        let mut vanished = Vec::new();
+        for (key, commit) in &mut self.ledger {
+            if commit.node != index || commit.incarnation >= incarnation {
+                continue;
+            }
+            if commit.fate != Fate::Live {
+                continue;
+            }
+            if present.contains(key) {
+                commit.fate = Fate::Persisted;
+            } else if ended == Ended::Crashed && commit.incarnation == incarnation - 1 {
+                commit.fate = Fate::LostInCrash;
+                lost.push(key.clone());
+            } else {
+                vanished.push(key.clone());
+            }
+        }
+        self.stats.lost_in_crash += lost.len() as u64;
+        if !lost.is_empty() {
+            self.note(format!(
+                "node {index}: {} commits were not admitted before the crash",
+                lost.len()
+            ));
+        }
+        for key in vanished {
+            self.violation(format!(
+                "node {index}: {key} was committed before a clean shutdown but is not in the eventlog after reopening"
+            ));
+        }
+        let sessions = self.rng.random_range(1..=3);
+        for _ in 0..sessions {
+            self.open_session(index).await;
+        }
+    }
+
+    async fn open_session(&mut self, index: usize) {
+        let Some(store) = self.nodes[index].store.clone() else {
+            return;
+        };
+        match store.session().await {
+            Ok(session) => {
+                self.stats.sessions += 1;
+                self.nodes[index].sessions.push(session);
+                let count = self.nodes[index].sessions.len();
+                self.note(format!("node {index}: open session ({count} now)"));
+            }
+            Err(error) => self.violation(format!("node {index}: opening a session: {error}")),
+        }
+    }
+
+    /// A commit on a random session of node `index` (opening one if it has none).
+    fn commit(&mut self, index: usize, client_only: bool) {
+        if self.nodes[index].store.is_none() {
+            return;
+        }
+        if self.nodes[index].sessions.is_empty() {
+            self.note(format!("node {index}: no session to commit on"));
+            return;
+        }
+        let which = self.rng.random_range(0..self.nodes[index].sessions.len());
+        self.next_id += 1;
+        let id = self.next_id;
+        let (name, args, tracked) = if client_only {
+            let filter = [TodoFilter::All, TodoFilter::Active, TodoFilter::Completed]
+                [self.rng.random_range(0..3)];
+            (UiStateSet::NAME, UiStateSet { filter }.to_args(), false)
+        } else {
+            // A todo created earlier (by anyone), or a fresh one.
+            let existing = self.rng.random_range(1..=id);
+            let target = format!("t{existing}");
+            match self.rng.random_range(0..10) {
+                0..5 => (
+                    TodoCreated::NAME,
+                    TodoCreated {
+                        id: format!("t{id}"),
+                        text: format!("todo {id} by c{index}"),
+                    }
+                    .to_args(),
+                    true,
+                ),
+                5..7 => (
+                    TodoRenamed::NAME,
+                    TodoRenamed {
+                        id: target,
+                        text: format!("renamed {id}"),
+                    }
+                    .to_args(),
+                    true,
+                ),
+                7..9 => (
+                    TodoCompleted::NAME,
+                    TodoCompleted { id: target }.to_args(),
+                    false,
+                ),
+                _ => (
+                    TodoDeleted::NAME,
+                    TodoDeleted {
+                        id: target,
+                        deleted_at: id as i64,
+                    }
+                    .to_args(),
+                    true,
+                ),
+            }
+        };
+        let session = self.nodes[index].sessions[which].clone();
+        match session.commit(name, &args) {
+            Ok(seq) => {
+                self.note(format!(
+                    "node {index} session {which}: commit {name} {args} as {seq}"
+                ));
+                if client_only {
+                    self.stats.client_only_commits += 1;
+                } else {
+                    self.stats.synced_commits += 1;
+                }
+                if tracked {
+                    let key = event_key(name, &args);
+                    let commit = Commit {
+                        node: index,
+                        incarnation: self.nodes[index].incarnation,
+                        fate: Fate::Live,
+                    };
+                    if self.ledger.insert(key.clone(), commit).is_some() {
+                        self.violation(format!("the simulation committed {key} twice"));
+                    }
+                }
+            }
+            Err(error) => self.violation(format!(
+                "node {index} session {which}: commit {name} failed ({:?}): {error}",
+                error.kind()
+            )),
+        }
+    }
+
+    /// `sync` on node `index`; on `Ok`, every commit of this incarnation made before it is
+    /// confirmed.
+    async fn sync(&mut self, index: usize) {
+        let node = &self.nodes[index];
+        let Some(store) = node.store.clone() else {
+            return;
+        };
+        if node.offline {
+            return;
+        }
+        let incarnation = node.incarnation;
+        let before: Vec<String> = self
+            .ledger
+            .iter()
+            .filter(|(_, c)| c.node == index && c.incarnation == incarnation)
+            .map(|(key, _)| key.clone())
+            .collect();
+        match tokio::time::timeout(SYNC_LIMIT, store.sync()).await {
+            Ok(Ok(())) => {
+                self.stats.syncs_ok += 1;
+                self.note(format!("node {index}: sync ok"));
+                for key in before {
+                    if let Some(commit) = self.ledger.get_mut(&key) {
+                        commit.fate = Fate::Confirmed;
+                    }
+                }
+            }
+            Ok(Err(error)) => {
+                self.stats.syncs_failed += 1;
+                self.note(format!("node {index}: sync failed: {error}"));
+                if error.kind() == ErrorKind::Closed {
+                    self.violation(format!("node {index}: the leader closed: {error}"));
+                }
+            }
+            Err(_) => {
+                self.stats.syncs_failed += 1;
+                self.note(format!("node {index}: sync timed out"));
+            }
+        }
+    }
+
+    /// A clean shutdown, then an open in the given mode.
+    async fn restart(&mut self, index: usize, offline: bool) {
+        let node = &mut self.nodes[index];
+        let Some(store) = node.store.take() else {
+            return;
+        };
+        node.sessions.clear();
+        node.ended = Ended::Clean;
+        if let Err(error) = store.shutdown().await {
+            self.violation(format!("node {index}: shutdown failed: {error}"));
+        }
+        self.note(format!("node {index}: shutdown"));
+        self.open(index, offline).await;
+    }
+
+    /// A crash at a random point: the leader's task is cancelled where it waits, sessions
+    /// vanish; some time later the leader is reopened from its files.
+    async fn crash_abort(&mut self, index: usize) {
+        if self.rng.random_bool(0.5) {
+            self.commit(index, false);
+        }
+        // Sometimes at once (queued commits are lost), sometimes a little later (pushes and
+        // pulls are in flight).
+        let millis = if self.rng.random_bool(0.3) {
+            0
+        } else {
+            let millis = self.rng.random_range(1..30);
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+            millis
+        };
+        let node = &mut self.nodes[index];
+        let Some(store) = node.store.take() else {
+            return;
+        };
+        node.sessions.clear();
+        node.ended = Ended::Crashed;
+        store.abort().await;
+        self.stats.crashes_abort += 1;
+        self.note(format!("node {index}: CRASH (abort) after {millis}ms"));
+        if self.rng.random_bool(0.6) {
+            let offline = self.rng.random_bool(0.2);
+            self.open(index, offline).await;
+        }
+    }
+
+    /// The store handle and its sessions dropped without shutdown, then reopened at once.
+    async fn crash_drop(&mut self, index: usize) {
+        if self.rng.random_bool(0.5) {
+            self.commit(index, false);
+        }
+        let node = &mut self.nodes[index];
+        let Some(store) = node.store.take() else {
+            return;
+        };
+        node.sessions.clear();
+        // Whatever the sessions queued may still be admitted by the old leader while it
+        // winds down; the next open waits for it (the data dir's lock), so those commits
+        // are settled from the eventlog like after a crash.
+        node.ended = Ended::Crashed;
+        drop(store);
+        self.stats.crashes_drop += 1;
+        self.note(format!("node {index}: CRASH (drop without shutdown)"));
+        let offline = self.nodes[index].offline;
+        self.open(index, offline).await;
+    }
+
+    /// Heals the network, brings every leader online, and syncs until every leader's head is
+    /// the backend's head with nothing pending.
+    async fn quiesce(&mut self) {
+        self.faults.set_enabled(false);
+        self.note("quiesce: faults off".into());
+        for index in 0..self.nodes.len() {
+            let node = &self.nodes[index];
+            if node.store.is_none() {
+                self.open(index, false).await;
+            } else if node.offline {
+                self.restart(index, false).await;
+            }
+        }
+        for round in 0..30 {
+            let mut settled = true;
+            let mut heads = Vec::new();
+            for index in 0..self.nodes.len() {
+                let Some(store) = self.nodes[index].store.clone() else {
+                    settled = false;
+                    continue;
+                };
+                if let Ok(Err(error)) = tokio::time::timeout(SYNC_LIMIT, store.sync()).await {
+                    self.note(format!("quiesce round {round}: node {index} sync: {error}"));
+                    settled = false;
+                }
+                match store.status().await {
+                    Ok(status) => {
+                        if status.pending > 0
+                            || Some(eventsync::backends::GlobalSeq(
+                                status.backend_confirmed_head.global,
+                            )) != status.backend_head
+                        {
+                            settled = false;
+                        }
+                        heads.push(status.backend_confirmed_head.global);
+                    }
+                    Err(error) => {
+                        self.note(format!("quiesce: node {index} status: {error}"));
+                        settled = false;
+                    }
+                }
+            }
+            if settled && heads.windows(2).all(|pair| pair[0] == pair[1]) {
+                self.note(format!(
+                    "quiesced after {} rounds at e{}",
+                    round + 1,
+                    heads[0]
+                ));
+                self.settle_sessions().await;
+                return;
+            }
+        }
+        self.violation("the leaders did not quiesce within 30 sync rounds".into());
+    }
+
+    /// Waits (virtual time) until every live session has nothing pending and has caught up
+    /// with its leader.
+    async fn settle_sessions(&mut self) {
+        for _ in 0..200 {
+            let mut busy = false;
+            for node in &self.nodes {
+                let Some(store) = &node.store else { continue };
+                let Ok(status) = store.status().await else {
+                    continue;
+                };
+                for session in &node.sessions {
+                    let own = session.sync_status();
+                    if own.pending > 0 || !own.leader_head.same_position(&status.local_head) {
+                        busy = true;
+                    }
+                }
+            }
+            if !busy {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut lagging = Vec::new();
+        for node in &self.nodes {
+            let Some(store) = &node.store else { continue };
+            let leader = store.status().await.map(|status| status.local_head);
+            for (number, session) in node.sessions.iter().enumerate() {
+                lagging.push(format!(
+                    "node {} session {number}: {:?} (leader at {:?})",
+                    node.index,
+                    session.sync_status(),
+                    leader
+                ));
+            }
+        }
+        self.violation(format!(
+            "sessions did not catch up with their leaders: {}",
+            lagging.join("; ")
+        ));
+    }
+}
