@@ -385,13 +385,8 @@ impl SessionInner {
     ) -> Result<()> {
         core.backend_head = heads.backend_head;
         core.leader_pending = heads.leader_pending;
-        let advanced = match &payload {
-            Payload::UpstreamAdvance { new_events } => new_events.clone(),
-            _ => Vec::new(),
-        };
         let result = merge(&core.state, payload, MergeOptions::default())
             .map_err(|violation| Error::internal(format!("session: {violation}")))?;
-        let result = keep_admitted_events_confirmed(result, &advanced);
         let mut tables = BTreeSet::new();
         match result {
             MergeResult::Advance {
@@ -481,68 +476,6 @@ impl SessionInner {
         tx.commit().map_err(sqlite_error)?;
         core.journal.extend(recorded);
         Ok(())
-    }
-}
-
-/// Stops a rebase from pushing again what the leader already admitted.
-///
-/// The leader may admit this session's event `e1` right after another session's client-only
-/// `e0.1`, which this session did not know of, and then send both in one advance. The merge
-/// (LiveStore's) pairs pending and incoming events by index, sees `e0.1` where it expected
-/// `e1`, and rolls back and rebases every pending event from there on, including `e1`, which
-/// the advance holds identically. Re-pushed, `e1` would reach the backend twice. Here the
-/// pending events that `advanced` holds (same position, same event) are confirmed instead:
-/// they stay rolled back and are replayed from the advance in the leader's order, and only
-/// the others are rebased, renumbered one after the other on the new upstream head.
-fn keep_admitted_events_confirmed(result: MergeResult, advanced: &[EncodedEvent]) -> MergeResult {
-    let MergeResult::Rebase {
-        new_state,
-        mut new_events,
-        rollback_events,
-    } = result
-    else {
-        return result;
-    };
-    let admitted = |event: &EncodedEvent| advanced.iter().any(|other| other.is_same_as(event));
-    if advanced.is_empty()
-        || new_state.pending.len() != rollback_events.len()
-        || !rollback_events.iter().any(admitted)
-    {
-        return MergeResult::Rebase {
-            new_state,
-            new_events,
-            rollback_events,
-        };
-    }
-    let generation = new_state
-        .pending
-        .first()
-        .map_or(new_state.upstream_head.generation, |event| {
-            event.seq.generation
-        });
-    let mut previous = new_state.upstream_head;
-    let pending: Vec<EncodedEvent> = rollback_events
-        .iter()
-        .filter(|event| !admitted(event))
-        .map(|event| {
-            let rebased = event.rebased(previous, generation);
-            previous = rebased.seq;
-            rebased
-        })
-        .collect();
-    new_events.truncate(new_events.len() - new_state.pending.len());
-    new_events.extend(pending.iter().cloned());
-    let local_head = pending
-        .last()
-        .map_or(new_state.upstream_head, |event| event.seq);
-    MergeResult::Rebase {
-        new_state: SyncState {
-            pending,
-            upstream_head: new_state.upstream_head,
-            local_head,
-        },
-        new_events,
-        rollback_events,
     }
 }
 
