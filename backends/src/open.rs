@@ -190,9 +190,10 @@ pub fn quote_id(id: &str) -> String {
 /// to print. A path that is not a URL is returned unchanged.
 pub fn redact_url(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
-        // Not a URL (a relative path); it cannot hold credentials in userinfo. Still cut
-        // anything that looks like a query.
-        return url.split('?').next().unwrap_or_default().to_owned();
+        // A relative path, or a URL that does not parse (a bad host, say): cut anything
+        // that looks like a query, and anything that looks like userinfo, since the text is
+        // quoted in the "does not parse" error.
+        return strip_userinfo(url.split('?').next().unwrap_or_default());
     };
     if parsed.cannot_be_a_base() {
         return format!("{}:", parsed.scheme());
@@ -210,6 +211,20 @@ pub fn redact_url(url: &str) -> String {
         parsed.query_pairs_mut().clear().extend_pairs(kept);
     }
     parsed.to_string()
+}
+
+/// `scheme://user:password@host/...` without `user:password@`, found by text alone (for
+/// strings the URL parser refuses): everything up to the last `@` before the first `/`
+/// after `://` goes. Cutting too much is harmless here; cutting too little is a leak.
+fn strip_userinfo(text: &str) -> String {
+    let Some(start) = text.find("://").map(|at| at + 3) else {
+        return text.to_owned();
+    };
+    let end = text[start..].find('/').map_or(text.len(), |at| start + at);
+    match text[start..end].rfind('@') {
+        Some(at) => format!("{}{}", &text[..start], &text[start + at + 1..]),
+        None => text.to_owned(),
+    }
 }
 
 fn looks_secret(name: &str) -> bool {
@@ -497,6 +512,27 @@ mod tests {
             Err(other) => panic!("{other}"),
             Ok(_) => panic!("a URL with credentials was accepted"),
         }
+    }
+
+    #[test]
+    fn test_fuzz_regression_unparsable_url_keeps_no_userinfo() {
+        // fuzz/regressions/config_url/unparsable-url-with-userinfo: a URL the parser refuses
+        // was returned as it was, userinfo included, and quoted in "does not parse".
+        let url = include_str!("../../fuzz/regressions/config_url/unparsable-url-with-userinfo");
+        let redacted = redact_url(url);
+        assert!(!redacted.contains("@key"), "{redacted:?}");
+        assert!(redacted.starts_with("b3://key"), "{redacted:?}");
+        let bad_host = "s3://AKIA:hunter22@buc ket/p";
+        assert_eq!(redact_url(bad_host), "s3://buc ket/p");
+        match open_object_store(bad_host, &OpenOptions::default()) {
+            Err(BackendError::Invalid { message }) => {
+                assert!(!message.contains("hunter22"), "{message}");
+                assert!(message.contains("does not parse"), "{message}");
+            }
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("{bad_host} was accepted"),
+        }
+        assert_eq!(redact_url("a/b@c/d"), "a/b@c/d", "a path is left alone");
     }
 
     #[test]
