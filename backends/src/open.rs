@@ -213,17 +213,22 @@ pub fn redact_url(url: &str) -> String {
     parsed.to_string()
 }
 
-/// `scheme://user:password@host/...` without `user:password@`, found by text alone (for
-/// strings the URL parser refuses): everything up to the last `@` before the first `/`
-/// after `://` goes. Cutting too much is harmless here; cutting too little is a leak.
+/// `scheme://user:password@host/...` without `user:password@`, by text alone, for strings
+/// the URL parser refuses: everything between `://` and the last `@` goes, so no reading
+/// of the rest can find userinfo in it (special schemes skip extra slashes, and the parser
+/// ignores tabs and newlines anywhere, so "up to the first `/`" is not enough). Cutting
+/// too much is harmless here; cutting too little is a leak.
 fn strip_userinfo(text: &str) -> String {
+    let text: String = text
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
     let Some(start) = text.find("://").map(|at| at + 3) else {
-        return text.to_owned();
+        return text;
     };
-    let end = text[start..].find('/').map_or(text.len(), |at| start + at);
-    match text[start..end].rfind('@') {
+    match text[start..].rfind('@') {
         Some(at) => format!("{}{}", &text[..start], &text[start + at + 1..]),
-        None => text.to_owned(),
+        None => text,
     }
 }
 
@@ -533,6 +538,18 @@ mod tests {
             Ok(_) => panic!("{bad_host} was accepted"),
         }
         assert_eq!(redact_url("a/b@c/d"), "a/b@c/d", "a path is left alone");
+        // fuzz/regressions/config_url/special-scheme-extra-slashes: `ws:///a@b` parses with
+        // userinfo `a` (special schemes skip extra slashes), so cutting only up to the
+        // first `/` left one in.
+        let url = include_str!("../../fuzz/regressions/config_url/special-scheme-extra-slashes");
+        let redacted = redact_url(url);
+        assert!(!redacted.contains('@'), "{redacted:?}");
+        for sneaky in [
+            "s3:/\t/AKIA:hunter22@buc ket/p",
+            "ws:///AKIA:hunter22@h ost/p",
+        ] {
+            assert!(!redact_url(sneaky).contains("hunter22"), "{sneaky:?}");
+        }
     }
 
     #[test]
