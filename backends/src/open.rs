@@ -190,9 +190,10 @@ pub fn quote_id(id: &str) -> String {
 /// to print. A path that is not a URL is returned unchanged.
 pub fn redact_url(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
-        // Not a URL (a relative path); it cannot hold credentials in userinfo. Still cut
-        // anything that looks like a query.
-        return url.split('?').next().unwrap_or_default().to_owned();
+        // A relative path, or a URL that does not parse (a bad host, say): cut anything
+        // that looks like a query, and anything that looks like userinfo, since the text is
+        // quoted in the "does not parse" error.
+        return strip_userinfo(url.split('?').next().unwrap_or_default());
     };
     if parsed.cannot_be_a_base() {
         return format!("{}:", parsed.scheme());
@@ -210,6 +211,25 @@ pub fn redact_url(url: &str) -> String {
         parsed.query_pairs_mut().clear().extend_pairs(kept);
     }
     parsed.to_string()
+}
+
+/// `scheme://user:password@host/...` without `user:password@`, by text alone, for strings
+/// the URL parser refuses: everything between `://` and the last `@` goes, so no reading
+/// of the rest can find userinfo in it (special schemes skip extra slashes, and the parser
+/// ignores tabs and newlines anywhere, so "up to the first `/`" is not enough). Cutting
+/// too much is harmless here; cutting too little is a leak.
+fn strip_userinfo(text: &str) -> String {
+    let text: String = text
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let Some(start) = text.find("://").map(|at| at + 3) else {
+        return text;
+    };
+    match text[start..].rfind('@') {
+        Some(at) => format!("{}{}", &text[..start], &text[start + at + 1..]),
+        None => text,
+    }
 }
 
 fn looks_secret(name: &str) -> bool {
@@ -496,6 +516,39 @@ mod tests {
             }
             Err(other) => panic!("{other}"),
             Ok(_) => panic!("a URL with credentials was accepted"),
+        }
+    }
+
+    #[test]
+    fn test_fuzz_regression_unparsable_url_keeps_no_userinfo() {
+        // fuzz/regressions/config_url/unparsable-url-with-userinfo: a URL the parser refuses
+        // was returned as it was, userinfo included, and quoted in "does not parse".
+        let url = include_str!("../../fuzz/regressions/config_url/unparsable-url-with-userinfo");
+        let redacted = redact_url(url);
+        assert!(!redacted.contains("@key"), "{redacted:?}");
+        assert!(redacted.starts_with("b3://key"), "{redacted:?}");
+        let bad_host = "s3://AKIA:hunter22@buc ket/p";
+        assert_eq!(redact_url(bad_host), "s3://buc ket/p");
+        match open_object_store(bad_host, &OpenOptions::default()) {
+            Err(BackendError::Invalid { message }) => {
+                assert!(!message.contains("hunter22"), "{message}");
+                assert!(message.contains("does not parse"), "{message}");
+            }
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("{bad_host} was accepted"),
+        }
+        assert_eq!(redact_url("a/b@c/d"), "a/b@c/d", "a path is left alone");
+        // fuzz/regressions/config_url/special-scheme-extra-slashes: `ws:///a@b` parses with
+        // userinfo `a` (special schemes skip extra slashes), so cutting only up to the
+        // first `/` left one in.
+        let url = include_str!("../../fuzz/regressions/config_url/special-scheme-extra-slashes");
+        let redacted = redact_url(url);
+        assert!(!redacted.contains('@'), "{redacted:?}");
+        for sneaky in [
+            "s3:/\t/AKIA:hunter22@buc ket/p",
+            "ws:///AKIA:hunter22@h ost/p",
+        ] {
+            assert!(!redact_url(sneaky).contains("hunter22"), "{sneaky:?}");
         }
     }
 
