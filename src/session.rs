@@ -362,7 +362,9 @@ impl SessionInner {
             SessionMessage::Closed { reason } => core.closed = Some(reason),
             SessionMessage::Rejected { epoch, reason } => {
                 tracing::debug!(session = %self.session_id, epoch, %reason, "leader refused a push");
-                if epoch >= core.epoch && !core.state.pending.is_empty() {
+                // A stopped session re-pushes nothing: its pending events can no longer be
+                // numbered on the leader's head, and the leader would refuse them forever.
+                if core.closed.is_none() && epoch >= core.epoch && !core.state.pending.is_empty() {
                     // Everything the leader had sent before refusing is applied by now, so the
                     // pending events are numbered on the latest head: push them all again.
                     core.epoch = epoch + 1;
@@ -444,7 +446,10 @@ impl SessionInner {
             }
         }
         let confirmed = heads.backend_head.0;
-        core.journal.retain(|position, _| position.0 > confirmed);
+        // Keep every changeset positioned after the confirmed global event: client-only
+        // events on top of it (`e{confirmed}.1`, ...) can still be rolled back.
+        core.journal
+            .retain(|position, _| *position > (confirmed, 0));
         core.notify(&tables);
         Ok(())
     }
