@@ -26,6 +26,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use world::{SimStats, World};
 
+/// The virtual time one seed may take (a normal run takes seconds of it).
+const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// What one seed produced.
 struct Outcome {
     seed: u64,
@@ -71,7 +74,11 @@ fn run_seed(seed: u64, root: &Path) -> Outcome {
             .expect("a tokio runtime");
         runtime.block_on(async {
             let mut world = World::new(seed, dir.clone());
-            world.run().await;
+            if tokio::time::timeout(RUN_LIMIT, world.run()).await.is_err() {
+                world.violations.push(format!(
+                    "the run did not finish within {RUN_LIMIT:?} of virtual time (a livelock?)"
+                ));
+            }
             audit::audit(&mut world).await;
             world.stats.faults = world.faults.counts();
             world.stats.violations = world.violations.len() as u64;
@@ -129,6 +136,7 @@ fn simulated_leaders_under_faults_and_crashes_keep_every_invariant() {
         std::thread::available_parallelism().map_or(2, |n| n.get() as u64),
     )
     .max(1);
+    let verbose = std::env::var("EVENTSYNC_SIM_VERBOSE").is_ok();
     let root = scratch_root();
     let next = AtomicU64::new(start);
     let end = start + seeds;
@@ -142,6 +150,9 @@ fn simulated_leaders_under_faults_and_crashes_keep_every_invariant() {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
                     if seed >= end {
                         return;
+                    }
+                    if verbose {
+                        eprintln!("seed {seed} starts");
                     }
                     let began = std::time::Instant::now();
                     let outcome = run_seed(seed, root.path());

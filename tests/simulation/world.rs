@@ -61,6 +61,7 @@ pub struct SimStats {
     pub client_only_commits: u64,
     pub syncs_ok: u64,
     pub syncs_failed: u64,
+    pub syncs_timed_out: u64,
     pub crashes_abort: u64,
     pub crashes_drop: u64,
     pub offline_stretches: u64,
@@ -81,6 +82,7 @@ impl SimStats {
         self.client_only_commits += other.client_only_commits;
         self.syncs_ok += other.syncs_ok;
         self.syncs_failed += other.syncs_failed;
+        self.syncs_timed_out += other.syncs_timed_out;
         self.crashes_abort += other.crashes_abort;
         self.crashes_drop += other.crashes_drop;
         self.offline_stretches += other.offline_stretches;
@@ -519,7 +521,7 @@ impl World {
                 }
             }
             Err(_) => {
-                self.stats.syncs_failed += 1;
+                self.stats.syncs_timed_out += 1;
                 self.note(format!("node {index}: sync timed out"));
             }
         }
@@ -612,9 +614,19 @@ impl World {
                     settled = false;
                     continue;
                 };
-                if let Ok(Err(error)) = tokio::time::timeout(SYNC_LIMIT, store.sync()).await {
-                    self.note(format!("quiesce round {round}: node {index} sync: {error}"));
-                    settled = false;
+                match tokio::time::timeout(SYNC_LIMIT, store.sync()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        self.note(format!("quiesce round {round}: node {index} sync: {error}"));
+                        settled = false;
+                    }
+                    Err(_) => {
+                        self.stats.syncs_timed_out += 1;
+                        self.note(format!(
+                            "quiesce round {round}: node {index} sync timed out"
+                        ));
+                        settled = false;
+                    }
                 }
                 match store.status().await {
                     Ok(status) => {
