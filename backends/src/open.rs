@@ -214,20 +214,31 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// `scheme://user:password@host/...` without `user:password@`, by text alone, for strings
-/// the URL parser refuses: everything between `://` and the last `@` goes, so no reading
-/// of the rest can find userinfo in it (special schemes skip extra slashes, and the parser
-/// ignores tabs and newlines anywhere, so "up to the first `/`" is not enough). Cutting
-/// too much is harmless here; cutting too little is a leak.
+/// the URL parser refuses. When the text starts with a scheme (`s3:`, `ws:`), everything
+/// between the slashes after it and the last `@` goes, so no reading of the rest can find
+/// userinfo in it: special schemes need no slashes (`ws::pw@host`) and skip extra ones
+/// (`ws:///a@b`), and the parser ignores tabs and newlines anywhere. Text without a
+/// scheme (a relative path) is left alone. Cutting too much is harmless here; cutting too
+/// little is a leak.
 fn strip_userinfo(text: &str) -> String {
     let text: String = text
         .chars()
         .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
         .collect();
-    let Some(start) = text.find("://").map(|at| at + 3) else {
+    let trimmed = text.trim_start_matches(|c: char| c <= ' ');
+    let is_scheme = |scheme: &str| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    };
+    let Some(colon) = trimmed.find(':').filter(|&at| is_scheme(&trimmed[..at])) else {
         return text;
     };
-    match text[start..].rfind('@') {
-        Some(at) => format!("{}{}", &text[..start], &text[start + at + 1..]),
+    let (scheme, rest) = trimmed.split_at(colon + 1);
+    let slashes = rest.len() - rest.trim_start_matches(['/', '\\']).len();
+    match rest.rfind('@') {
+        Some(at) => format!("{scheme}{}{}", &rest[..slashes], &rest[at + 1..]),
         None => text,
     }
 }
@@ -544,9 +555,13 @@ mod tests {
         let url = include_str!("../../fuzz/regressions/config_url/special-scheme-extra-slashes");
         let redacted = redact_url(url);
         assert!(!redacted.contains('@'), "{redacted:?}");
+        let url = include_str!("../../fuzz/regressions/config_url/special-scheme-without-slashes");
+        assert!(!redact_url(url).contains('@'), "{:?}", redact_url(url));
         for sneaky in [
             "s3:/\t/AKIA:hunter22@buc ket/p",
             "ws:///AKIA:hunter22@h ost/p",
+            "ws::hunter22@h ost/p",
+            "  http:AKIA:hunter22@h ost",
         ] {
             assert!(!redact_url(sneaky).contains("hunter22"), "{sneaky:?}");
         }
