@@ -205,12 +205,11 @@ impl LeaderDb {
             .query_map(params![after.global as i64, after.client], |row| {
                 let args: String = row.get(7)?;
                 let sync_metadata: Option<String> = row.get(10)?;
-                let changeset = match (row.get::<_, bool>(12)?, row.get::<_, Option<Vec<u8>>>(11)?)
-                {
-                    (false, _) => Changeset::Unset,
-                    (true, None) => Changeset::NoOp,
-                    (true, Some(bytes)) => Changeset::Data(bytes),
-                };
+                let changeset = changeset_row(
+                    row.get::<_, bool>(12)?
+                        .then(|| row.get::<_, Option<Vec<u8>>>(11))
+                        .transpose()?,
+                );
                 Ok((
                     EncodedEvent {
                         seq: read_seq(0)(row)?,
@@ -347,11 +346,7 @@ impl LeaderDb {
                         })
                         .optional()
                         .map_err(sql("state.db"))?;
-                    changesets.push(match row {
-                        None => Changeset::Unset,
-                        Some(None) => Changeset::NoOp,
-                        Some(Some(bytes)) => Changeset::Data(bytes),
-                    });
+                    changesets.push(changeset_row(row));
                 }
             }
             let refs: Vec<&Changeset> = changesets.iter().collect();
@@ -501,6 +496,16 @@ fn apply_to_state(
     }
     event.meta.changeset = applied.changeset;
     Ok(applied.tables)
+}
+
+/// A row of `__eventsync_changeset` as a changeset: no row means the event was never
+/// recorded, a NULL blob means it changed nothing.
+fn changeset_row(row: Option<Option<Vec<u8>>>) -> Changeset {
+    match row {
+        None => Changeset::Unset,
+        Some(None) => Changeset::NoOp,
+        Some(Some(bytes)) => Changeset::Data(bytes),
+    }
 }
 
 fn set_state_head(tx: &Connection, head: EventSeq) -> Result<(), DbError> {
