@@ -472,14 +472,10 @@ fn validate_store_id(id: &str) -> Result<(), String> {
     eventsync_backends::open::validate_store_id(id).map_err(|e| e.to_string())
 }
 
-/// A random id of `len` lowercase letters and digits (client ids, todo ids).
+/// A random id of `len` lowercase letters and digits (client ids, todo ids), drawn from the
+/// OS: the command line is a real client, never a replayed simulation.
 pub fn generate_id(len: usize) -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+    eventsync_backends::Entropy::from_os().alphanumeric(len)
 }
 
 /// Hides the user-info part (`user:password@`) of a URL, keeping the rest readable.

@@ -33,6 +33,7 @@ pub mod todo;
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Changeset, EncodedEvent, EventMeta};
 pub use eventsync_backends as backends;
+pub use eventsync_backends::Entropy;
 pub use seq::EventSeq;
 pub use session::{ClientSession, SyncStatus};
 pub use store::{Store, StoreBuilder, StoreStatus, Tuning};

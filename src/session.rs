@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use eventsync_backends::GlobalSeq;
+use eventsync_backends::{Entropy, GlobalSeq};
 use rusqlite::Connection;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use serde::Serialize;
@@ -113,6 +113,7 @@ impl ClientSession {
         client_id: String,
         leader: mpsc::UnboundedSender<Command>,
         counters: Arc<Counters>,
+        entropy: &Entropy,
     ) -> ClientSession {
         let SessionSeed {
             key,
@@ -142,7 +143,7 @@ impl ClientSession {
         let inner = Arc::new(SessionInner {
             schema,
             client_id,
-            session_id: format!("s{key}-{}", crate::store::random_id(6)),
+            session_id: format!("s{key}-{}", entropy.alphanumeric(6)),
             key,
             leader,
             counters,
@@ -158,6 +159,9 @@ impl ClientSession {
                     break;
                 }
                 tokio::select! {
+                    // Biased (the leader's messages first), so that one seed replays one
+                    // interleaving.
+                    biased;
                     message = messages.recv() => match message {
                         Some(message) => inner.on_leader_message(message),
                         None => break,

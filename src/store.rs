@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use eventsync_backends::{GlobalSeq, SyncBackend};
+use eventsync_backends::{Entropy, GlobalSeq, SyncBackend};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -83,7 +83,7 @@ impl Tuning {
     }
 }
 
-/// Builds a [`Store`]: schema, backend, store id, data dir, client id, tuning.
+/// Builds a [`Store`]: schema, backend, store id, data dir, client id, tuning, entropy.
 pub struct StoreBuilder {
     schema: Arc<Schema>,
     backend: Option<Arc<dyn SyncBackend>>,
@@ -92,6 +92,7 @@ pub struct StoreBuilder {
     client_id: Option<String>,
     offline: bool,
     tuning: Tuning,
+    entropy: Entropy,
 }
 
 impl StoreBuilder {
@@ -123,6 +124,13 @@ impl StoreBuilder {
     /// Tuning knobs.
     pub fn with_tuning(mut self, tuning: Tuning) -> Self {
         self.tuning = tuning;
+        self
+    }
+    /// Where the store draws a new client id, session ids and retry jitter from (default:
+    /// [`Entropy::from_os`]). A simulation passes [`Entropy::seeded`] so that a seed replays
+    /// the same run; give the backend (`SegmentLog::with_entropy`) one too.
+    pub fn with_entropy(mut self, entropy: Entropy) -> Self {
+        self.entropy = entropy;
         self
     }
     /// Opens the store: takes the data dir's lock, boots the leader, starts syncing.
@@ -157,7 +165,7 @@ impl StoreBuilder {
                 })?;
                 client_id
             }
-            None => client_id_of(&self.data_dir)?,
+            None => client_id_of(&self.data_dir, &self.entropy)?,
         };
         let mut db = LeaderDb::open(&dir, &self.schema).map_err(db_error)?;
         let (_, recorded_id) = db.sync_status().map_err(db_error)?;
@@ -215,6 +223,7 @@ impl StoreBuilder {
             counters: counters.clone(),
             tuning: self.tuning,
             lock,
+            entropy: self.entropy.fork(),
         })?;
         Ok(Store {
             inner: Arc::new(StoreInner {
@@ -225,13 +234,14 @@ impl StoreBuilder {
                 commands,
                 counters,
                 task: tokio::sync::Mutex::new(Some(task)),
+                entropy: self.entropy,
             }),
         })
     }
 }
 
 /// The client id kept in `{data_dir}/client-id`, made on first use.
-fn client_id_of(data_dir: &Path) -> Result<String> {
+fn client_id_of(data_dir: &Path, entropy: &Entropy) -> Result<String> {
     let path = data_dir.join("client-id");
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -246,7 +256,7 @@ fn client_id_of(data_dir: &Path) -> Result<String> {
             Ok(id)
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let id = random_id(8);
+            let id = entropy.alphanumeric(8);
             std::fs::write(&path, format!("{id}\n")).map_err(|error| {
                 Error::invalid(format!("cannot write {}: {error}", path.display()))
             })?;
@@ -257,16 +267,6 @@ fn client_id_of(data_dir: &Path) -> Result<String> {
             path.display()
         ))),
     }
-}
-
-/// A random id of `len` lowercase letters and digits (client ids, session ids).
-pub(crate) fn random_id(len: usize) -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
 }
 
 /// Counters of what a store's leader did, for reports such as `demo`'s table.
@@ -316,6 +316,8 @@ struct StoreInner {
     commands: mpsc::UnboundedSender<Command>,
     counters: Arc<Counters>,
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Session ids come from it.
+    entropy: Entropy,
 }
 
 impl Store {
@@ -329,6 +331,7 @@ impl Store {
             client_id: None,
             offline: false,
             tuning: Tuning::default(),
+            entropy: Entropy::from_os(),
         }
     }
 
@@ -350,6 +353,7 @@ impl Store {
             self.inner.client_id.clone(),
             self.inner.commands.clone(),
             self.inner.counters.clone(),
+            &self.inner.entropy,
         ))
     }
 

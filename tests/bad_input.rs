@@ -944,6 +944,10 @@ fn closed_port() -> u16 {
 }
 
 #[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "times a real process against a real (closed) port"
+)]
 fn test_unreachable_s3_endpoint_fails_in_one_line_within_a_bounded_time() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

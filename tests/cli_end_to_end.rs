@@ -159,11 +159,8 @@ fn test_four_processes_add_concurrently_through_s3() {
         return;
     };
     let root = tempfile::tempdir().unwrap();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let store = format!("cli-test-{}-{nanos}", std::process::id());
+    let unique = eventsync::Entropy::from_os().hex::<8>();
+    let store = format!("cli-test-{}-{unique}", std::process::id());
     concurrent_adds(root.path(), &url, &store, 25);
 }
 
@@ -304,15 +301,12 @@ fn test_secrets_never_appear_in_output_against_a_real_s3_server() {
     .collect();
     assert!(!secrets.is_empty(), "the S3 run needs credentials to check");
     let root = tempfile::tempdir().unwrap();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let unique = eventsync::Entropy::from_os().hex::<8>();
     let client = Client::new(
         root.path(),
         "c",
         &url,
-        &format!("secrets-{}-{nanos}", std::process::id()),
+        &format!("secrets-{}-{unique}", std::process::id()),
     );
     let mut runs = vec![client.run(&["-vvv", "todo", "add", "x"])];
     runs[0].ok();

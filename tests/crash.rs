@@ -169,7 +169,7 @@ fn crash_and_audit(root: &Path, target: &Target, clients: usize, kills: u64) {
     let seed = std::env::var("EVENTSYNC_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
+        .unwrap_or_else(|| eventsync::Entropy::from_os().next_u64());
     eprintln!(
         "crash test: {clients} clients, {kills} kills, backend {}, store {}, seed {seed}",
         target.backend, target.store
@@ -329,13 +329,10 @@ fn test_sigkilled_clients_lose_nothing_acknowledged_through_s3() {
         return;
     };
     let root = tempfile::tempdir().unwrap();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let unique = eventsync::Entropy::from_os().hex::<8>();
     let target = Target {
         backend: url,
-        store: format!("crash-{}-{nanos}", std::process::id()),
+        store: format!("crash-{}-{unique}", std::process::id()),
         env: std::env::vars()
             .filter(|(name, _)| name.starts_with("AWS_"))
             .collect(),

@@ -42,7 +42,7 @@ async fn test_second_leader_on_the_same_data_dir_waits_then_fails_clearly() {
     let memory = Arc::new(InMemory::new());
     let dir = tempfile::tempdir().unwrap();
     let first = open_store(&schema, dir.path(), "a", memory_backend(&memory, "lock")).await;
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let second = Store::builder(schema.clone())
         .with_backend(memory_backend(&memory, "lock"))
         .with_data_dir(dir.path())

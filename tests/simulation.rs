@@ -10,10 +10,11 @@
 //! `EVENTSYNC_SIM_REPORT=file.json` writes the summed figures; `scripts/simulate` wraps this.
 //! A failing seed prints its trace and the one command that replays it.
 //!
-//! Not deterministic yet: client session ids, writer nonces and backend ids come from the OS
-//! rng, and the order in which tokio polls tasks is not fixed by the seed, so one seed can
-//! take different paths on two runs. The seed fixes every choice the harness makes and every
-//! fault draw *in request order*.
+//! Deterministic: the seed fixes every choice the harness makes, every fault draw, and (through
+//! an injected `Entropy`) every nonce, id and jitter inside eventsync; time is tokio's paused
+//! clock, and the runtime polls its tasks in one order (no unbiased `select!`, no hash-ordered
+//! walks). `test_one_seed_run_twice_gives_the_same_run` checks it: same trace, same faults,
+//! same bytes in the backend.
 
 #[path = "simulation/audit.rs"]
 mod audit;
@@ -35,6 +36,10 @@ struct Outcome {
     stats: SimStats,
     violations: Vec<String>,
     trace: Vec<String>,
+    /// The fault store's journal: every fault, in the order it hit.
+    faults: Vec<String>,
+    /// The backend's objects at the end, `key size sha256`.
+    objects: Vec<String>,
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -82,6 +87,7 @@ fn run_seed(seed: u64, root: &Path) -> Outcome {
             audit::audit(&mut world).await;
             world.stats.faults = world.faults.counts();
             world.stats.violations = world.violations.len() as u64;
+            let objects = world.backend_objects().await;
             let nodes = std::mem::take(&mut world.nodes);
             for node in nodes {
                 if let Some(store) = node.store {
@@ -94,6 +100,8 @@ fn run_seed(seed: u64, root: &Path) -> Outcome {
                 stats: world.stats,
                 violations: world.violations,
                 trace: world.trace,
+                faults: world.faults.journal(),
+                objects,
             }
         })
     });
@@ -113,6 +121,8 @@ fn run_seed(seed: u64, root: &Path) -> Outcome {
             },
             violations: vec![format!("panicked: {message}")],
             trace: Vec::new(),
+            faults: Vec::new(),
+            objects: Vec::new(),
         }
     })
 }
@@ -121,27 +131,26 @@ fn replay_command(seed: u64) -> String {
     format!("scripts/simulate --seeds 1 --start {seed}")
 }
 
-#[test]
-fn simulated_leaders_under_faults_and_crashes_keep_every_invariant() {
-    if std::env::var("RUST_LOG").is_ok() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-    }
+/// Seeds `EVENTSYNC_SIM_START..+EVENTSYNC_SIM_SEEDS` (default `0..default_seeds`).
+fn seed_range(default_seeds: u64) -> (u64, u64) {
     let start = env_u64("EVENTSYNC_SIM_START", 0);
-    let seeds = env_u64("EVENTSYNC_SIM_SEEDS", 500);
+    (start, start + env_u64("EVENTSYNC_SIM_SEEDS", default_seeds))
+}
+
+/// Runs `per_seed` for every seed of `start..end` on `EVENTSYNC_SIM_THREADS` threads (default:
+/// every core), each seed on its own runtime; warns about seeds slow in real time.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "reports how long seeds take in real time"
+)]
+fn for_each_seed(start: u64, end: u64, per_seed: impl Fn(u64) + Sync) -> std::time::Duration {
     let threads = env_u64(
         "EVENTSYNC_SIM_THREADS",
         std::thread::available_parallelism().map_or(2, |n| n.get() as u64),
     )
     .max(1);
     let verbose = std::env::var("EVENTSYNC_SIM_VERBOSE").is_ok();
-    let root = scratch_root();
     let next = AtomicU64::new(start);
-    let end = start + seeds;
-    let total = Mutex::new(SimStats::default());
-    let failures: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
     let started = std::time::Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -155,36 +164,54 @@ fn simulated_leaders_under_faults_and_crashes_keep_every_invariant() {
                         eprintln!("seed {seed} starts");
                     }
                     let began = std::time::Instant::now();
-                    let outcome = run_seed(seed, root.path());
+                    per_seed(seed);
                     if began.elapsed() > std::time::Duration::from_secs(10) {
                         eprintln!("seed {seed} was slow: {:.1?}", began.elapsed());
                     }
-                    total.lock().unwrap().add(&outcome.stats);
-                    if !outcome.violations.is_empty() {
-                        eprintln!(
-                            "seed {seed} FAILED: {}\n  replay: {}",
-                            outcome.violations[0],
-                            replay_command(seed)
-                        );
-                        failures.lock().unwrap().push(outcome);
-                    }
                 }
             });
+        }
+    });
+    started.elapsed()
+}
+
+#[test]
+fn simulated_leaders_under_faults_and_crashes_keep_every_invariant() {
+    if std::env::var("RUST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+    let (start, end) = seed_range(500);
+    let seeds = end - start;
+    let root = scratch_root();
+    let total = Mutex::new(SimStats::default());
+    let failures: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
+    let took = for_each_seed(start, end, |seed| {
+        let outcome = run_seed(seed, root.path());
+        total.lock().unwrap().add(&outcome.stats);
+        if !outcome.violations.is_empty() {
+            eprintln!(
+                "seed {seed} FAILED: {}\n  replay: {}",
+                outcome.violations[0],
+                replay_command(seed)
+            );
+            failures.lock().unwrap().push(outcome);
         }
     });
     let total = total.into_inner().unwrap();
     let mut failures = failures.into_inner().unwrap();
     failures.sort_by_key(|outcome| outcome.seed);
     println!(
-        "simulation: seeds {start}..{end} in {:.1?}: {}",
-        started.elapsed(),
+        "simulation: seeds {start}..{end} in {took:.1?}: {}",
         serde_json::to_string(&total).unwrap_or_default()
     );
     if let Ok(path) = std::env::var("EVENTSYNC_SIM_REPORT") {
         let report = serde_json::json!({
             "start": start,
             "seeds": seeds,
-            "seconds": started.elapsed().as_secs_f64(),
+            "seconds": took.as_secs_f64(),
             "failed_seeds": failures.iter().map(|f| f.seed).collect::<Vec<_>>(),
             "totals": total,
         });
@@ -211,6 +238,98 @@ fn simulated_leaders_under_faults_and_crashes_keep_every_invariant() {
     }
     assert_eq!(total.seeds, seeds, "every seed ran");
     assert_eq!(total.violations, 0);
+}
+
+/// The first line where two runs differ, with the line before it, or `None` when equal.
+fn first_difference(what: &str, first: &[String], second: &[String]) -> Option<String> {
+    if first == second {
+        return None;
+    }
+    let at = first
+        .iter()
+        .zip(second)
+        .position(|(a, b)| a != b)
+        .unwrap_or(first.len().min(second.len()));
+    let show = |lines: &[String]| lines.get(at).cloned().unwrap_or_else(|| "(end)".into());
+    Some(format!(
+        "{what} differ at line {at} of {}/{}:\n  first:  {}\n  second: {}\n  after:  {}",
+        first.len(),
+        second.len(),
+        show(first),
+        show(second),
+        at.checked_sub(1)
+            .and_then(|before| first.get(before))
+            .map_or("(start)", String::as_str)
+    ))
+}
+
+/// How two runs of one seed differ (empty when they do not).
+fn differences(first: &Outcome, second: &Outcome) -> Vec<String> {
+    let stats = |outcome: &Outcome| vec![serde_json::to_string(&outcome.stats).unwrap_or_default()];
+    [
+        first_difference("traces", &first.trace, &second.trace),
+        first_difference("fault journals", &first.faults, &second.faults),
+        first_difference("backend objects", &first.objects, &second.objects),
+        first_difference("stats", &stats(first), &stats(second)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The same seed, run twice in one process, must give the same run: the same trace of actions
+/// and outcomes, the same faults in the same order, the same stats, and byte-identical objects
+/// in the backend (writer nonces and the backend id included). The second run is on another
+/// thread, so hash keys and tokio's per-thread state differ. 24 seeds by default;
+/// `scripts/simulate --replay-check --seeds N` runs any number.
+#[test]
+fn test_one_seed_run_twice_gives_the_same_run() {
+    let (start, end) = seed_range(24);
+    let seeds = end - start;
+    let root = scratch_root();
+    let found: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let compared = Mutex::new((0usize, 0usize, 0usize));
+    let took = for_each_seed(start, end, |seed| {
+        let first = run_seed(seed, root.path());
+        let second = std::thread::scope(|scope| {
+            scope
+                .spawn(|| run_seed(seed, root.path()))
+                .join()
+                .expect("the second run's thread")
+        });
+        let mut found = found.lock().unwrap();
+        if !first.violations.is_empty() {
+            found.push(format!(
+                "seed {seed} broke an invariant: {:?}",
+                first.violations
+            ));
+        }
+        if first.trace.is_empty() || first.objects.is_empty() {
+            found.push(format!("seed {seed} left no trace or no backend objects"));
+        }
+        let mut compared = compared.lock().unwrap();
+        compared.0 += first.trace.len();
+        compared.1 += first.faults.len();
+        compared.2 += first.objects.len();
+        for difference in differences(&first, &second) {
+            found.push(format!(
+                "seed {seed}: {difference}\n  replay: {}",
+                replay_command(seed)
+            ));
+        }
+    });
+    let (lines, faults, objects) = compared.into_inner().unwrap();
+    println!(
+        "determinism: seeds {start}..{end} run twice in {took:.1?}; compared {lines} trace lines, {faults} faults, {objects} objects"
+    );
+    assert!(faults > 0, "the seeds injected faults");
+    let found = found.into_inner().unwrap();
+    assert!(
+        found.is_empty(),
+        "{} problems in {seeds} seeds run twice:\n{}",
+        found.len(),
+        found.join("\n")
+    );
 }
 
 /// Regression tests for the bugs the simulation found, each its scenario alone.

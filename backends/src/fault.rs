@@ -11,7 +11,8 @@
 //!   lost responses to reads and writes, and slow LISTs. The simulation uses this mode.
 //!
 //! Every injected fault is logged (`tracing`, debug level, with the seed) and counted by
-//! [`FaultKind`]; [`FaultStore::counts`] reads the counters. The sequence of draws follows the
+//! [`FaultKind`]; [`FaultStore::counts`] reads the counters, and in seeded mode
+//! [`FaultStore::journal`] lists every fault in the order it hit. The sequence of draws follows the
 //! order of requests, so the same seed gives the same faults only when the requests come in
 //! the same order.
 
@@ -234,6 +235,8 @@ impl AddAssign for FaultCounts {
 struct Seeded {
     seed: u64,
     rng: Mutex<SmallRng>,
+    /// Every fault so far, `kind operation key`, in order.
+    journal: Mutex<Vec<String>>,
     config: FaultConfig,
     /// Off: the store is faithful (the simulation heals the network before it audits).
     enabled: AtomicBool,
@@ -278,6 +281,7 @@ impl FaultStore {
             seeded: Some(Seeded {
                 seed,
                 rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+                journal: Mutex::new(Vec::new()),
                 config,
                 enabled: AtomicBool::new(true),
             }),
@@ -309,6 +313,19 @@ impl FaultStore {
             lost_response: get(FaultKind::LostResponse),
             slow_list: get(FaultKind::SlowList),
         }
+    }
+
+    /// Every fault injected so far in seeded mode, one `kind operation key` line each, in the
+    /// order they hit (empty when not seeded). Two runs of one seed that made the same
+    /// requests in the same order have equal journals; the simulation checks that.
+    pub fn journal(&self) -> Vec<String> {
+        self.seeded.as_ref().map_or_else(Vec::new, |seeded| {
+            seeded
+                .journal
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        })
     }
 
     /// Queues `fault` for the next create that has no fault yet.
@@ -359,6 +376,13 @@ impl FaultStore {
 
     fn record(&self, kind: FaultKind, operation: &str, key: &(dyn fmt::Display + Sync)) {
         self.counts[kind.index()].fetch_add(1, Ordering::Relaxed);
+        if let Some(seeded) = &self.seeded {
+            seeded
+                .journal
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(format!("{kind} {operation} {key}"));
+        }
         tracing::debug!(
             seed = self.seed(),
             fault = kind.name(),
@@ -712,12 +736,18 @@ mod tests {
             for i in 0..200 {
                 outcomes.push(create(&faults, &format!("k{i}")).await.is_ok());
             }
-            (outcomes, faults.counts())
+            (outcomes, faults.counts(), faults.journal())
         };
-        let (first, counts) = run().await;
-        let (second, _) = run().await;
+        let (first, counts, journal) = run().await;
+        let (second, _, second_journal) = run().await;
         assert_eq!(first, second);
         assert!(counts.total() > 0);
+        assert_eq!(journal.len() as u64, counts.total(), "one line a fault");
+        assert_eq!(journal, second_journal);
+        assert!(
+            journal.iter().all(|line| line.contains(" k")),
+            "{journal:?}"
+        );
     }
 
     #[tokio::test]

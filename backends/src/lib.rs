@@ -9,6 +9,8 @@
 //! - [`segment`]: the segment byte format (documented byte by byte in `docs/FORMAT.md`).
 //! - [`paths`]: the object keys of a store, written down in one place.
 //! - [`segment_log`]: [`SegmentLog`], the backend over `Arc<dyn ObjectStore>`.
+//! - [`entropy`]: [`Entropy`], where nonces, ids and jitter come from (the OS, or a seed in
+//!   a replayable simulation).
 //! - [`open`]: a backend from a URL (`memory://`, `file://`, `s3://`) and options.
 //! - [`probe`]: the capability probe that refuses stores that ignore preconditions.
 //! - [`fault`]: [`FaultStore`](fault::FaultStore), an object store wrapper that injects
@@ -23,6 +25,7 @@
 
 pub mod conformance;
 mod duration_text;
+pub mod entropy;
 pub mod error;
 pub mod event;
 pub mod fault;
@@ -32,6 +35,7 @@ pub mod probe;
 pub mod segment;
 pub mod segment_log;
 
+pub use entropy::Entropy;
 pub use error::BackendError;
 pub use event::{GlobalEvent, GlobalSeq};
 pub use open::{

@@ -96,8 +96,7 @@ pub async fn probe_with(
     prefix: &Path,
     options: ProbeOptions,
 ) -> ProbeReport {
-    let run: [u8; 8] = rand::random();
-    let run: String = run.iter().map(|b| format!("{b:02x}")).collect();
+    let run = crate::Entropy::from_os().hex::<8>();
     let dir = probe_dir(prefix, &run);
     let mut checks = Vec::new();
     checks.extend(create_twice(store.as_ref(), &dir.clone().join("twice")).await);

@@ -58,9 +58,9 @@ impl fmt::Display for SegmentDigest {
 pub struct WriterNonce(pub [u8; 16]);
 
 impl WriterNonce {
-    /// A fresh random nonce.
-    pub fn random() -> WriterNonce {
-        WriterNonce(rand::random())
+    /// A fresh nonce drawn from `entropy`.
+    pub fn draw(entropy: &crate::Entropy) -> WriterNonce {
+        WriterNonce(entropy.bytes())
     }
 }
 

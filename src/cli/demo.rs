@@ -70,7 +70,9 @@ struct Check {
 
 /// Runs the demo.
 pub(crate) async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
-    let seed = args.seed.unwrap_or_else(|| rand::rng().random());
+    let seed = args
+        .seed
+        .unwrap_or_else(|| crate::Entropy::from_os().next_u64());
     let temp = tempfile::Builder::new()
         .prefix("eventsync-demo-")
         .tempdir()

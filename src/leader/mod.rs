@@ -20,11 +20,11 @@ pub(crate) use messages::{
     SessionSeed,
 };
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use eventsync_backends::{BackendError, GlobalEvent, GlobalSeq, SyncBackend};
+use eventsync_backends::{BackendError, Entropy, GlobalEvent, GlobalSeq, SyncBackend};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -76,7 +76,8 @@ pub(crate) struct Leader {
     db: LeaderDb,
     state: SyncState,
     state_head: EventSeq,
-    sessions: HashMap<SessionKey, SessionLink>,
+    /// Ordered, so that every walk over the sessions (advances, close) has one order.
+    sessions: BTreeMap<SessionKey, SessionLink>,
     next_session: SessionKey,
     online: Option<Online>,
     waiters: Vec<SyncWaiter>,
@@ -98,6 +99,8 @@ pub(crate) struct BootArgs {
     pub counters: Arc<Counters>,
     pub tuning: Tuning,
     pub lock: DirLock,
+    /// Where retry jitter comes from.
+    pub entropy: Entropy,
 }
 
 impl Leader {
@@ -114,6 +117,7 @@ impl Leader {
             counters,
             tuning,
             lock,
+            entropy,
         } = args;
         db.level_state(&schema).map_err(db_error)?;
         let (backend_head, _) = db.sync_status().map_err(db_error)?;
@@ -143,14 +147,21 @@ impl Leader {
                 cursor: backend_head,
                 epoch: 0,
             };
-            tokio::spawn(pull::run(backend.clone(), start, restart_rx, pull_tx));
+            let backoff = Backoff::new(entropy.fork());
+            tokio::spawn(pull::run(
+                backend.clone(),
+                start,
+                restart_rx,
+                pull_tx,
+                backoff,
+            ));
             Online {
                 backend,
                 restarts,
                 pull_epoch: 0,
                 push_in_flight: false,
                 push_retry_at: None,
-                push_backoff: Backoff::new(),
+                push_backoff: Backoff::new(entropy.fork()),
                 push_done,
                 backend_id,
             }
@@ -160,7 +171,7 @@ impl Leader {
             db,
             state,
             state_head,
-            sessions: HashMap::new(),
+            sessions: BTreeMap::new(),
             next_session: 1,
             online,
             waiters: Vec::new(),

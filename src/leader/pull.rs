@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventsync_backends::{BackendError, GlobalSeq, PullPage, SyncBackend};
+use eventsync_backends::{BackendError, Entropy, GlobalSeq, PullPage, SyncBackend};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -31,8 +31,8 @@ pub(crate) async fn run(
     mut restart: Restart,
     mut restarts: mpsc::UnboundedReceiver<Restart>,
     events: mpsc::Sender<PullEvent>,
+    mut backoff: Backoff,
 ) {
-    let mut backoff = Backoff::new();
     let mut known_id = false;
     loop {
         if !known_id {
@@ -63,6 +63,8 @@ pub(crate) async fn run(
             Err(error) => Some(error),
             Ok(mut stream) => loop {
                 tokio::select! {
+                    // Biased (a restart first), so that one seed replays one interleaving.
+                    biased;
                     next = restarts.recv() => match next {
                         Some(next) => { restart = next; break None; }
                         None => return,
@@ -105,30 +107,36 @@ enum Wait {
 
 async fn wait_or_restart(restarts: &mut mpsc::UnboundedReceiver<Restart>, delay: Duration) -> Wait {
     tokio::select! {
+        biased;
         next = restarts.recv() => match next { Some(next) => Wait::Restart(next), None => Wait::Closed },
         _ = tokio::time::sleep(delay) => Wait::Elapsed,
     }
 }
 
-/// Exponential backoff for retrying a failing backend: 100 ms doubling to 5 s.
+/// Exponential backoff for retrying a failing backend: 100 ms doubling to 5 s, each delay
+/// jittered (see [`Entropy::jitter`]) so that clients that failed together spread out.
 #[derive(Debug)]
 pub(crate) struct Backoff {
     next: Duration,
+    entropy: Entropy,
 }
 
 impl Backoff {
     const FIRST: Duration = Duration::from_millis(100);
     const MAX: Duration = Duration::from_secs(5);
 
-    pub(crate) fn new() -> Backoff {
-        Backoff { next: Self::FIRST }
+    pub(crate) fn new(entropy: Entropy) -> Backoff {
+        Backoff {
+            next: Self::FIRST,
+            entropy,
+        }
     }
 
     /// The delay before the next attempt; each call doubles the following one.
     pub(crate) fn next(&mut self) -> Duration {
         let delay = self.next;
         self.next = (self.next * 2).min(Self::MAX);
-        delay
+        self.entropy.jitter(delay)
     }
 
     /// After a success: the next failure waits the shortest delay again.

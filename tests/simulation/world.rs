@@ -2,6 +2,10 @@
 //! process) with their sessions, over one backend (a [`SegmentLog`] per leader, over one
 //! seeded [`FaultStore`] over one `InMemory`). One rng, seeded from the root seed, picks every
 //! action; a ledger records what each commit's fate must be, for the auditor.
+//!
+//! Everything random inside eventsync (writer nonces, the backend id, session ids, retry
+//! jitter) comes from an [`Entropy`] forked from a root seeded by the same seed, one fork per
+//! store and per backend client, so the same seed replays the same run byte for byte.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,10 +19,11 @@ use eventsync::schema::Schema;
 use eventsync::todo::{
     TodoCompleted, TodoCreated, TodoDeleted, TodoFilter, TodoRenamed, UiStateSet, todo_schema,
 };
-use eventsync::{ClientSession, ErrorKind, Store, Tuning};
-use object_store::ObjectStore;
+use eventsync::{ClientSession, Entropy, ErrorKind, Store, Tuning};
+use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -120,6 +125,8 @@ pub struct World {
     pub schema: Arc<Schema>,
     pub memory: Arc<InMemory>,
     pub faults: Arc<FaultStore>,
+    /// The root every store's and backend client's entropy is forked from.
+    entropy: Entropy,
     log_config: SegmentLogConfig,
     tuning: Tuning,
     pub nodes: Vec<Node>,
@@ -159,6 +166,7 @@ impl World {
             *p *= scale;
         }
         let faults = Arc::new(FaultStore::seeded(memory.clone(), rng.random(), faults));
+        let entropy = Entropy::seeded(rng.random());
         let log_config = SegmentLogConfig {
             max_events_per_segment: rng.random_range(1..=6),
             poll_min: Duration::from_millis(10),
@@ -191,6 +199,7 @@ impl World {
             schema: Arc::new(todo_schema()),
             memory,
             faults,
+            entropy,
             log_config,
             tuning,
             nodes,
@@ -204,6 +213,36 @@ impl World {
             trace: Vec::new(),
             next_id: 0,
         }
+    }
+
+    /// What the backend holds, one `key size sha256` line an object in key order: two runs
+    /// of one seed must leave the same bytes.
+    pub async fn backend_objects(&self) -> Vec<String> {
+        use sha2::{Digest, Sha256};
+        let metas: Vec<object_store::ObjectMeta> = match self.memory.list(None).try_collect().await
+        {
+            Ok(metas) => metas,
+            Err(error) => return vec![format!("listing the backend failed: {error}")],
+        };
+        let mut lines = Vec::new();
+        for meta in metas {
+            let line = match self.memory.get(&meta.location).await {
+                Ok(result) => match result.bytes().await {
+                    Ok(bytes) => {
+                        let digest: String = Sha256::digest(&bytes)
+                            .iter()
+                            .map(|byte| format!("{byte:02x}"))
+                            .collect();
+                        format!("{} {} {digest}", meta.location, bytes.len())
+                    }
+                    Err(error) => format!("{}: {error}", meta.location),
+                },
+                Err(error) => format!("{}: {error}", meta.location),
+            };
+            lines.push(line);
+        }
+        lines.sort();
+        lines
     }
 
     fn note(&mut self, line: String) {
@@ -224,7 +263,7 @@ impl World {
             STORE_ID,
             self.log_config.clone(),
         ) {
-            Ok(log) => Arc::new(log),
+            Ok(log) => Arc::new(log.with_entropy(self.entropy.fork())),
             Err(error) => panic!("the simulation's segment log config is invalid: {error}"),
         }
     }
@@ -318,6 +357,7 @@ impl World {
             .with_client_id(node.client_id.clone())
             .with_offline(offline)
             .with_tuning(self.tuning.clone())
+            .with_entropy(self.entropy.fork())
             .open()
             .await;
         let store = match opened {

@@ -103,7 +103,7 @@ impl Fixture {
 
     /// A store id no other test uses: `{label}-{16 random hex digits}`.
     pub fn store_id(&self, label: &str) -> String {
-        let suffix: u64 = rand::random();
+        let suffix = crate::Entropy::from_os().next_u64();
         let label: String = label.chars().take(100).collect();
         format!("{label}-{suffix:016x}")
     }

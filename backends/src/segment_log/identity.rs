@@ -73,7 +73,7 @@ impl Inner {
             }
             let fresh = StoreJson {
                 format_version: FORMAT_VERSION,
-                backend_id: random_backend_id(),
+                backend_id: self.entropy.hex::<16>(),
                 store_id: self.store_id.clone(),
             };
             let body = serde_json::to_vec_pretty(&fresh).map_err(|e| BackendError::Invalid {
@@ -126,15 +126,10 @@ fn parse(key: &object_store::path::Path, bytes: &[u8]) -> Result<String, Backend
     Ok(json.backend_id)
 }
 
-/// 128 random bits as 32 lowercase hex digits.
-fn random_backend_id() -> String {
-    let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SegmentLog;
 
     #[test]
     fn test_parse_reads_backend_id() {
@@ -156,10 +151,29 @@ mod tests {
         }
     }
 
-    #[test]
-    fn test_random_backend_ids_differ() {
-        let a = random_backend_id();
+    fn log_over(memory: &std::sync::Arc<object_store::memory::InMemory>) -> SegmentLog {
+        SegmentLog::new(memory.clone(), "p".into(), "s", Default::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn test_backend_ids_are_random_unless_seeded() {
+        use crate::Entropy;
+        use crate::SyncBackend;
+        use object_store::memory::InMemory;
+        let ids = [(); 2].map(|_| log_over(&std::sync::Arc::new(InMemory::new())));
+        let (a, b) = (
+            ids[0].backend_id().await.unwrap(),
+            ids[1].backend_id().await.unwrap(),
+        );
         assert_eq!(a.len(), 32);
-        assert_ne!(a, random_backend_id());
+        assert_ne!(a, b, "two new stores get two ids");
+        let seeded = [(); 2].map(|_| {
+            log_over(&std::sync::Arc::new(InMemory::new())).with_entropy(Entropy::seeded(11))
+        });
+        assert_eq!(
+            seeded[0].backend_id().await.unwrap(),
+            seeded[1].backend_id().await.unwrap(),
+            "the same seed makes the same id"
+        );
     }
 }

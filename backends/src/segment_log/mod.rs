@@ -35,7 +35,8 @@ use object_store::path::Path;
 use crate::open::validate_store_id;
 use crate::paths::StorePaths;
 use crate::{
-    BackendError, BackendInfo, Capabilities, GlobalEvent, GlobalSeq, PullStream, SyncBackend,
+    BackendError, BackendInfo, Capabilities, Entropy, GlobalEvent, GlobalSeq, PullStream,
+    SyncBackend,
 };
 
 use index::Known;
@@ -59,6 +60,8 @@ struct Inner {
     name: String,
     /// URL for [`BackendInfo`], already free of credentials.
     url: String,
+    /// Where writer nonces and a new store's backend id come from.
+    entropy: Entropy,
     /// The backend id from `store.json`, once read. A std mutex: held for a copy only.
     identity: Mutex<Option<String>>,
     /// Facts learned about immutable segments (position, size, digest), and so the tail.
@@ -88,6 +91,7 @@ impl SegmentLog {
                 config,
                 name: "object_store".into(),
                 url,
+                entropy: Entropy::from_os(),
                 identity: Mutex::new(None),
                 known: Mutex::new(Known::default()),
             }),
@@ -97,22 +101,36 @@ impl SegmentLog {
     /// The same log, described in [`BackendInfo`] as `name` at `url` (which must already be
     /// free of credentials; see [`redact_url`](crate::open::redact_url)).
     pub fn with_description(self, name: &str, url: &str) -> SegmentLog {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+        self.rebuilt(|inner| {
+            inner.name = name.to_owned();
+            inner.url = url.to_owned();
+        })
+    }
+
+    /// The same log, drawing its writer nonces and a new store's backend id from `entropy`
+    /// (default: [`Entropy::from_os`]). A simulation passes a seeded one so that a run can
+    /// be replayed byte for byte.
+    pub fn with_entropy(self, entropy: Entropy) -> SegmentLog {
+        self.rebuilt(|inner| inner.entropy = entropy)
+    }
+
+    /// This log with `change` made to its settings. Meant for a log just built: a log that
+    /// is already shared (cloned) gets a fresh copy with empty caches.
+    fn rebuilt(self, change: impl FnOnce(&mut Inner)) -> SegmentLog {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             store: shared.store.clone(),
             paths: shared.paths.clone(),
             store_id: shared.store_id.clone(),
             config: shared.config.clone(),
-            name: String::new(),
-            url: String::new(),
+            name: shared.name.clone(),
+            url: shared.url.clone(),
+            entropy: shared.entropy.clone(),
             identity: Mutex::new(None),
             known: Mutex::new(Known::default()),
         });
+        change(&mut inner);
         SegmentLog {
-            inner: Arc::new(Inner {
-                name: name.to_owned(),
-                url: url.to_owned(),
-                ..inner
-            }),
+            inner: Arc::new(inner),
         }
     }
 

@@ -28,7 +28,7 @@ pub(super) async fn push(inner: &Inner, batch: Vec<GlobalEvent>) -> Result<(), B
     let parent = batch[0].parent_seq_num;
     let first = parent.next();
     let key = inner.paths.segment(first);
-    let nonce = WriterNonce::random();
+    let nonce = WriterNonce::draw(&inner.entropy);
     let mut encoded: Option<EncodedSegment> = None;
     for _ in 0..CREATE_ATTEMPTS {
         let tail = tail_at(inner, parent).await?;
