@@ -848,30 +848,20 @@ fn test_cli_refuses_bad_config_files_naming_file_and_line() {
     assert_eq!(local_view(dir.path()), before, "the local store changed");
 }
 
-/// The environment of the local S3 server (scripts/s3-local), when the tests were given one.
-fn s3_env() -> Option<(String, Vec<(String, String)>)> {
-    let url = std::env::var("EVENTSYNC_TEST_S3_URL").ok()?;
+/// The local S3 server's URL and `AWS_*` environment, or `None` after saying why `test` did
+/// not run (a failure under `CI=true`).
+fn s3_env(test: &str) -> Option<(String, Vec<(String, String)>)> {
+    let url = cli_support::s3_url_or_say_why_not(test)?;
     let env = std::env::vars()
         .filter(|(name, _)| name.starts_with("AWS_"))
         .collect();
     Some((url, env))
 }
 
-fn not_run(test: &str) {
-    eprintln!(
-        "\n*** NOT RUN: {test} needs EVENTSYNC_TEST_S3_URL and the AWS_* settings of the local \
-         S3 server (eval \"$(scripts/s3-local env)\" after scripts/s3-local start) ***\n"
-    );
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "EVENTSYNC_TEST_S3_URL must be set in CI"
-    );
-}
-
 #[test]
 fn test_wrong_s3_secret_is_a_clear_access_denied_error() {
-    let Some((url, env)) = s3_env() else {
-        return not_run("test_wrong_s3_secret_is_a_clear_access_denied_error");
+    let Some((url, env)) = s3_env("test_wrong_s3_secret_is_a_clear_access_denied_error") else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     const WRONG: &str = "wrong-secret-key-hunter22";

@@ -11,7 +11,7 @@ mod cli_support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use cli_support::{Run, eventsync, eventsync_env};
+use cli_support::{Run, eventsync, eventsync_env, s3_url_or_say_why_not};
 use serde_json::Value;
 
 /// One simulated device: its own data dir and client id, a shared backend and store.
@@ -146,16 +146,7 @@ fn test_four_processes_add_concurrently_through_a_folder() {
 
 #[test]
 fn test_four_processes_add_concurrently_through_s3() {
-    let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
-        eprintln!(
-            "\n*** NOT RUN: test_four_processes_add_concurrently_through_s3 needs \
-             EVENTSYNC_TEST_S3_URL (e.g. s3://bucket/prefix) and AWS_* settings of a \
-             local S3 server (scripts/ starts one) ***\n"
-        );
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "EVENTSYNC_TEST_S3_URL must be set in CI"
-        );
+    let Some(url) = s3_url_or_say_why_not("test_four_processes_add_concurrently_through_s3") else {
         return;
     };
     let root = tempfile::tempdir().unwrap();
@@ -279,15 +270,9 @@ fn test_secrets_never_appear_in_status_log_or_doctor_output() {
 fn test_secrets_never_appear_in_output_against_a_real_s3_server() {
     // The same as above against the local S3 server, where requests are really signed and
     // answered: `-vvv` traces the HTTP exchange, which must not show the keys either.
-    let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
-        eprintln!(
-            "\n*** NOT RUN: test_secrets_never_appear_in_output_against_a_real_s3_server needs \
-             EVENTSYNC_TEST_S3_URL and the AWS_* settings of the local S3 server ***\n"
-        );
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "EVENTSYNC_TEST_S3_URL must be set in CI"
-        );
+    let Some(url) =
+        s3_url_or_say_why_not("test_secrets_never_appear_in_output_against_a_real_s3_server")
+    else {
         return;
     };
     let secrets: Vec<String> = [

@@ -13,6 +13,8 @@
 //! `EVENTSYNC_CRASH_KILLS` overrides the number of kills; `EVENTSYNC_CRASH_SEED` the seed of
 //! the killer's rng (printed; timing makes a run unrepeatable anyway).
 
+mod cli_support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Read;
@@ -316,16 +318,9 @@ fn test_sigkilled_clients_lose_nothing_acknowledged_through_a_folder() {
 
 #[test]
 fn test_sigkilled_clients_lose_nothing_acknowledged_through_s3() {
-    let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
-        eprintln!(
-            "\n*** NOT RUN: test_sigkilled_clients_lose_nothing_acknowledged_through_s3 needs \
-             EVENTSYNC_TEST_S3_URL (e.g. s3://bucket/prefix) and AWS_* settings of a local S3 \
-             server (scripts/s3-local starts one) ***\n"
-        );
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "EVENTSYNC_TEST_S3_URL must be set in CI"
-        );
+    let Some(url) = cli_support::s3_url_or_say_why_not(
+        "test_sigkilled_clients_lose_nothing_acknowledged_through_s3",
+    ) else {
         return;
     };
     let root = tempfile::tempdir().unwrap();

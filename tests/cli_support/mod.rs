@@ -55,3 +55,22 @@ pub fn eventsync_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 pub fn eventsync(dir: &Path, args: &[&str]) -> Run {
     eventsync_env(dir, args, &[])
 }
+
+/// The local S3 server's URL (`EVENTSYNC_TEST_S3_URL`, set by `scripts/test` or
+/// `eval "$(scripts/s3-local env)"`), or `None` after saying loudly that `test` did not run.
+/// Under `CI=true` a missing server fails the test instead: CI always has one.
+pub fn s3_url_or_say_why_not(test: &str) -> Option<String> {
+    if let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") {
+        return Some(url);
+    }
+    eprintln!(
+        "\n*** NOT RUN: {test} needs EVENTSYNC_TEST_S3_URL (e.g. s3://bucket/prefix) and the \
+         AWS_* settings of the local S3 server (scripts/test starts one; by hand: \
+         scripts/s3-local start, then eval \"$(scripts/s3-local env)\") ***\n"
+    );
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "EVENTSYNC_TEST_S3_URL must be set in CI"
+    );
+    None
+}
