@@ -18,8 +18,8 @@ fn s3(c: &mut Criterion) {
     };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (store, prefix) = open_object_store(&url, &OpenOptions::default()).expect("open S3");
-    let run: u32 = rand::random();
-    let dir = prefix.join(format!("bench-{run:08x}"));
+    let run = eventsync_backends::Entropy::from_os().hex::<4>();
+    let dir = prefix.join(format!("bench-{run}"));
     let body = PutPayload::from(vec![7u8; 4096]);
     let counter = AtomicU64::new(0);
     let key = |kind: &str| {

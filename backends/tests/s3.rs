@@ -29,8 +29,8 @@ async fn s3_fixture() -> Option<Fixture> {
     let (store, prefix) = open_object_store(&url, &OpenOptions::default())
         .unwrap_or_else(|e| panic!("cannot open {}: {e}", redact_url(&url)));
     // One folder per test run, so runs never see each other's stores or probe keys.
-    let run: u32 = rand::random();
-    let prefix = prefix.join(format!("conformance-{run:08x}"));
+    let run = eventsync_backends::Entropy::from_os().hex::<4>();
+    let prefix = prefix.join(format!("conformance-{run}"));
     Some(Fixture::new("s3", store, prefix).remote())
 }
 
