@@ -12,9 +12,9 @@
 //!
 //! Every injected fault is logged (`tracing`, debug level, with the seed) and counted by
 //! [`FaultKind`]; [`FaultStore::counts`] reads the counters, and in seeded mode
-//! [`FaultStore::journal`] lists every fault in the order it hit. The sequence of draws follows the
-//! order of requests, so the same seed gives the same faults only when the requests come in
-//! the same order.
+//! [`FaultStore::journal`] lists every fault in the order it hit. The sequence of draws
+//! follows the order of requests, so the same seed gives the same faults only when the
+//! requests come in the same order (the simulation makes sure they do).
 
 use std::collections::VecDeque;
 use std::fmt;
