@@ -313,8 +313,7 @@ fn test_one_seed_run_twice_gives_the_same_run() {
         compared.2 += first.objects.len();
         for difference in differences(&first, &second) {
             found.push(format!(
-                "seed {seed}: {difference}\n  replay: {}",
-                replay_command(seed)
+                "seed {seed}: {difference}\n  replay: scripts/simulate --replay-check --seeds 1 --start {seed}"
             ));
         }
     });
