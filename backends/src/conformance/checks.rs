@@ -23,9 +23,10 @@ async fn next_page(stream: &mut PullStream, what: &str) -> PullPage {
     }
 }
 
-/// LiveStore 4: a non-live pull of an empty store yields exactly one page, empty, `NoMore`.
-pub async fn empty_pull_gives_one_no_more_page(backend: &dyn SyncBackend) {
-    let items = pull_items(backend, GlobalSeq::ZERO).await;
+/// Asserts that `head` is the backend's head and that a non-live pull from it yields exactly
+/// one page, empty and `NoMore`.
+async fn assert_caught_up_at(backend: &dyn SyncBackend, head: GlobalSeq) {
+    let items = pull_items(backend, head).await;
     assert_eq!(items.len(), 1, "expected exactly one page: {items:?}");
     let page = items
         .into_iter()
@@ -34,7 +35,12 @@ pub async fn empty_pull_gives_one_no_more_page(backend: &dyn SyncBackend) {
         .expect("an Ok page");
     assert!(page.events.is_empty());
     assert_eq!(page.page_info, PageInfo::NoMore);
-    assert_eq!(backend.head().await.expect("head"), GlobalSeq::ZERO);
+    assert_eq!(backend.head().await.expect("head"), head);
+}
+
+/// LiveStore 4: a non-live pull of an empty store yields exactly one page, empty, `NoMore`.
+pub async fn empty_pull_gives_one_no_more_page(backend: &dyn SyncBackend) {
+    assert_caught_up_at(backend, GlobalSeq::ZERO).await;
 }
 
 /// LiveStore 5: the first item of a live pull of an empty store is an empty `NoMore` page.
@@ -53,16 +59,7 @@ pub async fn pull_with_cursor(backend: &dyn SyncBackend) {
     let events = make_events(GlobalSeq::ZERO, 1, "client-a", 10);
     backend.push(events.clone()).await.expect("push");
     assert_eq!(pull_events(backend, GlobalSeq::ZERO).await, events);
-    let items = pull_items(backend, GlobalSeq(1)).await;
-    assert_eq!(items.len(), 1, "{items:?}");
-    let page = items
-        .into_iter()
-        .next()
-        .and_then(Result::ok)
-        .expect("an Ok page");
-    assert!(page.events.is_empty());
-    assert_eq!(page.page_info, PageInfo::NoMore);
-    assert_eq!(backend.head().await.expect("head"), GlobalSeq(1));
+    assert_caught_up_at(backend, GlobalSeq(1)).await;
 }
 
 /// LiveStore 6: a live pull idles 800 ms, then a push arrives as a page of exactly one.
