@@ -28,7 +28,6 @@
 //! `Debug` output of these types, nor in any error they produce.
 
 use std::fmt;
-use std::io::ErrorKind as IoErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -376,32 +375,18 @@ impl Config {
         Ok(())
     }
 
-    /// This client's id: the configured one, else the one kept in `<data_dir>/client-id`,
-    /// generated (randomly) and written there on first use. Call
-    /// [`ensure_data_dir`](Self::ensure_data_dir) first.
+    /// This client's id: the configured one, else the one kept in `<data_dir>/client-id`
+    /// (see [`kept_client_id`](crate::store::kept_client_id)), generated randomly and
+    /// written there on first use. Call [`ensure_data_dir`](Self::ensure_data_dir) first.
     pub fn client_id(&self) -> Result<String, ConfigError> {
         if let Some(id) = &self.client_id {
             return Ok(id.clone());
         }
-        let path = self.data_dir.join(CLIENT_ID_FILE);
-        let fail = |message: String| ConfigError::DataDir {
-            path: self.data_dir.clone(),
-            message,
-        };
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let id = text.trim().to_string();
-                check_id("client id", &id, &Origin::File(path.clone()))?;
-                Ok(id)
-            }
-            Err(e) if e.kind() == IoErrorKind::NotFound => {
-                let id = generate_id(12);
-                std::fs::write(&path, format!("{id}\n"))
-                    .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
-                Ok(id)
-            }
-            Err(e) => Err(fail(format!("cannot read {}: {e}", path.display()))),
-        }
+        crate::store::kept_client_id(&self.data_dir, &eventsync_backends::Entropy::from_os())
+            .map_err(|error| ConfigError::DataDir {
+                path: self.data_dir.clone(),
+                message: error.to_string(),
+            })
     }
 }
 

@@ -165,7 +165,7 @@ impl StoreBuilder {
                 })?;
                 client_id
             }
-            None => client_id_of(&self.data_dir, &self.entropy)?,
+            None => kept_client_id(&self.data_dir, &self.entropy)?,
         };
         let mut db = LeaderDb::open(&dir, &self.schema).map_err(db_error)?;
         let (_, recorded_id) = db.sync_status().map_err(db_error)?;
@@ -240,9 +240,12 @@ impl StoreBuilder {
     }
 }
 
-/// The client id kept in `{data_dir}/client-id`, made on first use.
-fn client_id_of(data_dir: &Path, entropy: &Entropy) -> Result<String> {
-    let path = data_dir.join("client-id");
+/// The client id kept in `{data_dir}/client-id`: read it, or on first use draw one (12
+/// letters and digits) from `entropy` and write it there. A store opened without
+/// [`StoreBuilder::with_client_id`] uses it, and so does the command line, so both name a
+/// data dir's client the same way.
+pub fn kept_client_id(data_dir: &Path, entropy: &Entropy) -> Result<String> {
+    let path = data_dir.join(crate::config::CLIENT_ID_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let id = text.trim().to_owned();
@@ -256,7 +259,7 @@ fn client_id_of(data_dir: &Path, entropy: &Entropy) -> Result<String> {
             Ok(id)
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let id = entropy.alphanumeric(8);
+            let id = entropy.alphanumeric(12);
             std::fs::write(&path, format!("{id}\n")).map_err(|error| {
                 Error::invalid(format!("cannot write {}: {error}", path.display()))
             })?;
@@ -456,4 +459,31 @@ impl Store {
 
 fn closed() -> Error {
     Error::new(ErrorKind::Closed, "the store is closed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_kept_client_id_is_made_once_and_then_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = kept_client_id(dir.path(), &Entropy::seeded(1)).unwrap();
+        assert_eq!(first.len(), 12);
+        // Another draw would give another id: the kept one wins.
+        let second = kept_client_id(dir.path(), &Entropy::seeded(2)).unwrap();
+        assert_eq!(first, second);
+        let kept = std::fs::read_to_string(dir.path().join("client-id")).unwrap();
+        assert_eq!(kept.trim(), first);
+    }
+
+    #[test]
+    fn test_kept_client_id_refuses_an_unsafe_id_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("client-id"), "../escape\n").unwrap();
+        let error = kept_client_id(dir.path(), &Entropy::seeded(1)).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Invalid);
+        assert!(error.to_string().contains("client-id"), "{error}");
+        assert!(error.to_string().contains("../escape"), "{error}");
+    }
 }
