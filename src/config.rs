@@ -463,24 +463,6 @@ pub fn generate_id(len: usize) -> String {
     eventsync_backends::Entropy::from_os().alphanumeric(len)
 }
 
-/// Hides the user-info part (`user:password@`) of a URL, keeping the rest readable.
-pub fn redact_userinfo(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let authority_end = url[scheme_end..]
-        .find('/')
-        .map_or(url.len(), |i| scheme_end + i);
-    match url[scheme_end..authority_end].rfind('@') {
-        Some(at) => format!(
-            "{}<redacted>@{}",
-            &url[..scheme_end],
-            &url[scheme_end + at + 1..]
-        ),
-        None => url.to_string(),
-    }
-}
-
 /// Serde for [`Duration`] as a human string: `"250ms"`, `"2s"`, `"1.5s"`, `"1m"`, `"1h"`.
 pub mod duration_serde {
     use std::time::Duration;
@@ -840,15 +822,5 @@ mod tests {
         let error = config.ensure_data_dir().unwrap_err().to_string();
         assert!(error.contains(&file.display().to_string()), "{error}");
         assert!(error.contains("not a directory"), "{error}");
-    }
-
-    #[test]
-    fn test_redact_userinfo_hides_credentials_only() {
-        assert_eq!(
-            redact_userinfo("s3://key:secret@bucket/prefix"),
-            "s3://<redacted>@bucket/prefix"
-        );
-        assert_eq!(redact_userinfo("s3://bucket/a@b"), "s3://bucket/a@b");
-        assert_eq!(redact_userinfo("some/folder"), "some/folder");
     }
 }

@@ -511,6 +511,12 @@ mod tests {
         );
         assert_eq!(redact_url("memory://"), "memory://");
         assert_eq!(redact_url("./data/x"), "./data/x");
+        assert_eq!(
+            redact_url("s3://key:secret@bucket/prefix"),
+            "s3://bucket/prefix"
+        );
+        assert_eq!(redact_url("s3://bucket/a@b"), "s3://bucket/a@b");
+        assert_eq!(redact_url("some/folder"), "some/folder");
     }
 
     #[test]
