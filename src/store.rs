@@ -378,9 +378,9 @@ impl Store {
         Ok(StoreStatus {
             store_id: self.inner.store_id.clone(),
             client_id: self.inner.client_id.clone(),
-            local_head: leader.local_head,
+            local_head: leader.leader_head,
             backend_confirmed_head: EventSeq::global(leader.backend_head.0),
-            pending: leader.pending,
+            pending: leader.leader_pending,
             backend_head,
         })
     }

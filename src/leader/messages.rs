@@ -31,9 +31,7 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<(), Error>>,
     },
     /// Where the leader stands.
-    Status {
-        reply: oneshot::Sender<LeaderStatus>,
-    },
+    Status { reply: oneshot::Sender<LeaderHeads> },
     /// Every event of the eventlog (for audits and tests).
     Events {
         reply: oneshot::Sender<Result<Vec<EncodedEvent>, Error>>,
@@ -75,7 +73,7 @@ pub(crate) enum SessionMessage {
     Closed { reason: String },
 }
 
-/// The leader's heads, as sent to sessions.
+/// Where the leader stands: its heads, as sent to sessions and reported by `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LeaderHeads {
     pub leader_head: EventSeq,
@@ -91,14 +89,6 @@ pub(crate) struct SessionSeed {
     pub journal: Vec<(EventSeq, Changeset)>,
     pub heads: LeaderHeads,
     pub messages: mpsc::UnboundedReceiver<SessionMessage>,
-}
-
-/// Where the leader stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LeaderStatus {
-    pub local_head: EventSeq,
-    pub backend_head: GlobalSeq,
-    pub pending: usize,
 }
 
 /// Counters shared between the leader and the store handle.

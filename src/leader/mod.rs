@@ -16,8 +16,7 @@ mod pull;
 mod push;
 
 pub(crate) use messages::{
-    Command, Counters, LeaderHeads, LeaderStatus, PushRequest, SessionKey, SessionMessage,
-    SessionSeed,
+    Command, Counters, LeaderHeads, PushRequest, SessionKey, SessionMessage, SessionSeed,
 };
 
 use std::collections::BTreeMap;
@@ -267,7 +266,7 @@ impl Leader {
                         }
                         Command::Sync { committed, reply } => self.on_sync(committed, reply),
                         Command::Status { reply } => {
-                            let _ = reply.send(self.status());
+                            let _ = reply.send(self.heads());
                         }
                         Command::Events { reply } => {
                             let _ = reply.send(self.db.all_events().map_err(db_error));
@@ -298,14 +297,6 @@ impl Leader {
             .iter()
             .filter(|event| !event.is_client_only())
             .count()
-    }
-
-    fn status(&self) -> LeaderStatus {
-        LeaderStatus {
-            local_head: self.state.local_head,
-            backend_head: GlobalSeq(self.state.upstream_head.global),
-            pending: self.synced_pending(),
-        }
     }
 
     fn send(&mut self, session: SessionKey, message: SessionMessage) {
