@@ -169,9 +169,8 @@ impl ClientSession {
                     _ = inner.wake.notified() => {}
                 }
             }
-            let _ = inner
-                .leader
-                .send(Command::CloseSession { session: inner.key });
+            // Dropping the task's `inner`, the last one once every handle is gone, tells the
+            // leader the session closed (`SessionInner::drop`).
         });
         let handle = Arc::new(HandleGuard {
             inner: inner.clone(),
@@ -328,6 +327,8 @@ impl ClientSession {
     }
 }
 
+/// The one place a session tells its leader it closed: when its last handle and its task are
+/// gone (also when the runtime dropped the task without running it to the end).
 impl Drop for SessionInner {
     fn drop(&mut self) {
         let _ = self
