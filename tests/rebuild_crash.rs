@@ -281,17 +281,19 @@ fn test_rebuild_killed_part_way_is_redone_at_next_boot() {
         |child, _output| {
             let prepared = prepared.get().expect("prepared before the child started");
             let marker = prepared.dir_a().join("rebuild-blocked");
-            let deadline = std::time::Instant::now() + Duration::from_secs(120);
-            while !marker.exists() {
-                if let Some(status) = child.try_wait().unwrap() {
-                    panic!("the child ended before blocking in the rebuild: {status}");
+            runtime.block_on(async {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+                while !marker.exists() {
+                    if let Some(status) = child.try_wait().unwrap() {
+                        panic!("the child ended before blocking in the rebuild: {status}");
+                    }
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "the child never reached the rebuild"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the child never reached the rebuild"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            });
             child.kill().unwrap();
             let status = child.wait().unwrap();
             assert_eq!(
