@@ -470,7 +470,8 @@ impl LeaderDb {
         self.events_after(EventSeq::ROOT)
     }
 
-    /// The connection, for read-only queries of the state tables.
+    /// The connection, for read queries of the state tables (through `crate::rows`, which
+    /// refuses anything that would write).
     pub(crate) fn connection(&self) -> &Connection {
         &self.conn
     }
