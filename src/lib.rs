@@ -14,7 +14,8 @@
 //! The building blocks: [`seq`] (sequence numbers), [`event`] (events), [`sync_state`]
 //! (merge), [`schema`] (tables, event definitions, materializers), [`materialize`] (apply
 //! events with changesets and roll them back), [`store`] (the facade), [`config`], [`error`],
-//! [`export`] (the export file format).
+//! [`export`] (the export file format), and `rows` (crate-private: the one reader of SQL
+//! rows behind every read query, which refuses anything that is not a read).
 
 pub mod cli;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod event;
 pub mod export;
 mod leader;
 pub mod materialize;
+mod rows;
 pub mod schema;
 pub mod seq;
 pub mod session;

@@ -16,7 +16,6 @@ use std::task::{Context, Poll};
 
 use eventsync_backends::{Entropy, GlobalSeq};
 use rusqlite::Connection;
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
@@ -27,6 +26,7 @@ use crate::leader::{
     Command, Counters, LeaderHeads, PushRequest, SessionKey, SessionMessage, SessionSeed,
 };
 use crate::materialize::{self, Record};
+use crate::rows;
 use crate::schema::Schema;
 use crate::seq::EventSeq;
 use crate::sync_state::{LocalPush, MergeOptions, MergeResult, Payload, SyncState, merge};
@@ -255,45 +255,34 @@ impl ClientSession {
 
     /// Runs a read query; each row becomes a `T` through serde (columns by name; integers,
     /// reals, text and nulls as JSON; blobs as arrays of bytes).
+    ///
+    /// Only reads: anything but one statement that reads (a write, with or without
+    /// `RETURNING`, a transaction or savepoint statement, `ATTACH`, a PRAGMA that sets
+    /// something) is refused with [`ErrorKind::Invalid`], naming the statement, and nothing
+    /// runs. A write here would make the read model diverge from the events.
     pub fn query<T: DeserializeOwned>(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<T>> {
         let core = self.inner.lock();
-        rows_as_json(&core.connection, sql, params)?
-            .into_iter()
-            .map(|row| {
-                serde_json::from_value(row).map_err(|error| {
-                    Error::invalid(format!(
-                        "query {sql:?}: a row does not fit the result type: {error}"
-                    ))
-                })
-            })
-            .collect()
+        let rows = rows::read_json(&core.connection, sql, params)?;
+        rows_as::<T>(sql, rows)
     }
 
     /// A reactive query: yields the result now, then again whenever a table the query reads
     /// changes (by a commit of this session or an event from the leader), and not when
-    /// unrelated tables change.
+    /// unrelated tables change. Refuses what [`ClientSession::query`] refuses.
     pub fn subscribe<T: DeserializeOwned + Send + 'static>(
         &self,
         sql: &str,
         params: &[SqlValue],
     ) -> Result<Subscription<T>> {
         let mut core = self.inner.lock();
-        let tables = tables_read(&core.connection, sql)?;
+        let tables = rows::tables_read(&core.connection, sql)?;
         let (sender, receiver) = mpsc::unbounded_channel();
         let sql = sql.to_owned();
         let params = params.to_vec();
         let refresh = move |connection: &Connection| {
-            let rows = rows_as_json(connection, &sql, &params).and_then(|rows| {
-                rows.into_iter()
-                    .map(|row| {
-                        serde_json::from_value(row).map_err(|error| {
-                            Error::invalid(format!(
-                                "query {sql:?}: a row does not fit the result type: {error}"
-                            ))
-                        })
-                    })
-                    .collect::<Result<Vec<T>>>()
-            });
+            let rows = rows::read_json(connection, &sql, &params)
+                .map_err(Error::from)
+                .and_then(|rows| rows_as::<T>(&sql, rows));
             sender.send(rows).is_ok()
         };
         refresh(&core.connection);
@@ -510,67 +499,17 @@ impl<T> futures::Stream for Subscription<T> {
     }
 }
 
-/// The tables a query reads, found by SQLite's authorizer while preparing it.
-fn tables_read(connection: &Connection, sql: &str) -> Result<BTreeSet<String>> {
-    let tables = Arc::new(Mutex::new(BTreeSet::new()));
-    let seen = tables.clone();
-    connection.authorizer(Some(move |context: AuthContext<'_>| {
-        if let AuthAction::Read { table_name, .. } = context.action
-            && let Ok(mut seen) = seen.lock()
-        {
-            seen.insert(table_name.to_owned());
-        }
-        Authorization::Allow
-    }));
-    let prepared = connection.prepare(sql).map(drop);
-    connection.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
-    prepared.map_err(|error| Error::invalid(format!("query {sql:?}: {error}")))?;
-    let tables = tables
-        .lock()
-        .map(|tables| tables.clone())
-        .unwrap_or_default();
-    Ok(tables)
-}
-
-/// Runs a query and returns each row as a JSON object keyed by column name.
-pub(crate) fn rows_as_json(
-    connection: &Connection,
-    sql: &str,
-    params: &[SqlValue],
-) -> Result<Vec<serde_json::Value>> {
-    use rusqlite::types::ValueRef;
-    let mut statement = connection
-        .prepare_cached(sql)
-        .map_err(|error| Error::invalid(format!("query {sql:?}: {error}")))?;
-    let names: Vec<String> = statement
-        .column_names()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    let mut rows = statement
-        .query(rusqlite::params_from_iter(params.iter()))
-        .map_err(|error| Error::invalid(format!("query {sql:?}: {error}")))?;
-    let mut out = Vec::new();
-    while let Some(row) = rows
-        .next()
-        .map_err(|error| Error::invalid(format!("query {sql:?}: {error}")))?
-    {
-        let mut object = serde_json::Map::with_capacity(names.len());
-        for (index, name) in names.iter().enumerate() {
-            let value = match row.get_ref(index).map_err(sqlite_error)? {
-                ValueRef::Null => serde_json::Value::Null,
-                ValueRef::Integer(number) => number.into(),
-                ValueRef::Real(number) => {
-                    serde_json::Number::from_f64(number).map_or(serde_json::Value::Null, Into::into)
-                }
-                ValueRef::Text(text) => String::from_utf8_lossy(text).into_owned().into(),
-                ValueRef::Blob(bytes) => bytes.to_vec().into(),
-            };
-            object.insert(name.clone(), value);
-        }
-        out.push(serde_json::Value::Object(object));
-    }
-    Ok(out)
+/// A query's rows (JSON objects) as `T`s.
+fn rows_as<T: DeserializeOwned>(sql: &str, rows: Vec<serde_json::Value>) -> Result<Vec<T>> {
+    rows.into_iter()
+        .map(|row| {
+            serde_json::from_value(row).map_err(|error| {
+                Error::invalid(format!(
+                    "query {sql:?}: a row does not fit the result type: {error}"
+                ))
+            })
+        })
+        .collect()
 }
 
 fn sqlite_error(error: rusqlite::Error) -> Error {

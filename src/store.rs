@@ -391,7 +391,9 @@ impl Store {
     }
 
     /// Runs a read query on the leader's state tables; rows as JSON objects. For audits and
-    /// tests: applications read through sessions.
+    /// tests: applications read through sessions. Refuses, like [`ClientSession::query`],
+    /// anything but one statement that reads: a write here would change `state.db` behind
+    /// the eventlog.
     pub async fn query_leader(&self, sql: &str) -> Result<Vec<serde_json::Value>> {
         let sql = sql.to_owned();
         self.ask(|reply| Command::Query { sql, reply }).await?

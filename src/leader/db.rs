@@ -254,9 +254,15 @@ impl LeaderDb {
     /// Brings the state tables level with the eventlog: rebuilds them from scratch when the
     /// schema changed or the state does not match the eventlog, else replays what is missing.
     /// Returns whether a full rebuild ran.
+    ///
+    /// One transaction: dropping the old tables, creating the schema's, recording its hash,
+    /// replaying the events and moving the state head commit together or not at all. A crash
+    /// (or a failing materializer) part-way leaves `state.db` as it was, so the next boot
+    /// decides again from the same facts; committing the new hash before the replay would
+    /// let it trust the old head over empty tables.
     pub(crate) fn level_state(&mut self, schema: &Schema) -> Result<bool, DbError> {
-        let recorded_hash: Option<String> = self
-            .conn
+        let tx = self.conn.unchecked_transaction().map_err(sql(BOTH))?;
+        let recorded_hash: Option<String> = tx
             .query_row(
                 "SELECT value FROM main.__eventsync_meta WHERE key = 'schema_hash'",
                 [],
@@ -266,8 +272,7 @@ impl LeaderDb {
             .map_err(sql("state.db"))?;
         let state_head = self.state_head()?;
         let matches_eventlog = state_head == EventSeq::ROOT
-            || self
-                .conn
+            || tx
                 .query_row(
                     "SELECT seq_generation FROM eventlog.eventlog WHERE seq_global = ?1 AND seq_client = ?2",
                     params![state_head.global as i64, state_head.client],
@@ -279,7 +284,6 @@ impl LeaderDb {
         let rebuild =
             recorded_hash.as_deref() != Some(self.schema_hash.as_str()) || !matches_eventlog;
         let (backend_head, _) = self.sync_status()?;
-        let tx = self.conn.unchecked_transaction().map_err(sql(BOTH))?;
         let replay_from = if rebuild {
             drop_user_tables(&tx)?;
             tx.execute("DELETE FROM main.__eventsync_changeset", [])
@@ -288,18 +292,13 @@ impl LeaderDb {
                 file: "state.db".into(),
                 message: format!("creating the schema's tables: {error}"),
             })?;
-            tx.execute(
-                "INSERT OR REPLACE INTO main.__eventsync_meta VALUES ('schema_hash', ?1)",
-                [&self.schema_hash],
-            )
-            .map_err(sql("state.db"))?;
+            self.record_schema_hash(&tx)?;
             EventSeq::ROOT
         } else {
             state_head
         };
-        tx.commit().map_err(sql(BOTH))?;
+        // Read inside the transaction: after a rebuild, no event has a changeset any more.
         let mut missing = self.events_after(replay_from)?;
-        let tx = self.conn.unchecked_transaction().map_err(sql(BOTH))?;
         for event in &mut missing {
             // Events after the backend-confirmed head (client-only ones on its global too) may
             // still be rolled back, so they keep a changeset.
@@ -314,6 +313,16 @@ impl LeaderDb {
         set_state_head(&tx, head)?;
         tx.commit().map_err(sql(BOTH))?;
         Ok(rebuild)
+    }
+
+    /// Records that the user tables are those of this leader's schema.
+    fn record_schema_hash(&self, tx: &Connection) -> Result<(), DbError> {
+        tx.execute(
+            "INSERT OR REPLACE INTO main.__eventsync_meta VALUES ('schema_hash', ?1)",
+            [&self.schema_hash],
+        )
+        .map(drop)
+        .map_err(sql("state.db"))
     }
 
     /// In one transaction over both files: rolls back `rollback` (by their recorded
@@ -424,7 +433,8 @@ impl LeaderDb {
     }
 
     /// Deletes every event, changeset and user table (the backend was wiped and recreated),
-    /// records the new backend id, and recreates empty tables.
+    /// records the new backend id, and recreates empty tables (recording the schema's hash,
+    /// so that the tables and the hash agree). One transaction, like [`Self::level_state`].
     pub(crate) fn reset(&mut self, schema: &Schema, backend_id: &str) -> Result<(), DbError> {
         let tx = self.conn.unchecked_transaction().map_err(sql(BOTH))?;
         tx.execute_batch(
@@ -442,6 +452,7 @@ impl LeaderDb {
             file: "state.db".into(),
             message: format!("creating the schema's tables: {error}"),
         })?;
+        self.record_schema_hash(&tx)?;
         set_state_head(&tx, EventSeq::ROOT)?;
         tx.commit().map_err(sql(BOTH))
     }
@@ -459,7 +470,8 @@ impl LeaderDb {
         self.events_after(EventSeq::ROOT)
     }
 
-    /// The connection, for read-only queries of the state tables.
+    /// The connection, for read queries of the state tables (through `crate::rows`, which
+    /// refuses anything that would write).
     pub(crate) fn connection(&self) -> &Connection {
         &self.conn
     }

@@ -272,7 +272,8 @@ impl Leader {
                             let _ = reply.send(self.db.all_events().map_err(db_error));
                         }
                         Command::Query { sql, reply } => {
-                            let _ = reply.send(query_json(self.db.connection(), &sql));
+                            let rows = crate::rows::read_json(self.db.connection(), &sql, &[]);
+                            let _ = reply.send(rows.map_err(Error::from));
                         }
                         Command::Shutdown { reply } => *shutdown = Some(reply),
                         Command::SessionPush { .. } => unreachable!("handled above"),
@@ -627,12 +628,4 @@ pub(crate) fn db_error(error: db::DbError) -> Error {
         db::DbError::Sqlite { .. } => ErrorKind::Data,
     };
     Error::new(kind, error.to_string()).with_source(error)
-}
-
-/// Runs a read-only query and returns its rows as JSON objects (columns by name).
-pub(crate) fn query_json(
-    connection: &rusqlite::Connection,
-    sql: &str,
-) -> Result<Vec<serde_json::Value>, Error> {
-    crate::session::rows_as_json(connection, sql, &[])
 }

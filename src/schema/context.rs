@@ -5,6 +5,7 @@ use rusqlite::types::Value;
 use serde_json::Value as Json;
 
 use crate::event::EncodedEvent;
+use crate::rows;
 use crate::schema::EventDef;
 
 /// One SQL statement a materializer wants executed, with its bound parameters (`?1`, `?2`…).
@@ -83,24 +84,10 @@ impl<'a> MaterializeContext<'a> {
     }
 
     /// Runs a read-only query and returns every row as SQLite values. A statement that
-    /// would write is refused: materializers write only through the statements they return.
+    /// would write, or change the connection, is refused (by the reader every read query
+    /// shares): materializers write only through the statements they return.
     pub fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, MaterializerError> {
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        if !stmt.readonly() {
-            return Err(MaterializerError::new(format!(
-                "ctx.query only reads, and this statement writes: {sql}"
-            )));
-        }
-        let columns = stmt.column_count();
-        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let values = (0..columns)
-                .map(|index| row.get::<_, Value>(index))
-                .collect::<Result<Vec<_>, _>>()?;
-            out.push(values);
-        }
-        Ok(out)
+        Ok(self.read(sql, params)?.rows)
     }
 
     /// The first row of a read-only query, or `None` when it returns no row.
@@ -119,32 +106,12 @@ impl<'a> MaterializeContext<'a> {
         sql: &str,
         params: &[Value],
     ) -> Result<Vec<serde_json::Map<String, Json>>, MaterializerError> {
-        let names: Vec<String> = {
-            let stmt = self.conn.prepare_cached(sql)?;
-            stmt.column_names().into_iter().map(String::from).collect()
-        };
-        let rows = self.query(sql, params)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                names
-                    .iter()
-                    .cloned()
-                    .zip(row.into_iter().map(value_to_json))
-                    .collect()
-            })
-            .collect())
+        Ok(self.read(sql, params)?.into_json())
     }
-}
 
-/// An SQLite value as JSON.
-fn value_to_json(value: Value) -> Json {
-    match value {
-        Value::Null => Json::Null,
-        Value::Integer(i) => Json::from(i),
-        Value::Real(f) => Json::from(f),
-        Value::Text(s) => Json::from(s),
-        Value::Blob(b) => Json::from(b),
+    fn read(&self, sql: &str, params: &[Value]) -> Result<rows::Rows, MaterializerError> {
+        rows::read(self.conn, sql, params)
+            .map_err(|error| MaterializerError::new(error.to_string()))
     }
 }
 
@@ -168,13 +135,8 @@ mod tests {
             .event(EventDef::synced("v1.ItemAdded"), nothing)
     }
 
-    #[test]
-    fn test_context_query_refuses_writes() {
-        let schema = base().build().unwrap();
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        schema.create_tables(&conn).unwrap();
-        conn.execute("INSERT INTO items VALUES ('a')", []).unwrap();
-        let event = EncodedEvent {
+    fn item_added() -> EncodedEvent {
+        EncodedEvent {
             seq: crate::EventSeq::global(1),
             parent: crate::EventSeq::ROOT,
             name: "v1.ItemAdded".into(),
@@ -182,7 +144,22 @@ mod tests {
             client_id: "c".into(),
             session_id: "s".into(),
             meta: Default::default(),
-        };
+        }
+    }
+
+    /// A connection with the schema's tables and one item, `a`.
+    fn with_one_item(schema: &Schema) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        schema.create_tables(&conn).unwrap();
+        conn.execute("INSERT INTO items VALUES ('a')", []).unwrap();
+        conn
+    }
+
+    #[test]
+    fn test_context_query_refuses_writes() {
+        let schema = base().build().unwrap();
+        let conn = with_one_item(&schema);
+        let event = item_added();
         let def = schema.event_def("v1.ItemAdded").unwrap();
         let ctx = MaterializeContext::new(&conn, &event, def);
         let rows = ctx
@@ -203,5 +180,52 @@ mod tests {
             .query_row("SELECT count(*) FROM items", [], |row| row.get(0))
             .unwrap();
         assert_eq!(count, 1);
+    }
+
+    /// Statements SQLite calls read-only that would still change the connection the
+    /// materializer runs in (its transaction, its savepoint, its databases, its settings).
+    #[test]
+    fn test_context_query_refuses_what_changes_the_connection() {
+        let schema = base().build().unwrap();
+        let conn = with_one_item(&schema);
+        let event = item_added();
+        let def = schema.event_def("v1.ItemAdded").unwrap();
+        let ctx = MaterializeContext::new(&conn, &event, def);
+        let settings = "SELECT * FROM pragma_foreign_keys, pragma_query_only, pragma_database_list";
+        let before = ctx.query(settings, &[]).unwrap();
+        for sql in [
+            "BEGIN",
+            "SAVEPOINT sneaky",
+            "ATTACH DATABASE ':memory:' AS other",
+            "PRAGMA foreign_keys = OFF",
+            "PRAGMA query_only = 1",
+            "INSERT INTO items VALUES ('x') RETURNING id",
+            "WITH doomed AS (SELECT id FROM items) DELETE FROM items WHERE id IN doomed",
+        ] {
+            let error = ctx.query(sql, &[]).unwrap_err();
+            assert!(
+                error.message().contains(sql) && error.message().contains("only reads"),
+                "{error}"
+            );
+            assert!(conn.is_autocommit(), "{sql:?} opened a transaction");
+            assert_eq!(ctx.query(settings, &[]).unwrap(), before, "after {sql:?}");
+            assert_eq!(
+                ctx.query("SELECT id FROM items", &[]).unwrap(),
+                vec![vec![Value::Text("a".into())]],
+                "after {sql:?}"
+            );
+        }
+    }
+
+    /// Text that is not UTF-8 is read lossily, not a panic.
+    #[test]
+    fn test_context_query_reads_bad_text() {
+        let schema = base().build().unwrap();
+        let conn = with_one_item(&schema);
+        let event = item_added();
+        let def = schema.event_def("v1.ItemAdded").unwrap();
+        let ctx = MaterializeContext::new(&conn, &event, def);
+        let rows = ctx.query("SELECT CAST(x'ff' AS TEXT)", &[]).unwrap();
+        assert_eq!(rows, vec![vec![Value::Text("\u{fffd}".into())]]);
     }
 }
