@@ -313,6 +313,9 @@ mod tests {
     fn test_remote_fixture_probes_as_hard_as_doctor() {
         let remote = Fixture::memory().remote();
         assert_eq!(remote.probe, ProbeOptions::default());
-        assert_eq!((remote.probe.race_width, remote.probe.race_rounds), (16, 20));
+        assert_eq!(
+            (remote.probe.race_width, remote.probe.race_rounds),
+            (16, 20)
+        );
     }
 }
