@@ -8,15 +8,16 @@
 //! under CI: CI must exercise the real thing.
 #![cfg(feature = "s3")]
 
-use eventsync_backends::conformance::{Fixture, in_ci};
+use eventsync_backends::conformance::{Fixture, S3_NOT_CONFIGURED, in_ci};
 use eventsync_backends::{OpenOptions, open_object_store, redact_url};
 
 async fn s3_fixture() -> Result<Fixture, String> {
     let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
-        let why = "EVENTSYNC_TEST_S3_URL is not set; start a local S3 server with \
-                   scripts/s3-local and export what it prints";
-        assert!(!in_ci(), "CI requires the S3 conformance run, but {why}");
-        return Err(why.to_owned());
+        assert!(
+            !in_ci(),
+            "CI requires the S3 conformance run, but {S3_NOT_CONFIGURED}"
+        );
+        return Err(S3_NOT_CONFIGURED.to_owned());
     };
     let (store, prefix) = open_object_store(&url, &OpenOptions::default())
         .unwrap_or_else(|e| panic!("cannot open {}: {e}", redact_url(&url)));

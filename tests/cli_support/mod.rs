@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use eventsync::backends::conformance::not_run::test_name;
-use eventsync::backends::conformance::{in_ci, report_not_run};
+use eventsync::backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
 
 /// What one run of the binary produced.
 #[derive(Debug)]
@@ -68,11 +68,11 @@ pub fn s3_url_or_say_why_not(test: &str) -> Option<String> {
     if let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") {
         return Some(url);
     }
-    let why = "EVENTSYNC_TEST_S3_URL (e.g. s3://bucket/prefix) and the AWS_* settings of the \
-               local S3 server are not set (scripts/test starts one; by hand: scripts/s3-local \
-               start, then eval \"$(scripts/s3-local env)\")";
-    assert!(!in_ci(), "EVENTSYNC_TEST_S3_URL must be set in CI: {why}");
+    assert!(
+        !in_ci(),
+        "EVENTSYNC_TEST_S3_URL must be set in CI: {S3_NOT_CONFIGURED}"
+    );
     let test = test_name(env!("CARGO_PKG_NAME"), env!("CARGO_CRATE_NAME"), test);
-    report_not_run(&test, why);
+    report_not_run(&test, S3_NOT_CONFIGURED);
     None
 }

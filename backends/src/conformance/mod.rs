@@ -17,7 +17,7 @@ pub mod not_run;
 pub use crate::fault::{CheckThenWriteStore, CreateFault, FaultStore};
 pub use checks::*;
 pub use failure_checks::*;
-pub use not_run::{in_ci, report_not_run};
+pub use not_run::{S3_NOT_CONFIGURED, in_ci, report_not_run};
 
 use std::any::Any;
 use std::future::Future;

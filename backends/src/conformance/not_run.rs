@@ -16,6 +16,11 @@ use std::path::{Path, PathBuf};
 /// line, `{test}: {reason}`. Unset, nothing is written (stderr still says it).
 pub const NOT_RUN_FILE_ENV: &str = "EVENTSYNC_TEST_NOT_RUN_FILE";
 
+/// Why a test that needs the local S3 server did not run: the variables it reads are not set.
+pub const S3_NOT_CONFIGURED: &str = "EVENTSYNC_TEST_S3_URL (e.g. s3://bucket/prefix) and the \
+    AWS_* settings of an S3 server are not set (scripts/test starts a local one; by hand: \
+    scripts/s3-local start, then eval \"$(scripts/s3-local env)\")";
+
 /// True under CI (`CI` set to anything but empty, `false`, `0` or `no`, as `scripts/test`
 /// reads it), where a test that needs the local S3 server must fail rather than not run.
 pub fn in_ci() -> bool {
