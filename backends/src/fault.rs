@@ -15,6 +15,13 @@
 //! [`FaultStore::journal`] lists every fault in the order it hit. The sequence of draws
 //! follows the order of requests, so the same seed gives the same faults only when the
 //! requests come in the same order (the simulation makes sure they do).
+//!
+//! [`CheckThenWriteStore`] is the other broken store the tests use: its creates are right one
+//! at a time but not under a race (`fault/check_then_write.rs`).
+
+mod check_then_write;
+
+pub use check_then_write::CheckThenWriteStore;
 
 use std::collections::VecDeque;
 use std::fmt;

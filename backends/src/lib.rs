@@ -15,7 +15,8 @@
 //! - [`probe`]: the capability probe that refuses stores that ignore preconditions.
 //! - [`fault`]: [`FaultStore`](fault::FaultStore), an object store wrapper that injects
 //!   seeded faults (latency, 503s, ambiguous writes, lost replies) for the conformance suite
-//!   and the simulation.
+//!   and the simulation, and [`CheckThenWriteStore`](fault::CheckThenWriteStore), whose
+//!   creates are a check then a write (right one at a time, wrong under a race).
 //! - [`conformance`]: checks every backend must pass, run by each backend's tests. It is
 //!   always compiled (it is small and needs nothing extra), so the root crate's tests and
 //!   any out-of-tree backend can run it too.

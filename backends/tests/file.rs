@@ -4,12 +4,12 @@
 use eventsync_backends::conformance::Fixture;
 use eventsync_backends::{OpenOptions, open_object_store};
 
-async fn file_fixture() -> Option<Fixture> {
+async fn file_fixture() -> Result<Fixture, String> {
     let dir = tempfile::tempdir().expect("temporary folder");
     let url = format!("file://{}", dir.path().join("backend").display());
     let (store, prefix) =
         open_object_store(&url, &OpenOptions::default()).expect("open the folder");
-    Some(Fixture::new("file", store, prefix).with_guard(dir))
+    Ok(Fixture::new("file", store, prefix).with_guard(dir))
 }
 
 eventsync_backends::conformance_tests!(file, file_fixture());

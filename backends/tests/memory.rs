@@ -2,4 +2,4 @@
 
 use eventsync_backends::conformance::Fixture;
 
-eventsync_backends::conformance_tests!(memory, async { Some(Fixture::memory()) });
+eventsync_backends::conformance_tests!(memory, async { Ok::<_, String>(Fixture::memory()) });

@@ -32,7 +32,6 @@ fn check_url(url: &str, options: &OpenOptions) {
         .and_then(|parsed| parsed.password().map(|password| format!(":{password}@")))
         .filter(|userinfo| !redacted.contains(userinfo.as_str()));
     let _ = eventsync_backends::open::validate_store_id(url);
-    let _ = eventsync::config::redact_userinfo(url);
     if !is_local(url)
         && let Err(error) = open_object_store(url, options)
         && let Some(userinfo) = &userinfo

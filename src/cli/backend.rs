@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use eventsync_backends::{BackendError, SyncBackend};
+use eventsync_backends::{BackendError, ProbeReport, SyncBackend};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -39,23 +39,11 @@ pub(crate) async fn open_backend(
         .map_err(|e| backend_error(url, e))
 }
 
-/// What the capability probe found.
-pub(crate) struct ProbeOutcome {
-    /// The probe's report: one line per check.
-    pub report: String,
-    /// True when every check passed.
-    pub passed: bool,
-}
-
 /// Runs the capability probe against the configured backend.
-pub(crate) async fn probe(config: &Config) -> Result<ProbeOutcome> {
-    let report = eventsync_backends::probe::probe_url(&config.backend, &open_options(config))
+pub(crate) async fn probe(config: &Config) -> Result<ProbeReport> {
+    eventsync_backends::probe::probe_url(&config.backend, &open_options(config))
         .await
-        .map_err(|e| backend_error(&config.backend, e))?;
-    Ok(ProbeOutcome {
-        report: report.to_string(),
-        passed: report.passed(),
-    })
+        .map_err(|e| backend_error(&config.backend, e))
 }
 
 /// A backend URL safe to print.

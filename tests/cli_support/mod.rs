@@ -5,6 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use eventsync::backends::conformance::not_run::test_name;
+use eventsync::backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
+
 /// What one run of the binary produced.
 #[derive(Debug)]
 pub struct Run {
@@ -57,20 +60,19 @@ pub fn eventsync(dir: &Path, args: &[&str]) -> Run {
 }
 
 /// The local S3 server's URL (`EVENTSYNC_TEST_S3_URL`, set by `scripts/test` or
-/// `eval "$(scripts/s3-local env)"`), or `None` after saying loudly that `test` did not run.
-/// Under `CI=true` a missing server fails the test instead: CI always has one.
+/// `eval "$(scripts/s3-local env)"`), or `None` after reporting that `test` did not run, and
+/// why: on stderr past the harness's capture, and in `scripts/test`'s summary
+/// (`conformance::report_not_run`). Under CI a missing server fails the test instead: CI
+/// always has one.
 pub fn s3_url_or_say_why_not(test: &str) -> Option<String> {
     if let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") {
         return Some(url);
     }
-    eprintln!(
-        "\n*** NOT RUN: {test} needs EVENTSYNC_TEST_S3_URL (e.g. s3://bucket/prefix) and the \
-         AWS_* settings of the local S3 server (scripts/test starts one; by hand: \
-         scripts/s3-local start, then eval \"$(scripts/s3-local env)\") ***\n"
-    );
     assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "EVENTSYNC_TEST_S3_URL must be set in CI"
+        !in_ci(),
+        "EVENTSYNC_TEST_S3_URL must be set in CI: {S3_NOT_CONFIGURED}"
     );
+    let test = test_name(env!("CARGO_PKG_NAME"), env!("CARGO_CRATE_NAME"), test);
+    report_not_run(&test, S3_NOT_CONFIGURED);
     None
 }

@@ -8,8 +8,8 @@ use futures::future::join_all;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::{
-    CreateFault, FaultStore, Fixture, assert_gapless_from, make_events, pull_events, pull_items,
-    push_in_batches,
+    CheckThenWriteStore, CreateFault, FaultStore, Fixture, assert_gapless_from, make_events,
+    pull_events, pull_items, push_in_batches,
 };
 use crate::probe::probe_with;
 use crate::segment_log::SegmentLog;
@@ -265,4 +265,42 @@ pub async fn probe_refuses_a_store_that_ignores_create(fixture: &Fixture) {
     let failed: Vec<_> = report.checks.iter().filter(|c| !c.passed).collect();
     assert_eq!(failed[0].name, "create-twice", "{report}");
     assert!(report.to_string().contains("FAIL"));
+}
+
+/// The probe refuses the same store behind a wrapper whose creates are a check, then a
+/// write: right one at a time (create-twice passes), wrong when creates race (create-race
+/// fails). The window between check and write (100 ms) makes racers on a store with real
+/// latency overlap; the probe stops at the first round with more than one winner.
+pub async fn probe_refuses_a_store_that_checks_then_writes(fixture: &Fixture) {
+    let broken: Arc<dyn ObjectStore> = Arc::new(
+        CheckThenWriteStore::new(fixture.store.clone())
+            .with_window(std::time::Duration::from_millis(100)),
+    );
+    let report = probe_with(broken, &fixture.prefix, fixture.probe).await;
+    assert!(
+        !report.passed(),
+        "{}: the probe accepted a check-then-write store:\n{report}",
+        fixture.name
+    );
+    let outcomes: Vec<_> = report
+        .checks
+        .iter()
+        .map(|c| (c.name.as_str(), c.passed))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("create", true),
+            ("create-twice", true),
+            ("create-race", false)
+        ],
+        "{}: {report}",
+        fixture.name
+    );
+    assert!(
+        report.checks[2]
+            .detail
+            .contains("concurrent creates on one key succeeded"),
+        "{report}"
+    );
 }
