@@ -12,10 +12,12 @@
 
 mod checks;
 mod failure_checks;
+mod wipe_checks;
 
 pub use crate::fault::{CreateFault, FaultStore};
 pub use checks::*;
 pub use failure_checks::*;
+pub use wipe_checks::*;
 
 use std::any::Any;
 use std::future::Future;
@@ -250,6 +252,8 @@ macro_rules! conformance_tests {
                 foreign_segment_fails_pull_naming_key,
                 missing_segment_fails_pull_naming_key,
                 wiped_store_changes_backend_id,
+                push_after_wipe_is_backend_id_mismatch,
+                live_pull_notices_a_wiped_store,
                 racing_creators_share_one_backend_id,
                 invalid_store_id_is_refused,
                 probe_accepts_the_store,
