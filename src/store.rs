@@ -10,9 +10,9 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::leader::identity::check_at_open;
 use crate::event::EncodedEvent;
 use crate::leader::db::LeaderDb;
+use crate::leader::identity::check_at_open;
 use crate::leader::lock::lock_dir;
 use crate::leader::{BootArgs, Command, Counters, Leader, db_error};
 use crate::schema::Schema;
@@ -35,7 +35,9 @@ pub struct Tuning {
     #[serde(with = "crate::config::duration_serde")]
     pub poll_min: Duration,
     /// Slowest live-pull poll, reached after a long idle stretch: one GET per poll, so at
-    /// 2 s an idle client costs 1,800 GETs an hour (about $0.02 a day on S3 Standard).
+    /// 2 s an idle client costs 1,800 GETs an hour (about $0.02 a day on S3 Standard), plus
+    /// one read of `store.json` every 30 s (120 an hour; `SegmentLogConfig::identity_check`)
+    /// to notice a wiped store.
     #[serde(with = "crate::config::duration_serde")]
     pub poll_max: Duration,
     /// How long a second process waits for the data dir's lock before giving up.

@@ -371,7 +371,11 @@ async fn test_segment_of_another_store_fails_sync_naming_the_key() {
 #[tokio::test]
 async fn test_damaged_store_json_fails_a_fresh_client_naming_it() {
     for (label, body, needle) in [
-        ("not JSON", b"<html>not found</html>".to_vec(), "not a store.json"),
+        (
+            "not JSON",
+            b"<html>not found</html>".to_vec(),
+            "not a store.json",
+        ),
         (
             "future version",
             br#"{"formatVersion": 7, "backendId": "abc", "storeId": "shop"}"#.to_vec(),

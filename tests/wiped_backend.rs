@@ -155,7 +155,9 @@ async fn wipe_under_a_live_leader(
     let store = open(bucket, data, policy).await;
     let session = store.session().await.expect("session");
     for id in ["t1", "t2", "t3"] {
-        session.commit(TodoCreated::NAME, &todo(id)).expect("commit");
+        session
+            .commit(TodoCreated::NAME, &todo(id))
+            .expect("commit");
     }
     store.sync().await.expect("first sync");
     let old_id = bucket
@@ -165,7 +167,9 @@ async fn wipe_under_a_live_leader(
         .await
         .expect("backend id");
     bucket.wipe().await;
-    session.commit(TodoCreated::NAME, &todo("t4")).expect("commit");
+    session
+        .commit(TodoCreated::NAME, &todo("t4"))
+        .expect("commit");
     let sync = store.sync().await;
     Wiped {
         store,
@@ -183,11 +187,22 @@ async fn assert_fresh_client_reads(bucket: &Bucket, expected: &[(u64, &str)]) {
     assert_gapless(&log);
     let got: Vec<(u64, String)> = log
         .iter()
-        .map(|event| (event.seq_num.0, event.args["id"].as_str().unwrap_or("").to_owned()))
+        .map(|event| {
+            (
+                event.seq_num.0,
+                event.args["id"].as_str().unwrap_or("").to_owned(),
+            )
+        })
         .collect();
-    let want: Vec<(u64, String)> = expected.iter().map(|(n, id)| (*n, (*id).to_owned())).collect();
+    let want: Vec<(u64, String)> = expected
+        .iter()
+        .map(|(n, id)| (*n, (*id).to_owned()))
+        .collect();
     assert_eq!(got, want, "a fresh client's log");
-    assert_eq!(fresh.head().await.expect("head"), GlobalSeq(expected.len() as u64));
+    assert_eq!(
+        fresh.head().await.expect("head"),
+        GlobalSeq(expected.len() as u64)
+    );
     if let Some(url) = bucket.url() {
         let cwd = tempfile::tempdir().expect("a temporary folder");
         let run = cli_support::eventsync(
@@ -199,7 +214,10 @@ async fn assert_fresh_client_reads(bucket: &Bucket, expected: &[(u64, &str)]) {
             .lines()
             .map(|line| serde_json::from_str(line).expect("one JSON object a line"))
             .collect();
-        let seqs: Vec<u64> = lines.iter().map(|line| line["seqNum"].as_u64().expect("seqNum")).collect();
+        let seqs: Vec<u64> = lines
+            .iter()
+            .map(|line| line["seqNum"].as_u64().expect("seqNum"))
+            .collect();
         let want: Vec<u64> = expected.iter().map(|(n, _)| *n).collect();
         assert_eq!(seqs, want, "eventsync log");
     }
@@ -214,12 +232,17 @@ async fn assert_fresh_client_reads(bucket: &Bucket, expected: &[(u64, &str)]) {
 async fn test_folder_deleted_under_a_live_leader_leaves_a_valid_store() {
     let bucket = Bucket::folder();
     let data = tempfile::tempdir().unwrap();
-    let wiped = wipe_under_a_live_leader(&bucket, data.path(), OnBackendIdMismatch::default()).await;
+    let wiped =
+        wipe_under_a_live_leader(&bucket, data.path(), OnBackendIdMismatch::default()).await;
     // Whatever the sync said (the reset may fail it, or come first), the store stays valid.
     let _ = wiped.sync;
     assert_fresh_client_reads(&bucket, &[]).await;
     wait_until("the leader reset its local data", || async {
-        wiped.store.eventlog().await.is_ok_and(|events| events.is_empty())
+        wiped
+            .store
+            .eventlog()
+            .await
+            .is_ok_and(|events| events.is_empty())
     })
     .await;
     assert_fresh_client_reads(&bucket, &[]).await;
@@ -275,14 +298,21 @@ async fn reset_follows_the_new_store(bucket: Bucket) {
         .commit(TodoCreated::NAME, &todo("t5"))
         .expect_err("a closed session cannot commit");
     assert_eq!(refused.kind(), ErrorKind::Closed);
-    assert!(wiped.store.eventlog().await.unwrap().is_empty(), "local data deleted");
+    assert!(
+        wiped.store.eventlog().await.unwrap().is_empty(),
+        "local data deleted"
+    );
     assert!(todo_ids(&wiped.store).await.is_empty());
 
     let session = wiped.store.session().await.expect("a new session");
     let rows: Vec<serde_json::Value> = session.query("SELECT id FROM todos", &[]).unwrap();
     assert!(rows.is_empty(), "a new session starts from the new store");
     session.commit(TodoCreated::NAME, &todo("fresh")).unwrap();
-    wiped.store.sync().await.expect("syncing goes on in the new store");
+    wiped
+        .store
+        .sync()
+        .await
+        .expect("syncing goes on in the new store");
     let status = wiped.store.status().await.unwrap();
     assert_eq!(status.backend_head, Some(GlobalSeq(1)));
     assert_eq!(status.pending, 0);
@@ -309,8 +339,7 @@ async fn test_reset_follows_the_new_store_in_memory() {
 /// refuses the same way; the new store stays valid (and empty).
 async fn shutdown_stops_keeping_local_data(bucket: Bucket) {
     let data = tempfile::tempdir().unwrap();
-    let wiped =
-        wipe_under_a_live_leader(&bucket, data.path(), OnBackendIdMismatch::Shutdown).await;
+    let wiped = wipe_under_a_live_leader(&bucket, data.path(), OnBackendIdMismatch::Shutdown).await;
     if let Err(error) = &wiped.sync {
         assert_eq!(error.kind(), ErrorKind::Closed, "{error}");
     }
@@ -331,7 +360,11 @@ async fn shutdown_stops_keeping_local_data(bucket: Bucket) {
         .open()
         .await
         .unwrap();
-    assert_eq!(todo_ids(&offline).await, ["t1", "t2", "t3", "t4"], "local data kept");
+    assert_eq!(
+        todo_ids(&offline).await,
+        ["t1", "t2", "t3", "t4"],
+        "local data kept"
+    );
     assert_eq!(offline.eventlog().await.unwrap().len(), 4);
     offline.shutdown().await.unwrap();
 
@@ -367,10 +400,17 @@ async fn ignore_carries_on_in_the_new_store(bucket: Bucket) {
     );
     assert_fresh_client_reads(&bucket, &[(1, "t1"), (2, "t2"), (3, "t3"), (4, "t4")]).await;
     let local = synced(&wiped.store.eventlog().await.unwrap());
-    assert_eq!(backend_log(&bucket.client().await).await, local, "the same log");
+    assert_eq!(
+        backend_log(&bucket.client().await).await,
+        local,
+        "the same log"
+    );
 
     assert!(wiped.session.closed().is_none(), "sessions go on");
-    wiped.session.commit(TodoCreated::NAME, &todo("t5")).unwrap();
+    wiped
+        .session
+        .commit(TodoCreated::NAME, &todo("t5"))
+        .unwrap();
     wiped.store.sync().await.unwrap();
     wiped.store.shutdown().await.unwrap();
 
@@ -417,7 +457,11 @@ async fn test_ignore_stops_when_the_new_store_holds_other_events() {
     session.commit(TodoCreated::NAME, &todo("t2")).unwrap();
     let message = closed_message(&store).await;
     assert!(message.contains("holds other events"), "{message}");
-    assert_eq!(backend_log(&bucket.client().await).await, theirs, "untouched");
+    assert_eq!(
+        backend_log(&bucket.client().await).await,
+        theirs,
+        "untouched"
+    );
     store.shutdown().await.unwrap();
 }
 
@@ -438,7 +482,11 @@ async fn test_an_idle_leader_notices_a_wipe_without_pushing() {
         store.eventlog().await.is_ok_and(|events| events.is_empty())
     })
     .await;
-    assert!(session.closed().is_some_and(|reason| reason.contains("reset")));
+    assert!(
+        session
+            .closed()
+            .is_some_and(|reason| reason.contains("reset"))
+    );
     assert_fresh_client_reads(&bucket, &[]).await;
     store.shutdown().await.unwrap();
 }

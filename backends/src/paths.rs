@@ -222,10 +222,19 @@ mod tests {
     fn test_parse_segment_round_trips_and_ignores_strays() {
         let log = log();
         for n in [1, 77, u64::MAX] {
-            assert_eq!(log.parse_segment(&log.segment(GlobalSeq(n))), Some(GlobalSeq(n)));
+            assert_eq!(
+                log.parse_segment(&log.segment(GlobalSeq(n))),
+                Some(GlobalSeq(n))
+            );
         }
-        assert_eq!(log.parse_segment(&Path::from("p/s/b1/segments/12.seg")), None);
-        assert_eq!(log.parse_segment(&Path::from("p/s/b1/segments/x.tmp")), None);
+        assert_eq!(
+            log.parse_segment(&Path::from("p/s/b1/segments/12.seg")),
+            None
+        );
+        assert_eq!(
+            log.parse_segment(&Path::from("p/s/b1/segments/x.tmp")),
+            None
+        );
         assert_eq!(log.parse_segment(&Path::from("p/s/store.json")), None);
         assert_eq!(
             log.parse_segment(&Path::from("p/s/segments/00000000000000000001.seg")),
@@ -241,7 +250,9 @@ mod tests {
     #[test]
     fn test_backend_ids_that_are_not_one_safe_key_segment_are_refused() {
         let long = "x".repeat(MAX_BACKEND_ID_LEN + 1);
-        for hostile in ["", "../x", "..", "/", "a/b", "a.b", "é", "a b", "nul\0", &long] {
+        for hostile in [
+            "", "../x", "..", "/", "a/b", "a.b", "é", "a b", "nul\0", &long,
+        ] {
             let message = BackendId::parse(hostile).expect_err(hostile);
             assert!(message.contains("backend id"), "{message}");
             assert!(!message.contains('\0'), "{message}");

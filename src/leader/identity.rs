@@ -190,8 +190,7 @@ impl Leader {
         let Some(online) = &mut self.online else {
             return;
         };
-        if online.identity == (Identity::Recheck { requested: false }) && !online.push_in_flight
-        {
+        if online.identity == (Identity::Recheck { requested: false }) && !online.push_in_flight {
             online.identity = Identity::Recheck { requested: true };
             self.restart_pull_with(true);
         }

@@ -16,11 +16,7 @@ const NOTICE_WITHIN: Duration = Duration::from_secs(60);
 
 /// Deletes every object of a store (what "wiping the bucket prefix" does).
 async fn wipe(fixture: &Fixture, log: &SegmentLog) {
-    let keys: Vec<_> = fixture
-        .store
-        .list(Some(log.paths().root()))
-        .collect()
-        .await;
+    let keys: Vec<_> = fixture.store.list(Some(log.paths().root())).collect().await;
     assert!(!keys.is_empty(), "{}: nothing to wipe", fixture.name);
     for meta in keys {
         let meta = meta.expect("list store objects");
@@ -102,7 +98,10 @@ pub async fn push_after_wipe_is_backend_id_mismatch(fixture: &Fixture) {
     );
 
     let fresh = fixture.client(&store_id);
-    let new_id = fresh.backend_id().await.expect("a fresh client recreates the store");
+    let new_id = fresh
+        .backend_id()
+        .await
+        .expect("a fresh client recreates the store");
     assert_ne!(new_id, old_id, "a recreated store gets a new backend id");
     assert!(pull_events(&fresh, GlobalSeq::ZERO).await.is_empty());
     assert_eq!(fresh.head().await.expect("head"), GlobalSeq::ZERO);
@@ -131,7 +130,10 @@ pub async fn push_after_wipe_is_backend_id_mismatch(fixture: &Fixture) {
     );
 
     let mine = make_events(GlobalSeq::ZERO, 2, "fresh", 10);
-    fresh.push(mine.clone()).await.expect("push on the new store");
+    fresh
+        .push(mine.clone())
+        .await
+        .expect("push on the new store");
     let reader = fixture.client(&store_id);
     let events = pull_events(&reader, GlobalSeq::ZERO).await;
     assert_eq!(events, mine, "only the new store's events");
@@ -156,7 +158,12 @@ pub async fn live_pull_notices_a_wiped_store(fixture: &Fixture) {
         identity_check: Duration::from_millis(100),
         ..fixture.config.clone()
     };
-    let reader = match SegmentLog::new(fixture.store.clone(), fixture.prefix.clone(), &store_id, config) {
+    let reader = match SegmentLog::new(
+        fixture.store.clone(),
+        fixture.prefix.clone(),
+        &store_id,
+        config,
+    ) {
         Ok(reader) => reader,
         Err(e) => panic!("{}: cannot make a reader: {e}", fixture.name),
     };
@@ -164,11 +171,7 @@ pub async fn live_pull_notices_a_wiped_store(fixture: &Fixture) {
     let mut stream = reader.pull(GlobalSeq::ZERO, true).await.expect("live pull");
     let mut seen = 0;
     loop {
-        let page = stream
-            .next()
-            .await
-            .expect("an item")
-            .expect("the backlog");
+        let page = stream.next().await.expect("an item").expect("the backlog");
         seen += page.events.len();
         if page.page_info == PageInfo::NoMore {
             break;

@@ -141,11 +141,10 @@ impl Inner {
                 backend_id: self.entropy.hex::<16>(),
                 store_id: self.store_id.clone(),
             };
-            let id = BackendId::parse(&fresh.backend_id).map_err(|message| {
-                BackendError::Invalid {
+            let id =
+                BackendId::parse(&fresh.backend_id).map_err(|message| BackendError::Invalid {
                     message: format!("a new backend id: {message}"),
-                }
-            })?;
+                })?;
             let body = serde_json::to_vec_pretty(&fresh).map_err(|e| BackendError::Invalid {
                 message: format!("cannot serialize store.json: {e}"),
             })?;

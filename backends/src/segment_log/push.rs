@@ -42,7 +42,11 @@ pub(super) async fn push(inner: &Inner, batch: Vec<GlobalEvent>) -> Result<(), B
 }
 
 /// Creates the segment of `batch` at key `parent+1` of `log`, exactly once.
-async fn create(inner: &Inner, log: &Incarnation, batch: &[GlobalEvent]) -> Result<(), BackendError> {
+async fn create(
+    inner: &Inner,
+    log: &Incarnation,
+    batch: &[GlobalEvent],
+) -> Result<(), BackendError> {
     let parent = batch[0].parent_seq_num;
     let first = parent.next();
     let key = log.paths.segment(first);
@@ -115,7 +119,11 @@ async fn create(inner: &Inner, log: &Incarnation, batch: &[GlobalEvent]) -> Resu
 }
 
 /// The tail of `log`, provided it ends exactly at `parent`; otherwise the push is refused.
-async fn tail_at(inner: &Inner, log: &Incarnation, parent: GlobalSeq) -> Result<Tail, BackendError> {
+async fn tail_at(
+    inner: &Inner,
+    log: &Incarnation,
+    parent: GlobalSeq,
+) -> Result<Tail, BackendError> {
     // Common case: our cache says the head is `parent`; create straight away (one request),
     // and a lost race shows up as an existing key.
     let cached = log.known().tail();
