@@ -490,3 +490,44 @@ async fn test_an_idle_leader_notices_a_wipe_without_pushing() {
     assert_fresh_client_reads(&bucket, &[]).await;
     store.shutdown().await.unwrap();
 }
+
+/// `ignore` at open does what it does while running: the store, wiped while this client was
+/// closed, gets the events the old store had confirmed, then the pending ones.
+#[tokio::test]
+async fn test_ignore_at_open_carries_on_in_the_new_store_as_while_running() {
+    let bucket = Bucket::folder();
+    let data = tempfile::tempdir().unwrap();
+    let store = open(&bucket, data.path(), OnBackendIdMismatch::Ignore).await;
+    let session = store.session().await.unwrap();
+    for id in ["t1", "t2", "t3"] {
+        session.commit(TodoCreated::NAME, &todo(id)).unwrap();
+    }
+    store.sync().await.unwrap();
+    store.shutdown().await.unwrap();
+    bucket.wipe().await;
+    let offline = Store::builder(Arc::new(todo_schema()))
+        .with_store_id(STORE)
+        .with_data_dir(data.path())
+        .with_client_id("a")
+        .with_offline(true)
+        .with_tuning(fast_tuning())
+        .open()
+        .await
+        .unwrap();
+    let pending = offline.session().await.unwrap();
+    pending.commit(TodoCreated::NAME, &todo("t4")).unwrap();
+    offline.shutdown().await.unwrap();
+
+    let store = open(&bucket, data.path(), OnBackendIdMismatch::Ignore).await;
+    store
+        .sync()
+        .await
+        .expect("the sync goes through in the new store");
+    assert_fresh_client_reads(&bucket, &[(1, "t1"), (2, "t2"), (3, "t3"), (4, "t4")]).await;
+    assert_eq!(
+        backend_log(&bucket.client().await).await,
+        synced(&store.eventlog().await.unwrap()),
+        "the same log"
+    );
+    store.shutdown().await.unwrap();
+}
