@@ -310,6 +310,15 @@ impl ClientSession {
         self.inner.lock().state.pending.clone()
     }
 
+    /// Why this session is closed, or `None` while it is open. The leader closes its
+    /// sessions when the store shuts down or stops, and when it reset the local data to
+    /// follow a replaced backend (`on_backend_id_mismatch = reset`): the session's read model
+    /// holds the old state then, and a new session must be opened. A closed session's
+    /// commits fail with [`ErrorKind::Closed`] and this reason.
+    pub fn closed(&self) -> Option<String> {
+        self.inner.lock().closed.clone()
+    }
+
     /// This session's id.
     pub fn session_id(&self) -> &str {
         &self.inner.session_id
@@ -351,7 +360,16 @@ impl SessionInner {
     fn on_leader_message(&self, message: SessionMessage) {
         let mut core = self.lock();
         match message {
-            SessionMessage::Closed { reason } => core.closed = Some(reason),
+            SessionMessage::Closed { reason } => {
+                if core.closed.is_none() {
+                    // The leader admits nothing of this session any more: account for what
+                    // is pending here, so that `Store::sync` does not wait for it.
+                    self.counters
+                        .abandoned
+                        .fetch_add(core.state.pending.len() as u64, Ordering::Relaxed);
+                }
+                core.closed = Some(reason);
+            }
             SessionMessage::Rejected { epoch, reason } => {
                 tracing::debug!(session = %self.session_id, epoch, %reason, "leader refused a push");
                 // A stopped session re-pushes nothing: its pending events can no longer be

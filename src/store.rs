@@ -12,24 +12,14 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::EncodedEvent;
 use crate::leader::db::LeaderDb;
+use crate::leader::identity::check_at_open;
 use crate::leader::lock::lock_dir;
 use crate::leader::{BootArgs, Command, Counters, Leader, db_error};
 use crate::schema::Schema;
 use crate::seq::EventSeq;
 use crate::session::ClientSession;
 
-/// What to do when the backend's id differs from the one recorded (the bucket was wiped).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnBackendIdMismatch {
-    /// Drop local data and start over from the new backend (LiveStore's default).
-    #[default]
-    Reset,
-    /// Stop the store with an error; local data is kept.
-    Shutdown,
-    /// Keep going as if nothing happened.
-    Ignore,
-}
+pub use crate::leader::identity::OnBackendIdMismatch;
 
 /// Tuning knobs of a store, with defaults that suit an interactive application.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, Serialize)]
@@ -45,13 +35,16 @@ pub struct Tuning {
     #[serde(with = "crate::config::duration_serde")]
     pub poll_min: Duration,
     /// Slowest live-pull poll, reached after a long idle stretch: one GET per poll, so at
-    /// 2 s an idle client costs 1,800 GETs an hour (about $0.02 a day on S3 Standard).
+    /// 2 s an idle client costs 1,800 GETs an hour (about $0.02 a day on S3 Standard), plus
+    /// one read of `store.json` every 30 s (120 an hour; `SegmentLogConfig::identity_check`)
+    /// to notice a wiped store.
     #[serde(with = "crate::config::duration_serde")]
     pub poll_max: Duration,
     /// How long a second process waits for the data dir's lock before giving up.
     #[serde(with = "crate::config::duration_serde")]
     pub lock_timeout: Duration,
-    /// What to do when the backend's id changed.
+    /// What to do when the backend's id changed (the store was wiped or replaced), at open
+    /// or while running: see [`OnBackendIdMismatch`].
     pub on_backend_id_mismatch: OnBackendIdMismatch,
 }
 
@@ -168,58 +161,19 @@ impl StoreBuilder {
             None => kept_client_id(&self.data_dir, &self.entropy)?,
         };
         let mut db = LeaderDb::open(&dir, &self.schema).map_err(db_error)?;
-        let (_, recorded_id) = db.sync_status().map_err(db_error)?;
-        let mut backend_id = recorded_id;
-        if let Some(backend) = &backend {
-            match backend.backend_id().await {
-                Ok(current) => match backend_id.as_deref() {
-                    None => {
-                        db.set_backend_id(&current).map_err(db_error)?;
-                        backend_id = Some(current);
-                    }
-                    Some(known) if known == current => {}
-                    Some(known) => {
-                        let message = format!(
-                            "the backend's id changed from {known} to {current}: the store was wiped and recreated"
-                        );
-                        match self.tuning.on_backend_id_mismatch {
-                            OnBackendIdMismatch::Reset => {
-                                tracing::warn!(
-                                    "{message}; clearing local data and starting over from the backend"
-                                );
-                                db.reset(&self.schema, &current).map_err(db_error)?;
-                                backend_id = Some(current);
-                            }
-                            OnBackendIdMismatch::Shutdown => {
-                                return Err(Error::new(
-                                    ErrorKind::Closed,
-                                    format!("{message}; local data kept"),
-                                ));
-                            }
-                            OnBackendIdMismatch::Ignore => {
-                                tracing::warn!("{message}; ignoring it");
-                                db.set_backend_id(&current).map_err(db_error)?;
-                                backend_id = Some(current);
-                            }
-                        }
-                    }
-                },
-                // A transient failure is routine for a local-first store (offline is
-                // normal): `sync()` reports it to whoever waits, so it is not a warning.
-                Err(error) if error.is_retryable() => {
-                    tracing::info!(%error, "backend unreachable at open; syncing will retry")
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "backend refused the open; syncing will retry")
-                }
-            }
-        }
+        let at_open = check_at_open(
+            &mut db,
+            &self.schema,
+            self.tuning.on_backend_id_mismatch,
+            backend.as_ref(),
+        )
+        .await?;
         let counters = Arc::new(Counters::default());
         let (commands, task) = Leader::boot(BootArgs {
             schema: self.schema.clone(),
             db,
             backend: backend.clone(),
-            backend_id,
+            at_open,
             counters: counters.clone(),
             tuning: self.tuning,
             lock,

@@ -58,9 +58,14 @@ impl Shared {
         self.log_of(STORE)
     }
 
-    /// The key of the segment whose first event is `first`.
-    fn key(&self, first: u64) -> Path {
-        self.log().paths().segment(GlobalSeq(first))
+    /// The key of the segment whose first event is `first` (in the log of the store's
+    /// current backend id).
+    async fn key(&self, first: u64) -> Path {
+        self.log()
+            .log_paths()
+            .await
+            .unwrap()
+            .segment(GlobalSeq(first))
     }
 
     /// Opens the leader of client `name` (its own data dir) over the shared backend.
@@ -183,7 +188,7 @@ async fn damaged_segment_stops_the_pull(
     assert_eq!(before.1.len(), 2, "{label}: {before:?}");
     writer.push(batch(3, 2)).await.unwrap();
     writer.push(batch(5, 2)).await.unwrap();
-    let key = shared.key(3);
+    let key = shared.key(3).await;
     damage(&shared, &key).await;
 
     let error = sync_error(&reader).await;
@@ -231,7 +236,7 @@ async fn test_every_flipped_bit_of_a_header_is_caught_through_the_leader() {
     let shared = Shared::new();
     let writer = shared.log();
     writer.push(batch(1, 2)).await.unwrap();
-    let key = shared.key(1);
+    let key = shared.key(1).await;
     let good = shared.read(&key).await;
     for index in 0..81 {
         let mut bytes = good.clone();
@@ -341,7 +346,7 @@ async fn test_broken_hash_chain_fails_sync_naming_the_key() {
 async fn test_segment_at_the_wrong_key_fails_sync_naming_the_key() {
     // A valid segment of this store (e5-e6) copied over the key of e3.
     let message = damaged_segment_stops_the_pull("wrong key", async |shared, key| {
-        let later = shared.read(&shared.key(5)).await;
+        let later = shared.read(&shared.key(5).await).await;
         shared.write(key, later).await;
     })
     .await;
@@ -355,7 +360,8 @@ async fn test_segment_of_another_store_fails_sync_naming_the_key() {
         let other = shared.log_of("other-shop");
         other.push(batch(1, 2)).await.unwrap();
         other.push(batch(3, 2)).await.unwrap();
-        let foreign = shared.read(&other.paths().segment(GlobalSeq(3))).await;
+        let foreign_key = other.log_paths().await.unwrap().segment(GlobalSeq(3));
+        let foreign = shared.read(&foreign_key).await;
         shared.write(key, foreign).await;
     })
     .await;
@@ -364,15 +370,31 @@ async fn test_segment_of_another_store_fails_sync_naming_the_key() {
 
 #[tokio::test]
 async fn test_damaged_store_json_fails_a_fresh_client_naming_it() {
-    for (label, body) in [
-        ("not JSON", b"<html>not found</html>".to_vec()),
+    for (label, body, needle) in [
+        (
+            "not JSON",
+            b"<html>not found</html>".to_vec(),
+            "not a store.json",
+        ),
         (
             "future version",
             br#"{"formatVersion": 7, "backendId": "abc", "storeId": "shop"}"#.to_vec(),
+            "upgrade eventsync",
+        ),
+        (
+            "old layout",
+            br#"{"formatVersion": 1, "backendId": "abc", "storeId": "shop"}"#.to_vec(),
+            "layout version 1",
         ),
         (
             "empty backend id",
-            br#"{"formatVersion": 1, "backendId": "", "storeId": "shop"}"#.to_vec(),
+            br#"{"formatVersion": 2, "backendId": "", "storeId": "shop"}"#.to_vec(),
+            "backend id",
+        ),
+        (
+            "backend id that climbs out of the store's folder",
+            br#"{"formatVersion": 2, "backendId": "../x", "storeId": "shop"}"#.to_vec(),
+            "backend id",
         ),
     ] {
         let shared = Shared::new();
@@ -383,6 +405,7 @@ async fn test_damaged_store_json_fails_a_fresh_client_naming_it() {
         let error = sync_error(&fresh).await;
         assert_eq!(error.kind(), ErrorKind::Data, "{label}: {error}");
         assert!(error.to_string().contains(key.as_ref()), "{label}: {error}");
+        assert!(error.to_string().contains(needle), "{label}: {error}");
         assert_eq!(snapshot(&fresh).await, (vec![], vec![]), "{label}");
         fresh.shutdown().await.unwrap();
     }
@@ -397,7 +420,7 @@ async fn test_missing_segment_object_is_reported_not_skipped() {
     writer.push(batch(1, 2)).await.unwrap();
     writer.push(batch(3, 2)).await.unwrap();
     writer.push(batch(5, 2)).await.unwrap();
-    let key = shared.key(3);
+    let key = shared.key(3).await;
     shared.store.delete(&key).await.unwrap();
 
     let fresh = shared.open("fresh", todo_schema()).await;

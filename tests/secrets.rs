@@ -181,7 +181,7 @@ async fn test_backend_errors_from_inputs_with_credentials_hide_them() {
         BackendError::ServerAhead { head: GlobalSeq(3) },
         BackendError::BackendIdMismatch {
             expected: "a".into(),
-            found: "b".into(),
+            found: Some("b".into()),
         },
     ] {
         assert_hidden("BackendError", &error);

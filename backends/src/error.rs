@@ -36,13 +36,20 @@ pub enum BackendError {
         /// What is wrong with it.
         message: String,
     },
-    /// The backend's identity is not the one recorded: the store was wiped and recreated.
-    #[error("backend id mismatch: expected {expected}, found {found}")]
+    /// The store is not the one this client worked in: it was wiped (`store.json` is gone)
+    /// or wiped and recreated (another backend id). A push that returns this wrote nothing
+    /// any reader of the current store will see. Re-read the identity
+    /// ([`SyncBackend::backend_id`](crate::SyncBackend::backend_id), which recreates a
+    /// missing store) and reconcile local data with the new store before syncing again.
+    #[error(
+        "backend id mismatch: expected {expected}, found {}",
+        found.as_deref().unwrap_or("none (store.json is missing: the store was wiped)")
+    )]
     BackendIdMismatch {
-        /// The id recorded earlier.
+        /// The id this client worked with.
         expected: String,
-        /// The id the backend has now.
-        found: String,
+        /// The id `store.json` holds now; `None` when there is no `store.json`.
+        found: Option<String>,
     },
     /// The store refused our credentials or permissions. Fix the configuration.
     #[error("access denied: {message}")]

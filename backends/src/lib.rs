@@ -117,6 +117,12 @@ pub type PullStream = BoxStream<'static, Result<PullPage, BackendError>>;
 ///   then a `NoMore` page, then stays open and yields new events as they land, including
 ///   the caller's own pushes. A live pull rides out transient failures
 ///   ([`BackendError::is_retryable`]) by polling again; any other error ends the stream.
+/// - **Identity.** A backend works in one incarnation of its store, named by its backend id.
+///   When the store was wiped or replaced since, [`push`](Self::push), [`pull`](Self::pull)
+///   (a live pull too, within a bounded delay) and [`head`](Self::head) fail with
+///   [`BackendError::BackendIdMismatch`], and a push that fails so wrote nothing the current
+///   store holds. Only [`backend_id`](Self::backend_id) moves the backend to the current
+///   store; nothing else recreates a wiped one.
 /// - **Corruption is an error, never data.** A backend that reads a damaged or foreign
 ///   object fails with [`BackendError::Corrupt`] naming it, and never returns its events;
 ///   a pull delivers every event before the damaged object first.
@@ -139,7 +145,8 @@ pub trait SyncBackend: Send + Sync + std::fmt::Debug {
     async fn ping(&self) -> Result<(), BackendError>;
 
     /// The backend's identity: random, made when the store was created. A different id for
-    /// the same URL and store means the store was wiped and recreated.
+    /// the same URL and store means the store was wiped and recreated. Reads it afresh
+    /// (creating the store when there is none), and works in that store from then on.
     async fn backend_id(&self) -> Result<String, BackendError>;
 
     /// What and where this backend is, safe to print.

@@ -99,6 +99,9 @@ pub(crate) struct Counters {
     /// Session events the leader admitted (each committed event is admitted once, possibly
     /// after its session re-pushed it renumbered).
     pub admitted: AtomicU64,
+    /// Session events that will never be admitted: they were pending in a session when the
+    /// leader closed it (a `reset` after the backend was replaced, or a shutdown).
+    pub abandoned: AtomicU64,
     pub pushes: AtomicU64,
     pub server_ahead: AtomicU64,
     pub rebases: AtomicU64,

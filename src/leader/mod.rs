@@ -10,10 +10,12 @@
 
 mod admit;
 pub(crate) mod db;
+pub(crate) mod identity;
 pub(crate) mod lock;
 mod messages;
 mod pull;
 mod push;
+mod reseed;
 
 pub(crate) use messages::{
     Command, Counters, LeaderHeads, PushRequest, SessionKey, SessionMessage, SessionSeed,
@@ -32,11 +34,13 @@ use crate::event::EncodedEvent;
 use crate::materialize::Record;
 use crate::schema::Schema;
 use crate::seq::EventSeq;
-use crate::store::{OnBackendIdMismatch, Tuning};
+use crate::store::Tuning;
 use crate::sync_state::{MergeOptions, MergeResult, Payload, SyncState, merge};
 use db::{LeaderDb, NewEvent};
+use identity::{AtOpen, Identity};
 use lock::DirLock;
 use pull::{Backoff, PullEvent, Restart};
+use reseed::ReseedError;
 
 struct SessionLink {
     sender: mpsc::UnboundedSender<SessionMessage>,
@@ -57,6 +61,14 @@ struct PushDone {
     result: Result<(), BackendError>,
 }
 
+/// What the leader's background tasks report when they end.
+enum TaskDone {
+    /// A push to the backend.
+    Push(PushDone),
+    /// `ignore`'s reseed of a new store (see `reseed.rs`).
+    Reseeded(Result<(), ReseedError>),
+}
+
 /// The sync side of an online leader.
 struct Online {
     backend: Arc<dyn SyncBackend>,
@@ -65,8 +77,11 @@ struct Online {
     push_in_flight: bool,
     push_retry_at: Option<Instant>,
     push_backoff: Backoff,
-    push_done: mpsc::UnboundedSender<PushDone>,
+    tasks_done: mpsc::UnboundedSender<TaskDone>,
+    /// The recorded backend id.
     backend_id: Option<String>,
+    /// Whether `backend_id` is known to be the backend's (see `identity.rs`).
+    identity: Identity,
 }
 
 /// The leader actor's state.
@@ -94,7 +109,8 @@ pub(crate) struct BootArgs {
     pub schema: Arc<Schema>,
     pub db: LeaderDb,
     pub backend: Option<Arc<dyn SyncBackend>>,
-    pub backend_id: Option<String>,
+    /// Where the open left the backend's identity.
+    pub at_open: AtOpen,
     pub counters: Arc<Counters>,
     pub tuning: Tuning,
     pub lock: DirLock,
@@ -112,7 +128,7 @@ impl Leader {
             schema,
             mut db,
             backend,
-            backend_id,
+            at_open,
             counters,
             tuning,
             lock,
@@ -139,12 +155,13 @@ impl Leader {
         let state_head = db.state_head().map_err(db_error)?;
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (pull_tx, pull_rx) = mpsc::channel(4);
-        let (push_done, push_done_rx) = mpsc::unbounded_channel();
+        let (tasks_done, tasks_done_rx) = mpsc::unbounded_channel();
         let online = backend.map(|backend| {
             let (restarts, restart_rx) = mpsc::unbounded_channel();
             let start = Restart {
                 cursor: backend_head,
                 epoch: 0,
+                reread_id: !at_open.verified,
             };
             let backoff = Backoff::new(entropy.fork());
             tokio::spawn(pull::run(
@@ -161,11 +178,16 @@ impl Leader {
                 push_in_flight: false,
                 push_retry_at: None,
                 push_backoff: Backoff::new(entropy.fork()),
-                push_done,
-                backend_id,
+                tasks_done,
+                backend_id: at_open.backend_id,
+                identity: if at_open.verified {
+                    Identity::Verified
+                } else {
+                    Identity::Unverified
+                },
             }
         });
-        let leader = Leader {
+        let mut leader = Leader {
             schema,
             db,
             state,
@@ -179,7 +201,10 @@ impl Leader {
             closed: None,
             _lock: lock,
         };
-        let task = tokio::spawn(leader.run(command_rx, pull_rx, push_done_rx));
+        if at_open.reseed && leader.online.is_some() {
+            leader.start_reseed();
+        }
+        let task = tokio::spawn(leader.run(command_rx, pull_rx, tasks_done_rx));
         Ok((commands, task))
     }
 
@@ -187,17 +212,21 @@ impl Leader {
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut pulled: mpsc::Receiver<PullEvent>,
-        mut push_done: mpsc::UnboundedReceiver<PushDone>,
+        mut tasks_done: mpsc::UnboundedReceiver<TaskDone>,
     ) {
         loop {
             self.maybe_start_push();
+            self.maybe_recheck();
             let retry_at = self.online.as_ref().and_then(|online| online.push_retry_at);
             tokio::select! {
                 biased;
                 Some(event) = pulled.recv(), if self.online.is_some() && self.closed.is_none() => {
                     self.on_pull_event(event);
                 }
-                Some(done) = push_done.recv() => self.on_push_done(done),
+                Some(done) = tasks_done.recv() => match done {
+                    TaskDone::Push(done) => self.on_push_done(done),
+                    TaskDone::Reseeded(result) => self.on_reseeded(result),
+                },
                 _ = sleep_until(retry_at), if retry_at.is_some() => {
                     if let Some(online) = &mut self.online {
                         online.push_retry_at = None;
@@ -323,6 +352,15 @@ impl Leader {
     fn on_pull_event(&mut self, event: PullEvent) {
         match event {
             PullEvent::BackendId(id) => self.on_backend_id(id),
+            PullEvent::Page { .. }
+                if self
+                    .online
+                    .as_ref()
+                    .is_some_and(|online| online.identity != Identity::Verified) =>
+            {
+                // From a store this leader has not reconciled with (yet): the pull is
+                // restarted once it has.
+            }
             PullEvent::Page { epoch, page } => {
                 let upstream = self.state.upstream_head.global;
                 let fresh: Vec<GlobalEvent> = page
@@ -353,6 +391,9 @@ impl Leader {
                     }
                 }
             }
+            PullEvent::Failed {
+                error: error @ BackendError::BackendIdMismatch { .. },
+            } => self.on_identity_lost(&error),
             PullEvent::Failed { error, .. } => {
                 // Transient failures are routine (offline); `sync()` waiters get the error.
                 if error.is_retryable() {
@@ -360,51 +401,7 @@ impl Leader {
                 } else {
                     tracing::warn!(%error, "pull from the backend failed; retrying");
                 }
-                if let BackendError::BackendIdMismatch { found, .. } = &error {
-                    self.on_backend_id(found.clone());
-                }
                 self.fail_waiters(&Error::from(error));
-            }
-        }
-    }
-
-    fn on_backend_id(&mut self, id: String) {
-        let Some(online) = &mut self.online else {
-            return;
-        };
-        match &online.backend_id {
-            None => {
-                online.backend_id = Some(id.clone());
-                if let Err(error) = self.db.set_backend_id(&id) {
-                    self.fail(db_error(error));
-                }
-            }
-            Some(known) if *known == id => {}
-            Some(known) => {
-                let message = format!(
-                    "the backend's id changed from {known} to {id}: the store was wiped and recreated"
-                );
-                match self.tuning.on_backend_id_mismatch {
-                    OnBackendIdMismatch::Ignore => {
-                        tracing::warn!("{message}; ignoring (on_backend_id_mismatch = ignore)");
-                        online.backend_id = Some(id);
-                    }
-                    OnBackendIdMismatch::Shutdown => self.fail(Error::new(
-                        ErrorKind::Closed,
-                        format!("{message}; local data kept, store stopped"),
-                    )),
-                    OnBackendIdMismatch::Reset => {
-                        tracing::warn!("{message}; clearing local data");
-                        let result = self.db.reset(&self.schema, &id);
-                        self.fail(match result {
-                            Ok(()) => Error::new(
-                                ErrorKind::Closed,
-                                format!("{message}; local data was cleared, reopen the store"),
-                            ),
-                            Err(error) => db_error(error),
-                        });
-                    }
-                }
             }
         }
     }
@@ -519,12 +516,19 @@ impl Leader {
     }
 
     fn restart_pull(&mut self) {
+        self.restart_pull_with(false);
+    }
+
+    /// Restarts the pull from the backend-confirmed head; with `reread_id`, the pull task
+    /// first re-reads the backend's id and reports it.
+    fn restart_pull_with(&mut self, reread_id: bool) {
         if let Some(online) = &mut self.online {
             online.pull_epoch += 1;
             let cursor = GlobalSeq(self.state.upstream_head.global);
             let _ = online.restarts.send(Restart {
                 cursor,
                 epoch: online.pull_epoch,
+                reread_id,
             });
         }
     }
@@ -566,7 +570,9 @@ impl Leader {
         if !idle {
             return;
         }
-        let admitted = self.counters.admitted.load(Ordering::Relaxed);
+        // Events of sessions the leader closed were never admitted, and never will be.
+        let admitted = self.counters.admitted.load(Ordering::Relaxed)
+            + self.counters.abandoned.load(Ordering::Relaxed);
         let (done, waiting): (Vec<_>, Vec<_>) = self
             .waiters
             .drain(..)

@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 
 /// What the pull task tells the leader.
 pub(crate) enum PullEvent {
-    /// The backend's id, read when the task (re)connects.
+    /// The backend's id, read when the task starts unverified or is asked to re-read it.
+    /// The backend works in the store this id names from then on.
     BackendId(String),
     /// A page of events, from the pull started for restart `epoch`.
     Page { epoch: u64, page: PullPage },
@@ -19,10 +20,12 @@ pub(crate) enum PullEvent {
     Failed { error: BackendError },
 }
 
-/// A request to restart the pull after `cursor`, tagging its pages with `epoch`.
+/// A request to restart the pull after `cursor`, tagging its pages with `epoch`; with
+/// `reread_id`, first re-read the backend's id (and report it).
 pub(crate) struct Restart {
     pub cursor: GlobalSeq,
     pub epoch: u64,
+    pub reread_id: bool,
 }
 
 /// Runs until the leader drops its end of either channel.
@@ -33,7 +36,7 @@ pub(crate) async fn run(
     events: mpsc::Sender<PullEvent>,
     mut backoff: Backoff,
 ) {
-    let mut known_id = false;
+    let mut known_id = !restart.reread_id;
     loop {
         if !known_id {
             match backend.backend_id().await {
@@ -66,7 +69,11 @@ pub(crate) async fn run(
                     // Biased (a restart first), so that one seed replays one interleaving.
                     biased;
                     next = restarts.recv() => match next {
-                        Some(next) => { restart = next; break None; }
+                        Some(next) => {
+                            known_id &= !next.reread_id;
+                            restart = next;
+                            break None;
+                        }
                         None => return,
                     },
                     item = stream.next() => match item {
@@ -92,7 +99,10 @@ pub(crate) async fn run(
             }
             match wait_or_restart(&mut restarts, backoff.next()).await {
                 Wait::Elapsed => {}
-                Wait::Restart(next) => restart = next,
+                Wait::Restart(next) => {
+                    known_id &= !next.reread_id;
+                    restart = next;
+                }
                 Wait::Closed => return,
             }
         }
@@ -137,6 +147,11 @@ impl Backoff {
         let delay = self.next;
         self.next = (self.next * 2).min(Self::MAX);
         self.entropy.jitter(delay)
+    }
+
+    /// A backoff of its own for another task, drawing from a fork of this one's entropy.
+    pub(crate) fn fork(&self) -> Backoff {
+        Backoff::new(self.entropy.fork())
     }
 
     /// After a success: the next failure waits the shortest delay again.

@@ -7,7 +7,8 @@ use std::time::Duration;
 use eventsync_backends::BackendError;
 use tokio::time::Instant;
 
-use super::{Leader, PushDone};
+use super::identity::Identity;
+use super::{Leader, PushDone, TaskDone};
 use crate::error::Error;
 use crate::event::EncodedEvent;
 
@@ -20,7 +21,10 @@ impl Leader {
         let Some(online) = &mut self.online else {
             return;
         };
-        if online.push_in_flight || online.push_retry_at.is_some() {
+        if online.push_in_flight
+            || online.push_retry_at.is_some()
+            || online.identity != Identity::Verified
+        {
             return;
         }
         let capabilities = online.backend.info().capabilities;
@@ -59,10 +63,10 @@ impl Leader {
         );
         online.push_in_flight = true;
         let backend = online.backend.clone();
-        let done = online.push_done.clone();
+        let done = online.tasks_done.clone();
         tokio::spawn(async move {
             let result = backend.push(batch.clone()).await;
-            let _ = done.send(PushDone { batch, result });
+            let _ = done.send(TaskDone::Push(PushDone { batch, result }));
         });
     }
 
@@ -96,6 +100,9 @@ impl Leader {
                 online.push_retry_at = Some(Instant::now() + Duration::from_millis(20));
                 self.restart_pull();
             }
+            // The segment is not in the store (it sits in the old one's folder, at best): the
+            // events stay pending while the leader reconciles with the new store.
+            Err(error @ BackendError::BackendIdMismatch { .. }) => self.on_identity_lost(&error),
             Err(error) => {
                 let delay = online.push_backoff.next();
                 online.push_retry_at = Some(Instant::now() + delay);
@@ -103,9 +110,6 @@ impl Leader {
                     tracing::info!(%error, ?delay, "push to the backend failed; retrying");
                 } else {
                     tracing::warn!(%error, ?delay, "push to the backend failed; retrying");
-                }
-                if let BackendError::BackendIdMismatch { found, .. } = &error {
-                    self.on_backend_id(found.clone());
                 }
                 self.fail_waiters(&Error::from(error));
             }

@@ -1,5 +1,6 @@
 //! Conformance checks of failure handling: ambiguous writes, damaged and foreign segments,
-//! wiped stores, bad store ids, and stores that ignore preconditions.
+//! racing creators, bad store ids, and stores that ignore preconditions. Wiped stores are in
+//! `wipe_checks.rs`.
 
 use std::sync::Arc;
 
@@ -79,7 +80,11 @@ async fn damaged_middle_segment_fails_pull(
     let store_id = fixture.store_id(label);
     let writer = fixture.client(&store_id);
     push_in_batches(&writer, &make_events(GlobalSeq::ZERO, 6, "writer", 50), 2).await;
-    let key = writer.paths().segment(GlobalSeq(3));
+    let key = writer
+        .log_paths()
+        .await
+        .expect("the log's keys")
+        .segment(GlobalSeq(3));
     damage(&fixture.store, &key).await;
 
     let reader = fixture.client(&store_id);
@@ -156,7 +161,11 @@ pub async fn foreign_segment_fails_pull_naming_key(fixture: &Fixture) {
     let other_id = fixture.store_id("foreign-source");
     let other = fixture.client(&other_id);
     push_in_batches(&other, &make_events(GlobalSeq::ZERO, 6, "writer", 50), 2).await;
-    let foreign_key = other.paths().segment(GlobalSeq(3));
+    let foreign_key = other
+        .log_paths()
+        .await
+        .expect("the log's keys")
+        .segment(GlobalSeq(3));
     let foreign = read(&fixture.store, &foreign_key).await;
     damaged_middle_segment_fails_pull(fixture, "foreign", async move |store, key| {
         overwrite(store, key, foreign).await;
@@ -172,38 +181,6 @@ pub async fn missing_segment_fails_pull_naming_key(fixture: &Fixture) {
         store.delete(key).await.expect("delete segment");
     })
     .await;
-}
-
-/// Deletes every object of a store (what "wiping the bucket prefix" does).
-async fn wipe(fixture: &Fixture, log: &SegmentLog) {
-    let keys: Vec<_> = fixture.store.list(Some(log.paths().root())).collect().await;
-    for meta in keys {
-        let meta = meta.expect("list store objects");
-        fixture.store.delete(&meta.location).await.expect("delete");
-    }
-}
-
-/// Wiping a store and using it again gives a new backend id, to new and old clients alike;
-/// the old client forgets what it knew of the old log.
-pub async fn wiped_store_changes_backend_id(fixture: &Fixture) {
-    let store_id = fixture.store_id("wiped");
-    let old = fixture.client(&store_id);
-    old.push(make_events(GlobalSeq::ZERO, 2, "old", 10))
-        .await
-        .expect("push");
-    let before = old.backend_id().await.expect("backend id");
-    assert_eq!(
-        old.backend_id().await.expect("backend id"),
-        before,
-        "stable"
-    );
-    wipe(fixture, &old).await;
-    let fresh = fixture.client(&store_id);
-    let after = fresh.backend_id().await.expect("backend id");
-    assert_ne!(before, after, "a recreated store must get a new backend id");
-    assert_eq!(fresh.head().await.expect("head"), GlobalSeq::ZERO);
-    assert_eq!(old.backend_id().await.expect("backend id"), after);
-    assert_eq!(old.head().await.expect("head"), GlobalSeq::ZERO);
 }
 
 /// 16 clients creating a store at once agree on one backend id.

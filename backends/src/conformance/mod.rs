@@ -13,11 +13,13 @@
 mod checks;
 mod failure_checks;
 pub mod not_run;
+mod wipe_checks;
 
 pub use crate::fault::{CheckThenWriteStore, CreateFault, FaultStore};
 pub use checks::*;
 pub use failure_checks::*;
 pub use not_run::{S3_NOT_CONFIGURED, in_ci, report_not_run};
+pub use wipe_checks::*;
 
 use std::any::Any;
 use std::future::Future;
@@ -256,6 +258,8 @@ macro_rules! conformance_tests {
                 foreign_segment_fails_pull_naming_key,
                 missing_segment_fails_pull_naming_key,
                 wiped_store_changes_backend_id,
+                push_after_wipe_is_backend_id_mismatch,
+                live_pull_notices_a_wiped_store,
                 racing_creators_share_one_backend_id,
                 invalid_store_id_is_refused,
                 probe_accepts_the_store,

@@ -34,6 +34,12 @@ pub struct SegmentLogConfig {
     /// Standard). Default 2 s.
     #[serde(alias = "poll_max", with = "crate::duration_text")]
     pub poll_max: Duration,
+    /// How often an idle live pull re-reads `store.json`, so that a reader that never pushes
+    /// finds out when the store was wiped or replaced (a push checks it every time). Each
+    /// check is one GET: at the default 30 s that is 120 GETs an hour on top of an idle
+    /// reader's 1,800 polls at `poll_max` = 2 s (+7%). Default 30 s.
+    #[serde(alias = "identity_check", with = "crate::duration_text")]
+    pub identity_check: Duration,
 }
 
 impl Default for SegmentLogConfig {
@@ -44,6 +50,7 @@ impl Default for SegmentLogConfig {
             page_events: 1000,
             poll_min: Duration::from_millis(50),
             poll_max: Duration::from_secs(2),
+            identity_check: Duration::from_secs(30),
         }
     }
 }
@@ -76,6 +83,9 @@ impl SegmentLogConfig {
                 self.poll_min, self.poll_max
             ));
         }
+        if self.identity_check.is_zero() {
+            return invalid("segment log identity-check must be more than 0".into());
+        }
         Ok(())
     }
 }
@@ -92,6 +102,7 @@ mod tests {
         assert_eq!(config.max_bytes_per_segment, 4 << 20);
         assert_eq!(config.poll_min, Duration::from_millis(50));
         assert_eq!(config.poll_max, Duration::from_secs(2));
+        assert_eq!(config.identity_check, Duration::from_secs(30));
     }
 
     #[test]

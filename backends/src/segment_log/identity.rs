@@ -1,20 +1,61 @@
-//! `store.json`: the store's identity (a random backend id and the format version), created
-//! once with `PutMode::Create` by whichever client comes first.
+//! `store.json` (the store's layout version and a random backend id, created once with
+//! `PutMode::Create` by whichever client comes first) and the [`Incarnation`] it names.
+//!
+//! A client caches the incarnation it works in. Only two things replace it: the first
+//! contact (nothing cached yet) and an explicit re-read ([`SyncBackend::backend_id`]); both
+//! create `store.json` when it is missing. Everything else ([`Inner::check_identity`]: a
+//! push, the start of a pull, an idle live pull now and then, tail discovery) only compares
+//! and reports [`BackendError::BackendIdMismatch`]: a stale writer must never recreate the
+//! store by itself, and must not slide into a new store it has not reconciled with.
+//!
+//! [`SyncBackend::backend_id`]: crate::SyncBackend::backend_id
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
 
+use super::index::Known;
 use super::{Inner, corrupt, store_error};
 use crate::BackendError;
-use crate::segment::{FORMAT_VERSION, MAX_BACKEND_ID_LEN};
+use crate::paths::{BackendId, LogPaths, STORE_LAYOUT_VERSION};
+
+/// One life of a store: a backend id, the keys of its log, and what this client learned
+/// about that log's segments. A wiped and recreated store is a new incarnation; what was
+/// learned about the old one goes with it.
+pub(super) struct Incarnation {
+    pub(super) id: BackendId,
+    pub(super) paths: LogPaths,
+    /// Facts about immutable segments (position, size, digest), and so the tail.
+    known: Mutex<Known>,
+}
+
+impl Incarnation {
+    fn new(inner: &Inner, id: BackendId) -> Incarnation {
+        Incarnation {
+            paths: inner.paths.log(&id),
+            id,
+            known: Mutex::new(Known::default()),
+        }
+    }
+
+    pub(super) fn known(&self) -> MutexGuard<'_, Known> {
+        // The guarded data is a cache of facts, valid even if a holder panicked.
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// The content of `store.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct StoreJson {
-    /// The format version of the store (the segment format version it was created with).
+    /// The store layout version ([`STORE_LAYOUT_VERSION`]). The field kept the name it had
+    /// in layout 1, so that a build that reads only layout 1 refuses a newer store with its
+    /// "upgrade eventsync" message instead of misreading it.
     format_version: u16,
-    /// Random, made when the store was created; segments carry it too.
+    /// Random, made when the store was created; it names the folder of the store's log, and
+    /// segments carry it too.
     backend_id: String,
     /// The store id, for humans reading the bucket.
     store_id: String,
@@ -24,58 +65,86 @@ struct StoreJson {
 const CREATE_ATTEMPTS: usize = 5;
 
 impl Inner {
-    /// The backend id, from the cache or read (created) once.
-    pub(super) async fn identity(&self) -> Result<String, BackendError> {
-        if let Some(id) = self.cached_identity() {
-            return Ok(id);
+    /// The incarnation this client works in: the cached one, or on first contact the one
+    /// `store.json` names (created when missing). The flag says whether `store.json` was
+    /// read just now (so a caller need not check it again).
+    pub(super) async fn incarnation(&self) -> Result<(Arc<Incarnation>, bool), BackendError> {
+        if let Some(current) = self.cached_incarnation() {
+            return Ok((current, false));
         }
-        self.read_identity().await
+        Ok((self.adopt_current().await?, true))
     }
 
-    fn cached_identity(&self) -> Option<String> {
+    fn cached_incarnation(&self) -> Option<Arc<Incarnation>> {
         self.identity
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    /// Reads `store.json` afresh (creating it when missing). When the id changed since the
-    /// last read, the store was wiped and recreated: forget everything learned about it.
-    pub(super) async fn read_identity(&self) -> Result<String, BackendError> {
+    /// Reads `store.json` afresh (creating it when missing) and works in the incarnation it
+    /// names from now on. When the id changed, the store was wiped and recreated: what was
+    /// learned about the old log is dropped with its incarnation.
+    pub(super) async fn adopt_current(&self) -> Result<Arc<Incarnation>, BackendError> {
         let id = self.load_or_create().await?;
-        let mut cached = self
-            .identity
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cached.as_deref() != Some(id.as_str()) {
-            if cached.is_some() {
-                tracing::warn!(store = %self.store_id, "backend id changed: the store was recreated");
+        let mut cached = self.identity.lock().unwrap_or_else(PoisonError::into_inner);
+        match cached.as_ref() {
+            Some(current) if current.id == id => Ok(current.clone()),
+            previous => {
+                if let Some(previous) = previous {
+                    tracing::warn!(store = %self.store_id, old = %previous.id, new = %id,
+                        "backend id changed: the store was wiped and recreated");
+                }
+                let fresh = Arc::new(Incarnation::new(self, id));
+                *cached = Some(fresh.clone());
+                Ok(fresh)
             }
-            *self.known() = Default::default();
-            *cached = Some(id.clone());
         }
-        Ok(id)
     }
 
-    async fn load_or_create(&self) -> Result<String, BackendError> {
+    /// Fails with [`BackendError::BackendIdMismatch`] when `store.json` is missing or names
+    /// another id than `expected`'s. One GET; never creates anything.
+    pub(super) async fn check_identity(&self, expected: &Incarnation) -> Result<(), BackendError> {
+        match self.read_store_json().await? {
+            Some(id) if id == expected.id => Ok(()),
+            found => Err(BackendError::BackendIdMismatch {
+                expected: expected.id.to_string(),
+                found: found.map(|id| id.to_string()),
+            }),
+        }
+    }
+
+    /// The backend id in `store.json`, or `None` when there is no `store.json`.
+    pub(super) async fn read_store_json(&self) -> Result<Option<BackendId>, BackendError> {
+        let key = self.paths.store_json();
+        match self.store.get(&key).await {
+            Ok(result) => {
+                let bytes = result
+                    .bytes()
+                    .await
+                    .map_err(|e| store_error("reading", &key, e))?;
+                parse(&key, &bytes).map(Some)
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_error("reading", &key, e)),
+        }
+    }
+
+    async fn load_or_create(&self) -> Result<BackendId, BackendError> {
         let key = self.paths.store_json();
         for _ in 0..CREATE_ATTEMPTS {
-            match self.store.get(&key).await {
-                Ok(result) => {
-                    let bytes = result
-                        .bytes()
-                        .await
-                        .map_err(|e| store_error("reading", &key, e))?;
-                    return parse(&key, &bytes);
-                }
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(store_error("reading", &key, e)),
+            if let Some(id) = self.read_store_json().await? {
+                return Ok(id);
             }
             let fresh = StoreJson {
-                format_version: FORMAT_VERSION,
+                format_version: STORE_LAYOUT_VERSION,
                 backend_id: self.entropy.hex::<16>(),
                 store_id: self.store_id.clone(),
             };
+            let id =
+                BackendId::parse(&fresh.backend_id).map_err(|message| BackendError::Invalid {
+                    message: format!("a new backend id: {message}"),
+                })?;
             let body = serde_json::to_vec_pretty(&fresh).map_err(|e| BackendError::Invalid {
                 message: format!("cannot serialize store.json: {e}"),
             })?;
@@ -84,7 +153,7 @@ impl Inner {
                 .put_opts(&key, PutPayload::from(body), PutMode::Create.into())
                 .await
             {
-                Ok(_) => return Ok(fresh.backend_id),
+                Ok(_) => return Ok(id),
                 Err(
                     e @ (object_store::Error::PermissionDenied { .. }
                     | object_store::Error::Unauthenticated { .. }
@@ -102,28 +171,27 @@ impl Inner {
     }
 }
 
-fn parse(key: &object_store::path::Path, bytes: &[u8]) -> Result<String, BackendError> {
+fn parse(key: &Path, bytes: &[u8]) -> Result<BackendId, BackendError> {
     let json: StoreJson = serde_json::from_slice(bytes)
         .map_err(|e| corrupt(key, format!("not a store.json: {e}")))?;
-    if json.format_version > FORMAT_VERSION || json.format_version == 0 {
+    if json.format_version == 1 {
         return Err(corrupt(
             key,
             format!(
-                "format version {} is not supported (this build reads version {FORMAT_VERSION}); upgrade eventsync",
+                "the store has layout version 1 (segments under {{store}}/segments/), which this build no longer reads: it reads layout {STORE_LAYOUT_VERSION} (segments under {{store}}/{{backend id}}/segments/). Read the store with the eventsync build that wrote it, or delete the store's objects to start it again (clients then follow on_backend_id_mismatch)"
+            ),
+        ));
+    }
+    if json.format_version != STORE_LAYOUT_VERSION {
+        return Err(corrupt(
+            key,
+            format!(
+                "format version {} is not supported (this build reads version {STORE_LAYOUT_VERSION}); upgrade eventsync",
                 json.format_version
             ),
         ));
     }
-    if json.backend_id.is_empty() || json.backend_id.len() > MAX_BACKEND_ID_LEN {
-        return Err(corrupt(
-            key,
-            format!(
-                "backend id must be 1..={MAX_BACKEND_ID_LEN} bytes, got {}",
-                json.backend_id.len()
-            ),
-        ));
-    }
-    Ok(json.backend_id)
+    BackendId::parse(&json.backend_id).map_err(|message| corrupt(key, message))
 }
 
 #[cfg(test)]
@@ -131,23 +199,57 @@ mod tests {
     use super::*;
     use crate::SegmentLog;
 
+    fn body(version: u16, id: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "formatVersion": version, "backendId": id, "storeId": "s"
+        }))
+        .unwrap()
+    }
+
     #[test]
     fn test_parse_reads_backend_id() {
         let key = "p/s/store.json".into();
-        let body = br#"{"formatVersion": 1, "backendId": "abc", "storeId": "s"}"#;
-        assert_eq!(parse(&key, body).unwrap(), "abc");
+        assert_eq!(parse(&key, &body(2, "abc")).unwrap().as_str(), "abc");
     }
 
     #[test]
     fn test_parse_refuses_future_versions_naming_the_key() {
         let key = "p/s/store.json".into();
-        let body = br#"{"formatVersion": 9, "backendId": "abc", "storeId": "s"}"#;
-        match parse(&key, body) {
+        match parse(&key, &body(9, "abc")) {
             Err(BackendError::Corrupt { key, message }) => {
                 assert_eq!(key, "p/s/store.json");
                 assert!(message.contains("version 9"), "{message}");
+                assert!(message.contains("upgrade"), "{message}");
             }
             other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn test_parse_refuses_the_old_layout_saying_what_to_do() {
+        let key = "p/s/store.json".into();
+        match parse(&key, &body(1, "abc")) {
+            Err(BackendError::Corrupt { key, message }) => {
+                assert_eq!(key, "p/s/store.json");
+                assert!(message.contains("layout version 1"), "{message}");
+                assert!(message.contains("delete the store's objects"), "{message}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn test_parse_refuses_hostile_backend_ids_naming_the_key() {
+        let key = "p/s/store.json".into();
+        let long = "a".repeat(65);
+        for hostile in ["../x", "/", "", "é", &long, "a/../../b"] {
+            match parse(&key, &body(2, hostile)) {
+                Err(BackendError::Corrupt { key, message }) => {
+                    assert_eq!(key, "p/s/store.json", "{hostile:?}");
+                    assert!(message.contains("backend id"), "{hostile:?}: {message}");
+                }
+                other => panic!("{hostile:?} gave {other:?}, not Corrupt"),
+            }
         }
     }
 
@@ -175,5 +277,19 @@ mod tests {
             seeded[1].backend_id().await.unwrap(),
             "the same seed makes the same id"
         );
+    }
+
+    #[tokio::test]
+    async fn test_store_json_is_written_in_the_current_layout() {
+        use crate::SyncBackend;
+        use object_store::memory::InMemory;
+        let memory = std::sync::Arc::new(InMemory::new());
+        let id = log_over(&memory).backend_id().await.unwrap();
+        let stored = memory.get(&"p/s/store.json".into()).await.unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&stored.bytes().await.unwrap()).unwrap();
+        assert_eq!(json["formatVersion"], STORE_LAYOUT_VERSION);
+        assert_eq!(json["backendId"], id.as_str());
+        assert_eq!(json["storeId"], "s");
     }
 }

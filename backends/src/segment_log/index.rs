@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
-use super::{Inner, corrupt, store_error};
+use super::identity::Incarnation;
+use super::{Inner, corrupt, definitive, store_error};
 use crate::segment::{self, Segment, SegmentDigest};
 use crate::{BackendError, GlobalSeq};
 
@@ -30,8 +31,9 @@ pub(super) struct Tail {
     pub(super) digest: SegmentDigest,
 }
 
-/// Facts about segments, keyed by first event number. Segments are immutable, so a fact,
-/// once verified, stays true (until the store is wiped, which the backend id reveals).
+/// Facts about the segments of one incarnation of a store, keyed by first event number.
+/// Segments are immutable, so a fact, once verified, stays true; a wiped store is a new
+/// incarnation, with its own `Known`.
 ///
 /// Memory: one entry per segment seen (about 60 bytes), e.g. 6 MB for 100k segments.
 #[derive(Debug, Default)]
@@ -48,7 +50,7 @@ impl Known {
     }
 
     /// The highest known tail, or `None` when nothing is known and no LIST ran yet.
-    fn tail(&self) -> Option<Tail> {
+    pub(super) fn tail(&self) -> Option<Tail> {
         match self.segments.last_key_value() {
             Some((_, meta)) => Some(Tail {
                 head: meta.last,
@@ -88,16 +90,16 @@ impl Known {
 }
 
 impl Inner {
-    /// Reads and verifies the segment at key `first`: `None` when there is no such object.
-    /// `prev_digest` is the digest of the segment before it, when known; the chain is
-    /// checked against it. A verified segment is recorded in [`Known`].
+    /// Reads and verifies the segment at key `first` of `log`: `None` when there is no such
+    /// object. `prev_digest` is the digest of the segment before it, when known; the chain
+    /// is checked against it. A verified segment is recorded in the log's [`Known`].
     pub(super) async fn fetch_segment(
         &self,
+        log: &Incarnation,
         first: GlobalSeq,
         prev_digest: Option<SegmentDigest>,
     ) -> Result<Option<Segment>, BackendError> {
-        let backend_id = self.identity().await?;
-        let key = self.paths.segment(first);
+        let key = log.paths.segment(first);
         let bytes = match self.store.get(&key).await {
             Ok(result) => result
                 .bytes()
@@ -108,9 +110,9 @@ impl Inner {
         };
         let segment = segment::decode(&bytes).map_err(|e| corrupt(&key, e))?;
         segment
-            .check_position(first, prev_digest, &backend_id)
+            .check_position(first, prev_digest, log.id.as_str())
             .map_err(|e| corrupt(&key, e))?;
-        self.known().insert(SegmentMeta {
+        log.known().insert(SegmentMeta {
             first,
             last: segment.header.last(),
             digest: segment.digest,
@@ -118,20 +120,26 @@ impl Inner {
         Ok(Some(segment))
     }
 
-    /// The tail as known now, without any request; `None` when cold.
-    pub(super) fn cached_tail(&self) -> Option<Tail> {
-        self.known().tail()
+    /// Finds the current tail of `log` and checks, concurrently (no added latency), that
+    /// `store.json` still names it: a wiped store's old folder is empty or stale, so its tail
+    /// alone would look like a valid, shorter log.
+    pub(super) async fn refresh_tail(&self, log: &Incarnation) -> Result<Tail, BackendError> {
+        let (tail, check) = futures::join!(self.probe_tail(log), self.check_identity(log));
+        definitive(check)?;
+        tail
     }
 
-    /// Finds the current tail: LIST once when cold, then GET `head+1` until a 404.
-    pub(super) async fn refresh_tail(&self) -> Result<Tail, BackendError> {
-        let mut tail = match self.cached_tail() {
+    /// Finds the current tail of `log`: LIST once when cold, then GET `head+1` until a 404.
+    /// Does not look at `store.json` (see [`Inner::refresh_tail`]).
+    pub(super) async fn probe_tail(&self, log: &Incarnation) -> Result<Tail, BackendError> {
+        let cached = log.known().tail();
+        let mut tail = match cached {
             Some(tail) => tail,
-            None => self.list_tail().await?,
+            None => self.list_tail(log).await?,
         };
         loop {
             let next = tail.head.next();
-            match self.fetch_segment(next, Some(tail.digest)).await? {
+            match self.fetch_segment(log, next, Some(tail.digest)).await? {
                 Some(segment) => {
                     tail = Tail {
                         head: segment.header.last(),
@@ -150,16 +158,17 @@ impl Inner {
     /// see past a missing key, and one per client is the budget (polls stay GET-only).
     pub(super) async fn segment_after(
         &self,
+        log: &Incarnation,
         missing: GlobalSeq,
     ) -> Result<Option<GlobalSeq>, BackendError> {
-        if self.known().listed {
+        if log.known().listed {
             return Ok(None);
         }
-        let after = self.list_segments(Some(missing)).await?;
+        let after = self.list_segments(log, Some(missing)).await?;
         match after.into_iter().find(|first| *first > missing) {
             Some(first) => Ok(Some(first)),
             None => {
-                self.known().listed = true;
+                log.known().listed = true;
                 Ok(None)
             }
         }
@@ -167,16 +176,16 @@ impl Inner {
 
     /// Cold start: LIST the segments, read the last one. Its chain to the one before is
     /// not checked here (a pull checks the whole chain).
-    async fn list_tail(&self) -> Result<Tail, BackendError> {
-        let firsts = self.list_segments(None).await?;
+    async fn list_tail(&self, log: &Incarnation) -> Result<Tail, BackendError> {
+        let firsts = self.list_segments(log, None).await?;
         let tail = match firsts.last() {
             None => Tail {
                 head: GlobalSeq::ZERO,
                 digest: SegmentDigest::ROOT,
             },
             Some(&first) => {
-                let prev = self.known().digest_ending_at(GlobalSeq(first.0 - 1));
-                match self.fetch_segment(first, prev).await? {
+                let prev = log.known().digest_ending_at(GlobalSeq(first.0 - 1));
+                match self.fetch_segment(log, first, prev).await? {
                     Some(segment) => Tail {
                         head: segment.header.last(),
                         digest: segment.digest,
@@ -185,28 +194,29 @@ impl Inner {
                         return Err(BackendError::Unavailable {
                             message: format!(
                                 "{} was listed but could not be read",
-                                self.paths.segment(first)
+                                log.paths.segment(first)
                             ),
                         });
                     }
                 }
             }
         };
-        self.known().listed = true;
+        log.known().listed = true;
         Ok(tail)
     }
 
-    /// The first numbers of the segments in the store (after `after`, when given), sorted:
-    /// LIST order is not guaranteed by every store.
+    /// The first numbers of the segments of `log` (after `after`, when given), sorted: LIST
+    /// order is not guaranteed by every store.
     pub(super) async fn list_segments(
         &self,
+        log: &Incarnation,
         after: Option<GlobalSeq>,
     ) -> Result<Vec<GlobalSeq>, BackendError> {
-        let dir = self.paths.segments_dir();
+        let dir = log.paths.segments_dir();
         let listing = match after {
             Some(after) => self
                 .store
-                .list_with_offset(Some(dir), &self.paths.segment(after)),
+                .list_with_offset(Some(dir), &log.paths.segment(after)),
             None => self.store.list(Some(dir)),
         };
         let metas: Vec<_> = listing
@@ -215,7 +225,7 @@ impl Inner {
             .map_err(|e| store_error("listing", dir, e))?;
         let mut firsts: Vec<GlobalSeq> = metas
             .iter()
-            .filter_map(|meta| self.paths.parse_segment(&meta.location))
+            .filter_map(|meta| log.paths.parse_segment(&meta.location))
             .collect();
         firsts.sort_unstable();
         Ok(firsts)

@@ -17,6 +17,11 @@
 //! The tail is found without LIST: a client that knows head `h` GETs key `h+1`; a 404 means
 //! it is current. LIST is only for a cold start (and for a pull that starts from a cursor
 //! this client has not seen). See `paths.rs` for the keys and `docs/FORMAT.md` for the bytes.
+//!
+//! Each backend id has its own folder of segments, so a writer that missed a wipe of the
+//! store can only write into the dead folder of the old id. Pushes, pulls and tail discovery
+//! compare `store.json` with the id they work with and report
+//! [`BackendError::BackendIdMismatch`] (see `identity.rs`).
 
 mod config;
 mod identity;
@@ -27,19 +32,19 @@ mod push;
 pub use config::{MIN_SEGMENT_BYTES, SegmentLogConfig};
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use object_store::ObjectStore;
 use object_store::path::Path;
 
 use crate::open::validate_store_id;
-use crate::paths::StorePaths;
+use crate::paths::{LogPaths, StorePaths};
 use crate::{
     BackendError, BackendInfo, Capabilities, Entropy, GlobalEvent, GlobalSeq, PullStream,
     SyncBackend,
 };
 
-use index::Known;
+use identity::Incarnation;
 
 /// The [`SyncBackend`] over any `Arc<dyn ObjectStore>`: memory, a local folder, S3.
 ///
@@ -62,10 +67,9 @@ struct Inner {
     url: String,
     /// Where writer nonces and a new store's backend id come from.
     entropy: Entropy,
-    /// The backend id from `store.json`, once read. A std mutex: held for a copy only.
-    identity: Mutex<Option<String>>,
-    /// Facts learned about immutable segments (position, size, digest), and so the tail.
-    known: Mutex<Known>,
+    /// The incarnation this client works in, once `store.json` was read. A std mutex: held
+    /// for a copy only.
+    identity: Mutex<Option<Arc<Incarnation>>>,
 }
 
 impl SegmentLog {
@@ -93,7 +97,6 @@ impl SegmentLog {
                 url,
                 entropy: Entropy::from_os(),
                 identity: Mutex::new(None),
-                known: Mutex::new(Known::default()),
             }),
         })
     }
@@ -126,7 +129,6 @@ impl SegmentLog {
             url: shared.url.clone(),
             entropy: shared.entropy.clone(),
             identity: Mutex::new(None),
-            known: Mutex::new(Known::default()),
         });
         change(&mut inner);
         SegmentLog {
@@ -139,9 +141,16 @@ impl SegmentLog {
         &self.inner.config
     }
 
-    /// The object keys of its store.
+    /// The object keys of its store (`store.json` and the store's folder).
     pub fn paths(&self) -> &StorePaths {
         &self.inner.paths
+    }
+
+    /// The object keys of the log this client works in (its segments), which depend on the
+    /// backend id: on first contact, `store.json` is read (or created) to learn it.
+    pub async fn log_paths(&self) -> Result<LogPaths, BackendError> {
+        let (incarnation, _) = self.inner.incarnation().await?;
+        Ok(incarnation.paths.clone())
     }
 }
 
@@ -164,10 +173,24 @@ impl Inner {
             max_bytes_per_push: self.config.max_bytes_per_segment,
         }
     }
+}
 
-    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
-        // The guarded data is a cache of facts, valid even if a holder panicked.
-        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+/// Passes on what a check of `store.json` proved ([`BackendError::BackendIdMismatch`], or a
+/// damaged `store.json`), and lets a check that could not be made (a transient failure) go:
+/// the operation it accompanied stands on its own, and the next push, poll or tail discovery
+/// checks again.
+pub(super) fn definitive(check: Result<(), BackendError>) -> Result<(), BackendError> {
+    match check {
+        Err(
+            error @ (BackendError::BackendIdMismatch { .. }
+            | BackendError::Corrupt { .. }
+            | BackendError::AccessDenied { .. }),
+        ) => Err(error),
+        Err(error) => {
+            tracing::debug!(%error, "could not check store.json; the next request will");
+            Ok(())
+        }
+        Ok(()) => Ok(()),
     }
 }
 
@@ -178,23 +201,35 @@ impl SyncBackend for SegmentLog {
     }
 
     async fn pull(&self, cursor: GlobalSeq, live: bool) -> Result<PullStream, BackendError> {
-        // Read (or create) the identity first, so a misconfigured store fails here and not
-        // inside the stream.
-        self.inner.identity().await?;
-        Ok(pull::pull(self.inner.clone(), cursor, live))
+        // Know the incarnation first (on first contact, read or create `store.json`), so a
+        // misconfigured store fails here and not inside the stream. A cached one is checked
+        // by the stream's first read, concurrently with it.
+        let (incarnation, just_read) = self.inner.incarnation().await?;
+        Ok(pull::pull(
+            self.inner.clone(),
+            incarnation,
+            !just_read,
+            cursor,
+            live,
+        ))
     }
 
     async fn head(&self) -> Result<GlobalSeq, BackendError> {
-        self.inner.identity().await?;
-        Ok(self.inner.refresh_tail().await?.head)
+        let (incarnation, just_read) = self.inner.incarnation().await?;
+        let tail = if just_read {
+            self.inner.probe_tail(&incarnation).await?
+        } else {
+            self.inner.refresh_tail(&incarnation).await?
+        };
+        Ok(tail.head)
     }
 
     async fn ping(&self) -> Result<(), BackendError> {
-        self.inner.read_identity().await.map(|_| ())
+        self.inner.read_store_json().await.map(drop)
     }
 
     async fn backend_id(&self) -> Result<String, BackendError> {
-        self.inner.read_identity().await
+        Ok(self.inner.adopt_current().await?.id.to_string())
     }
 
     fn info(&self) -> BackendInfo {

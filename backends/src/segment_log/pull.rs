@@ -1,14 +1,17 @@
 //! A pull: pages of at most one segment (and at most `page_events` events) after a cursor,
 //! with the hash chain checked as it goes; a live pull then polls `head+1` with adaptive
-//! backoff.
+//! backoff, and re-reads `store.json` every `identity_check` while idle, so that a reader
+//! that never pushes finds out when the store was wiped or replaced.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use tokio::time::Instant;
 
-use super::{Inner, corrupt};
+use super::identity::Incarnation;
+use super::{Inner, corrupt, definitive};
 use crate::segment::SegmentDigest;
 use crate::{BackendError, GlobalEvent, GlobalSeq, PageInfo, PullPage, PullStream};
 
@@ -28,6 +31,12 @@ enum Phase {
 
 struct PullState {
     inner: Arc<Inner>,
+    /// The incarnation of the store this pull reads; a pull never crosses into another.
+    log: Arc<Incarnation>,
+    /// Whether the first read must also check `store.json` (the incarnation was cached).
+    check_first: bool,
+    /// When `store.json` was last checked (or the pull started).
+    checked_at: Instant,
     live: bool,
     /// The last event delivered (or the starting cursor).
     cursor: GlobalSeq,
@@ -42,9 +51,18 @@ struct PullState {
     phase: Phase,
 }
 
-pub(super) fn pull(inner: Arc<Inner>, cursor: GlobalSeq, live: bool) -> PullStream {
+pub(super) fn pull(
+    inner: Arc<Inner>,
+    log: Arc<Incarnation>,
+    check_first: bool,
+    cursor: GlobalSeq,
+    live: bool,
+) -> PullStream {
     let state = PullState {
         inner,
+        log,
+        check_first,
+        checked_at: Instant::now(),
         live,
         cursor,
         next_key: None,
@@ -66,7 +84,7 @@ impl PullState {
             match std::mem::replace(&mut self.phase, Phase::Done) {
                 Phase::Done => return None,
                 Phase::Failing(error) => return Some(Err(error)),
-                Phase::Start => match self.advance().await {
+                Phase::Start => match self.first_advance().await {
                     Ok(true) => self.phase = Phase::Streaming,
                     Ok(false) => {
                         self.phase = self.caught_up();
@@ -80,6 +98,9 @@ impl PullState {
                 Phase::Streaming => return Some(Ok(self.emit().await)),
                 Phase::Idle { delay } => {
                     tokio::time::sleep(delay).await;
+                    if let Err(error) = self.check_now_and_then().await {
+                        return Some(Err(error));
+                    }
                     match self.advance().await {
                         Ok(true) => self.phase = Phase::Streaming,
                         Ok(false) => self.phase = self.backoff(delay),
@@ -92,6 +113,29 @@ impl PullState {
                 }
             }
         }
+    }
+
+    /// The first read, with the check of `store.json` alongside when the incarnation was
+    /// cached (a cursor in a wiped store would otherwise read as "nothing new").
+    async fn first_advance(&mut self) -> Result<bool, BackendError> {
+        if !self.check_first {
+            return self.advance().await;
+        }
+        let (inner, log) = (self.inner.clone(), self.log.clone());
+        let (advanced, check) =
+            futures::join!(self.advance(), async { inner.check_identity(&log).await });
+        definitive(check)?;
+        advanced
+    }
+
+    /// Every `identity_check` of an idle live pull: one GET of `store.json`, failing the
+    /// stream when the store is not this incarnation any more.
+    async fn check_now_and_then(&mut self) -> Result<(), BackendError> {
+        if self.checked_at.elapsed() < self.inner.config.identity_check {
+            return Ok(());
+        }
+        self.checked_at = Instant::now();
+        definitive(self.inner.check_identity(&self.log).await)
     }
 
     /// What follows a `NoMore` page.
@@ -160,7 +204,11 @@ impl PullState {
             None => self.locate().await?,
         };
         loop {
-            let Some(segment) = self.inner.fetch_segment(key, self.prev_digest).await? else {
+            let Some(segment) = self
+                .inner
+                .fetch_segment(&self.log, key, self.prev_digest)
+                .await?
+            else {
                 self.next_key = Some(key);
                 self.check_no_gap(key).await?;
                 return Ok(false);
@@ -185,11 +233,11 @@ impl PullState {
     async fn check_no_gap(&self, missing: GlobalSeq) -> Result<(), BackendError> {
         let later = match self.listed_max.filter(|&first| first > missing) {
             Some(later) => Some(later),
-            None => self.inner.segment_after(missing).await?,
+            None => self.inner.segment_after(&self.log, missing).await?,
         };
         match later {
             Some(later) => Err(corrupt(
-                &self.inner.paths.segment(missing),
+                &self.log.paths.segment(missing),
                 format!(
                     "missing: the log has a segment at {later} after it, so events from {missing} on are gone"
                 ),
@@ -203,7 +251,7 @@ impl PullState {
     async fn locate(&mut self) -> Result<GlobalSeq, BackendError> {
         let wanted = self.cursor.next();
         let known = {
-            let known = self.inner.known();
+            let known = self.log.known();
             if let Some(digest) = known.digest_ending_at(self.cursor) {
                 Some((wanted, Some(digest)))
             } else {
@@ -217,8 +265,8 @@ impl PullState {
             Some(found) => found,
             None => {
                 // LIST from the closest segment this client knows below the cursor.
-                let floor = self.inner.known().floor_first(wanted);
-                let listed = self.inner.list_segments(floor).await?;
+                let floor = self.log.known().floor_first(wanted);
+                let listed = self.inner.list_segments(&self.log, floor).await?;
                 self.listed_max = listed.last().copied().max(self.listed_max);
                 let key = listed
                     .into_iter()
@@ -226,7 +274,7 @@ impl PullState {
                     .filter(|first| *first <= wanted)
                     .max()
                     .unwrap_or(GlobalSeq::FIRST);
-                let prev = self.inner.known().digest_ending_at(GlobalSeq(key.0 - 1));
+                let prev = self.log.known().digest_ending_at(GlobalSeq(key.0 - 1));
                 (key, prev)
             }
         };

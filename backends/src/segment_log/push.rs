@@ -3,8 +3,9 @@
 
 use object_store::{ObjectStoreExt, PutMode, PutPayload};
 
+use super::identity::Incarnation;
 use super::index::{SegmentMeta, Tail};
-use super::{Inner, corrupt, store_error};
+use super::{Inner, corrupt, definitive, store_error};
 use crate::segment::{self, EncodedSegment, SegmentWriter, WriterNonce};
 use crate::{BackendError, GlobalEvent, GlobalSeq};
 
@@ -24,28 +25,49 @@ enum ReadBack {
 
 pub(super) async fn push(inner: &Inner, batch: Vec<GlobalEvent>) -> Result<(), BackendError> {
     validate(inner, &batch)?;
-    let backend_id = inner.identity().await?;
+    let (log, just_read) = inner.incarnation().await?;
+    if just_read {
+        return create(inner, &log, &batch).await;
+    }
+    // The stale writer must find out. `store.json` is read concurrently with the create, not
+    // before it: reading first would add a round trip to every push and close no window (the
+    // store can be wiped between that read and the create just as well). Safety does not rest
+    // on this check: a stale writer's segment can only land in its old id's folder, which no
+    // reader of the new store looks at. The check tells the writer, so that it reconciles
+    // instead of believing its push is in the store. One GET per push (a GET costs a tenth
+    // of a PUT on S3).
+    let (created, check) = futures::join!(create(inner, &log, &batch), inner.check_identity(&log));
+    definitive(check)?;
+    created
+}
+
+/// Creates the segment of `batch` at key `parent+1` of `log`, exactly once.
+async fn create(
+    inner: &Inner,
+    log: &Incarnation,
+    batch: &[GlobalEvent],
+) -> Result<(), BackendError> {
     let parent = batch[0].parent_seq_num;
     let first = parent.next();
-    let key = inner.paths.segment(first);
+    let key = log.paths.segment(first);
     let nonce = WriterNonce::draw(&inner.entropy);
     let mut encoded: Option<EncodedSegment> = None;
     for _ in 0..CREATE_ATTEMPTS {
-        let tail = tail_at(inner, parent).await?;
+        let tail = tail_at(inner, log, parent).await?;
         let segment = match &encoded {
             Some(segment) => segment.clone(),
             None => {
                 let writer = SegmentWriter {
                     nonce,
                     prev_digest: tail.digest,
-                    backend_id: &backend_id,
+                    backend_id: log.id.as_str(),
                     client_id: &batch[0].client_id,
                 };
                 let segment =
-                    segment::encode(&writer, &batch).map_err(|e| BackendError::Invalid {
+                    segment::encode(&writer, batch).map_err(|e| BackendError::Invalid {
                         message: e.to_string(),
                     })?;
-                check_size(inner, &batch, segment.bytes.len())?;
+                check_size(inner, batch, segment.bytes.len())?;
                 encoded.insert(segment).clone()
             }
         };
@@ -64,7 +86,7 @@ pub(super) async fn push(inner: &Inner, batch: Vec<GlobalEvent>) -> Result<(), B
             .await;
         let error = match put {
             Ok(_) => {
-                inner.known().insert(meta);
+                log.known().insert(meta);
                 return Ok(());
             }
             Err(
@@ -81,12 +103,12 @@ pub(super) async fn push(inner: &Inner, batch: Vec<GlobalEvent>) -> Result<(), B
         tracing::debug!(key = %key, error = %error, "ambiguous segment create; reading it back");
         match read_back(inner, &key, nonce).await? {
             ReadBack::Ours => {
-                inner.known().insert(meta);
+                log.known().insert(meta);
                 return Ok(());
             }
             ReadBack::Missing => continue,
             ReadBack::Theirs => {
-                let head = inner.refresh_tail().await?.head;
+                let head = inner.probe_tail(log).await?.head;
                 return Err(BackendError::ServerAhead { head });
             }
         }
@@ -96,23 +118,28 @@ pub(super) async fn push(inner: &Inner, batch: Vec<GlobalEvent>) -> Result<(), B
     })
 }
 
-/// The tail, provided it ends exactly at `parent`; otherwise the push is refused.
-async fn tail_at(inner: &Inner, parent: GlobalSeq) -> Result<Tail, BackendError> {
+/// The tail of `log`, provided it ends exactly at `parent`; otherwise the push is refused.
+async fn tail_at(
+    inner: &Inner,
+    log: &Incarnation,
+    parent: GlobalSeq,
+) -> Result<Tail, BackendError> {
     // Common case: our cache says the head is `parent`; create straight away (one request),
     // and a lost race shows up as an existing key.
-    if let Some(tail) = inner.cached_tail()
+    let cached = log.known().tail();
+    if let Some(tail) = cached
         && tail.head == parent
     {
         return Ok(tail);
     }
-    let tail = inner.refresh_tail().await?;
+    let tail = inner.probe_tail(log).await?;
     if parent < tail.head {
         return Err(BackendError::ServerAhead { head: tail.head });
     }
     if parent > tail.head {
         return Err(BackendError::Invalid {
             message: format!(
-                "the batch starts after {parent} but the backend's head is {}: the events in between were never pushed (was the store wiped?)",
+                "the batch starts after {parent} but the backend's head is {}: the events in between were never pushed",
                 tail.head
             ),
         });
