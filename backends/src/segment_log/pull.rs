@@ -48,6 +48,9 @@ struct PullState {
     buffer: VecDeque<GlobalEvent>,
     /// The highest segment key a LIST of this pull saw: a missing key below it is a gap.
     listed_max: Option<GlobalSeq>,
+    /// A live pull sent a `More` page and then failed to read on: the next poll that finds
+    /// nothing new must say `NoMore`, or a caller waiting to be caught up waits forever.
+    owes_no_more: bool,
     phase: Phase,
 }
 
@@ -69,6 +72,7 @@ pub(super) fn pull(
         prev_digest: None,
         buffer: VecDeque::new(),
         listed_max: None,
+        owes_no_more: false,
         phase: Phase::Start,
     };
     futures::stream::unfold(state, |mut state| async move {
@@ -103,6 +107,14 @@ impl PullState {
                     }
                     match self.advance().await {
                         Ok(true) => self.phase = Phase::Streaming,
+                        Ok(false) if self.owes_no_more => {
+                            self.owes_no_more = false;
+                            self.phase = self.caught_up();
+                            return Some(Ok(PullPage {
+                                events: Vec::new(),
+                                page_info: PageInfo::NoMore,
+                            }));
+                        }
                         Ok(false) => self.phase = self.backoff(delay),
                         Err(error) if error.is_retryable() => {
                             tracing::warn!(%error, "live pull poll failed; retrying");
@@ -177,11 +189,13 @@ impl PullState {
                 more
             }
             Ok(false) => {
+                self.owes_no_more = false;
                 self.phase = self.caught_up();
                 PageInfo::NoMore
             }
             Err(error) if self.live && error.is_retryable() => {
                 tracing::warn!(%error, "live pull read failed; retrying");
+                self.owes_no_more = true;
                 self.phase = Phase::Idle {
                     delay: self.inner.config.poll_min,
                 };
@@ -281,5 +295,57 @@ impl PullState {
         self.next_key = Some(key);
         self.prev_digest = prev;
         Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use futures::StreamExt;
+    use object_store::memory::InMemory;
+
+    use crate::conformance::make_events;
+    use crate::fault::{FaultConfig, FaultStore};
+    use crate::{GlobalSeq, PageInfo, SegmentLog, SegmentLogConfig, SyncBackend};
+
+    /// A live pull whose read after its last backlog page fails (a transient error) has
+    /// already sent that page as `More`; once a later poll finds nothing new it must still
+    /// say `NoMore`, or a leader waiting to be caught up (`Store::sync`) waits for ever.
+    #[tokio::test(start_paused = true)]
+    async fn test_live_pull_says_no_more_after_a_failed_read_at_the_end_of_the_backlog() {
+        let faults = Arc::new(FaultStore::seeded(
+            Arc::new(InMemory::new()),
+            1,
+            FaultConfig {
+                transient: 1.0,
+                ..FaultConfig::default()
+            },
+        ));
+        faults.set_enabled(false);
+        let log =
+            SegmentLog::new(faults.clone(), "p".into(), "s", SegmentLogConfig::default()).unwrap();
+        let events = make_events(GlobalSeq::ZERO, 2, "a", 10);
+        log.push(events[..1].to_vec()).await.unwrap();
+        log.push(events[1..].to_vec()).await.unwrap();
+
+        let mut pull = log.pull(GlobalSeq::ZERO, true).await.unwrap();
+        let first = pull.next().await.unwrap().unwrap();
+        assert_eq!(first.events, events[..1]);
+        assert_eq!(first.page_info, PageInfo::More { remaining: None });
+        // The read that follows the last backlog page (the probe of key 3) fails.
+        faults.set_enabled(true);
+        let second = pull.next().await.unwrap().unwrap();
+        assert_eq!(second.events, events[1..]);
+        assert_eq!(second.page_info, PageInfo::More { remaining: None });
+        faults.set_enabled(false);
+        let caught_up = tokio::time::timeout(Duration::from_secs(60), pull.next())
+            .await
+            .expect("no page within 60 s (virtual): the pull never said it was caught up")
+            .unwrap()
+            .unwrap();
+        assert!(caught_up.events.is_empty(), "{caught_up:?}");
+        assert_eq!(caught_up.page_info, PageInfo::NoMore);
     }
 }
