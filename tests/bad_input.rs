@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use cli_support::{Run, eventsync, eventsync_env};
 use eventsync::backends::{
-    BackendError, GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend,
+    BackendError, GlobalEvent, GlobalSeq, S3Options, SegmentLog, SegmentLogConfig, SyncBackend,
 };
 use eventsync::schema::{EventDef, MaterializeContext, Schema, Statement, UnknownEventPolicy};
 use eventsync::todo::{TodoCreated, todo_schema};
@@ -133,7 +133,9 @@ async fn snapshot(store: &Store) -> Snapshot {
     (events, todos)
 }
 
-/// `store.sync()`, which must fail (a guard stops a hang from blocking the suite).
+/// `store.sync()`, which must fail. The tests that call it run on tokio's paused clock, so
+/// the guard against a hang is 60 s of virtual time: it passes only while the leader waits
+/// on its own timers (polls, backoff), never because the machine is slow.
 async fn sync_error(store: &Store) -> eventsync::Error {
     tokio::time::timeout(Duration::from_secs(60), store.sync())
         .await
@@ -218,7 +220,7 @@ async fn damaged_segment_stops_the_pull(
     message
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn test_flipped_bit_in_a_pulled_segment_fails_sync_naming_the_key() {
     let message = damaged_segment_stops_the_pull("flipped bit", async |shared, key| {
         let mut bytes = shared.read(key).await;
@@ -230,7 +232,7 @@ async fn test_flipped_bit_in_a_pulled_segment_fails_sync_naming_the_key() {
     assert!(message.contains("checksum"), "{message}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn test_every_flipped_bit_of_a_header_is_caught_through_the_leader() {
     // One bit in each byte of the fixed header (81 bytes): a leader must never take it.
     let shared = Shared::new();
@@ -254,7 +256,7 @@ async fn test_every_flipped_bit_of_a_header_is_caught_through_the_leader() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn test_truncated_segment_fails_sync_naming_the_key() {
     let message = damaged_segment_stops_the_pull("truncated", async |shared, key| {
         let mut bytes = shared.read(key).await;
@@ -265,7 +267,7 @@ async fn test_truncated_segment_fails_sync_naming_the_key() {
     assert!(message.contains("truncated"), "{message}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn test_empty_segment_object_fails_sync_naming_the_key() {
     damaged_segment_stops_the_pull("empty object", async |shared, key| {
         shared.write(key, Vec::new()).await;
@@ -273,7 +275,7 @@ async fn test_empty_segment_object_fails_sync_naming_the_key() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn test_wrong_magic_fails_sync_naming_the_key() {
     let message = damaged_segment_stops_the_pull("wrong magic", async |shared, key| {
         let mut bytes = shared.read(key).await;
@@ -284,7 +286,7 @@ async fn test_wrong_magic_fails_sync_naming_the_key() {
     assert!(message.contains("magic"), "{message}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn test_future_format_version_fails_sync_asking_for_an_upgrade() {
     let message = damaged_segment_stops_the_pull("future version", async |shared, key| {
         let mut bytes = shared.read(key).await;
@@ -296,7 +298,7 @@ async fn test_future_format_version_fails_sync_asking_for_an_upgrade() {
     assert!(message.contains("upgrade"), "{message}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn test_numbering_gap_inside_a_segment_fails_sync_naming_the_key() {
     // e3 then e5 (parent e4): a valid checksum, so only the numbering check can catch it.
     let message = damaged_segment_stops_the_pull("numbering gap", async |shared, key| {
@@ -314,7 +316,7 @@ async fn test_numbering_gap_inside_a_segment_fails_sync_naming_the_key() {
     assert!(message.contains("expected e4"), "{message}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn test_event_that_is_not_json_fails_sync_naming_the_key() {
     let message = damaged_segment_stops_the_pull("event not JSON", async |shared, key| {
         let bytes = shared.read(key).await;
@@ -330,7 +332,7 @@ async fn test_event_that_is_not_json_fails_sync_naming_the_key() {
     assert!(message.contains("event 1"), "{message}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn test_broken_hash_chain_fails_sync_naming_the_key() {
     let message = damaged_segment_stops_the_pull("broken chain", async |shared, key| {
         let bytes = shared.read(key).await;
@@ -342,7 +344,7 @@ async fn test_broken_hash_chain_fails_sync_naming_the_key() {
     assert!(message.contains("chain"), "{message}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn test_segment_at_the_wrong_key_fails_sync_naming_the_key() {
     // A valid segment of this store (e5-e6) copied over the key of e3.
     let message = damaged_segment_stops_the_pull("wrong key", async |shared, key| {
@@ -353,7 +355,7 @@ async fn test_segment_at_the_wrong_key_fails_sync_naming_the_key() {
     assert!(message.contains("starts at e5"), "{message}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn test_segment_of_another_store_fails_sync_naming_the_key() {
     let message = damaged_segment_stops_the_pull("foreign store", async |shared, key| {
         // Another store in the same bucket, with its own backend id, numbered the same.
@@ -368,7 +370,7 @@ async fn test_segment_of_another_store_fails_sync_naming_the_key() {
     assert!(message.contains("another store"), "{message}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn test_damaged_store_json_fails_a_fresh_client_naming_it() {
     for (label, body, needle) in [
         (
@@ -411,7 +413,7 @@ async fn test_damaged_store_json_fails_a_fresh_client_naming_it() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn test_missing_segment_object_is_reported_not_skipped() {
     // A segment object deleted from the middle of the log (the store was tampered with: the
     // log is append-only). Readers must not silently stop before it as if the log ended.
@@ -622,7 +624,7 @@ async fn test_unknown_events_with_warn_or_ignore_are_kept_but_not_materialized()
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn test_unknown_events_with_fail_stop_the_sync_naming_the_event() {
     let shared = Shared::new();
     let writer = shared.log();
@@ -956,6 +958,9 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// How long `Store::shutdown` waits at most for sessions' queued commits to be admitted.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(1);
+
 #[test]
 #[allow(
     clippy::disallowed_methods,
@@ -968,6 +973,20 @@ fn test_unreachable_s3_endpoint_fails_in_one_line_within_a_bounded_time() {
         "[s3]\nrequest_timeout = \"1s\"\n",
     )
     .unwrap();
+    // The bound follows from that configuration (and the default retries it leaves, not
+    // object_store's 3 minutes). One request takes at most `request_budget()`: 4 attempts of
+    // 1 s and waits of at most 0.1, 0.2 and 0.4 s, 4.7 s. Each command makes at most two
+    // requests one after the other: the open's read of store.json, then the one `sync()`
+    // (or `log`'s pull) fails on, since a sync fails at the first backend error. Then
+    // `Store::shutdown` waits up to 1 s. The margin, 10 s, is for starting the binary and
+    // creating its SQLite files on a loaded machine; the whole command takes about 1 s here.
+    let request = S3Options {
+        request_timeout: Some(Duration::from_secs(1)),
+        ..S3Options::default()
+    }
+    .request_budget()
+    .expect("a request timeout is set");
+    let bound = request * 2 + SHUTDOWN_DRAIN + Duration::from_secs(10);
     let endpoint = format!("http://127.0.0.1:{}", closed_port());
     let env = [
         ("AWS_ENDPOINT_URL", endpoint.as_str()),
@@ -992,8 +1011,10 @@ fn test_unreachable_s3_endpoint_fails_in_one_line_within_a_bounded_time() {
             "{line}"
         );
         assert!(!run.stderr.contains("hunter22"), "{run:#?}");
-        // Bounded by the retry budget (object_store's default is up to 3 minutes of retries).
-        assert!(took < Duration::from_secs(60), "{args:?} took {took:?}");
+        assert!(
+            took < bound,
+            "{args:?} took {took:?}, more than the retry budget allows ({bound:?})"
+        );
     }
     // The commit was kept locally.
     let list = eventsync_env(

@@ -1,5 +1,10 @@
 //! Reactive queries: a subscription yields again when a table it reads changes (by this
 //! session's commit or by events from the leader), and not when unrelated tables change.
+//!
+//! The test runs on tokio's paused clock: virtual time moves only when every task (the
+//! leader's, the sessions') waits, and the leader does its SQLite work on the runtime's own
+//! thread (a `spawn_blocking` would hold the clock too). So "nothing within 300 ms" means
+//! "nothing the system would do in 300 ms of its own time", however loaded the machine.
 
 mod support;
 
@@ -9,8 +14,10 @@ use std::time::Duration;
 use eventsync::todo::{Todo, TodoCreated, TodoFilter, UiStateSet, list_todos_sql, todo_schema};
 use futures::StreamExt;
 use object_store::memory::InMemory;
-use support::{memory_backend, open_store};
+use support::{memory_backend, open_store, wait_until};
 
+/// The next result, or `None` when none comes within 300 ms of virtual time (the leader
+/// polls every 5 to 50 ms, so that is several rounds of everything it does).
 async fn next(subscription: &mut eventsync::session::Subscription<Todo>) -> Option<Vec<Todo>> {
     match tokio::time::timeout(Duration::from_millis(300), subscription.next()).await {
         Ok(item) => Some(item.expect("stream open").expect("query runs")),
@@ -18,7 +25,7 @@ async fn next(subscription: &mut eventsync::session::Subscription<Todo>) -> Opti
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn test_subscription_follows_its_tables_only() {
     let schema = Arc::new(todo_schema());
     let memory = Arc::new(InMemory::new());
@@ -65,6 +72,12 @@ async fn test_subscription_follows_its_tables_only() {
             },
         )
         .unwrap();
+    // Barrier: the leader admitted both commits and its answer reached the session, so a
+    // wake-up from the commit itself or from the leader's answer would be queued by now.
+    wait_until("the leader confirms the session's commits", async || {
+        session.sync_status().pending == 0
+    })
+    .await;
     assert_eq!(
         next(&mut todos).await,
         None,

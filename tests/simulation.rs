@@ -18,6 +18,8 @@
 
 #[path = "simulation/audit.rs"]
 mod audit;
+#[path = "simulation/ledger.rs"]
+mod ledger;
 #[path = "simulation/world.rs"]
 mod world;
 

@@ -72,6 +72,39 @@ pub struct S3Options {
 pub const DEFAULT_S3_MAX_RETRIES: usize = 3;
 /// Time spent retrying one S3 request when [`S3Options::retry_timeout`] is not set.
 pub const DEFAULT_S3_RETRY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first wait before retrying a failed S3 request. object_store draws each later wait
+/// at random, up to twice the one before, and never longer than [`S3_MAX_BACKOFF`].
+pub const S3_INIT_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between two attempts of one S3 request.
+pub const S3_MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+impl S3Options {
+    /// The longest one S3 request can take, retries included, when every attempt runs into
+    /// `request_timeout`: `max_retries + 1` attempts and the waits between them (100 ms,
+    /// then at most double the one before, capped at [`S3_MAX_BACKOFF`]). object_store also
+    /// stops retrying once `retry_timeout` has passed, so it is never more than that plus one
+    /// wait and one attempt. `None` when `request_timeout` is not set.
+    pub fn request_budget(&self) -> Option<Duration> {
+        let attempt = self.request_timeout?;
+        let retries = self.max_retries.unwrap_or(DEFAULT_S3_MAX_RETRIES);
+        let retry_timeout = self.retry_timeout.unwrap_or(DEFAULT_S3_RETRY_TIMEOUT);
+        let (mut waits, mut wait, mut counted) = (Duration::ZERO, S3_INIT_BACKOFF, 0);
+        while counted < retries && wait < S3_MAX_BACKOFF {
+            waits += wait;
+            wait = (wait * 2).min(S3_MAX_BACKOFF);
+            counted += 1;
+        }
+        let times = |duration: Duration, count: usize| {
+            duration.saturating_mul(u32::try_from(count).unwrap_or(u32::MAX))
+        };
+        let waits = waits.saturating_add(times(S3_MAX_BACKOFF, retries - counted));
+        let by_count = times(attempt, retries.saturating_add(1)).saturating_add(waits);
+        let by_time = retry_timeout
+            .saturating_add(S3_MAX_BACKOFF)
+            .saturating_add(attempt);
+        Some(by_count.min(by_time))
+    }
+}
 
 impl fmt::Debug for S3Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -420,8 +453,8 @@ fn open_s3(
     // Bounded retries: a dead endpoint must fail a command in seconds, not minutes.
     builder = builder.with_retry(object_store::RetryConfig {
         backoff: object_store::BackoffConfig {
-            init_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(2),
+            init_backoff: S3_INIT_BACKOFF,
+            max_backoff: S3_MAX_BACKOFF,
             base: 2.0,
         },
         max_retries: options.max_retries.unwrap_or(DEFAULT_S3_MAX_RETRIES),
@@ -469,6 +502,43 @@ pub async fn open_backend(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_request_budget_follows_the_retry_settings() {
+        let options =
+            |timeout: u64, retries: Option<usize>, retry_timeout: Option<u64>| S3Options {
+                request_timeout: Some(Duration::from_millis(timeout)),
+                max_retries: retries,
+                retry_timeout: retry_timeout.map(Duration::from_secs),
+                ..S3Options::default()
+            };
+        // Defaults: 4 attempts of 1 s, waits of at most 0.1, 0.2 and 0.4 s.
+        assert_eq!(
+            options(1000, None, None).request_budget(),
+            Some(Duration::from_millis(4700))
+        );
+        assert_eq!(
+            options(1000, Some(0), None).request_budget(),
+            Some(Duration::from_secs(1))
+        );
+        // Waits grow to the cap: 0.1 + 0.2 + 0.4 + 0.8 + 1.6 + 2 + 2 = 7.1 s.
+        assert_eq!(
+            options(100, Some(7), Some(60)).request_budget(),
+            Some(Duration::from_millis(800 + 7100))
+        );
+        // retry_timeout cuts it: 1 s of retrying, a last wait (2 s) and a last attempt.
+        assert_eq!(
+            options(1000, Some(1000), Some(1)).request_budget(),
+            Some(Duration::from_secs(4))
+        );
+        // Absurd settings saturate instead of overflowing.
+        let huge = options(1000, Some(usize::MAX), Some(u64::MAX)).request_budget();
+        assert!(
+            huge.is_some_and(|budget| budget > Duration::from_secs(u64::from(u32::MAX))),
+            "{huge:?}"
+        );
+        assert_eq!(S3Options::default().request_budget(), None);
+    }
 
     #[test]
     fn test_validate_store_id_accepts_the_safe_charset() {

@@ -1,11 +1,13 @@
 //! `eventsync demo`: several simulated clients in one process, each with its own store
 //! (data dir, client id, leader), committing todo events concurrently through ONE backend,
 //! with offline stretches. Then it syncs them all until quiescent, prints a table, and
-//! checks that every replica converged and that the backend log is gapless.
+//! checks that every replica converged, that the backend log is gapless, and that it holds
+//! each committed event exactly once (by client, session, name, args and commit order).
 //!
 //! The seed fixes each client's choices (which todo events, when to go offline); the
 //! interleaving of the clients still depends on timing, which is the point of the demo.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -23,6 +25,7 @@ use super::todo_app::{TodoCompleted, TodoCreated, TodoDeleted, TodoUncompleted, 
 use super::{backend, context, out};
 use crate::config::{Config, Origin, generate_id};
 use crate::error::{Error, ErrorKind, Result};
+use crate::event::canonical_args;
 use crate::schema::Schema;
 use crate::session::ClientSession;
 use crate::store::{Store, StoreStats, Tuning};
@@ -60,6 +63,17 @@ struct ClientReport {
     name: String,
     stats: StoreStats,
     offline_stretches: u32,
+    /// Every event its sessions committed, in commit order.
+    committed: Vec<Committed>,
+}
+
+/// One event a demo session committed: what the backend log must hold exactly once.
+#[derive(Debug, Clone, PartialEq)]
+struct Committed {
+    client_id: String,
+    session_id: String,
+    name: String,
+    args: serde_json::Value,
 }
 
 /// One line of the final verdict.
@@ -160,17 +174,16 @@ async fn finish(demo: &Demo, reports: &[ClientReport], stores: &[Store]) -> Resu
         ))?;
     }
 
-    let committed: u64 = reports
+    let committed: Vec<Committed> = reports
         .iter()
-        .zip(stores)
-        .map(|(report, store)| sum_stats(&report.stats, &store.stats()).committed)
-        .sum();
+        .flat_map(|report| report.committed.iter().cloned())
+        .collect();
     let mut checks = vec![Check {
         what: "all clients quiescent: nothing pending, every head at the backend's head".into(),
         passed: quiescent,
     }];
     checks.extend(replica_checks(demo, stores).await?);
-    checks.extend(log_checks(demo, committed).await?);
+    checks.extend(log_checks(demo, &committed).await?);
 
     out("")?;
     for check in &checks {
@@ -200,6 +213,7 @@ async fn run_client(demo: Rc<Demo>, index: u16) -> Result<(ClientReport, Store)>
         name: name.clone(),
         stats: StoreStats::default(),
         offline_stretches: 0,
+        committed: Vec::new(),
     };
     let mut store = open(&demo, &name, false).await?;
     let mut done = 0;
@@ -208,7 +222,9 @@ async fn run_client(demo: Rc<Demo>, index: u16) -> Result<(ClientReport, Store)>
         {
             let session = store.session().await?;
             while done < demo.events {
-                commit_random(&session, &name, &mut rng)?;
+                report
+                    .committed
+                    .push(commit_random(&session, &name, &mut rng)?);
                 done += 1;
                 demo.progress.inc(1);
                 tokio::time::sleep(Duration::from_millis(rng.random_range(0..3))).await;
@@ -227,7 +243,9 @@ async fn run_client(demo: Rc<Demo>, index: u16) -> Result<(ClientReport, Store)>
         {
             let session = offline.session().await?;
             for _ in 0..rng.random_range(2..=5).min(demo.events - done) {
-                commit_random(&session, &name, &mut rng)?;
+                report
+                    .committed
+                    .push(commit_random(&session, &name, &mut rng)?);
                 done += 1;
                 demo.progress.inc(1);
             }
@@ -259,26 +277,33 @@ async fn open(demo: &Demo, name: &str, offline: bool) -> Result<Store> {
 }
 
 /// Commits one random todo event: mostly adds, else toggles or deletes an existing todo.
-fn commit_random(session: &ClientSession, name: &str, rng: &mut SmallRng) -> Result<()> {
+/// Returns what it committed.
+fn commit_random(session: &ClientSession, name: &str, rng: &mut SmallRng) -> Result<Committed> {
     let todos = list(session)?;
     let roll = rng.random_range(0..100);
-    if todos.is_empty() || roll < 50 {
+    let (event, args) = if todos.is_empty() || roll < 50 {
         let id = format!("{name}-{}", generate_id(6));
         let text = WORDS[rng.random_range(0..WORDS.len())].to_string();
-        session.commit(TodoCreated::NAME, &TodoCreated { id, text })?;
-        return Ok(());
-    }
-    let todo = &todos[rng.random_range(0..todos.len())];
-    let id = todo.id.clone();
-    if roll < 80 && todo.completed {
-        session.commit(TodoUncompleted::NAME, &TodoUncompleted { id })?;
-    } else if roll < 80 {
-        session.commit(TodoCompleted::NAME, &TodoCompleted { id })?;
+        (TodoCreated::NAME, TodoCreated { id, text }.to_args())
     } else {
-        let deleted_at = now_millis();
-        session.commit(TodoDeleted::NAME, &TodoDeleted { id, deleted_at })?;
-    }
-    Ok(())
+        let todo = &todos[rng.random_range(0..todos.len())];
+        let id = todo.id.clone();
+        if roll < 80 && todo.completed {
+            (TodoUncompleted::NAME, TodoUncompleted { id }.to_args())
+        } else if roll < 80 {
+            (TodoCompleted::NAME, TodoCompleted { id }.to_args())
+        } else {
+            let deleted_at = now_millis();
+            (TodoDeleted::NAME, TodoDeleted { id, deleted_at }.to_args())
+        }
+    };
+    session.commit(event, &args)?;
+    Ok(Committed {
+        client_id: name.to_owned(),
+        session_id: session.session_id().to_owned(),
+        name: event.to_owned(),
+        args,
+    })
 }
 
 const WORDS: &[&str] = &[
@@ -352,11 +377,24 @@ async fn replica_checks(demo: &Demo, stores: &[Store]) -> Result<Vec<Check>> {
 }
 
 /// The backend log is gapless and holds exactly the events the clients committed.
-async fn log_checks(demo: &Demo, committed: u64) -> Result<Vec<Check>> {
+async fn log_checks(demo: &Demo, committed: &[Committed]) -> Result<Vec<Check>> {
     let events = pull_all(demo.backend.as_ref()).await?;
     let gapless = events.iter().enumerate().all(|(i, event)| {
         event.seq_num == GlobalSeq(i as u64 + 1) && event.parent_seq_num == GlobalSeq(i as u64)
     });
+    let problems = log_discrepancies(committed, &events);
+    let mut once = format!(
+        "backend log holds each of the {} committed events exactly once, in its session's commit order, and nothing else ({} in the log)",
+        committed.len(),
+        events.len()
+    );
+    for problem in problems.iter().take(5) {
+        once.push_str("\n          ");
+        once.push_str(problem);
+    }
+    if problems.len() > 5 {
+        once.push_str(&format!("\n          ... and {} more", problems.len() - 5));
+    }
     Ok(vec![
         Check {
             what: format!(
@@ -366,13 +404,68 @@ async fn log_checks(demo: &Demo, committed: u64) -> Result<Vec<Check>> {
             passed: gapless,
         },
         Check {
-            what: format!(
-                "backend log holds every committed event once ({} in the log, {committed} committed)",
-                events.len()
-            ),
-            passed: events.len() as u64 == committed,
+            what: once,
+            passed: problems.is_empty(),
         },
     ])
+}
+
+/// The events of each session, `(client id, session id)`, as `(name, canonical args)` in
+/// order.
+type BySession = BTreeMap<(String, String), Vec<(String, serde_json::Value)>>;
+
+/// How `log` differs from the record of `committed`, one sentence a difference; empty when
+/// the log holds each committed event exactly once and nothing else. An event's identity is
+/// its client, session, name, args and place in its session's commits, so two commits with
+/// the same args (completing one todo twice) are two events: each must be there once.
+/// A session's commits reach the log in commit order (rebases keep it), so a reordering is
+/// reported too.
+fn log_discrepancies(committed: &[Committed], log: &[GlobalEvent]) -> Vec<String> {
+    let mut expected = BySession::new();
+    for event in committed {
+        expected
+            .entry((event.client_id.clone(), event.session_id.clone()))
+            .or_default()
+            .push((event.name.clone(), canonical_args(&event.args)));
+    }
+    let mut found = BySession::new();
+    for event in log {
+        found
+            .entry((event.client_id.clone(), event.session_id.clone()))
+            .or_default()
+            .push((event.name.clone(), canonical_args(&event.args)));
+    }
+    let sessions: BTreeSet<&(String, String)> = expected.keys().chain(found.keys()).collect();
+    let mut problems = Vec::new();
+    for session in sessions {
+        let (client, session_id) = session;
+        let want = expected.get(session).map_or(&[][..], Vec::as_slice);
+        let have = found.get(session).map_or(&[][..], Vec::as_slice);
+        if want == have {
+            continue;
+        }
+        let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for (name, args) in want {
+            counts.entry(format!("{name} {args}")).or_default().0 += 1;
+        }
+        for (name, args) in have {
+            counts.entry(format!("{name} {args}")).or_default().1 += 1;
+        }
+        let before = problems.len();
+        for (event, (committed, held)) in counts {
+            if held != committed {
+                problems.push(format!(
+                    "{event} from {client}/{session_id}: committed {committed} times, in the log {held} times"
+                ));
+            }
+        }
+        if problems.len() == before {
+            problems.push(format!(
+                "the events of {client}/{session_id} are in the log out of commit order"
+            ));
+        }
+    }
+    problems
 }
 
 /// Every event in the backend, in order.
@@ -424,6 +517,97 @@ fn progress_bar(total: u64) -> ProgressBar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn committed(client: &str, session: &str, id: &str) -> Committed {
+        Committed {
+            client_id: client.into(),
+            session_id: session.into(),
+            name: TodoCompleted::NAME.into(),
+            args: TodoCompleted { id: id.into() }.to_args(),
+        }
+    }
+
+    /// The log holding these events, numbered from e1.
+    fn log_of(events: &[&Committed]) -> Vec<GlobalEvent> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(index, event)| GlobalEvent {
+                seq_num: GlobalSeq(index as u64 + 1),
+                parent_seq_num: GlobalSeq(index as u64),
+                name: event.name.clone(),
+                args: event.args.clone(),
+                client_id: event.client_id.clone(),
+                session_id: event.session_id.clone(),
+            })
+            .collect()
+    }
+
+    /// client-1's session s1 completes t1 twice (the same args), client-2's s2 completes t1.
+    fn history() -> Vec<Committed> {
+        vec![
+            committed("client-1", "s1", "t1"),
+            committed("client-2", "s2", "t1"),
+            committed("client-1", "s1", "t1"),
+        ]
+    }
+
+    #[test]
+    fn test_log_check_passes_when_each_commit_is_in_the_log_once() {
+        let history = history();
+        // Another interleaving of the sessions: each session's order is what counts.
+        let log = log_of(&[&history[0], &history[2], &history[1]]);
+        assert_eq!(log_discrepancies(&history, &log), Vec::<String>::new());
+    }
+
+    #[test]
+    fn test_log_check_fails_on_a_doubled_event_with_the_right_count() {
+        let history = history();
+        // Four events for three commits would fail a count; here one is doubled and another
+        // missing, so the count matches and only identities tell.
+        let log = log_of(&[&history[0], &history[2], &history[2]]);
+        let problems = log_discrepancies(&history, &log);
+        assert_eq!(
+            problems,
+            [
+                "v1.TodoCompleted {\"id\":\"t1\"} from client-1/s1: committed 2 times, in the log 3 times",
+                "v1.TodoCompleted {\"id\":\"t1\"} from client-2/s2: committed 1 times, in the log 0 times",
+            ]
+        );
+    }
+
+    #[test]
+    fn test_log_check_fails_on_a_missing_event_whose_args_repeat() {
+        let history = history();
+        let log = log_of(&[&history[0], &history[1]]);
+        let problems = log_discrepancies(&history, &log);
+        assert_eq!(
+            problems,
+            [
+                "v1.TodoCompleted {\"id\":\"t1\"} from client-1/s1: committed 2 times, in the log 1 times"
+            ]
+        );
+    }
+
+    #[test]
+    fn test_log_check_fails_on_an_event_nobody_committed_and_on_a_reordering() {
+        let history = history();
+        let stranger = committed("client-9", "s9", "t1");
+        let log = log_of(&[&history[0], &history[1], &history[2], &stranger]);
+        let problems = log_discrepancies(&history, &log);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("from client-9/s9: committed 0 times, in the log 1 times"),
+            "{problems:?}"
+        );
+        let mut swapped = history.clone();
+        swapped[2] = committed("client-1", "s1", "t2");
+        let reordered = log_of(&[&swapped[2], &swapped[1], &swapped[0]]);
+        assert_eq!(
+            log_discrepancies(&swapped, &reordered),
+            ["the events of client-1/s1 are in the log out of commit order"]
+        );
+    }
 
     #[test]
     fn test_sum_stats_adds_every_counter() {

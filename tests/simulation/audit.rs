@@ -1,5 +1,11 @@
 //! The auditor: after quiescence, checks the invariants of issue 5 on the backend, every
 //! leader and every live session. Returns violations as sentences; none means the seed passed.
+//!
+//! Against the ledger (every commit a session acknowledged, see `ledger.rs`), session by
+//! session and in commit order: the backend holds each synced commit exactly once (none if
+//! it was lost in a crash before its leader admitted it) and nothing else; each leader's
+//! eventlog holds each client-only commit of its client exactly once and none of another
+//! client's; no client-only event is in the backend.
 
 use std::collections::BTreeMap;
 
@@ -7,14 +13,15 @@ use eventsync::backends::{GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, 
 use eventsync::event::canonical_args;
 use eventsync::materialize::{Record, apply_event};
 use eventsync::schema::Schema;
-use eventsync::todo::{TodoCompleted, TodoCreated, UiStateSet};
+use eventsync::todo::UiStateSet;
 use eventsync::{EncodedEvent, EventSeq};
 use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path as StorePath;
 use serde_json::{Value, json};
 
-use super::world::{Fate, STORE_ID, World, event_key};
+use super::ledger::{BySession, Ledger, event_key};
+use super::world::{STORE_ID, World};
 
 /// The todos as the auditor compares them: every column, every row (deleted ones too).
 pub const TODOS_SQL: &str =
@@ -31,8 +38,8 @@ pub async fn audit(world: &mut World) {
         }
     };
     world.stats.backend_events = log.len() as u64;
-    check_chain(&log, &mut violations);
-    check_exactly_once(world, &log, &mut violations);
+    check_chain(&world.schema, &log, &mut violations);
+    check_backend(&world.ledger, &world.schema, &log, &mut violations);
     let expected = materialize(&world.schema, &log, &mut violations);
     for node in &world.nodes {
         let Some(store) = &node.store else {
@@ -48,6 +55,13 @@ pub async fn audit(world: &mut World) {
             }
         };
         check_eventlog(&who, &eventlog, &log, &mut violations);
+        check_client_only(
+            &who,
+            &world.ledger,
+            &node.client_id,
+            &eventlog,
+            &mut violations,
+        );
         match store.query_leader(TODOS_SQL).await {
             Ok(rows) if rows == expected => {}
             Ok(rows) => violations.push(format!(
@@ -118,8 +132,8 @@ async fn read_backend(world: &World) -> Result<Vec<GlobalEvent>, String> {
 }
 
 /// One gapless chain `e1..en`, each the parent of the next (the hash chain is checked by
-/// the segment reader: a break is a pull error).
-fn check_chain(log: &[GlobalEvent], violations: &mut Vec<String>) {
+/// the segment reader: a break is a pull error), without a client-only event.
+fn check_chain(schema: &Schema, log: &[GlobalEvent], violations: &mut Vec<String>) {
     for (index, event) in log.iter().enumerate() {
         let expected = index as u64 + 1;
         if event.seq_num.0 != expected || event.parent_seq_num.0 != expected - 1 {
@@ -131,57 +145,106 @@ fn check_chain(log: &[GlobalEvent], violations: &mut Vec<String>) {
             ));
             return;
         }
-        if event.name == UiStateSet::NAME {
+        if is_client_only(schema, &event.name) {
             violations.push(format!(
-                "backend log: client-only event {} reached the backend",
-                event.seq_num
+                "backend log: client-only event {} {} {} from {}/{} reached the backend",
+                event.seq_num, event.name, event.args, event.client_id, event.session_id
             ));
         }
     }
 }
 
-/// Every tracked commit appears as often as its fate says (once, or never if its leader
-/// crashed before admitting it); no event is in the log twice; every TodoCreated id once.
-fn check_exactly_once(world: &World, log: &[GlobalEvent], violations: &mut Vec<String>) {
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    let mut identities: BTreeMap<(String, String, String, String), u64> = BTreeMap::new();
-    let mut created: BTreeMap<String, u64> = BTreeMap::new();
-    for event in log {
-        *counts
-            .entry(event_key(&event.name, &event.args))
-            .or_default() += 1;
-        let identity = (
-            event.client_id.clone(),
-            event.session_id.clone(),
-            event.name.clone(),
-            canonical_args(&event.args).to_string(),
-        );
-        // TodoCompleted may be committed twice on purpose; every other kind is unique.
-        if event.name != TodoCompleted::NAME
-            && let Some(first) = identities.insert(identity, event.seq_num.0)
-        {
-            violations.push(format!(
-                "backend log: {} duplicates e{first} ({} {} from {}/{})",
-                event.seq_num, event.name, event.args, event.client_id, event.session_id
-            ));
-        }
-        if event.name == TodoCreated::NAME
-            && let Some(id) = event.args.get("id").and_then(Value::as_str)
-            && let Some(first) = created.insert(id.to_owned(), event.seq_num.0)
-        {
-            violations.push(format!(
-                "backend log: todo {id} created twice, at e{first} and {}",
-                event.seq_num
-            ));
-        }
+fn is_client_only(schema: &Schema, name: &str) -> bool {
+    schema
+        .event_def(name)
+        .is_some_and(|definition| definition.is_client_only())
+}
+
+/// The backend holds, session by session in commit order, exactly the synced commits of the
+/// ledger not lost in a crash: each once, nothing pushed twice, nothing nobody committed.
+/// (Client-only events there are reported by [`check_chain`].)
+pub fn check_backend(
+    ledger: &Ledger,
+    schema: &Schema,
+    log: &[GlobalEvent],
+    violations: &mut Vec<String>,
+) {
+    let expected = ledger.expected(|commit| !commit.client_only);
+    let mut found = BySession::new();
+    for event in log.iter().filter(|e| !is_client_only(schema, &e.name)) {
+        found
+            .entry((event.client_id.clone(), event.session_id.clone()))
+            .or_default()
+            .push(event_key(&event.name, &event.args));
     }
-    for (key, commit) in &world.ledger {
-        let found = counts.get(key).copied().unwrap_or(0);
-        let expected = usize::from(commit.fate != Fate::LostInCrash);
-        if found != expected {
+    compare_sessions("the backend", &expected, &found, violations);
+}
+
+/// A leader's eventlog holds, session by session in commit order, exactly the client-only
+/// commits of its own client not lost in a crash, and no other client's.
+pub fn check_client_only(
+    who: &str,
+    ledger: &Ledger,
+    client_id: &str,
+    eventlog: &[EncodedEvent],
+    violations: &mut Vec<String>,
+) {
+    let expected = ledger.expected(|commit| commit.client_only && commit.client_id == client_id);
+    let mut found = BySession::new();
+    for event in eventlog.iter().filter(|e| e.is_client_only()) {
+        found
+            .entry((event.client_id.clone(), event.session_id.clone()))
+            .or_default()
+            .push(event_key(&event.name, &event.args));
+    }
+    compare_sessions(&format!("{who}'s eventlog"), &expected, &found, violations);
+}
+
+/// Compares what `place` holds of each session with what it should hold: each event as
+/// often as committed (an extra copy is an event pushed twice, a missing one an event lost),
+/// and in commit order.
+fn compare_sessions(
+    place: &str,
+    expected: &BySession,
+    found: &BySession,
+    violations: &mut Vec<String>,
+) {
+    let none = Vec::new();
+    let sessions: std::collections::BTreeSet<_> = expected.keys().chain(found.keys()).collect();
+    for session in sessions {
+        let (client, session_id) = session;
+        let want = expected.get(session).unwrap_or(&none);
+        let have = found.get(session).unwrap_or(&none);
+        if want == have {
+            continue;
+        }
+        let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for key in want {
+            counts.entry(key).or_default().0 += 1;
+        }
+        for key in have {
+            counts.entry(key).or_default().1 += 1;
+        }
+        let mut miscounted = false;
+        for (key, (expected, held)) in counts {
+            if held == expected {
+                continue;
+            }
+            miscounted = true;
+            let what = if expected == 0 {
+                "never committed, or lost in a crash before its leader admitted it"
+            } else if held > expected {
+                "pushed twice"
+            } else {
+                "an acknowledged commit is missing"
+            };
             violations.push(format!(
-                "{key} (node {}, incarnation {}, {:?}) is in the backend {found} times, expected {expected}",
-                commit.node, commit.incarnation, commit.fate
+                "{place} holds {key} from {client}/{session_id} {held} times, expected {expected} ({what})"
+            ));
+        }
+        if !miscounted {
+            violations.push(format!(
+                "{place} holds the events of {client}/{session_id} out of commit order: {have:?}, expected {want:?}"
             ));
         }
     }
@@ -288,4 +351,228 @@ fn diff(rows: &[Value], expected: &[Value]) -> String {
         .find(|(a, b)| a != b)
         .map(|(a, b)| format!("{a} vs expected {b}"))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use eventsync::todo::{TodoCompleted, TodoCreated, TodoFilter, todo_schema};
+
+    use super::super::ledger::{Commit, Fate};
+    use super::*;
+
+    /// A session's commit, as the world records it.
+    fn commit(session: &str, name: &str, args: &Value, client_only: bool) -> Commit {
+        Commit {
+            node: 0,
+            incarnation: 1,
+            client_id: "c0".into(),
+            session_id: session.into(),
+            key: event_key(name, args),
+            client_only,
+            fate: Fate::Confirmed,
+        }
+    }
+
+    fn created(id: &str) -> Value {
+        TodoCreated {
+            id: id.into(),
+            text: format!("todo {id}"),
+        }
+        .to_args()
+    }
+
+    fn completed(id: &str) -> Value {
+        TodoCompleted { id: id.into() }.to_args()
+    }
+
+    fn filter(filter: TodoFilter) -> Value {
+        UiStateSet { filter }.to_args()
+    }
+
+    /// The backend log holding these `(session, name, args)` events, numbered from e1.
+    fn log(events: &[(&str, &str, &Value)]) -> Vec<GlobalEvent> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(index, (session, name, args))| GlobalEvent {
+                seq_num: GlobalSeq(index as u64 + 1),
+                parent_seq_num: GlobalSeq(index as u64),
+                name: (*name).into(),
+                args: (*args).clone(),
+                client_id: "c0".into(),
+                session_id: (*session).into(),
+            })
+            .collect()
+    }
+
+    /// Session `s1` committed t1, then completed t1 twice (the same args), then set a filter;
+    /// session `s2` completed t1 once.
+    fn ledger() -> Ledger {
+        let mut ledger = Ledger::default();
+        ledger.record(commit("s1", TodoCreated::NAME, &created("t1"), false));
+        ledger.record(commit("s1", TodoCompleted::NAME, &completed("t1"), false));
+        ledger.record(commit("s1", TodoCompleted::NAME, &completed("t1"), false));
+        ledger.record(commit(
+            "s1",
+            UiStateSet::NAME,
+            &filter(TodoFilter::Active),
+            true,
+        ));
+        ledger.record(commit("s2", TodoCompleted::NAME, &completed("t1"), false));
+        ledger
+    }
+
+    /// What the auditor says of a backend log, given [`ledger`].
+    fn audit_backend(ledger: &Ledger, log: &[GlobalEvent]) -> Vec<String> {
+        let schema = todo_schema();
+        let mut violations = Vec::new();
+        check_chain(&schema, log, &mut violations);
+        check_backend(ledger, &schema, log, &mut violations);
+        violations
+    }
+
+    #[test]
+    fn test_auditor_accepts_the_backend_log_the_ledger_expects() {
+        let (t1, done) = (created("t1"), completed("t1"));
+        let good = log(&[
+            ("s1", TodoCreated::NAME, &t1),
+            ("s2", TodoCompleted::NAME, &done),
+            ("s1", TodoCompleted::NAME, &done),
+            ("s1", TodoCompleted::NAME, &done),
+        ]);
+        assert_eq!(audit_backend(&ledger(), &good), Vec::<String>::new());
+    }
+
+    #[test]
+    fn test_auditor_reports_an_event_pushed_twice() {
+        let (t1, done) = (created("t1"), completed("t1"));
+        // s2's one TodoCompleted is in the log twice; every event still has its own number.
+        let doubled = log(&[
+            ("s1", TodoCreated::NAME, &t1),
+            ("s2", TodoCompleted::NAME, &done),
+            ("s1", TodoCompleted::NAME, &done),
+            ("s2", TodoCompleted::NAME, &done),
+            ("s1", TodoCompleted::NAME, &done),
+        ]);
+        let violations = audit_backend(&ledger(), &doubled);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(
+            violations[0].contains("c0/s2 2 times, expected 1 (pushed twice)"),
+            "{violations:?}"
+        );
+    }
+
+    #[test]
+    fn test_auditor_reports_a_missing_commit_whose_args_repeat() {
+        let (t1, done) = (created("t1"), completed("t1"));
+        // s1 completed t1 twice; one of them is missing (s2's identical event is there).
+        let dropped = log(&[
+            ("s1", TodoCreated::NAME, &t1),
+            ("s2", TodoCompleted::NAME, &done),
+            ("s1", TodoCompleted::NAME, &done),
+        ]);
+        let violations = audit_backend(&ledger(), &dropped);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(
+            violations[0].contains("c0/s1 1 times, expected 2"),
+            "{violations:?}"
+        );
+    }
+
+    #[test]
+    fn test_auditor_reports_a_client_only_event_in_the_backend() {
+        let (t1, done, active) = (created("t1"), completed("t1"), filter(TodoFilter::Active));
+        let leaked = log(&[
+            ("s1", TodoCreated::NAME, &t1),
+            ("s2", TodoCompleted::NAME, &done),
+            ("s1", TodoCompleted::NAME, &done),
+            ("s1", UiStateSet::NAME, &active),
+            ("s1", TodoCompleted::NAME, &done),
+        ]);
+        let violations = audit_backend(&ledger(), &leaked);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(
+            violations[0].contains("client-only event e4 v1.UiStateSet"),
+            "{violations:?}"
+        );
+    }
+
+    #[test]
+    fn test_auditor_reports_a_commit_lost_in_a_crash_that_reached_the_backend() {
+        let mut ledger = Ledger::default();
+        let t1 = created("t1");
+        let mut lost = commit("s1", TodoCreated::NAME, &t1, false);
+        lost.fate = Fate::LostInCrash;
+        ledger.record(lost);
+        assert_eq!(audit_backend(&ledger, &[]), Vec::<String>::new());
+        let violations = audit_backend(&ledger, &log(&[("s1", TodoCreated::NAME, &t1)]));
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].contains("expected 0"), "{violations:?}");
+    }
+
+    #[test]
+    fn test_auditor_reports_reordered_events_of_a_session() {
+        let (t1, done) = (created("t1"), completed("t1"));
+        let reordered = log(&[
+            ("s1", TodoCompleted::NAME, &done),
+            ("s1", TodoCreated::NAME, &t1),
+            ("s2", TodoCompleted::NAME, &done),
+            ("s1", TodoCompleted::NAME, &done),
+        ]);
+        let violations = audit_backend(&ledger(), &reordered);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(
+            violations[0].contains("out of commit order"),
+            "{violations:?}"
+        );
+    }
+
+    /// `c0`'s eventlog with these client-only `(session, args)` events after e1.
+    fn eventlog(client_only: &[(&str, &str, &Value)]) -> Vec<EncodedEvent> {
+        let mut events = vec![EncodedEvent::from_global(
+            log(&[("s1", TodoCreated::NAME, &created("t1"))]).remove(0),
+        )];
+        for (index, (client, session, args)) in client_only.iter().enumerate() {
+            let mut event = events[0].clone();
+            event.seq = EventSeq::new(1, index as u32 + 1, 0);
+            event.parent = EventSeq::new(1, index as u32, 0);
+            event.name = UiStateSet::NAME.into();
+            event.args = (*args).clone();
+            event.client_id = (*client).into();
+            event.session_id = (*session).into();
+            events.push(event);
+        }
+        events
+    }
+
+    fn audit_eventlog(eventlog: &[EncodedEvent]) -> Vec<String> {
+        let mut violations = Vec::new();
+        check_client_only("node 0", &ledger(), "c0", eventlog, &mut violations);
+        violations
+    }
+
+    #[test]
+    fn test_auditor_checks_client_only_events_in_their_clients_eventlog() {
+        let active = filter(TodoFilter::Active);
+        assert_eq!(
+            audit_eventlog(&eventlog(&[("c0", "s1", &active)])),
+            Vec::<String>::new()
+        );
+        let missing = audit_eventlog(&eventlog(&[]));
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert!(
+            missing[0].contains("node 0's eventlog holds v1.UiStateSet"),
+            "{missing:?}"
+        );
+        assert!(missing[0].contains("0 times, expected 1"), "{missing:?}");
+        let doubled = audit_eventlog(&eventlog(&[("c0", "s1", &active), ("c0", "s1", &active)]));
+        assert_eq!(doubled.len(), 1, "{doubled:?}");
+        assert!(doubled[0].contains("2 times, expected 1"), "{doubled:?}");
+        let foreign = audit_eventlog(&eventlog(&[("c0", "s1", &active), ("c1", "s9", &active)]));
+        assert_eq!(foreign.len(), 1, "{foreign:?}");
+        assert!(
+            foreign[0].contains("from c1/s9 1 times, expected 0"),
+            "{foreign:?}"
+        );
+    }
 }

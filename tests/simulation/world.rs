@@ -1,23 +1,22 @@
 //! The simulated world of one seed: N leaders (each a [`Store`] in its own data dir, like a
 //! process) with their sessions, over one backend (a [`SegmentLog`] per leader, over one
 //! seeded [`FaultStore`] over one `InMemory`). One rng, seeded from the root seed, picks every
-//! action; a ledger records what each commit's fate must be, for the auditor.
+//! action; the [`Ledger`] records every commit and what its fate must be, for the auditor.
 //!
 //! Everything random inside eventsync (writer nonces, the backend id, session ids, retry
 //! jitter) comes from an [`Entropy`] forked from a root seeded by the same seed, one fork per
 //! store and per backend client, so the same seed replays the same run byte for byte.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use eventsync::backends::fault::{FaultConfig, FaultCounts, FaultStore};
 use eventsync::backends::{SegmentLog, SegmentLogConfig, SyncBackend};
-use eventsync::event::canonical_args;
 use eventsync::schema::Schema;
 use eventsync::todo::{
-    TodoCompleted, TodoCreated, TodoDeleted, TodoFilter, TodoRenamed, UiStateSet, todo_schema,
+    TodoCompleted, TodoCreated, TodoDeleted, TodoFilter, TodoRenamed, TodoUncompleted, UiStateSet,
+    todo_schema,
 };
 use eventsync::{ClientSession, Entropy, ErrorKind, Store, Tuning};
 use futures::TryStreamExt;
@@ -28,33 +27,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use super::ledger::{Commit, Fate, Ledger, event_key};
+
 /// The store id every simulated client uses.
 pub const STORE_ID: &str = "sim";
-
-/// What the ledger knows of a tracked (uniquely keyed) synced commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fate {
-    /// Committed by a session of a leader that is still running (or shut down cleanly and
-    /// not reopened yet): it must reach the backend by the end.
-    Live,
-    /// Found in its leader's eventlog after a restart: it must reach the backend.
-    Persisted,
-    /// A `sync` that began after it returned `Ok`: it is in the backend.
-    Confirmed,
-    /// Its leader crashed before admitting it: it must never reach the backend.
-    LostInCrash,
-}
-
-/// One tracked commit.
-#[derive(Debug, Clone)]
-pub struct Commit {
-    /// Which leader's session committed it.
-    pub node: usize,
-    /// That leader's incarnation (bumped at each open).
-    pub incarnation: u64,
-    /// What we know.
-    pub fate: Fate,
-}
 
 /// Counts of what one seed did, summed over seeds for `RELIABILITY.md`.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -71,7 +47,10 @@ pub struct SimStats {
     pub crashes_drop: u64,
     pub offline_stretches: u64,
     pub restarts: u64,
+    /// Synced commits lost because their leader crashed before admitting them.
     pub lost_in_crash: u64,
+    /// Client-only commits lost the same way.
+    pub client_only_lost_in_crash: u64,
     pub backend_events: u64,
     pub faults: FaultCounts,
     pub violations: u64,
@@ -93,6 +72,7 @@ impl SimStats {
         self.offline_stretches += other.offline_stretches;
         self.restarts += other.restarts;
         self.lost_in_crash += other.lost_in_crash;
+        self.client_only_lost_in_crash += other.client_only_lost_in_crash;
         self.backend_events += other.backend_events;
         self.faults += other.faults;
         self.violations += other.violations;
@@ -130,18 +110,13 @@ pub struct World {
     log_config: SegmentLogConfig,
     tuning: Tuning,
     pub nodes: Vec<Node>,
-    /// Tracked synced commits by key (`name` + canonical args).
-    pub ledger: BTreeMap<String, Commit>,
+    /// Every commit a session acknowledged, synced and client-only, in commit order.
+    pub ledger: Ledger,
     pub stats: SimStats,
     pub violations: Vec<String>,
     /// What happened, one line an action, for the failure report.
     pub trace: Vec<String>,
     next_id: u64,
-}
-
-/// The ledger key of an event: its name and canonical args.
-pub fn event_key(name: &str, args: &serde_json::Value) -> String {
-    format!("{name} {}", canonical_args(args))
 }
 
 /// A generous virtual-time limit for one `sync` (time is paused: waiting costs nothing).
@@ -203,7 +178,7 @@ impl World {
             log_config,
             tuning,
             nodes,
-            ledger: BTreeMap::new(),
+            ledger: Ledger::default(),
             stats: SimStats {
                 seeds: 1,
                 leaders: leaders as u64,
@@ -386,39 +361,19 @@ impl World {
                 return;
             }
         };
-        let present: std::collections::BTreeSet<String> = events
-            .iter()
-            .map(|event| event_key(&event.name, &event.args))
-            .collect();
-        let mut lost = Vec::new();
-        let mut vanished = Vec::new();
-        for (key, commit) in &mut self.ledger {
-            if commit.node != index || commit.incarnation >= incarnation {
-                continue;
-            }
-            if commit.fate != Fate::Live {
-                continue;
-            }
-            if present.contains(key) {
-                commit.fate = Fate::Persisted;
-            } else if ended == Ended::Crashed && commit.incarnation == incarnation - 1 {
-                commit.fate = Fate::LostInCrash;
-                lost.push(key.clone());
-            } else {
-                vanished.push(key.clone());
-            }
-        }
-        self.stats.lost_in_crash += lost.len() as u64;
-        if !lost.is_empty() {
+        let settled = self
+            .ledger
+            .settle(index, incarnation, ended == Ended::Crashed, &events);
+        self.stats.lost_in_crash += settled.lost_synced;
+        self.stats.client_only_lost_in_crash += settled.lost_client_only;
+        let lost = settled.lost_synced + settled.lost_client_only;
+        if lost > 0 {
             self.note(format!(
-                "node {index}: {} commits were not admitted before the crash",
-                lost.len()
+                "node {index}: {lost} commits were not admitted before the crash"
             ));
         }
-        for key in vanished {
-            self.violation(format!(
-                "node {index}: {key} was committed before a clean shutdown but is not in the eventlog after reopening"
-            ));
+        for violation in settled.violations {
+            self.violation(violation);
         }
         let sessions = self.rng.random_range(1..=3);
         for _ in 0..sessions {
@@ -453,37 +408,37 @@ impl World {
         let which = self.rng.random_range(0..self.nodes[index].sessions.len());
         self.next_id += 1;
         let id = self.next_id;
-        let (name, args, tracked) = if client_only {
+        // Every event of the schema. Args may repeat (the same filter, or completing one todo
+        // twice): the ledger tells commits apart by session and order, not by args.
+        let (name, args) = if client_only {
             let filter = [TodoFilter::All, TodoFilter::Active, TodoFilter::Completed]
                 [self.rng.random_range(0..3)];
-            (UiStateSet::NAME, UiStateSet { filter }.to_args(), false)
+            (UiStateSet::NAME, UiStateSet { filter }.to_args())
         } else {
             // A todo created earlier (by anyone), or a fresh one.
             let existing = self.rng.random_range(1..=id);
             let target = format!("t{existing}");
-            match self.rng.random_range(0..10) {
-                0..5 => (
+            match self.rng.random_range(0..20) {
+                0..10 => (
                     TodoCreated::NAME,
                     TodoCreated {
                         id: format!("t{id}"),
                         text: format!("todo {id} by c{index}"),
                     }
                     .to_args(),
-                    true,
                 ),
-                5..7 => (
+                10..14 => (
                     TodoRenamed::NAME,
                     TodoRenamed {
                         id: target,
                         text: format!("renamed {id}"),
                     }
                     .to_args(),
-                    true,
                 ),
-                7..9 => (
-                    TodoCompleted::NAME,
-                    TodoCompleted { id: target }.to_args(),
-                    false,
+                14..16 => (TodoCompleted::NAME, TodoCompleted { id: target }.to_args()),
+                16..18 => (
+                    TodoUncompleted::NAME,
+                    TodoUncompleted { id: target }.to_args(),
                 ),
                 _ => (
                     TodoDeleted::NAME,
@@ -492,7 +447,6 @@ impl World {
                         deleted_at: id as i64,
                     }
                     .to_args(),
-                    true,
                 ),
             }
         };
@@ -507,17 +461,15 @@ impl World {
                 } else {
                     self.stats.synced_commits += 1;
                 }
-                if tracked {
-                    let key = event_key(name, &args);
-                    let commit = Commit {
-                        node: index,
-                        incarnation: self.nodes[index].incarnation,
-                        fate: Fate::Live,
-                    };
-                    if self.ledger.insert(key.clone(), commit).is_some() {
-                        self.violation(format!("the simulation committed {key} twice"));
-                    }
-                }
+                self.ledger.record(Commit {
+                    node: index,
+                    incarnation: self.nodes[index].incarnation,
+                    client_id: self.nodes[index].client_id.clone(),
+                    session_id: session.session_id().to_owned(),
+                    key: event_key(name, &args),
+                    client_only,
+                    fate: Fate::Live,
+                });
             }
             Err(error) => self.violation(format!(
                 "node {index} session {which}: commit {name} failed ({:?}): {error}",
@@ -526,8 +478,8 @@ impl World {
         }
     }
 
-    /// `sync` on node `index`; on `Ok`, every commit of this incarnation made before it is
-    /// confirmed.
+    /// `sync` on node `index`; on `Ok`, every synced commit of this incarnation made before
+    /// it is confirmed.
     async fn sync(&mut self, index: usize) {
         let node = &self.nodes[index];
         let Some(store) = node.store.clone() else {
@@ -537,21 +489,12 @@ impl World {
             return;
         }
         let incarnation = node.incarnation;
-        let before: Vec<String> = self
-            .ledger
-            .iter()
-            .filter(|(_, c)| c.node == index && c.incarnation == incarnation)
-            .map(|(key, _)| key.clone())
-            .collect();
+        let mark = self.ledger.len();
         match tokio::time::timeout(SYNC_LIMIT, store.sync()).await {
             Ok(Ok(())) => {
                 self.stats.syncs_ok += 1;
                 self.note(format!("node {index}: sync ok"));
-                for key in before {
-                    if let Some(commit) = self.ledger.get_mut(&key) {
-                        commit.fate = Fate::Confirmed;
-                    }
-                }
+                self.ledger.confirm(index, incarnation, mark);
             }
             Ok(Err(error)) => {
                 self.stats.syncs_failed += 1;
