@@ -109,13 +109,13 @@ pub struct S3Config {
     #[serde(deserialize_with = "eventsync_backends::open::deserialize_secret")]
     pub session_token: Option<String>,
     /// Timeout of one request; longer tolerates slow links, shorter fails over sooner.
-    #[serde(with = "duration_serde::option")]
+    #[serde(with = "eventsync_backends::duration::option")]
     pub request_timeout: Option<Duration>,
     /// Retries of one request after a transient failure (default 3): more rides out a
     /// flaky link, fewer fails faster on a dead one.
     pub max_retries: Option<usize>,
     /// Longest time spent retrying one request (default 10 s).
-    #[serde(with = "duration_serde::option")]
+    #[serde(with = "eventsync_backends::duration::option")]
     pub retry_timeout: Option<Duration>,
 }
 
@@ -463,87 +463,6 @@ pub fn generate_id(len: usize) -> String {
     eventsync_backends::Entropy::from_os().alphanumeric(len)
 }
 
-/// Serde for [`Duration`] as a human string: `"250ms"`, `"2s"`, `"1.5s"`, `"1m"`, `"1h"`.
-pub mod duration_serde {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
-
-    /// Parses `"<number><unit>"` with unit `ns`, `us`, `ms`, `s`, `m` or `h`.
-    pub fn parse(text: &str) -> Result<Duration, String> {
-        let text = text.trim();
-        let split = text
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("{text:?} has no unit (write e.g. \"50ms\" or \"2s\")"))?;
-        let (number, unit) = text.split_at(split);
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("{text:?} does not start with a number"))?;
-        let seconds = match unit.trim() {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" | "min" => 60.0,
-            "h" => 3600.0,
-            other => return Err(format!("unknown unit {other:?} in {text:?} (ms, s, m, h)")),
-        };
-        Duration::try_from_secs_f64(value * seconds).map_err(|e| format!("{text:?}: {e}"))
-    }
-
-    /// Formats a duration in the largest unit that keeps it exact.
-    pub fn format(duration: Duration) -> String {
-        let nanos = duration.as_nanos();
-        match nanos {
-            0 => "0s".into(),
-            n if n % 3_600_000_000_000 == 0 => format!("{}h", n / 3_600_000_000_000),
-            n if n % 60_000_000_000 == 0 => format!("{}m", n / 60_000_000_000),
-            n if n % 1_000_000_000 == 0 => format!("{}s", n / 1_000_000_000),
-            n if n % 1_000_000 == 0 => format!("{}ms", n / 1_000_000),
-            n if n % 1_000 == 0 => format!("{}us", n / 1_000),
-            n => format!("{n}ns"),
-        }
-    }
-
-    /// Serializes as [`format`] does.
-    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&format(*duration))
-    }
-
-    /// Deserializes with [`parse`].
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        parse(&text).map_err(D::Error::custom)
-    }
-
-    /// The same for `Option<Duration>`.
-    pub mod option {
-        use std::time::Duration;
-
-        use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
-
-        /// Serializes `Some` as [`super::format`] does, `None` as nothing.
-        pub fn serialize<S: Serializer>(
-            duration: &Option<Duration>,
-            serializer: S,
-        ) -> Result<S::Ok, S::Error> {
-            match duration {
-                Some(duration) => serializer.serialize_str(&super::format(*duration)),
-                None => serializer.serialize_none(),
-            }
-        }
-
-        /// Deserializes with [`super::parse`].
-        pub fn deserialize<'de, D: Deserializer<'de>>(
-            deserializer: D,
-        ) -> Result<Option<Duration>, D::Error> {
-            let text = Option::<String>::deserialize(deserializer)?;
-            text.map(|text| super::parse(&text).map_err(D::Error::custom))
-                .transpose()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -771,20 +690,6 @@ mod tests {
         assert_eq!(config.tuning.poll_min, Duration::from_millis(20));
         assert_eq!(config.tuning.poll_max, Duration::from_millis(1500));
         assert_eq!(config.s3.request_timeout, Some(Duration::from_secs(60)));
-    }
-
-    #[test]
-    fn test_duration_format_round_trips() {
-        for text in ["50ms", "2s", "1m", "1h", "250us", "0s", "1500ms"] {
-            let parsed = duration_serde::parse(text).unwrap();
-            assert_eq!(
-                duration_serde::parse(&duration_serde::format(parsed)),
-                Ok(parsed)
-            );
-        }
-        assert_eq!(duration_serde::format(Duration::from_millis(2000)), "2s");
-        assert!(duration_serde::parse("10").is_err());
-        assert!(duration_serde::parse("5 parsecs").is_err());
     }
 
     #[test]

@@ -32,16 +32,16 @@ pub struct Tuning {
     /// Fastest live-pull poll, used right after activity. Lower is fresher, more GETs. The
     /// backend polls, so this reaches it through [`Tuning::segment_log_config`] when the
     /// backend is opened (the CLI does this).
-    #[serde(with = "crate::config::duration_serde")]
+    #[serde(with = "eventsync_backends::duration")]
     pub poll_min: Duration,
     /// Slowest live-pull poll, reached after a long idle stretch: one GET per poll, so at
     /// 2 s an idle client costs 1,800 GETs an hour (about $0.02 a day on S3 Standard), plus
     /// one read of `store.json` every 30 s (120 an hour; `SegmentLogConfig::identity_check`)
     /// to notice a wiped store.
-    #[serde(with = "crate::config::duration_serde")]
+    #[serde(with = "eventsync_backends::duration")]
     pub poll_max: Duration,
     /// How long a second process waits for the data dir's lock before giving up.
-    #[serde(with = "crate::config::duration_serde")]
+    #[serde(with = "eventsync_backends::duration")]
     pub lock_timeout: Duration,
     /// What to do when the backend's id changed (the store was wiped or replaced), at open
     /// or while running: see [`OnBackendIdMismatch`].

@@ -9,6 +9,7 @@
 //! - [`segment`]: the segment byte format (documented byte by byte in `docs/FORMAT.md`).
 //! - [`paths`]: the object keys of a store, written down in one place.
 //! - [`segment_log`]: [`SegmentLog`], the backend over `Arc<dyn ObjectStore>`.
+//! - [`duration`]: the one parser of durations in settings (`"500us"`, `"2s"`).
 //! - [`entropy`]: [`Entropy`], where nonces, ids and jitter come from (the OS, or a seed in
 //!   a replayable simulation).
 //! - [`open`]: a backend from a URL (`memory://`, `file://`, `s3://`) and options.
@@ -25,7 +26,7 @@
 //! only through [`SyncBackend`].
 
 pub mod conformance;
-mod duration_text;
+pub mod duration;
 pub mod entropy;
 pub mod error;
 pub mod event;

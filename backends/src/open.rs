@@ -48,7 +48,7 @@ pub struct S3Options {
     /// The timeout of one HTTP request, as text (`"30s"`); object_store's default is 30 s.
     #[serde(
         alias = "request_timeout",
-        deserialize_with = "crate::duration_text::option::deserialize"
+        deserialize_with = "crate::duration::option::deserialize"
     )]
     pub request_timeout: Option<Duration>,
     /// How many times one request is retried after a transient failure (a refused
@@ -63,7 +63,7 @@ pub struct S3Options {
     /// one `request_timeout`.
     #[serde(
         alias = "retry_timeout",
-        deserialize_with = "crate::duration_text::option::deserialize"
+        deserialize_with = "crate::duration::option::deserialize"
     )]
     pub retry_timeout: Option<Duration>,
 }

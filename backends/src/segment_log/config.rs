@@ -27,18 +27,18 @@ pub struct SegmentLogConfig {
     pub page_events: usize,
     /// The delay between polls of an active live pull, and the first delay after new
     /// events. Lower means fresher data and more GETs. Default 50 ms.
-    #[serde(alias = "poll_min", with = "crate::duration_text")]
+    #[serde(alias = "poll_min", with = "crate::duration")]
     pub poll_min: Duration,
     /// The longest delay between polls of an idle live pull: the delay doubles from
     /// `poll_min` up to this. At 2 s an idle reader makes 1,800 GETs an hour ($0.0007 on S3
     /// Standard). Default 2 s.
-    #[serde(alias = "poll_max", with = "crate::duration_text")]
+    #[serde(alias = "poll_max", with = "crate::duration")]
     pub poll_max: Duration,
     /// How often an idle live pull re-reads `store.json`, so that a reader that never pushes
     /// finds out when the store was wiped or replaced (a push checks it every time). Each
     /// check is one GET: at the default 30 s that is 120 GETs an hour on top of an idle
     /// reader's 1,800 polls at `poll_max` = 2 s (+7%). Default 30 s.
-    #[serde(alias = "identity_check", with = "crate::duration_text")]
+    #[serde(alias = "identity_check", with = "crate::duration")]
     pub identity_check: Duration,
 }
 
@@ -115,6 +115,18 @@ mod tests {
         assert_eq!(kebab.poll_min, Duration::from_millis(10));
         assert_eq!(kebab.page_events, 7);
         assert_eq!(kebab.poll_max, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn test_durations_read_with_every_unit_of_the_one_parser() {
+        // "500us" reads the same here as in every other settings table (it was refused here
+        // while the command line's [tuning] table accepted it).
+        let config: SegmentLogConfig =
+            serde_json::from_str(r#"{"poll-min": "500us", "poll-max": "2min"}"#).unwrap();
+        assert_eq!(config.poll_min, Duration::from_micros(500));
+        assert_eq!(config.poll_max, Duration::from_secs(120));
+        let s3: crate::S3Options = serde_json::from_str(r#"{"request-timeout": "500us"}"#).unwrap();
+        assert_eq!(s3.request_timeout, Some(Duration::from_micros(500)));
     }
 
     #[test]
