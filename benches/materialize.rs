@@ -10,8 +10,8 @@
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use eventsync::materialize::{Record, apply_event};
 use eventsync::schema::Schema;
-use eventsync::todo::{TodoCreated, todo_schema};
 use eventsync::{EncodedEvent, EventMeta, EventSeq};
+use eventsync_todo::{TodoCreated, todo_schema};
 use rusqlite::Connection;
 
 const BATCH: u64 = 1000;

@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use eventsync::todo::{TodoCreated, todo_schema};
 use eventsync::{ClientSession, Store, Tuning};
 use eventsync_backends::conformance::make_events;
 use eventsync_backends::segment::{self, SegmentDigest, SegmentWriter, WriterNonce};
 use eventsync_backends::{GlobalSeq, OpenOptions, SegmentLog, SyncBackend, open_object_store};
+use eventsync_todo::{TodoCreated, todo_schema};
 use object_store::path::Path;
 use object_store::{ObjectStore, PutMode, memory::InMemory};
 use rusqlite::Connection;

@@ -13,12 +13,10 @@
 //!
 //! The building blocks: [`seq`] (sequence numbers), [`event`] (events), [`sync_state`]
 //! (merge), [`schema`] (tables, event definitions, materializers), [`materialize`] (apply
-//! events with changesets and roll them back), [`store`] (the facade), [`config`], [`error`],
+//! events with changesets and roll them back), [`store`] (the facade), [`error`],
 //! [`export`] (the export file format), and `rows` (crate-private: the one reader of SQL
 //! rows behind every read query, which refuses anything that is not a read).
 
-pub mod cli;
-pub mod config;
 pub mod error;
 pub mod event;
 pub mod export;
@@ -30,7 +28,6 @@ pub mod seq;
 pub mod session;
 pub mod store;
 pub mod sync_state;
-pub mod todo;
 
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Changeset, EncodedEvent, EventMeta};

@@ -194,12 +194,15 @@ impl StoreBuilder {
     }
 }
 
+/// The file in a data dir that keeps the generated client id.
+pub const CLIENT_ID_FILE: &str = "client-id";
+
 /// The client id kept in `{data_dir}/client-id`: read it, or on first use draw one (12
 /// letters and digits) from `entropy` and write it there. A store opened without
 /// [`StoreBuilder::with_client_id`] uses it, and so does the command line, so both name a
 /// data dir's client the same way.
 pub fn kept_client_id(data_dir: &Path, entropy: &Entropy) -> Result<String> {
-    let path = data_dir.join(crate::config::CLIENT_ID_FILE);
+    let path = data_dir.join(CLIENT_ID_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let id = text.trim().to_owned();

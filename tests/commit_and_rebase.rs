@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use eventsync::EventSeq;
 use eventsync::backends::GlobalSeq;
-use eventsync::todo::{TodoCreated, TodoRenamed, todo_schema};
+use eventsync_todo::{TodoCreated, TodoRenamed, todo_schema};
 use object_store::memory::InMemory;
 use serde::Deserialize;
 use support::{

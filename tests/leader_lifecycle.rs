@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use eventsync::schema::{EventDef, MaterializeContext, Schema, Statement};
 use eventsync::store::OnBackendIdMismatch;
-use eventsync::todo::{TodoCreated, todo_schema};
 use eventsync::{ErrorKind, Store, Tuning};
+use eventsync_todo::{TodoCreated, todo_schema};
 use object_store::memory::InMemory;
 use serde_json::json;
 use support::{fast_tuning, memory_backend, open_store};

@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 
 use eventsync::ClientSession;
-use eventsync::todo::{
+use eventsync_todo::{
     TodoCompleted, TodoCreated, TodoDeleted, TodoFilter, TodoRenamed, TodoUncompleted, UiStateSet,
     todo_schema,
 };

@@ -11,7 +11,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventsync::todo::{Todo, TodoCreated, TodoFilter, UiStateSet, list_todos_sql, todo_schema};
+use eventsync_todo::{Todo, TodoCreated, TodoFilter, UiStateSet, list_todos_sql, todo_schema};
 use futures::StreamExt;
 use object_store::memory::InMemory;
 use support::{memory_backend, open_store, wait_until};

@@ -6,8 +6,8 @@ mod support;
 
 use std::sync::Arc;
 
-use eventsync::todo::{TodoCreated, todo_schema};
 use eventsync::{ClientSession, ErrorKind, Store};
+use eventsync_todo::{TodoCreated, todo_schema};
 use futures::StreamExt;
 use object_store::memory::InMemory;
 use serde_json::{Value, json};

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use eventsync::materialize::{Record, apply_event};
 use eventsync::schema::{EventDef, MaterializeContext, MaterializerError, Schema, Statement};
-use eventsync::todo::{TodoCompleted, TodoCreated, todo_schema};
 use eventsync::{EncodedEvent, Store};
+use eventsync_todo::{TodoCompleted, TodoCreated, todo_schema};
 use object_store::memory::InMemory;
 use serde_json::{Value, json};
 use support::{assert_gapless, backend_log, fast_tuning, memory_backend, open_store, synced};

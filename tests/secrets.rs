@@ -1,42 +1,23 @@
-//! Secrets never leave through `Debug` or `Display` (issue 5, item 8): the configuration
-//! (`Config`, `S3Config`), the backend options (`S3Options`, `OpenOptions`), what a backend
-//! says about itself (`BackendInfo`, its `Debug`), and every error the library makes from
-//! input that holds credentials (`BackendError`, `eventsync::Error`, `ConfigError`).
-//! The command line's `log`/`status`/`doctor` output is checked in `cli_end_to_end.rs`.
+//! Secrets never leave through `Debug` or `Display`: the backend options (`S3Options`,
+//! `OpenOptions`), what a backend says about itself (`BackendInfo`, its `Debug`), and every
+//! error the library makes from input that holds credentials (`BackendError`,
+//! `eventsync::Error`). The command line's configuration is checked in `cli/tests/secrets.rs`,
+//! its `log`/`status`/`doctor` output in `cli/tests/cli_end_to_end.rs`.
 
-use std::path::Path;
+#[path = "support/secrets.rs"]
+mod secrets;
+
 use std::time::Duration;
 
 use eventsync::backends::open::{OpenOptions, S3Options};
 use eventsync::backends::{BackendError, GlobalSeq, open_backend};
-use eventsync::config::{Config, ConfigError, ConfigOverrides, S3Config};
+use secrets::{SECRETS, assert_hidden, assert_no_secret};
 
-/// Every secret below; none may ever be printed.
-const SECRETS: [&str; 6] = [
-    "AKIA-ACCESS-KEY-ID-111",
-    "SECRET-ACCESS-KEY-222",
-    "SESSION-TOKEN-333",
-    "URL-PASSWORD-444",
-    "QUERY-TOKEN-555",
-    "ENDPOINT-PASSWORD-666",
-];
-
-fn assert_no_secret(what: &str, text: &str) {
-    for secret in SECRETS {
-        assert!(!text.contains(secret), "{what} shows {secret}: {text}");
-    }
-}
-
-/// Both renderings of a value with `Debug` and `Display`.
-fn assert_hidden<T: std::fmt::Debug + std::fmt::Display>(what: &str, value: &T) {
-    assert_no_secret(what, &format!("{value}"));
-    assert_no_secret(what, &format!("{value:?}"));
-    assert_no_secret(what, &format!("{value:#?}"));
-}
-
-fn s3_config() -> S3Config {
-    S3Config {
-        endpoint: Some(format!("http://user:{}@127.0.0.1:1", SECRETS[5])),
+/// S3 options holding every credential, with a credential-free endpoint (one with
+/// credentials is refused, see below) on a closed port.
+fn s3_options() -> S3Options {
+    S3Options {
+        endpoint: Some("http://127.0.0.1:1".into()),
         allow_http: Some(true),
         region: Some("us-east-1".into()),
         access_key_id: Some(SECRETS[0].into()),
@@ -46,47 +27,6 @@ fn s3_config() -> S3Config {
         max_retries: Some(0),
         retry_timeout: Some(Duration::from_secs(1)),
     }
-}
-
-/// The options of `s3_config()`, with a credential-free endpoint (one with credentials is
-/// refused, see below) on a closed port.
-fn s3_options() -> S3Options {
-    let config = s3_config();
-    S3Options {
-        endpoint: Some("http://127.0.0.1:1".into()),
-        allow_http: config.allow_http,
-        region: config.region,
-        access_key_id: config.access_key_id,
-        secret_access_key: config.secret_access_key,
-        session_token: config.session_token,
-        request_timeout: config.request_timeout,
-        max_retries: config.max_retries,
-        retry_timeout: config.retry_timeout,
-    }
-}
-
-fn config_text() -> String {
-    format!(
-        "backend = \"s3://bucket/prefix?token={}\"\n[s3]\nendpoint = \"http://user:{}@127.0.0.1:1\"\n\
-         allow_http = true\nregion = \"us-east-1\"\naccess_key_id = \"{}\"\n\
-         secret_access_key = \"{}\"\nsession_token = \"{}\"\nrequest_timeout = \"500ms\"\n",
-        SECRETS[4], SECRETS[5], SECRETS[0], SECRETS[1], SECRETS[2]
-    )
-}
-
-#[test]
-fn test_config_debug_hides_keys_tokens_and_url_passwords() {
-    let config = Config::from_file_text(Path::new("eventsync.toml"), &config_text()).unwrap();
-    assert_eq!(config.s3.secret_access_key.as_deref(), Some(SECRETS[1]));
-    for text in [format!("{config:?}"), format!("{config:#?}")] {
-        assert_no_secret("Config", &text);
-        assert!(
-            text.contains("us-east-1"),
-            "non-secret settings stay: {text}"
-        );
-        assert!(text.contains("<redacted>"), "{text}");
-    }
-    assert_no_secret("S3Config", &format!("{:?}", s3_config()));
 }
 
 #[test]
@@ -134,7 +74,7 @@ async fn test_backend_errors_from_inputs_with_credentials_hide_them() {
     // An endpoint with credentials in it is refused without quoting them.
     let with_userinfo = OpenOptions {
         s3: S3Options {
-            endpoint: s3_config().endpoint,
+            endpoint: Some(format!("http://user:{}@127.0.0.1:1", SECRETS[5])),
             ..s3_options()
         },
         ..OpenOptions::default()
@@ -185,43 +125,5 @@ async fn test_backend_errors_from_inputs_with_credentials_hide_them() {
         },
     ] {
         assert_hidden("BackendError", &error);
-    }
-}
-
-#[test]
-fn test_config_errors_hide_secrets_from_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut errors: Vec<ConfigError> = Vec::new();
-    let base = config_text();
-    for text in [
-        // A syntax error right after a secret.
-        format!("{base}junk junk\n"),
-        format!("[s3]\nsecret_access_key = \"{}\" trailing\n", SECRETS[1]),
-        // A secret of the wrong type: the value must not be quoted back.
-        "[s3]\nsecret_access_key = 222333444555\n".to_string(),
-        format!("[s3]\naccess_key_id = [\"{}\"]\n", SECRETS[0]),
-        format!("[s3]\nsession_token = {{ value = \"{}\" }}\n", SECRETS[2]),
-        // An unknown key next to secrets.
-        format!("{base}[tuning]\nbogus = 1\n"),
-        // A bad store id in a file that holds secrets.
-        format!("store = \"../x\"\n{base}"),
-    ] {
-        let path = dir.path().join("eventsync.toml");
-        std::fs::write(&path, &text).unwrap();
-        errors.push(Config::from_file_text(&path, &text).unwrap_err());
-        let overrides = ConfigOverrides {
-            config_file: Some(path.clone()),
-            ..ConfigOverrides::default()
-        };
-        errors.push(Config::resolve(&overrides, |_| None).unwrap_err());
-    }
-    for error in &errors {
-        assert_hidden("ConfigError", error);
-        assert!(!error.to_string().contains("222333444555"), "{error}");
-        let library = eventsync::Error::from(ConfigError::DataDir {
-            path: "x".into(),
-            message: error.to_string(),
-        });
-        assert_hidden("eventsync::Error", &library);
     }
 }

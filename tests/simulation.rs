@@ -339,8 +339,8 @@ mod regressions {
     use std::time::Duration;
 
     use eventsync::backends::{GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend};
-    use eventsync::todo::{TodoCreated, TodoFilter, TodoRenamed, UiStateSet, todo_schema};
     use eventsync::{Store, Tuning};
+    use eventsync_todo::{TodoCreated, TodoFilter, TodoRenamed, UiStateSet, todo_schema};
     use futures::StreamExt;
     use object_store::memory::InMemory;
 

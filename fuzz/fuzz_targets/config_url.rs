@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use eventsync::config::Config;
+use eventsync_cli::config::Config;
 use eventsync_backends::open::{OpenOptions, S3Options, open_object_store, redact_url};
 use libfuzzer_sys::fuzz_target;
 

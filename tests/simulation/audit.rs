@@ -13,8 +13,8 @@ use eventsync::backends::{GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, 
 use eventsync::event::canonical_args;
 use eventsync::materialize::{Record, apply_event};
 use eventsync::schema::Schema;
-use eventsync::todo::UiStateSet;
 use eventsync::{EncodedEvent, EventSeq};
+use eventsync_todo::UiStateSet;
 use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path as StorePath;
@@ -355,7 +355,7 @@ fn diff(rows: &[Value], expected: &[Value]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use eventsync::todo::{TodoCompleted, TodoCreated, TodoFilter, todo_schema};
+    use eventsync_todo::{TodoCompleted, TodoCreated, TodoFilter, todo_schema};
 
     use super::super::ledger::{Commit, Fate};
     use super::*;

@@ -186,7 +186,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use eventsync::EventSeq;
-    use eventsync::todo::{TodoCompleted, TodoFilter, UiStateSet};
+    use eventsync_todo::{TodoCompleted, TodoFilter, UiStateSet};
 
     use super::*;
 

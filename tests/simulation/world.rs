@@ -14,11 +14,11 @@ use std::time::Duration;
 use eventsync::backends::fault::{FaultConfig, FaultCounts, FaultStore};
 use eventsync::backends::{SegmentLog, SegmentLogConfig, SyncBackend};
 use eventsync::schema::Schema;
-use eventsync::todo::{
+use eventsync::{ClientSession, Entropy, ErrorKind, Store, Tuning};
+use eventsync_todo::{
     TodoCompleted, TodoCreated, TodoDeleted, TodoFilter, TodoRenamed, TodoUncompleted, UiStateSet,
     todo_schema,
 };
-use eventsync::{ClientSession, Entropy, ErrorKind, Store, Tuning};
 use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path as StorePath;

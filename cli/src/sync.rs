@@ -6,8 +6,8 @@ use futures::StreamExt;
 
 use super::{backend, ctrl_c, event_line, out, with_store};
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::store::Store;
+use eventsync::store::Store;
+use eventsync::{Error, Result};
 use eventsync_backends::GlobalSeq;
 
 /// Arguments of `sync`.

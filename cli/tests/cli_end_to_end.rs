@@ -198,6 +198,41 @@ fn test_offline_clients_converge_and_the_second_is_rebased() {
     assert_eq!(alice.todos().as_array().unwrap().len(), 4);
 }
 
+/// A folder store deleted between two commands: the next command's open finds a new store
+/// (a new backend id), resets the local data (the default `on_backend_id_mismatch`), and
+/// another process's `eventsync log` reads the new store as one valid log.
+#[test]
+fn test_log_reads_a_folder_store_that_was_wiped_and_reset() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = folder_backend(root.path());
+    let client = Client::new(root.path(), "c", &backend, "wiped");
+    client.run(&["todo", "add", "before 1"]).ok();
+    client.run(&["todo", "add", "before 2"]).ok();
+    assert_eq!(client.log().len(), 2);
+    std::fs::remove_dir_all(root.path().join("backend").join("wiped")).unwrap();
+    client.run(&["todo", "add", "after"]).ok();
+    let reader = Client::new(root.path(), "reader", &backend, "wiped");
+    let log = reader.log();
+    assert_gapless(&log);
+    let texts: Vec<&str> = log
+        .iter()
+        .map(|e| e["args"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        ["after"],
+        "the new store holds only the commit made after the wipe"
+    );
+    let todos = client.todos();
+    let listed: Vec<&str> = todos
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|todo| todo["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["after"], "the local data followed the new store");
+}
+
 #[test]
 fn test_done_and_rm_of_unknown_id_fail_with_the_id() {
     let root = tempfile::tempdir().unwrap();

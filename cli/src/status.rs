@@ -4,8 +4,8 @@ use clap::Args;
 
 use super::{backend, out, with_store};
 use crate::config::Config;
-use crate::error::Result;
-use crate::store::Store;
+use eventsync::Result;
+use eventsync::store::Store;
 
 /// Arguments of `status`.
 #[derive(Debug, Args)]
@@ -34,7 +34,7 @@ pub(crate) async fn run(config: &Config, args: &StatusArgs) -> Result<()> {
         let url = backend::display_url(&config.backend);
         if args.json {
             let mut json = serde_json::to_value(&status)
-                .map_err(|e| crate::Error::internal(format!("encoding status: {e}")))?;
+                .map_err(|e| eventsync::Error::internal(format!("encoding status: {e}")))?;
             json["backend"] = url.into();
             return out(json);
         }

@@ -5,14 +5,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Subcommand;
 
-use super::todo_app::{
-    Todo, TodoCompleted, TodoCreated, TodoDeleted, TodoUncompleted, list_todos_sql,
-};
 use super::{context, out, with_store};
 use crate::config::{Config, generate_id};
-use crate::error::{Error, Result};
-use crate::session::ClientSession;
-use crate::store::Store;
+use eventsync::ClientSession;
+use eventsync::store::Store;
+use eventsync::{Error, Result};
+use eventsync_todo::{
+    Todo, TodoCompleted, TodoCreated, TodoDeleted, TodoUncompleted, list_todos_sql,
+};
 
 /// The todo subcommands.
 #[derive(Debug, Subcommand)]

@@ -34,8 +34,8 @@ use std::time::Duration;
 use eventsync_backends::open::redact_url;
 use serde::Deserialize;
 
-use crate::error::Error;
-use crate::store::Tuning;
+use eventsync::Error;
+use eventsync::store::Tuning;
 
 /// The config file looked for in the current directory when none is named.
 pub const DEFAULT_CONFIG_FILE: &str = "eventsync.toml";
@@ -43,8 +43,6 @@ pub const DEFAULT_CONFIG_FILE: &str = "eventsync.toml";
 pub const DEFAULT_STORE_ID: &str = "default";
 /// The data dir used when none is given (relative to the current directory).
 pub const DEFAULT_DATA_DIR: &str = ".eventsync";
-/// The file in a data dir that keeps the generated client id.
-pub const CLIENT_ID_FILE: &str = "client-id";
 
 /// Values given on the command line; each one, when set, beats every other source.
 #[derive(Debug, Clone, Default)]
@@ -376,13 +374,13 @@ impl Config {
     }
 
     /// This client's id: the configured one, else the one kept in `<data_dir>/client-id`
-    /// (see [`kept_client_id`](crate::store::kept_client_id)), generated randomly and
+    /// (see [`kept_client_id`](eventsync::store::kept_client_id)), generated randomly and
     /// written there on first use. Call [`ensure_data_dir`](Self::ensure_data_dir) first.
     pub fn client_id(&self) -> Result<String, ConfigError> {
         if let Some(id) = &self.client_id {
             return Ok(id.clone());
         }
-        crate::store::kept_client_id(&self.data_dir, &eventsync_backends::Entropy::from_os())
+        eventsync::store::kept_client_id(&self.data_dir, &eventsync_backends::Entropy::from_os())
             .map_err(|error| ConfigError::DataDir {
                 path: self.data_dir.clone(),
                 message: error.to_string(),

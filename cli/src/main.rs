@@ -1,10 +1,10 @@
-//! The `eventsync` command line: parses the arguments, runs [`eventsync::cli::run`], and
+//! The `eventsync` command line: parses the arguments, runs [`eventsync_cli::run`], and
 //! prints a failure as one line `eventsync: <message>` (exit 1; usage errors exit 2).
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use eventsync::cli::{Cli, init_tracing, run};
+use eventsync_cli::{Cli, init_tracing, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

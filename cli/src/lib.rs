@@ -1,17 +1,18 @@
-//! The `eventsync` command line: the arguments ([`Cli`]), and one module per subcommand.
+//! The `eventsync` command line, beside the library: the arguments ([`Cli`]), the
+//! configuration ([`config`]: file, environment, flags), and one module per subcommand.
 //!
 //! `src/main.rs` parses a [`Cli`], calls [`init_tracing`] and [`run`], and prints a failure
 //! as one line. Everything here returns the library's [`Error`], whose message names what
 //! was wrong and where.
 
 mod backend;
+pub mod config;
 mod demo;
 mod doctor;
 mod log;
 mod status;
 mod sync;
 mod todo;
-use crate::todo as todo_app;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,8 +22,8 @@ use clap::{Args, Parser, Subcommand};
 use eventsync_backends::{GlobalEvent, SyncBackend};
 
 use crate::config::{Config, ConfigOverrides};
-use crate::error::{Error, Result};
-use crate::store::Store;
+use eventsync::store::Store;
+use eventsync::{Error, Result};
 
 /// `eventsync`: a local-first event store that syncs through an object store.
 #[derive(Debug, Parser)]
@@ -134,7 +135,7 @@ async fn open_store(config: &Config) -> Result<Store> {
     config.ensure_data_dir()?;
     let client_id = config.client_id()?;
     let backend = backend::open_backend(config, &config.backend, &config.store_id).await?;
-    Store::builder(Arc::new(todo_app::todo_schema()))
+    Store::builder(Arc::new(eventsync_todo::todo_schema()))
         .with_backend(backend)
         .with_store_id(config.store_id.clone())
         .with_data_dir(config.data_dir.clone())
@@ -189,7 +190,12 @@ fn out(line: impl std::fmt::Display) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}")
         .and_then(|()| stdout.flush())
-        .map_err(|e| Error::new(crate::ErrorKind::Closed, format!("writing to stdout: {e}")))
+        .map_err(|e| {
+            Error::new(
+                eventsync::ErrorKind::Closed,
+                format!("writing to stdout: {e}"),
+            )
+        })
 }
 
 /// One event as a readable line: `e3  v1.TodoCreated  {"id":…}  client=… session=…`.

@@ -1,5 +1,5 @@
-//! The example app: a todo list. Its schema is used by the CLI's `todo` commands, the demo
-//! and the tests.
+//! The example app of eventsync: a todo list. Its schema is used by the command line's `todo`
+//! commands, the demo, the tests and the benches.
 //!
 //! Ordering: `todo list` sorts by `created_seq`, the global sequence number of the event that
 //! created the todo, then by id. Not by rowid: a replica that rolled back a pending
@@ -10,7 +10,7 @@
 use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{EventDef, MaterializeContext, Schema, Statement};
+use eventsync::schema::{EventDef, MaterializeContext, Schema, Statement};
 
 /// The `todos` table. `created_seq` holds the creating event's global sequence number.
 pub const TODOS_DDL: &str = "CREATE TABLE todos (
@@ -158,7 +158,7 @@ pub fn todo_schema() -> Schema {
             EventDef::synced(TodoCreated::NAME),
             |args: TodoCreated, ctx: &MaterializeContext<'_>| {
                 let created_seq = i64::try_from(ctx.event().seq.global).map_err(|_| {
-                    crate::schema::MaterializerError::new("sequence number exceeds i64")
+                    eventsync::schema::MaterializerError::new("sequence number exceeds i64")
                 })?;
                 Ok(vec![Statement::new(
                     "INSERT INTO todos (id, text, completed, deleted_at, created_seq) \
@@ -242,9 +242,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::event::{EncodedEvent, EventMeta};
-    use crate::materialize::{Record, apply_event};
-    use crate::seq::EventSeq;
+    use eventsync::materialize::{Record, apply_event};
+    use eventsync::{EncodedEvent, EventMeta, EventSeq};
 
     fn event(global: u64, name: &str, args: serde_json::Value) -> EncodedEvent {
         EncodedEvent {

@@ -4,7 +4,7 @@ use eventsync_backends::ProbeReport;
 
 use super::{backend, out};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use eventsync::{Error, Result};
 
 /// Runs `doctor`: prints the configuration it checks, each check, and a verdict; fails
 /// (exit 1) when the backend cannot be trusted with concurrent writers.
@@ -76,7 +76,7 @@ mod tests {
     use object_store::path::Path;
 
     use super::*;
-    use crate::ErrorKind;
+    use eventsync::ErrorKind;
 
     /// Doctor's verdict on `store`, probed as `eventsync doctor` probes (16 racers, 20 rounds).
     async fn verdict(store: Arc<dyn ObjectStore>) -> Verdict {

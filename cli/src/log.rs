@@ -6,7 +6,7 @@ use futures::StreamExt;
 
 use super::{backend, ctrl_c, event_line, open_configured_backend, out};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use eventsync::{Error, Result};
 use eventsync_backends::GlobalSeq;
 
 /// Arguments of `log`.

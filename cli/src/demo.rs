@@ -21,15 +21,15 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::todo::{list, now_millis};
-use super::todo_app::{TodoCompleted, TodoCreated, TodoDeleted, TodoUncompleted, todo_schema};
 use super::{backend, context, out};
 use crate::config::{Config, Origin, generate_id};
-use crate::error::{Error, ErrorKind, Result};
-use crate::event::canonical_args;
-use crate::schema::Schema;
-use crate::session::ClientSession;
-use crate::store::{Store, StoreStats, Tuning};
+use eventsync::ClientSession;
+use eventsync::event::canonical_args;
+use eventsync::schema::Schema;
+use eventsync::store::{Store, StoreStats, Tuning};
+use eventsync::{Error, ErrorKind, Result};
 use eventsync_backends::{GlobalEvent, GlobalSeq, SyncBackend};
+use eventsync_todo::{TodoCompleted, TodoCreated, TodoDeleted, TodoUncompleted, todo_schema};
 
 /// Arguments of `demo`. The backend is a fresh temporary folder unless `--backend` is
 /// given on the command line (then the demo uses a new store id `demo-<random>` in it).
@@ -86,7 +86,7 @@ struct Check {
 pub(crate) async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
     let seed = args
         .seed
-        .unwrap_or_else(|| crate::Entropy::from_os().next_u64());
+        .unwrap_or_else(|| eventsync::Entropy::from_os().next_u64());
     let temp = tempfile::Builder::new()
         .prefix("eventsync-demo-")
         .tempdir()

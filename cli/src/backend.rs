@@ -6,7 +6,7 @@ use std::sync::Arc;
 use eventsync_backends::{BackendError, ProbeReport, SyncBackend};
 
 use crate::config::Config;
-use crate::error::{Error, Result};
+use eventsync::{Error, Result};
 
 /// The backend options the config asks for: S3 settings, and the tuning's poll bounds and
 /// segment sizes.
