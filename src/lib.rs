@@ -14,18 +14,19 @@
 //! The building blocks: [`seq`] (sequence numbers), [`event`] (events), [`sync_state`]
 //! (merge), [`schema`] (tables, event definitions, materializers), [`materialize`] (apply
 //! events with changesets and roll them back), [`store`] (the facade), [`error`],
-//! [`export`] (the export file format), and `rows` (crate-private: the one reader of SQL
+//! and `rows` (crate-private: the one reader of SQL
 //! rows behind every read query, which refuses anything that is not a read).
 
+pub mod data_dir;
 pub mod error;
 pub mod event;
-pub mod export;
 mod leader;
 pub mod materialize;
 mod rows;
 pub mod schema;
 pub mod seq;
 pub mod session;
+pub mod settings;
 pub mod store;
 pub mod sync_state;
 
@@ -33,6 +34,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use event::{Changeset, EncodedEvent, EventMeta};
 pub use eventsync_backends as backends;
 pub use eventsync_backends::Entropy;
+pub use leader::StoreStats;
 pub use seq::EventSeq;
 pub use session::{ClientSession, SyncStatus};
-pub use store::{Store, StoreBuilder, StoreStatus, Tuning};
+pub use settings::{OnBackendIdMismatch, Tuning};
+pub use store::{Store, StoreBuilder, StoreStatus};

@@ -26,8 +26,8 @@ use rusqlite::fallible_streaming_iterator::FallibleStreamingIterator;
 use rusqlite::session::{ChangesetIter, ConflictAction, ConflictType, Session};
 
 use crate::event::{Changeset, EncodedEvent};
+pub use crate::schema::MaterializeError;
 use crate::schema::{MaterializeContext, Schema, Statement, UnknownEventPolicy};
-use crate::seq::EventSeq;
 
 /// Whether [`apply_event`] records a changeset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,54 +52,6 @@ pub struct Applied {
     /// compiled, triggers included). An update that sets a row to its current values counts
     /// as a change here, so this set can be larger than the changeset's, never smaller.
     pub tables: BTreeSet<String>,
-}
-
-/// Why an event could not be materialized, or changesets not rolled back.
-#[derive(Debug, thiserror::Error)]
-pub enum MaterializeError {
-    /// The schema does not define the event (policy [`UnknownEventPolicy::Fail`], or at
-    /// commit).
-    #[error("unknown event `{name}`")]
-    UnknownEvent {
-        /// The event's name.
-        name: String,
-    },
-    /// The event's args do not decode into its args type.
-    #[error("invalid args for event `{event}` at `{path}`: {message}")]
-    InvalidArgs {
-        /// The event's name.
-        event: String,
-        /// The path of the failing field (`.` for the args themselves).
-        path: String,
-        /// What is wrong there.
-        message: String,
-    },
-    /// The user's materializer returned an error.
-    #[error("materializer of event `{event}` failed: {message}")]
-    Materializer {
-        /// The event's name.
-        event: String,
-        /// The materializer's message.
-        message: String,
-    },
-    /// SQLite failed while running the event's statements or recording its changeset.
-    #[error("materializing event `{event}` ({seq}): {source}")]
-    Sql {
-        /// The event's name.
-        event: String,
-        /// The event's number.
-        seq: EventSeq,
-        /// SQLite's error.
-        source: rusqlite::Error,
-    },
-    /// A changeset could not be rolled back (not recorded, conflicting, or SQLite failed).
-    #[error("rolling back changeset {index} (in event order): {message}")]
-    Rollback {
-        /// The changeset's index in the slice given to [`rollback`].
-        index: usize,
-        /// What went wrong.
-        message: String,
-    },
 }
 
 /// Materializes `event`: decodes its args, runs its materializer and executes the
@@ -345,6 +297,7 @@ mod tests {
     use super::*;
     use crate::event::EventMeta;
     use crate::schema::{EventDef, MaterializerError};
+    use crate::seq::EventSeq;
 
     fn fresh(schema: &Schema) -> Connection {
         let conn = Connection::open_in_memory().unwrap();

@@ -19,12 +19,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
-use crate::materialize::MaterializeError;
-
 mod context;
+mod error;
 mod shape;
 
 pub use context::{MaterializeContext, MaterializerError, Statement};
+pub use error::{MaterializeError, SchemaError};
 
 /// What to do with an event whose name the schema does not know (an older client reading a
 /// log written by a newer one). In every case the event stays in the log.
@@ -557,83 +557,6 @@ impl Schema {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A schema that cannot be built, or whose tables cannot be created.
-#[derive(Debug, thiserror::Error)]
-pub enum SchemaError {
-    /// Two tables share a name.
-    #[error("table `{name}` is declared twice")]
-    DuplicateTable {
-        /// The name.
-        name: String,
-    },
-    /// Two events share a name.
-    #[error("event `{name}` is declared twice")]
-    DuplicateEvent {
-        /// The name.
-        name: String,
-    },
-    /// A table name that is not a plain identifier, or is reserved.
-    #[error("invalid table name `{name}`: {reason}")]
-    InvalidTableName {
-        /// The name.
-        name: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// An empty event name, or one with leading or trailing whitespace.
-    #[error("invalid event name `{name}`")]
-    InvalidEventName {
-        /// The name.
-        name: String,
-    },
-    /// The DDL of a table does not run.
-    #[error("the DDL of table `{table}` fails: {source}")]
-    InvalidDdl {
-        /// The table.
-        table: String,
-        /// SQLite's error.
-        source: rusqlite::Error,
-    },
-    /// The DDL of a table does not create a table of exactly that name (case included).
-    #[error("the DDL of table `{table}` does not create a table of that exact name")]
-    TableNotCreated {
-        /// The table.
-        table: String,
-    },
-    /// The DDL of a table creates another table too.
-    #[error("the DDL of table `{table}` also creates table `{created}`, which is not declared")]
-    UndeclaredTable {
-        /// The table whose DDL it is.
-        table: String,
-        /// The extra table.
-        created: String,
-    },
-    /// A table declared `AUTOINCREMENT`: its counter (`sqlite_sequence`) is not rolled back
-    /// with the table, so replicas that rolled back events would assign other ids.
-    #[error(
-        "table `{table}` uses AUTOINCREMENT, whose counter is not rolled back with the table \
-         (a plain INTEGER PRIMARY KEY reuses ids deterministically)"
-    )]
-    Autoincrement {
-        /// The table.
-        table: String,
-    },
-    /// A table without a primary key: SQLite sessions cannot record its changes.
-    #[error("table `{table}` has no primary key (needed to record and roll back changes)")]
-    NoPrimaryKey {
-        /// The table.
-        table: String,
-    },
-    /// SQLite failed while creating or inspecting a table.
-    #[error("creating table `{table}`: {source}")]
-    Sql {
-        /// The table (empty when none was concerned).
-        table: String,
-        /// SQLite's error.
-        source: rusqlite::Error,
-    },
 }
 
 #[cfg(test)]

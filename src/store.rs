@@ -1,6 +1,6 @@
 //! The store facade: [`Store::builder`] opens a store (its leader) and hands out sessions.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -9,72 +9,17 @@ use eventsync_backends::{Entropy, GlobalSeq, SyncBackend};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::data_dir::{StoreDir, kept_client_id};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::EncodedEvent;
 use crate::leader::db::LeaderDb;
 use crate::leader::identity::check_at_open;
-use crate::leader::lock::lock_dir;
-use crate::leader::{BootArgs, Command, Counters, Leader, db_error};
+use crate::leader::{BootArgs, Command, Counters, Leader, StoreStats, db_error};
 use crate::schema::Schema;
 use crate::seq::EventSeq;
 use crate::session::ClientSession;
 
-pub use crate::leader::identity::OnBackendIdMismatch;
-
-/// Tuning knobs of a store, with defaults that suit an interactive application.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Tuning {
-    /// Most events in one backend push (one segment). Larger batches mean fewer PUTs.
-    pub push_batch_events: usize,
-    /// Most bytes (encoded) in one backend push.
-    pub push_batch_bytes: usize,
-    /// Fastest live-pull poll, used right after activity. Lower is fresher, more GETs. The
-    /// backend polls, so this reaches it through [`Tuning::segment_log_config`] when the
-    /// backend is opened (the CLI does this).
-    #[serde(with = "eventsync_backends::duration")]
-    pub poll_min: Duration,
-    /// Slowest live-pull poll, reached after a long idle stretch: one GET per poll, so at
-    /// 2 s an idle client costs 1,800 GETs an hour (about $0.02 a day on S3 Standard), plus
-    /// one read of `store.json` every 30 s (120 an hour; `SegmentLogConfig::identity_check`)
-    /// to notice a wiped store.
-    #[serde(with = "eventsync_backends::duration")]
-    pub poll_max: Duration,
-    /// How long a second process waits for the data dir's lock before giving up.
-    #[serde(with = "eventsync_backends::duration")]
-    pub lock_timeout: Duration,
-    /// What to do when the backend's id changed (the store was wiped or replaced), at open
-    /// or while running: see [`OnBackendIdMismatch`].
-    pub on_backend_id_mismatch: OnBackendIdMismatch,
-}
-
-impl Default for Tuning {
-    fn default() -> Self {
-        Tuning {
-            push_batch_events: 100,
-            push_batch_bytes: 4 * 1024 * 1024,
-            poll_min: Duration::from_millis(50),
-            poll_max: Duration::from_secs(2),
-            lock_timeout: Duration::from_secs(10),
-            on_backend_id_mismatch: OnBackendIdMismatch::Reset,
-        }
-    }
-}
-
-impl Tuning {
-    /// The segment log settings that carry this tuning to a backend: its poll bounds, and
-    /// segments at least as large as a push batch.
-    pub fn segment_log_config(&self) -> eventsync_backends::SegmentLogConfig {
-        let defaults = eventsync_backends::SegmentLogConfig::default();
-        eventsync_backends::SegmentLogConfig {
-            poll_min: self.poll_min,
-            poll_max: self.poll_max,
-            max_events_per_segment: defaults.max_events_per_segment.max(self.push_batch_events),
-            max_bytes_per_segment: defaults.max_bytes_per_segment.max(self.push_batch_bytes),
-            ..defaults
-        }
-    }
-}
+use crate::settings::Tuning;
 
 /// Builds a [`Store`]: schema, backend, store id, data dir, client id, tuning, entropy.
 pub struct StoreBuilder {
@@ -130,10 +75,10 @@ impl StoreBuilder {
     ///
     /// Files live in `{data_dir}/{store_id}/` (`eventlog.db`, `state.db`, `lock`). When
     /// online, the backend's id is checked against the recorded one first (see
-    /// [`OnBackendIdMismatch`]); an unreachable backend does not stop the open, the leader
+    /// [`OnBackendIdMismatch`](crate::OnBackendIdMismatch)); an unreachable backend does not stop the open, the leader
     /// keeps retrying in the background.
     pub async fn open(self) -> Result<Store> {
-        eventsync_backends::open::validate_store_id(&self.store_id).map_err(Error::from)?;
+        eventsync_backends::store_id::validate_store_id(&self.store_id).map_err(Error::from)?;
         let backend = match (self.offline, self.backend) {
             (true, _) => None,
             (false, Some(backend)) => Some(backend),
@@ -143,17 +88,15 @@ impl StoreBuilder {
                 ));
             }
         };
-        let dir = self.data_dir.join(&self.store_id);
-        std::fs::create_dir_all(&dir).map_err(|error| {
-            Error::invalid(format!("cannot create data dir {}: {error}", dir.display()))
-        })?;
-        let lock = lock_dir(&dir, self.tuning.lock_timeout).await?;
+        let dir = StoreDir::new(&self.data_dir, &self.store_id);
+        dir.create()?;
+        let lock = dir.lock(self.tuning.lock_timeout).await?;
         let client_id = match self.client_id {
             Some(client_id) => {
-                eventsync_backends::open::validate_store_id(&client_id).map_err(|_| {
+                eventsync_backends::store_id::validate_store_id(&client_id).map_err(|_| {
                     Error::invalid(format!(
                         "invalid client id {}: use letters, digits, '-', '_' or '.'",
-                        eventsync_backends::open::quote_id(&client_id)
+                        eventsync_backends::store_id::quote_id(&client_id)
                     ))
                 })?;
                 client_id
@@ -192,56 +135,6 @@ impl StoreBuilder {
             }),
         })
     }
-}
-
-/// The file in a data dir that keeps the generated client id.
-pub const CLIENT_ID_FILE: &str = "client-id";
-
-/// The client id kept in `{data_dir}/client-id`: read it, or on first use draw one (12
-/// letters and digits) from `entropy` and write it there. A store opened without
-/// [`StoreBuilder::with_client_id`] uses it, and so does the command line, so both name a
-/// data dir's client the same way.
-pub fn kept_client_id(data_dir: &Path, entropy: &Entropy) -> Result<String> {
-    let path = data_dir.join(CLIENT_ID_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let id = text.trim().to_owned();
-            eventsync_backends::open::validate_store_id(&id).map_err(|_| {
-                Error::invalid(format!(
-                    "{}: invalid client id {}",
-                    path.display(),
-                    eventsync_backends::open::quote_id(&id)
-                ))
-            })?;
-            Ok(id)
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let id = entropy.alphanumeric(12);
-            std::fs::write(&path, format!("{id}\n")).map_err(|error| {
-                Error::invalid(format!("cannot write {}: {error}", path.display()))
-            })?;
-            Ok(id)
-        }
-        Err(error) => Err(Error::invalid(format!(
-            "cannot read {}: {error}",
-            path.display()
-        ))),
-    }
-}
-
-/// Counters of what a store's leader did, for reports such as `demo`'s table.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct StoreStats {
-    /// Events committed by this client's sessions.
-    pub committed: u64,
-    /// Segments this leader wrote to the backend.
-    pub pushes: u64,
-    /// Pushes refused because another client got there first.
-    pub server_ahead: u64,
-    /// Times this leader rolled back pending events and replayed them on a new head.
-    pub rebases: u64,
-    /// Events pulled from the backend.
-    pub pulled: u64,
 }
 
 /// Where a store stands, for `status`.
@@ -418,31 +311,4 @@ impl Store {
 
 fn closed() -> Error {
     Error::new(ErrorKind::Closed, "the store is closed")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_kept_client_id_is_made_once_and_then_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = kept_client_id(dir.path(), &Entropy::seeded(1)).unwrap();
-        assert_eq!(first.len(), 12);
-        // Another draw would give another id: the kept one wins.
-        let second = kept_client_id(dir.path(), &Entropy::seeded(2)).unwrap();
-        assert_eq!(first, second);
-        let kept = std::fs::read_to_string(dir.path().join("client-id")).unwrap();
-        assert_eq!(kept.trim(), first);
-    }
-
-    #[test]
-    fn test_kept_client_id_refuses_an_unsafe_id_naming_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("client-id"), "../escape\n").unwrap();
-        let error = kept_client_id(dir.path(), &Entropy::seeded(1)).unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::Invalid);
-        assert!(error.to_string().contains("client-id"), "{error}");
-        assert!(error.to_string().contains("../escape"), "{error}");
-    }
 }

@@ -6,8 +6,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use eventsync::OnBackendIdMismatch;
 use eventsync::schema::{EventDef, MaterializeContext, Schema, Statement};
-use eventsync::store::OnBackendIdMismatch;
 use eventsync::{ErrorKind, Store, Tuning};
 use eventsync_todo::{TodoCreated, todo_schema};
 use object_store::memory::InMemory;

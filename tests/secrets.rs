@@ -9,8 +9,8 @@ mod secrets;
 
 use std::time::Duration;
 
-use eventsync::backends::open::{OpenOptions, S3Options};
 use eventsync::backends::{BackendError, GlobalSeq, open_backend};
+use eventsync::backends::{OpenOptions, S3Options};
 use secrets::{SECRETS, assert_hidden, assert_no_secret};
 
 /// S3 options holding every credential, with a credential-free endpoint (one with

@@ -7,8 +7,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use eventsync::OnBackendIdMismatch;
 use eventsync::backends::{GlobalSeq, OpenOptions, SegmentLogConfig, SyncBackend, open_backend};
-use eventsync::store::OnBackendIdMismatch;
 use eventsync::{ErrorKind, Store, Tuning};
 use eventsync_todo::{TodoCreated, todo_schema};
 use futures::StreamExt;

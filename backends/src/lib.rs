@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //!
-//! - [`SyncBackend`] (this file): the contract every backend keeps.
+//! - [`SyncBackend`] (`backend.rs`): the contract every backend keeps.
 //! - [`event`]: [`GlobalEvent`], the wire event, with LiveStore's JSON field names.
 //! - [`error`]: [`BackendError`], typed so callers can tell "retry" from "fix the input".
 //! - [`segment`]: the segment byte format (documented byte by byte in `docs/FORMAT.md`).
@@ -12,7 +12,9 @@
 //! - [`duration`]: the one parser of durations in settings (`"500us"`, `"2s"`).
 //! - [`entropy`]: [`Entropy`], where nonces, ids and jitter come from (the OS, or a seed in
 //!   a replayable simulation).
-//! - [`open`]: a backend from a URL (`memory://`, `file://`, `s3://`) and options.
+//! - [`store_id`]: the rules of a store id, a safe key segment and folder name.
+//! - [`open`]: a backend from a URL (`memory://`, `file://`, `s3://`) and options; [`s3`]:
+//!   the S3 settings and client; [`redact`]: keeping credentials out of output.
 //! - [`probe`]: the capability probe that refuses stores that ignore preconditions.
 //! - [`fault`]: [`FaultStore`](fault::FaultStore), an object store wrapper that injects
 //!   seeded faults (latency, 503s, ambiguous writes, lost replies) for the conformance suite
@@ -25,6 +27,7 @@
 //! This crate knows nothing of SQLite, sessions or the leader: the root crate talks to it
 //! only through [`SyncBackend`].
 
+mod backend;
 pub mod conformance;
 pub mod duration;
 pub mod entropy;
@@ -34,122 +37,19 @@ pub mod fault;
 pub mod open;
 pub mod paths;
 pub mod probe;
+pub mod redact;
+pub mod s3;
 pub mod segment;
 pub mod segment_log;
+pub mod store_id;
 
+pub use backend::{BackendInfo, Capabilities, PageInfo, PullPage, PullStream, SyncBackend};
 pub use entropy::Entropy;
 pub use error::BackendError;
 pub use event::{GlobalEvent, GlobalSeq};
-pub use open::{
-    OpenOptions, S3Options, open_backend, open_object_store, redact_url, validate_store_id,
-};
+pub use open::{OpenOptions, open_backend, open_object_store};
 pub use probe::{ProbeCheck, ProbeOptions, ProbeReport, probe, probe_url, probe_with};
+pub use redact::redact_url;
+pub use s3::S3Options;
 pub use segment_log::{SegmentLog, SegmentLogConfig};
-
-use futures::stream::BoxStream;
-use serde::{Deserialize, Serialize};
-
-/// Whether more events are known to follow a pulled page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PageInfo {
-    /// More events follow; `remaining` is how many, when the backend knows.
-    More { remaining: Option<u64> },
-    /// The page reached the backend's head as it was when the page was read.
-    NoMore,
-}
-
-/// One page of a pull: events in ascending order, directly after the previous page.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PullPage {
-    /// Events in ascending `seq_num` order, each the parent of the next.
-    pub events: Vec<GlobalEvent>,
-    /// Whether more events are known to follow this page.
-    pub page_info: PageInfo,
-}
-
-/// What a backend can do, for callers that must adapt (and for `doctor`'s report).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Capabilities {
-    /// A pull can stay open and deliver new events as they land.
-    pub live_pull: bool,
-    /// Pages report how many events remain.
-    pub page_info_known: bool,
-    /// Largest number of events one push may carry.
-    pub max_events_per_push: usize,
-    /// Largest encoded size, in bytes, of one push.
-    pub max_bytes_per_push: usize,
-}
-
-/// A description of a backend that is safe to print: it never holds credentials.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackendInfo {
-    /// Short kind name: `memory`, `file` or `s3`.
-    pub name: String,
-    /// The backend's URL with any credentials removed.
-    pub url: String,
-    /// The store id this backend serves.
-    pub store_id: String,
-    /// What this backend supports.
-    pub capabilities: Capabilities,
-}
-
-/// A stream of pull pages. Ends after a `NoMore` page for a non-live pull; a live pull
-/// never ends on its own (drop it to stop).
-pub type PullStream = BoxStream<'static, Result<PullPage, BackendError>>;
-
-/// The sync backend of one store: the total-order arbiter that every client of the store
-/// pushes to and pulls from.
-///
-/// # Contract
-///
-/// - **Append-only.** Events are never deleted or renumbered once accepted.
-/// - **Numbering.** The first event is `e1` with parent `e0`; every accepted event's
-///   `parent_seq_num` is the `seq_num` of the event before it, and `seq_num = parent + 1`.
-/// - **Atomic, serialized admission.** [`push`](Self::push) accepts a batch only if its
-///   first event's parent is the backend's head at the moment of admission, and then
-///   appends the whole batch or nothing. Otherwise it fails with
-///   [`BackendError::ServerAhead`] carrying the head, and the caller pulls, rebases and
-///   pushes again. Of several concurrent pushes on the same head exactly one wins.
-/// - **Exactly once.** A push that returned `Ok` is in the log exactly once, even when the
-///   underlying store gave an ambiguous answer (a timeout, a retried conditional write).
-/// - **Pull.** [`pull`](Self::pull) yields the events after the exclusive `cursor` in
-///   pages; a non-live pull always yields at least one page (an empty `NoMore` page when
-///   there is nothing), and ends after a `NoMore` page. A live pull yields the backlog,
-///   then a `NoMore` page, then stays open and yields new events as they land, including
-///   the caller's own pushes. A live pull rides out transient failures
-///   ([`BackendError::is_retryable`]) by polling again; any other error ends the stream.
-/// - **Identity.** A backend works in one incarnation of its store, named by its backend id.
-///   When the store was wiped or replaced since, [`push`](Self::push), [`pull`](Self::pull)
-///   (a live pull too, within a bounded delay) and [`head`](Self::head) fail with
-///   [`BackendError::BackendIdMismatch`], and a push that fails so wrote nothing the current
-///   store holds. Only [`backend_id`](Self::backend_id) moves the backend to the current
-///   store; nothing else recreates a wiped one.
-/// - **Corruption is an error, never data.** A backend that reads a damaged or foreign
-///   object fails with [`BackendError::Corrupt`] naming it, and never returns its events;
-///   a pull delivers every event before the damaged object first.
-#[async_trait::async_trait]
-pub trait SyncBackend: Send + Sync + std::fmt::Debug {
-    /// Appends `batch` (non-empty, ascending, contiguous) on the backend's head.
-    ///
-    /// Fails with [`BackendError::ServerAhead`] when `batch[0].parent_seq_num` is behind the
-    /// head, with [`BackendError::Invalid`] when the batch is malformed, over the limits
-    /// ([`Capabilities`]), or starts after the head (events in between were never pushed).
-    async fn push(&self, batch: Vec<GlobalEvent>) -> Result<(), BackendError>;
-
-    /// Streams the events after `cursor` (exclusive; [`GlobalSeq::ZERO`] = from the start).
-    async fn pull(&self, cursor: GlobalSeq, live: bool) -> Result<PullStream, BackendError>;
-
-    /// The sequence number of the last accepted event ([`GlobalSeq::ZERO`] when empty).
-    async fn head(&self) -> Result<GlobalSeq, BackendError>;
-
-    /// Checks that the backend answers; fails with [`BackendError::Unavailable`] if not.
-    async fn ping(&self) -> Result<(), BackendError>;
-
-    /// The backend's identity: random, made when the store was created. A different id for
-    /// the same URL and store means the store was wiped and recreated. Reads it afresh
-    /// (creating the store when there is none), and works in that store from then on.
-    async fn backend_id(&self) -> Result<String, BackendError>;
-
-    /// What and where this backend is, safe to print.
-    fn info(&self) -> BackendInfo;
-}
+pub use store_id::validate_store_id;

@@ -14,7 +14,7 @@
 //!
 //! Segment names are zero-padded to 20 digits (the width of `u64::MAX`) so that the
 //! lexicographic order of keys is their numeric order, as in Delta Lake's `_delta_log`.
-//! Store ids are validated before they get here (see `open::validate_store_id`), and backend
+//! Store ids are validated before they get here (see `store_id::validate_store_id`), and backend
 //! ids are [`BackendId`]s, so both are always a single, safe path segment.
 
 use std::fmt;

@@ -13,7 +13,7 @@ use eventsync::{Error, Result};
 fn open_options(config: &Config) -> eventsync_backends::open::OpenOptions {
     let s3 = &config.s3;
     eventsync_backends::open::OpenOptions {
-        s3: eventsync_backends::open::S3Options {
+        s3: eventsync_backends::S3Options {
             endpoint: s3.endpoint.clone(),
             allow_http: s3.allow_http,
             region: s3.region.clone(),
@@ -48,7 +48,7 @@ pub(crate) async fn probe(config: &Config) -> Result<ProbeReport> {
 
 /// A backend URL safe to print.
 pub(crate) fn display_url(url: &str) -> String {
-    eventsync_backends::open::redact_url(url)
+    eventsync_backends::redact::redact_url(url)
 }
 
 /// A backend error, prefixed with the (redacted) URL it concerns.

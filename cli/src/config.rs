@@ -31,11 +31,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use eventsync_backends::open::redact_url;
+use eventsync_backends::redact::redact_url;
 use serde::Deserialize;
 
 use eventsync::Error;
-use eventsync::store::Tuning;
+use eventsync::Tuning;
 
 /// The config file looked for in the current directory when none is named.
 pub const DEFAULT_CONFIG_FILE: &str = "eventsync.toml";
@@ -98,13 +98,13 @@ pub struct S3Config {
     /// The bucket's region.
     pub region: Option<String>,
     /// Access key id (a credential: never printed).
-    #[serde(deserialize_with = "eventsync_backends::open::deserialize_secret")]
+    #[serde(deserialize_with = "eventsync_backends::redact::deserialize_secret")]
     pub access_key_id: Option<String>,
     /// Secret access key (never printed).
-    #[serde(deserialize_with = "eventsync_backends::open::deserialize_secret")]
+    #[serde(deserialize_with = "eventsync_backends::redact::deserialize_secret")]
     pub secret_access_key: Option<String>,
     /// Session token of temporary credentials (never printed).
-    #[serde(deserialize_with = "eventsync_backends::open::deserialize_secret")]
+    #[serde(deserialize_with = "eventsync_backends::redact::deserialize_secret")]
     pub session_token: Option<String>,
     /// Timeout of one request; longer tolerates slow links, shorter fails over sooner.
     #[serde(with = "eventsync_backends::duration::option")]
@@ -213,7 +213,7 @@ pub enum ConfigError {
     /// A setting has a value that cannot be used.
     #[error(
         "invalid {what} {} ({origin}): {message}",
-        eventsync_backends::open::quote_id(value)
+        eventsync_backends::store_id::quote_id(value)
     )]
     InvalidValue {
         /// Which setting, e.g. "store id".
@@ -374,13 +374,13 @@ impl Config {
     }
 
     /// This client's id: the configured one, else the one kept in `<data_dir>/client-id`
-    /// (see [`kept_client_id`](eventsync::store::kept_client_id)), generated randomly and
+    /// (see [`kept_client_id`](eventsync::data_dir::kept_client_id)), generated randomly and
     /// written there on first use. Call [`ensure_data_dir`](Self::ensure_data_dir) first.
     pub fn client_id(&self) -> Result<String, ConfigError> {
         if let Some(id) = &self.client_id {
             return Ok(id.clone());
         }
-        eventsync::store::kept_client_id(&self.data_dir, &eventsync_backends::Entropy::from_os())
+        eventsync::data_dir::kept_client_id(&self.data_dir, &eventsync_backends::Entropy::from_os())
             .map_err(|error| ConfigError::DataDir {
                 path: self.data_dir.clone(),
                 message: error.to_string(),
@@ -452,7 +452,7 @@ fn check_id(what: &'static str, value: &str, origin: &Origin) -> Result<(), Conf
 
 /// Checks an id (store or client) with the backends' rule, before it names a key or path.
 fn validate_store_id(id: &str) -> Result<(), String> {
-    eventsync_backends::open::validate_store_id(id).map_err(|e| e.to_string())
+    eventsync_backends::store_id::validate_store_id(id).map_err(|e| e.to_string())
 }
 
 /// A random id of `len` lowercase letters and digits (client ids, todo ids), drawn from the

@@ -26,8 +26,8 @@ use crate::config::{Config, Origin, generate_id};
 use eventsync::ClientSession;
 use eventsync::event::canonical_args;
 use eventsync::schema::Schema;
-use eventsync::store::{Store, StoreStats, Tuning};
 use eventsync::{Error, ErrorKind, Result};
+use eventsync::{Store, StoreStats, Tuning};
 use eventsync_backends::{GlobalEvent, GlobalSeq, SyncBackend};
 use eventsync_todo::{TodoCompleted, TodoCreated, TodoDeleted, TodoUncompleted, todo_schema};
 

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use eventsync_cli::config::Config;
-use eventsync_backends::open::{OpenOptions, S3Options, open_object_store, redact_url};
+use eventsync_backends::{OpenOptions, S3Options, open_object_store, redact_url};
 use libfuzzer_sys::fuzz_target;
 
 /// True when opening `url` would touch the local disk (folders are created on open).
@@ -31,7 +31,7 @@ fn check_url(url: &str, options: &OpenOptions) {
         .ok()
         .and_then(|parsed| parsed.password().map(|password| format!(":{password}@")))
         .filter(|userinfo| !redacted.contains(userinfo.as_str()));
-    let _ = eventsync_backends::open::validate_store_id(url);
+    let _ = eventsync_backends::store_id::validate_store_id(url);
     if !is_local(url)
         && let Err(error) = open_object_store(url, options)
         && let Some(userinfo) = &userinfo

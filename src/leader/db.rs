@@ -9,11 +9,11 @@
 //! schema changed): the eventlog is the source of truth.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use eventsync_backends::GlobalSeq;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::data_dir::StoreDir;
 use crate::event::{Changeset, EncodedEvent, EventMeta};
 use crate::materialize::{self, Record};
 use crate::schema::Schema;
@@ -82,12 +82,11 @@ pub(crate) struct NewEvent<'a> {
 
 impl LeaderDb {
     /// Opens (creating if needed) `state.db` and `eventlog.db` in `dir`.
-    pub(crate) fn open(dir: &Path, schema: &Schema) -> Result<LeaderDb, DbError> {
-        let state_path = dir.join("state.db");
-        let conn = Connection::open(&state_path).map_err(sql("state.db"))?;
+    pub(crate) fn open(dir: &StoreDir, schema: &Schema) -> Result<LeaderDb, DbError> {
+        let conn = Connection::open(dir.state_db()).map_err(sql("state.db"))?;
         conn.execute(
             "ATTACH DATABASE ?1 AS eventlog",
-            [dir.join("eventlog.db").to_string_lossy()],
+            [dir.eventlog_db().to_string_lossy()],
         )
         .map_err(sql("eventlog.db"))?;
         conn.execute_batch(

@@ -14,7 +14,6 @@
 use std::sync::Arc;
 
 use eventsync_backends::{BackendError, GlobalEvent, SyncBackend};
-use serde::Serialize;
 
 use super::db::LeaderDb;
 use super::reseed::ReseedError;
@@ -22,32 +21,8 @@ use super::{Leader, TaskDone, db_error};
 use crate::error::{Error, ErrorKind};
 use crate::schema::Schema;
 use crate::seq::EventSeq;
+use crate::settings::OnBackendIdMismatch;
 use crate::sync_state::SyncState;
-
-/// What to do when the backend's id differs from the one recorded: the store was wiped (and
-/// recreated by the next client that used it) or replaced. The same at open and while the
-/// store runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnBackendIdMismatch {
-    /// Follow the new store (LiveStore's default): delete the local data (eventlog,
-    /// changesets, tables), including events not pushed yet, record the new id, and sync
-    /// from the new store. The store stays open. Sessions opened before hold the old state,
-    /// so they are closed: their commits then fail with [`ErrorKind::Closed`] and a message
-    /// saying the local data was reset, and so does a `sync()` that was waiting. Open new
-    /// sessions to go on.
-    #[default]
-    Reset,
-    /// Stop the store with [`ErrorKind::Closed`] and a message naming both ids; local data
-    /// is kept (open the store offline to read or export it). An open fails the same way.
-    Shutdown,
-    /// Keep the local data and carry on in the new store: this client first puts the events
-    /// the old store had confirmed to it into the new store (which must be empty, or hold a
-    /// beginning of this very log, for example put there by another client that ignores the
-    /// change too), then pushes its pending events as usual. When the new store holds other
-    /// events, the store stops as with `shutdown`.
-    Ignore,
-}
 
 /// What [`reconcile_backend_id`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

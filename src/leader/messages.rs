@@ -3,12 +3,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use eventsync_backends::GlobalSeq;
+use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
 use crate::event::{Changeset, EncodedEvent};
 use crate::seq::EventSeq;
-use crate::store::StoreStats;
 use crate::sync_state::Payload;
 
 /// Identifies a session registered with the leader.
@@ -89,6 +89,21 @@ pub(crate) struct SessionSeed {
     pub journal: Vec<(EventSeq, Changeset)>,
     pub heads: LeaderHeads,
     pub messages: mpsc::UnboundedReceiver<SessionMessage>,
+}
+
+/// Counters of what a store's leader did, for reports such as `demo`'s table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    /// Events committed by this client's sessions.
+    pub committed: u64,
+    /// Segments this leader wrote to the backend.
+    pub pushes: u64,
+    /// Pushes refused because another client got there first.
+    pub server_ahead: u64,
+    /// Times this leader rolled back pending events and replayed them on a new head.
+    pub rebases: u64,
+    /// Events pulled from the backend.
+    pub pulled: u64,
 }
 
 /// Counters shared between the leader and the store handle.

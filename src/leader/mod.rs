@@ -11,12 +11,12 @@
 mod admit;
 pub(crate) mod db;
 pub(crate) mod identity;
-pub(crate) mod lock;
 mod messages;
 mod pull;
 mod push;
 mod reseed;
 
+pub use messages::StoreStats;
 pub(crate) use messages::{
     Command, Counters, LeaderHeads, PushRequest, SessionKey, SessionMessage, SessionSeed,
 };
@@ -29,16 +29,16 @@ use eventsync_backends::{BackendError, Entropy, GlobalEvent, GlobalSeq, SyncBack
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::data_dir::DirLock;
 use crate::error::{Error, ErrorKind};
 use crate::event::EncodedEvent;
 use crate::materialize::Record;
 use crate::schema::Schema;
 use crate::seq::EventSeq;
-use crate::store::Tuning;
+use crate::settings::Tuning;
 use crate::sync_state::{MergeOptions, MergeResult, Payload, SyncState, merge};
 use db::{LeaderDb, NewEvent};
 use identity::{AtOpen, Identity};
-use lock::DirLock;
 use pull::{Backoff, PullEvent, Restart};
 use reseed::ReseedError;
 

@@ -16,7 +16,7 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
 
-use super::index::Known;
+use super::known::Known;
 use super::{Inner, corrupt, store_error};
 use crate::BackendError;
 use crate::paths::{BackendId, LogPaths, STORE_LAYOUT_VERSION};

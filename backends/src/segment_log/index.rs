@@ -1,98 +1,19 @@
-//! What a client knows about the log: facts about immutable segments it has verified, the
-//! tail derived from them, and how it finds the tail (probe `head+1`; LIST only when cold).
-
-use std::collections::BTreeMap;
+//! How a client reads segments and finds the tail of the log (probe `head+1`; LIST only when
+//! cold), recording what it verified in the incarnation's [`Known`](super::known::Known).
 
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
 use super::identity::Incarnation;
+use super::known::{SegmentMeta, Tail};
 use super::{Inner, corrupt, definitive, store_error};
 use crate::segment::{self, Segment, SegmentDigest};
 use crate::{BackendError, GlobalSeq};
 
-/// One verified segment: where it is, how long, and its digest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct SegmentMeta {
-    /// Number of its first event (its key).
-    pub(super) first: GlobalSeq,
-    /// Number of its last event.
-    pub(super) last: GlobalSeq,
-    /// Its trailer, which the next segment chains to.
-    pub(super) digest: SegmentDigest,
-}
-
-/// The end of the log as far as this client knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Tail {
-    /// The last event's number ([`GlobalSeq::ZERO`] for an empty log).
-    pub(super) head: GlobalSeq,
-    /// The digest of the segment that ends at `head` ([`SegmentDigest::ROOT`] when empty).
-    pub(super) digest: SegmentDigest,
-}
-
-/// Facts about the segments of one incarnation of a store, keyed by first event number.
-/// Segments are immutable, so a fact, once verified, stays true; a wiped store is a new
-/// incarnation, with its own `Known`.
-///
-/// Memory: one entry per segment seen (about 60 bytes), e.g. 6 MB for 100k segments.
-#[derive(Debug, Default)]
-pub(super) struct Known {
-    segments: BTreeMap<u64, SegmentMeta>,
-    /// A LIST found the tail once; from now on probing forward is enough.
-    listed: bool,
-}
-
-impl Known {
-    /// Records a verified segment.
-    pub(super) fn insert(&mut self, meta: SegmentMeta) {
-        self.segments.insert(meta.first.0, meta);
-    }
-
-    /// The highest known tail, or `None` when nothing is known and no LIST ran yet.
-    pub(super) fn tail(&self) -> Option<Tail> {
-        match self.segments.last_key_value() {
-            Some((_, meta)) => Some(Tail {
-                head: meta.last,
-                digest: meta.digest,
-            }),
-            None if self.listed => Some(Tail {
-                head: GlobalSeq::ZERO,
-                digest: SegmentDigest::ROOT,
-            }),
-            None => None,
-        }
-    }
-
-    /// The known segment that holds event `seq`.
-    pub(super) fn containing(&self, seq: GlobalSeq) -> Option<SegmentMeta> {
-        let (_, meta) = self.segments.range(..=seq.0).next_back()?;
-        (meta.last >= seq).then_some(*meta)
-    }
-
-    /// The digest of the segment that ends exactly at `seq` (the root for `e0`).
-    pub(super) fn digest_ending_at(&self, seq: GlobalSeq) -> Option<SegmentDigest> {
-        if seq == GlobalSeq::ZERO {
-            return Some(SegmentDigest::ROOT);
-        }
-        self.containing(seq)
-            .filter(|meta| meta.last == seq)
-            .map(|meta| meta.digest)
-    }
-
-    /// The highest known first number at or below `seq`.
-    pub(super) fn floor_first(&self, seq: GlobalSeq) -> Option<GlobalSeq> {
-        self.segments
-            .range(..=seq.0)
-            .next_back()
-            .map(|(_, m)| m.first)
-    }
-}
-
 impl Inner {
     /// Reads and verifies the segment at key `first` of `log`: `None` when there is no such
     /// object. `prev_digest` is the digest of the segment before it, when known; the chain
-    /// is checked against it. A verified segment is recorded in the log's [`Known`].
+    /// is checked against it. A verified segment is recorded in the log's [`Known`](super::known::Known).
     pub(super) async fn fetch_segment(
         &self,
         log: &Incarnation,
@@ -161,14 +82,14 @@ impl Inner {
         log: &Incarnation,
         missing: GlobalSeq,
     ) -> Result<Option<GlobalSeq>, BackendError> {
-        if log.known().listed {
+        if log.known().is_listed() {
             return Ok(None);
         }
         let after = self.list_segments(log, Some(missing)).await?;
         match after.into_iter().find(|first| *first > missing) {
             Some(first) => Ok(Some(first)),
             None => {
-                log.known().listed = true;
+                log.known().mark_listed();
                 Ok(None)
             }
         }
@@ -201,7 +122,7 @@ impl Inner {
                 }
             }
         };
-        log.known().listed = true;
+        log.known().mark_listed();
         Ok(tail)
     }
 
@@ -229,55 +150,5 @@ impl Inner {
             .collect();
         firsts.sort_unstable();
         Ok(firsts)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn meta(first: u64, last: u64, tag: u8) -> SegmentMeta {
-        SegmentMeta {
-            first: GlobalSeq(first),
-            last: GlobalSeq(last),
-            digest: SegmentDigest([tag; 32]),
-        }
-    }
-
-    #[test]
-    fn test_known_is_cold_until_listed_or_filled() {
-        let mut known = Known::default();
-        assert_eq!(known.tail(), None);
-        known.listed = true;
-        assert_eq!(known.tail().unwrap().head, GlobalSeq::ZERO);
-        known.insert(meta(1, 3, 1));
-        known.insert(meta(4, 4, 2));
-        assert_eq!(
-            known.tail(),
-            Some(Tail {
-                head: GlobalSeq(4),
-                digest: SegmentDigest([2; 32])
-            })
-        );
-    }
-
-    #[test]
-    fn test_known_finds_segments_by_event() {
-        let mut known = Known::default();
-        known.insert(meta(1, 3, 1));
-        known.insert(meta(4, 9, 2));
-        assert_eq!(known.containing(GlobalSeq(2)).unwrap().first, GlobalSeq(1));
-        assert_eq!(known.containing(GlobalSeq(9)).unwrap().first, GlobalSeq(4));
-        assert_eq!(known.containing(GlobalSeq(10)), None);
-        assert_eq!(
-            known.digest_ending_at(GlobalSeq(3)),
-            Some(SegmentDigest([1; 32]))
-        );
-        assert_eq!(known.digest_ending_at(GlobalSeq(2)), None);
-        assert_eq!(
-            known.digest_ending_at(GlobalSeq::ZERO),
-            Some(SegmentDigest::ROOT)
-        );
-        assert_eq!(known.floor_first(GlobalSeq(12)), Some(GlobalSeq(4)));
     }
 }

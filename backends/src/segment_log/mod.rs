@@ -26,6 +26,7 @@
 mod config;
 mod identity;
 mod index;
+mod known;
 mod pull;
 mod push;
 
@@ -37,8 +38,8 @@ use std::sync::{Arc, Mutex};
 use object_store::ObjectStore;
 use object_store::path::Path;
 
-use crate::open::validate_store_id;
 use crate::paths::{LogPaths, StorePaths};
+use crate::store_id::validate_store_id;
 use crate::{
     BackendError, BackendInfo, Capabilities, Entropy, GlobalEvent, GlobalSeq, PullStream,
     SyncBackend,
@@ -102,7 +103,7 @@ impl SegmentLog {
     }
 
     /// The same log, described in [`BackendInfo`] as `name` at `url` (which must already be
-    /// free of credentials; see [`redact_url`](crate::open::redact_url)).
+    /// free of credentials; see [`redact_url`](crate::redact::redact_url)).
     pub fn with_description(self, name: &str, url: &str) -> SegmentLog {
         self.rebuilt(|inner| {
             inner.name = name.to_owned();

@@ -4,7 +4,7 @@
 use object_store::{ObjectStoreExt, PutMode, PutPayload};
 
 use super::identity::Incarnation;
-use super::index::{SegmentMeta, Tail};
+use super::known::{SegmentMeta, Tail};
 use super::{Inner, corrupt, definitive, store_error};
 use crate::segment::{self, EncodedSegment, SegmentWriter, WriterNonce};
 use crate::{BackendError, GlobalEvent, GlobalSeq};
