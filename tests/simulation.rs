@@ -338,8 +338,8 @@ mod regressions {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use eventsync::Store;
     use eventsync::backends::{GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend};
-    use eventsync::{Store, Tuning};
     use eventsync_todo::{TodoCreated, TodoFilter, TodoRenamed, UiStateSet, todo_schema};
     use futures::StreamExt;
     use object_store::memory::InMemory;
@@ -354,17 +354,11 @@ mod regressions {
     }
 
     async fn open(memory: &Arc<InMemory>, dir: &std::path::Path) -> Store {
-        let tuning = Tuning {
-            poll_min: Duration::from_millis(10),
-            poll_max: Duration::from_millis(100),
-            ..Tuning::default()
-        };
         Store::builder(Arc::new(todo_schema()))
             .with_backend(backend(memory))
             .with_store_id("sim")
             .with_data_dir(dir)
             .with_client_id("c0")
-            .with_tuning(tuning)
             .open()
             .await
             .unwrap()

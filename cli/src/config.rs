@@ -11,7 +11,7 @@
 //! data_dir = ".eventsync"           # relative paths are relative to the current directory
 //! client_id = "laptop"              # default: generated once per data dir and kept
 //!
-//! [s3]                              # the usual AWS_* variables are read by the backend too
+//! [s3]                              # S3Options; the usual AWS_* variables are read too
 //! endpoint = "http://127.0.0.1:9000"
 //! allow_http = true
 //! region = "us-east-1"
@@ -20,18 +20,29 @@
 //! request_timeout = "30s"
 //! max_retries = 3                   # retries of one request; retry_timeout = "10s" caps them
 //!
-//! [tuning]                          # see `Tuning`; durations are written "50ms", "2s", "1m"
-//! poll_min = "50ms"
+//! [segment_log]                     # SegmentLogConfig: what the backend does on its own
+//! poll_min = "50ms"                 # live-pull poll after activity (one GET per poll)
+//! poll_max = "2s"                   # poll when idle
+//! max_events_per_segment = 1000
+//!
+//! [tuning]                          # Tuning: what the store does
+//! push_batch_events = 100           # most events per push (one segment, one PUT)
+//! lock_timeout = "10s"
+//! on_backend_id_mismatch = "reset"  # or "shutdown", "ignore"
 //! ```
 //!
-//! Unknown keys are an error naming the key and the file. Secrets never appear in the
-//! `Debug` output of these types, nor in any error they produce.
+//! Each table is the type that uses it, so each setting has one place: `[s3]` is the backends
+//! crate's `S3Options`, `[segment_log]` its `SegmentLogConfig`, `[tuning]` the library's
+//! `Tuning`. Durations are written with a unit (`"500us"`, `"50ms"`, `"2s"`, `"1m"`), read by
+//! one parser (`eventsync_backends::duration`). Keys may be snake_case (`poll_min`), and
+//! in `[s3]` and `[segment_log]` kebab-case too (`poll-min`). Unknown keys are an error naming
+//! the key, the file and the line. Secrets never appear in the `Debug` output of these types,
+//! nor in any error they produce.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use eventsync_backends::redact::redact_url;
+use eventsync_backends::{OpenOptions, S3Options, SegmentLogConfig, redact_url};
 use serde::Deserialize;
 
 use eventsync::Error;
@@ -86,54 +97,6 @@ impl fmt::Display for Origin {
     }
 }
 
-/// S3 settings from the config file's `[s3]` table. Unset fields fall back to the `AWS_*`
-/// environment variables, which the backend opener reads.
-#[derive(Clone, Default, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct S3Config {
-    /// Endpoint of an S3-compatible server, e.g. `http://127.0.0.1:9000` (MinIO).
-    pub endpoint: Option<String>,
-    /// Allow a plain `http://` endpoint (local servers only).
-    pub allow_http: Option<bool>,
-    /// The bucket's region.
-    pub region: Option<String>,
-    /// Access key id (a credential: never printed).
-    #[serde(deserialize_with = "eventsync_backends::redact::deserialize_secret")]
-    pub access_key_id: Option<String>,
-    /// Secret access key (never printed).
-    #[serde(deserialize_with = "eventsync_backends::redact::deserialize_secret")]
-    pub secret_access_key: Option<String>,
-    /// Session token of temporary credentials (never printed).
-    #[serde(deserialize_with = "eventsync_backends::redact::deserialize_secret")]
-    pub session_token: Option<String>,
-    /// Timeout of one request; longer tolerates slow links, shorter fails over sooner.
-    #[serde(with = "eventsync_backends::duration::option")]
-    pub request_timeout: Option<Duration>,
-    /// Retries of one request after a transient failure (default 3): more rides out a
-    /// flaky link, fewer fails faster on a dead one.
-    pub max_retries: Option<usize>,
-    /// Longest time spent retrying one request (default 10 s).
-    #[serde(with = "eventsync_backends::duration::option")]
-    pub retry_timeout: Option<Duration>,
-}
-
-impl fmt::Debug for S3Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secret = |value: &Option<String>| value.as_ref().map(|_| "<redacted>");
-        f.debug_struct("S3Config")
-            .field("endpoint", &self.endpoint.as_deref().map(redact_url))
-            .field("allow_http", &self.allow_http)
-            .field("region", &self.region)
-            .field("access_key_id", &secret(&self.access_key_id))
-            .field("secret_access_key", &secret(&self.secret_access_key))
-            .field("session_token", &secret(&self.session_token))
-            .field("request_timeout", &self.request_timeout)
-            .field("max_retries", &self.max_retries)
-            .field("retry_timeout", &self.retry_timeout)
-            .finish()
-    }
-}
-
 /// The config file's shape. Every key is optional; unknown keys are refused.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -142,7 +105,11 @@ struct FileConfig {
     store: Option<String>,
     data_dir: Option<PathBuf>,
     client_id: Option<String>,
-    s3: S3Config,
+    /// The backends crate's own type: no copy of its fields here.
+    s3: S3Options,
+    /// The backend's settings (poll intervals, segment sizes), the backends crate's type.
+    segment_log: SegmentLogConfig,
+    /// The store's settings, the library's type.
     tuning: Tuning,
 }
 
@@ -162,9 +129,9 @@ pub struct Config {
     pub client_id: Option<String>,
     /// Commit locally and do not sync.
     pub offline: bool,
-    /// S3 settings of the config file.
-    pub s3: S3Config,
-    /// Store tuning of the config file.
+    /// The backend's settings of the config file: its `[s3]` and `[segment_log]` tables.
+    pub backend_options: OpenOptions,
+    /// Store tuning of the config file (`[tuning]`).
     pub tuning: Tuning,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
@@ -179,7 +146,7 @@ impl fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("client_id", &self.client_id)
             .field("offline", &self.offline)
-            .field("s3", &self.s3)
+            .field("backend_options", &self.backend_options)
             .field("tuning", &self.tuning)
             .field("config_file", &self.config_file)
             .finish()
@@ -335,7 +302,10 @@ impl Config {
             data_dir,
             client_id: client_id.map(|(id, _)| id),
             offline: overrides.offline,
-            s3: file.s3,
+            backend_options: OpenOptions {
+                s3: file.s3,
+                segment_log: file.segment_log,
+            },
             tuning: file.tuning,
             config_file,
         })
@@ -464,6 +434,7 @@ pub fn generate_id(len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+    use std::time::Duration;
 
     use super::*;
 
@@ -656,7 +627,10 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(config.s3.secret_access_key.as_deref(), Some("sak-secret"));
+        assert_eq!(
+            config.backend_options.s3.secret_access_key.as_deref(),
+            Some("sak-secret")
+        );
         let debug = format!("{config:?} {config:#?}");
         for value in [
             "pw-secret",
@@ -671,11 +645,12 @@ mod tests {
     }
 
     #[test]
-    fn test_tuning_durations_read_as_human_strings() {
+    fn test_durations_read_as_human_strings_in_every_table() {
         let dir = tempfile::tempdir().unwrap();
         let path = write_file(
             dir.path(),
-            "[tuning]\npoll_min = \"20ms\"\npoll_max = \"1.5s\"\n[s3]\nrequest_timeout = \"1m\"\n",
+            "[segment_log]\npoll_min = \"500us\"\npoll-max = \"1.5s\"\n[s3]\nrequest_timeout = \"1m\"\n\
+             [tuning]\nlock_timeout = \"250ms\"\n",
         );
         let config = resolve_with(
             &ConfigOverrides {
@@ -685,9 +660,11 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(config.tuning.poll_min, Duration::from_millis(20));
-        assert_eq!(config.tuning.poll_max, Duration::from_millis(1500));
-        assert_eq!(config.s3.request_timeout, Some(Duration::from_secs(60)));
+        let options = &config.backend_options;
+        assert_eq!(options.segment_log.poll_min, Duration::from_micros(500));
+        assert_eq!(options.segment_log.poll_max, Duration::from_millis(1500));
+        assert_eq!(options.s3.request_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(config.tuning.lock_timeout, Duration::from_millis(250));
     }
 
     #[test]

@@ -89,10 +89,17 @@ fn test_cli_refuses_bad_config_files_naming_file_and_line() {
     for (text, needles) in [
         ("store = 5\n", &["bad.toml", "line 1"][..]),
         (
-            "\n[tuning]\npoll_min = \"fast\"\n",
+            "\n[segment_log]\npoll_min = \"fast\"\n",
             &["bad.toml", "line 3", "fast"],
         ),
-        ("[tuning]\npoll_max = \"-1s\"\n", &["bad.toml", "line 2"]),
+        (
+            "[segment_log]\npoll_max = \"-1s\"\n",
+            &["bad.toml", "line 2"],
+        ),
+        (
+            "[tuning]\npoll_min = \"50ms\"\n",
+            &["bad.toml", "line 2", "poll_min"],
+        ),
         (
             "[tuning]\npush_batch_events = -1\n",
             &["bad.toml", "line 2"],

@@ -8,11 +8,12 @@ mod secrets;
 use std::path::Path;
 use std::time::Duration;
 
-use eventsync_cli::config::{Config, ConfigError, ConfigOverrides, S3Config};
+use eventsync::backends::S3Options;
+use eventsync_cli::config::{Config, ConfigError, ConfigOverrides};
 use secrets::{SECRETS, assert_hidden, assert_no_secret};
 
-fn s3_config() -> S3Config {
-    S3Config {
+fn s3_options() -> S3Options {
+    S3Options {
         endpoint: Some(format!("http://user:{}@127.0.0.1:1", SECRETS[5])),
         allow_http: Some(true),
         region: Some("us-east-1".into()),
@@ -37,7 +38,10 @@ fn config_text() -> String {
 #[test]
 fn test_config_debug_hides_keys_tokens_and_url_passwords() {
     let config = Config::from_file_text(Path::new("eventsync.toml"), &config_text()).unwrap();
-    assert_eq!(config.s3.secret_access_key.as_deref(), Some(SECRETS[1]));
+    assert_eq!(
+        config.backend_options.s3.secret_access_key.as_deref(),
+        Some(SECRETS[1])
+    );
     for text in [format!("{config:?}"), format!("{config:#?}")] {
         assert_no_secret("Config", &text);
         assert!(
@@ -46,7 +50,7 @@ fn test_config_debug_hides_keys_tokens_and_url_passwords() {
         );
         assert!(text.contains("<redacted>"), "{text}");
     }
-    assert_no_secret("S3Config", &format!("{:?}", s3_config()));
+    assert_no_secret("S3Options", &format!("{:?}", s3_options()));
 }
 
 #[test]

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use eventsync_cli::config::Config;
-use eventsync_backends::{OpenOptions, S3Options, open_object_store, redact_url};
+use eventsync_backends::{OpenOptions, open_object_store, redact_url};
 use libfuzzer_sys::fuzz_target;
 
 /// True when opening `url` would touch the local disk (folders are created on open).
@@ -51,14 +51,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let debug = format!("{config:?}");
     let mut without = config.clone();
-    without.s3.access_key_id = None;
-    without.s3.secret_access_key = None;
-    without.s3.session_token = None;
+    without.backend_options.s3.access_key_id = None;
+    without.backend_options.s3.secret_access_key = None;
+    without.backend_options.s3.session_token = None;
     let debug_without = format!("{without:?}");
     for secret in [
-        &config.s3.access_key_id,
-        &config.s3.secret_access_key,
-        &config.s3.session_token,
+        &config.backend_options.s3.access_key_id,
+        &config.backend_options.s3.secret_access_key,
+        &config.backend_options.s3.session_token,
     ]
     .into_iter()
     .flatten()
@@ -67,19 +67,5 @@ fuzz_target!(|data: &[u8]| {
             assert!(!debug.contains(secret.as_str()), "secret in {debug}");
         }
     }
-    let options = OpenOptions {
-        s3: S3Options {
-            endpoint: config.s3.endpoint.clone(),
-            allow_http: config.s3.allow_http,
-            region: config.s3.region.clone(),
-            access_key_id: config.s3.access_key_id.clone(),
-            secret_access_key: config.s3.secret_access_key.clone(),
-            session_token: config.s3.session_token.clone(),
-            request_timeout: config.s3.request_timeout,
-            max_retries: config.s3.max_retries,
-            retry_timeout: config.s3.retry_timeout,
-        },
-        ..OpenOptions::default()
-    };
-    check_url(&config.backend, &options);
+    check_url(&config.backend, &config.backend_options);
 });

@@ -150,8 +150,6 @@ impl World {
         };
         let tuning = Tuning {
             push_batch_events: rng.random_range(1..=8),
-            poll_min: Duration::from_millis(10),
-            poll_max: Duration::from_millis(200),
             lock_timeout: Duration::from_secs(5),
             ..Tuning::default()
         };

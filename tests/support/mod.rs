@@ -36,11 +36,9 @@ pub fn memory_backend(memory: &Arc<InMemory>, store_id: &str) -> Arc<dyn SyncBac
     Arc::new(log)
 }
 
-/// Tuning for tests: short polls, short lock wait.
+/// Tuning for tests: a short lock wait (the polls are the backend's: see `memory_backend`).
 pub fn fast_tuning() -> Tuning {
     Tuning {
-        poll_min: Duration::from_millis(5),
-        poll_max: Duration::from_millis(50),
         lock_timeout: Duration::from_secs(2),
         ..Tuning::default()
     }
