@@ -8,6 +8,7 @@
 //! Each measured batch starts from a fresh database (created outside the measurement).
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use eventsync::Event;
 use eventsync::materialize::{Record, apply_event};
 use eventsync::schema::Schema;
 use eventsync::{EncodedEvent, EventMeta, EventSeq};
@@ -22,11 +23,11 @@ fn events() -> Vec<EncodedEvent> {
             seq: EventSeq::global(global),
             parent: EventSeq::global(global - 1),
             name: TodoCreated::NAME.to_string(),
-            args: TodoCreated {
+            args: serde_json::to_value(TodoCreated {
                 id: format!("todo-{global:06}"),
                 text: format!("buy item number {global}"),
-            }
-            .to_args(),
+            })
+            .unwrap(),
             client_id: "bench".into(),
             session_id: "bench".into(),
             meta: EventMeta::default(),

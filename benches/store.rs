@@ -70,7 +70,7 @@ async fn open_store(kind: &str, dir: &FsPath) -> Store {
 
 fn commit_and_read(session: &ClientSession, n: u64) {
     let todo = todo(n);
-    session.commit(TodoCreated::NAME, &todo).expect("commit");
+    session.commit(&todo).expect("commit");
     let rows: Vec<serde_json::Value> = session
         .query(
             "SELECT 1 AS one FROM todos WHERE id = ?1",
@@ -149,7 +149,7 @@ fn ingest_once(runtime: &Runtime, kind: &str, count: u64) -> Duration {
     let todos: Vec<TodoCreated> = (1..=count).map(todo).collect();
     let start = Instant::now();
     for todo in &todos {
-        session.commit(TodoCreated::NAME, todo).expect("commit");
+        session.commit(todo).expect("commit");
     }
     runtime.block_on(store.sync()).expect("sync");
     let elapsed = start.elapsed();

@@ -8,15 +8,21 @@ use std::sync::Arc;
 
 use eventsync::backends::open::{OpenOptions, open_backend};
 use eventsync::backends::{SegmentLog, SegmentLogConfig, SyncBackend};
-use eventsync::schema::{EventDef, MaterializeContext, Schema, Statement};
-use eventsync::{Store, StoreBuilder};
+use eventsync::schema::{MaterializeContext, Schema, Statement};
+use eventsync::{Event, Store, StoreBuilder};
 use serde::{Deserialize, Serialize};
 
-/// The args of `v1.TodoCreated`: serde types, checked at commit and on every replica.
+/// The event `v1.TodoCreated`: a serde type (its JSON args), checked at commit and on every
+/// replica. The [`Event`] impl gives its name in the log; a client-only event (UI state,
+/// never sent to the backend) would also set `CLIENT_ONLY = true`.
 #[derive(Serialize, Deserialize)]
 struct TodoCreated {
     id: String,
     text: String,
+}
+
+impl Event for TodoCreated {
+    const NAME: &'static str = "v1.TodoCreated";
 }
 
 /// A row of the read model, read back through serde.
@@ -33,15 +39,12 @@ fn schema() -> Schema {
             "todos",
             "CREATE TABLE todos (id TEXT PRIMARY KEY, text TEXT NOT NULL)",
         )
-        .event(
-            EventDef::synced("v1.TodoCreated"),
-            |args: TodoCreated, _: &MaterializeContext<'_>| {
-                Ok(vec![Statement::new(
-                    "INSERT INTO todos (id, text) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
-                    vec![args.id.into(), args.text.into()],
-                )])
-            },
-        )
+        .event(|args: TodoCreated, _: &MaterializeContext<'_>| {
+            Ok(vec![Statement::new(
+                "INSERT INTO todos (id, text) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+                vec![args.id.into(), args.text.into()],
+            )])
+        })
         .build()
         .expect("a valid schema")
 }
@@ -86,13 +89,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A commit is readable at once in the session that made it.
     let session = alice.session().await?;
-    session.commit(
-        "v1.TodoCreated",
-        &TodoCreated {
-            id: "t1".into(),
-            text: "buy milk".into(),
-        },
-    )?;
+    session.commit(&TodoCreated {
+        id: "t1".into(),
+        text: "buy milk".into(),
+    })?;
     let todos: Vec<Todo> = session.query("SELECT id, text FROM todos", &[])?;
     println!("alice sees {todos:?}");
 

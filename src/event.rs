@@ -1,10 +1,50 @@
-//! Events on the client side: [`EncodedEvent`] with its sequence numbers and per-node
-//! metadata, and the conversions to and from the backend's [`GlobalEvent`].
+//! Events on the client side: the [`Event`] trait of a typed event, [`EncodedEvent`] with its
+//! sequence numbers and per-node metadata, and the conversions to and from the backend's
+//! [`GlobalEvent`].
 
 use eventsync_backends::{GlobalEvent, GlobalSeq};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::seq::EventSeq;
+
+/// A typed event: its args type, which carries the event's name and options, so that a
+/// schema registers it and a session commits it by type alone
+/// (`Schema::builder().event::<TodoCreated>(materializer)`, `session.commit(&TodoCreated { .. })`).
+///
+/// The type is the event's JSON args: it is serialized on commit and decoded for its
+/// materializer. Dynamic callers (names known only at run time) use
+/// `SchemaBuilder::define_event` and `ClientSession::commit_dynamic` instead.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct TodoCreated {
+///     id: String,
+///     text: String,
+/// }
+///
+/// impl eventsync::Event for TodoCreated {
+///     const NAME: &'static str = "v1.TodoCreated";
+/// }
+/// ```
+pub trait Event: Serialize + DeserializeOwned + 'static {
+    /// The event's name in the log, conventionally versioned: `v1.TodoCreated`. It is the
+    /// event's identity across clients and versions: renaming it makes a new event.
+    const NAME: &'static str;
+    /// True for an event synced between the sessions of one client and never to the backend
+    /// (UI state, for example). Default: synced.
+    const CLIENT_ONLY: bool = false;
+    /// True for an event that should no longer be committed: a commit logs a warning (once
+    /// per name). Default: false.
+    const DEPRECATED: bool = false;
+    /// The materializer revision: bump it when the materializer changes what it writes, so
+    /// stores rebuild their tables from the eventlog (the schema hash sees the args' field
+    /// names, not the materializer's code). Default 0.
+    const REVISION: u32 = 0;
+}
 
 /// An event as a client node holds it (LiveStore's `Client.EncodedWithMeta`).
 #[derive(Debug, Clone, PartialEq)]

@@ -31,7 +31,7 @@ pub mod store;
 pub mod sync_state;
 
 pub use error::{Error, ErrorKind, Result};
-pub use event::{Changeset, EncodedEvent, EventMeta};
+pub use event::{Changeset, EncodedEvent, Event, EventMeta};
 pub use eventsync_backends as backends;
 pub use eventsync_backends::Entropy;
 pub use leader::StoreStats;

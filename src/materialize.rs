@@ -342,7 +342,7 @@ mod tests {
     fn test_materializer_error_and_failed_statement_leave_nothing() {
         let schema = Schema::builder()
             .table("items", "CREATE TABLE items (id TEXT PRIMARY KEY)")
-            .event(
+            .define_event(
                 EventDef::synced("v1.Pair"),
                 |args: Vec<String>, _: &MaterializeContext<'_>| {
                     Ok(args
@@ -351,7 +351,7 @@ mod tests {
                         .collect())
                 },
             )
-            .event(
+            .define_event(
                 EventDef::synced("v1.Refused"),
                 |_: serde_json::Value, _: &MaterializeContext<'_>| {
                     Err(MaterializerError::new("no way"))

@@ -19,6 +19,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
+use crate::event::Event;
+
 mod context;
 mod error;
 mod shape;
@@ -39,8 +41,9 @@ pub enum UnknownEventPolicy {
     Fail,
 }
 
-/// An event definition: name and options. The args type and the materializer are given to
-/// [`SchemaBuilder::event`].
+/// An event definition: name and options. A typed event's comes from its [`Event`]
+/// constants ([`EventDef::of`]); a dynamic caller writes one and gives it, with the args type
+/// and the materializer, to [`SchemaBuilder::define_event`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventDef {
     name: String,
@@ -66,6 +69,16 @@ impl EventDef {
         EventDef {
             client_only: true,
             ..EventDef::synced(name)
+        }
+    }
+
+    /// The definition a typed event declares through its [`Event`] constants.
+    pub fn of<E: Event>() -> EventDef {
+        EventDef {
+            name: E::NAME.to_owned(),
+            client_only: E::CLIENT_ONLY,
+            deprecated: E::DEPRECATED,
+            revision: E::REVISION,
         }
     }
 
@@ -171,9 +184,22 @@ impl SchemaBuilder {
         self
     }
 
-    /// Declares an event: its definition, and the materializer that turns its args (decoded
-    /// as `A`) into statements.
-    pub fn event<A: DeserializeOwned + 'static>(
+    /// Declares a typed event (its name and options are the type's [`Event`] constants) and
+    /// the materializer that turns it into statements.
+    pub fn event<E: Event>(
+        self,
+        materializer: impl Fn(E, &MaterializeContext<'_>) -> Result<Vec<Statement>, MaterializerError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> SchemaBuilder {
+        self.define_event(EventDef::of::<E>(), materializer)
+    }
+
+    /// Declares an event from a definition written at run time, and the materializer that
+    /// turns its args (decoded as `A`) into statements: the form for callers whose event
+    /// names are data, not types. Typed events use [`SchemaBuilder::event`].
+    pub fn define_event<A: DeserializeOwned + 'static>(
         mut self,
         def: EventDef,
         materializer: impl Fn(A, &MaterializeContext<'_>) -> Result<Vec<Statement>, MaterializerError>
@@ -581,6 +607,47 @@ mod tests {
 
     const ITEMS: &str = "CREATE TABLE items (id TEXT PRIMARY KEY)";
 
+    /// A typed event that sets every option away from its default.
+    #[derive(serde::Serialize, Deserialize)]
+    struct ItemHidden {
+        id: String,
+    }
+
+    impl Event for ItemHidden {
+        const NAME: &'static str = "v2.ItemHidden";
+        const CLIENT_ONLY: bool = true;
+        const DEPRECATED: bool = true;
+        const REVISION: u32 = 3;
+    }
+
+    #[test]
+    fn test_typed_event_registers_the_definition_its_type_declares() {
+        let schema = Schema::builder()
+            .table("items", ITEMS)
+            .event(nothing::<ItemHidden>)
+            .build()
+            .unwrap();
+        let def = schema.event_def(ItemHidden::NAME).unwrap();
+        assert_eq!(def, &EventDef::of::<ItemHidden>());
+        assert!(def.is_client_only() && def.is_deprecated());
+        assert_eq!(def.materializer_revision(), 3);
+        let dynamic = Schema::builder()
+            .table("items", ITEMS)
+            .define_event(
+                EventDef::client_only("v2.ItemHidden")
+                    .deprecated()
+                    .revision(3),
+                nothing::<ItemHidden>,
+            )
+            .build()
+            .unwrap();
+        assert_eq!(
+            dynamic.hash(),
+            schema.hash(),
+            "the two forms define one event"
+        );
+    }
+
     fn nothing<A>(_: A, _: &MaterializeContext<'_>) -> Result<Vec<Statement>, MaterializerError> {
         Ok(Vec::new())
     }
@@ -588,7 +655,7 @@ mod tests {
     fn base() -> SchemaBuilder {
         Schema::builder()
             .table("items", ITEMS)
-            .event(EventDef::synced("v1.ItemAdded"), nothing::<ItemArgs>)
+            .define_event(EventDef::synced("v1.ItemAdded"), nothing::<ItemArgs>)
     }
 
     #[test]
@@ -596,7 +663,7 @@ mod tests {
         let error = base().table("items", ITEMS).build().unwrap_err();
         assert!(matches!(error, SchemaError::DuplicateTable { name } if name == "items"));
         let error = base()
-            .event(EventDef::client_only("v1.ItemAdded"), nothing::<ItemArgs>)
+            .define_event(EventDef::client_only("v1.ItemAdded"), nothing::<ItemArgs>)
             .build()
             .unwrap_err();
         assert!(matches!(error, SchemaError::DuplicateEvent { name } if name == "v1.ItemAdded"));
@@ -695,7 +762,7 @@ mod tests {
                 "items",
                 "CREATE TABLE items (id TEXT PRIMARY KEY, n INTEGER)",
             )
-            .event(EventDef::synced("v1.ItemAdded"), nothing::<ItemArgs>)
+            .define_event(EventDef::synced("v1.ItemAdded"), nothing::<ItemArgs>)
             .build()
             .unwrap();
         assert_ne!(a.hash(), b.hash());
@@ -708,7 +775,7 @@ mod tests {
         let a = base().build().unwrap();
         let with_field = Schema::builder()
             .table("items", ITEMS)
-            .event(
+            .define_event(
                 EventDef::synced("v1.ItemAdded"),
                 nothing::<ItemArgsWithNote>,
             )
@@ -716,12 +783,12 @@ mod tests {
             .unwrap();
         let client_only = Schema::builder()
             .table("items", ITEMS)
-            .event(EventDef::client_only("v1.ItemAdded"), nothing::<ItemArgs>)
+            .define_event(EventDef::client_only("v1.ItemAdded"), nothing::<ItemArgs>)
             .build()
             .unwrap();
         let revised = Schema::builder()
             .table("items", ITEMS)
-            .event(
+            .define_event(
                 EventDef::synced("v1.ItemAdded").revision(1),
                 nothing::<ItemArgs>,
             )
@@ -729,7 +796,7 @@ mod tests {
             .unwrap();
         let renamed = Schema::builder()
             .table("items", ITEMS)
-            .event(EventDef::synced("v2.ItemAdded"), nothing::<ItemArgs>)
+            .define_event(EventDef::synced("v2.ItemAdded"), nothing::<ItemArgs>)
             .build()
             .unwrap();
         let hashes = [&a, &with_field, &client_only, &revised, &renamed].map(Schema::hash);
@@ -750,7 +817,7 @@ mod tests {
         assert_eq!(a.hash().len(), 64);
         let deprecated = Schema::builder()
             .table("items", ITEMS)
-            .event(
+            .define_event(
                 EventDef::synced("v1.ItemAdded").deprecated(),
                 nothing::<ItemArgs>,
             )

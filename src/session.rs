@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{Changeset, EncodedEvent, EventMeta};
+use crate::event::{Changeset, EncodedEvent, Event, EventMeta};
 use crate::leader::{
     Command, Counters, LeaderHeads, PushRequest, SessionKey, SessionMessage, SessionSeed,
 };
@@ -185,8 +185,15 @@ impl ClientSession {
     /// changeset, and queues it to the leader. Returns its sequence number.
     ///
     /// Fails, with nothing changed, when the event is not in the schema, its args do not fit
-    /// its type, its materializer fails, or the store was closed.
-    pub fn commit(&self, name: &str, args: &impl Serialize) -> Result<EventSeq> {
+    /// the type its materializer decodes, its materializer fails, or the store was closed.
+    pub fn commit<E: Event>(&self, event: &E) -> Result<EventSeq> {
+        self.commit_dynamic(E::NAME, event)
+    }
+
+    /// Commits the event named `name` with `args`: [`ClientSession::commit`] for callers
+    /// whose event names are data (a generic tool, an import), not types. The schema decides
+    /// what the name means; args that do not decode as its type are refused.
+    pub fn commit_dynamic(&self, name: &str, args: &impl Serialize) -> Result<EventSeq> {
         let inner = &self.inner;
         let args = serde_json::to_value(args).map_err(|error| {
             Error::invalid(format!("event {name}: args do not serialize: {error}"))

@@ -16,7 +16,7 @@ use eventsync::backends::{
     BackendError, GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend,
 };
 use eventsync::schema::{EventDef, MaterializeContext, Schema, Statement, UnknownEventPolicy};
-use eventsync::{ErrorKind, Store};
+use eventsync::{ErrorKind, Event, Store};
 use eventsync_todo::{TodoCreated, todo_schema};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -487,13 +487,10 @@ async fn test_session_commit_with_args_that_do_not_fit_changes_nothing() {
     let store = shared.open("client", todo_schema()).await;
     let session = store.session().await.unwrap();
     session
-        .commit(
-            TodoCreated::NAME,
-            &TodoCreated {
-                id: "a".into(),
-                text: "milk".into(),
-            },
-        )
+        .commit(&TodoCreated {
+            id: "a".into(),
+            text: "milk".into(),
+        })
         .unwrap();
     store.sync().await.unwrap();
     let before = snapshot(&store).await;
@@ -506,18 +503,22 @@ async fn test_session_commit_with_args_that_do_not_fit_changes_nothing() {
         (json!([1, 2]), "v1.TodoCreated"),
         (Value::Null, "v1.TodoCreated"),
     ] {
-        let error = session.commit(TodoCreated::NAME, &args).unwrap_err();
+        let error = session
+            .commit_dynamic(TodoCreated::NAME, &args)
+            .unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Invalid, "{args}: {error}");
         assert!(error.to_string().contains(TodoCreated::NAME), "{error}");
         assert!(error.to_string().contains(field), "{args}: {error}");
     }
     // Not in the schema at all.
-    let error = session.commit("v9.Nope", &json!({})).unwrap_err();
+    let error = session.commit_dynamic("v9.Nope", &json!({})).unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Invalid);
     assert!(error.to_string().contains("v9.Nope"), "{error}");
     // Args that are not JSON at all: a map with non-string keys does not serialize.
     let not_json: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
-    let error = session.commit(TodoCreated::NAME, &not_json).unwrap_err();
+    let error = session
+        .commit_dynamic(TodoCreated::NAME, &not_json)
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Invalid);
     assert!(error.to_string().contains("serialize"), "{error}");
 
@@ -529,13 +530,10 @@ async fn test_session_commit_with_args_that_do_not_fit_changes_nothing() {
     assert_eq!(shared.log().head().await.unwrap(), GlobalSeq(1));
     // The session still works.
     let seq = session
-        .commit(
-            TodoCreated::NAME,
-            &TodoCreated {
-                id: "b".into(),
-                text: "bread".into(),
-            },
-        )
+        .commit(&TodoCreated {
+            id: "b".into(),
+            text: "bread".into(),
+        })
         .unwrap();
     assert_eq!(seq.global, 2);
     store.sync().await.unwrap();
@@ -552,7 +550,7 @@ fn old_schema(policy: UnknownEventPolicy) -> Schema {
             "CREATE TABLE todos (id TEXT PRIMARY KEY, text TEXT NOT NULL, \
              completed INTEGER NOT NULL DEFAULT 0, created_seq INTEGER NOT NULL)",
         )
-        .event(
+        .define_event(
             EventDef::synced(TodoCreated::NAME),
             |args: TodoCreated, ctx: &MaterializeContext<'_>| {
                 Ok(vec![Statement::new(
@@ -606,13 +604,10 @@ async fn test_unknown_events_with_warn_or_ignore_are_kept_but_not_materialized()
         // The old client keeps working on top of it.
         let session = old.session().await.unwrap();
         let seq = session
-            .commit(
-                TodoCreated::NAME,
-                &TodoCreated {
-                    id: "t4".into(),
-                    text: "after".into(),
-                },
-            )
+            .commit(&TodoCreated {
+                id: "t4".into(),
+                text: "after".into(),
+            })
             .unwrap();
         assert_eq!(seq.global, 4, "{policy:?}");
         old.sync().await.unwrap();

@@ -3,6 +3,7 @@
 
 mod support;
 
+use eventsync::Event;
 use std::sync::Arc;
 
 use eventsync::EventSeq;
@@ -37,9 +38,7 @@ async fn test_commit_flow_step_by_step() {
     let store = open_store(&schema, dir.path(), "client-a", gate.clone()).await;
     let session = store.session().await.unwrap();
 
-    let seq = session
-        .commit(TodoCreated::NAME, &created("t1", "milk"))
-        .unwrap();
+    let seq = session.commit(&created("t1", "milk")).unwrap();
     assert_eq!(seq, EventSeq::global(1));
     // 1. Readable at once, pending in the session; the leader has not answered yet (this
     //    runtime has one thread and we have not yielded).
@@ -109,12 +108,10 @@ async fn test_rebase_after_another_client_took_e42() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = open_store(&schema, dir_a.path(), "client-a", gate_a.clone()).await;
     let session_a = a.session().await.unwrap();
-    session_a
-        .commit(TodoCreated::NAME, &created("t1", "buy milk"))
-        .unwrap();
+    session_a.commit(&created("t1", "buy milk")).unwrap();
     for n in 2..=41 {
         session_a
-            .commit(TodoCreated::NAME, &created(&format!("t{n}"), "filler"))
+            .commit(&created(&format!("t{n}"), "filler"))
             .unwrap();
     }
     a.sync().await.unwrap();
@@ -135,13 +132,10 @@ async fn test_rebase_after_another_client_took_e42() {
 
     // A renames t1 while its pushes are held: a local e42.
     gate_a.set_open(false);
-    let a42 = session_a.commit(
-        TodoRenamed::NAME,
-        &TodoRenamed {
-            id: "t1".into(),
-            text: "A's name".into(),
-        },
-    );
+    let a42 = session_a.commit(&TodoRenamed {
+        id: "t1".into(),
+        text: "A's name".into(),
+    });
     assert_eq!(a42.unwrap(), EventSeq::global(42));
     wait_until("A's leader holds e42", async || {
         a.status().await.unwrap().pending == 1
@@ -149,13 +143,10 @@ async fn test_rebase_after_another_client_took_e42() {
     .await;
 
     // B pushes a different e42 first.
-    let b42 = session_b.commit(
-        TodoRenamed::NAME,
-        &TodoRenamed {
-            id: "t1".into(),
-            text: "B's name".into(),
-        },
-    );
+    let b42 = session_b.commit(&TodoRenamed {
+        id: "t1".into(),
+        text: "B's name".into(),
+    });
     assert_eq!(b42.unwrap(), EventSeq::global(42));
     b.sync().await.unwrap();
 

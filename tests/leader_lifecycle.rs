@@ -3,6 +3,7 @@
 
 mod support;
 
+use eventsync::Event;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,13 +19,10 @@ async fn commit_todos(store: &Store, ids: &[&str]) {
     let session = store.session().await.unwrap();
     for id in ids {
         session
-            .commit(
-                TodoCreated::NAME,
-                &TodoCreated {
-                    id: (*id).into(),
-                    text: format!("todo {id}"),
-                },
-            )
+            .commit(&TodoCreated {
+                id: (*id).into(),
+                text: format!("todo {id}"),
+            })
             .unwrap();
     }
 }
@@ -121,7 +119,7 @@ async fn test_state_is_rebuilt_when_the_schema_changed() {
                 "todos",
                 "CREATE TABLE todos (id TEXT PRIMARY KEY, shout TEXT NOT NULL)",
             )
-            .event(
+            .define_event(
                 EventDef::synced(TodoCreated::NAME),
                 |args: TodoCreated, _: &MaterializeContext<'_>| {
                     Ok(vec![Statement::new(

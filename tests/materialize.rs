@@ -3,6 +3,7 @@
 //! the final order from scratch, and `apply_event` reports args errors, changesets and the
 //! tables it touched.
 
+use eventsync::Event;
 use std::collections::BTreeSet;
 
 use eventsync::materialize::{MaterializeError, Record, apply_event, rollback};

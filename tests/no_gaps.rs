@@ -5,6 +5,7 @@
 
 mod support;
 
+use eventsync::Event;
 use std::sync::Arc;
 
 use eventsync::ClientSession;
@@ -34,39 +35,23 @@ fn commit_random(session: &ClientSession, rng: &mut StdRng, tag: &str, n: usize)
         .collect();
     let pick = |rng: &mut StdRng| known[rng.random_range(0..known.len())].clone();
     let result = match rng.random_range(0..10) {
-        0 => session.commit(
-            UiStateSet::NAME,
-            &UiStateSet {
-                filter: TodoFilter::Active,
-            },
-        ),
-        1 if !known.is_empty() => {
-            session.commit(TodoCompleted::NAME, &TodoCompleted { id: pick(rng) })
-        }
-        2 if !known.is_empty() => {
-            session.commit(TodoUncompleted::NAME, &TodoUncompleted { id: pick(rng) })
-        }
-        3 if !known.is_empty() => session.commit(
-            TodoRenamed::NAME,
-            &TodoRenamed {
-                id: pick(rng),
-                text: format!("{tag}-renamed-{n}"),
-            },
-        ),
-        4 if !known.is_empty() => session.commit(
-            TodoDeleted::NAME,
-            &TodoDeleted {
-                id: pick(rng),
-                deleted_at: n as i64,
-            },
-        ),
-        _ => session.commit(
-            TodoCreated::NAME,
-            &TodoCreated {
-                id: format!("{tag}-{n}"),
-                text: format!("{tag} {n}"),
-            },
-        ),
+        0 => session.commit(&UiStateSet {
+            filter: TodoFilter::Active,
+        }),
+        1 if !known.is_empty() => session.commit(&TodoCompleted { id: pick(rng) }),
+        2 if !known.is_empty() => session.commit(&TodoUncompleted { id: pick(rng) }),
+        3 if !known.is_empty() => session.commit(&TodoRenamed {
+            id: pick(rng),
+            text: format!("{tag}-renamed-{n}"),
+        }),
+        4 if !known.is_empty() => session.commit(&TodoDeleted {
+            id: pick(rng),
+            deleted_at: n as i64,
+        }),
+        _ => session.commit(&TodoCreated {
+            id: format!("{tag}-{n}"),
+            text: format!("{tag} {n}"),
+        }),
     };
     result.expect("commit succeeds");
 }

@@ -47,13 +47,10 @@ async fn test_subscription_follows_its_tables_only() {
     );
 
     session
-        .commit(
-            TodoCreated::NAME,
-            &TodoCreated {
-                id: "t1".into(),
-                text: "milk".into(),
-            },
-        )
+        .commit(&TodoCreated {
+            id: "t1".into(),
+            text: "milk".into(),
+        })
         .unwrap();
     let first = next(&mut todos).await.expect("a commit to todos yields");
     assert_eq!(
@@ -65,12 +62,9 @@ async fn test_subscription_follows_its_tables_only() {
     );
 
     session
-        .commit(
-            UiStateSet::NAME,
-            &UiStateSet {
-                filter: TodoFilter::Active,
-            },
-        )
+        .commit(&UiStateSet {
+            filter: TodoFilter::Active,
+        })
         .unwrap();
     // Barrier: the leader admitted both commits and its answer reached the session, so a
     // wake-up from the commit itself or from the leader's answer would be queued by now.
@@ -86,13 +80,10 @@ async fn test_subscription_follows_its_tables_only() {
 
     // Another session's commit reaches this one through the leader.
     other
-        .commit(
-            TodoCreated::NAME,
-            &TodoCreated {
-                id: "t2".into(),
-                text: "eggs".into(),
-            },
-        )
+        .commit(&TodoCreated {
+            id: "t2".into(),
+            text: "eggs".into(),
+        })
         .unwrap();
     let both = next(&mut todos).await.expect("the leader's advance yields");
     assert_eq!(

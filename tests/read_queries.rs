@@ -61,13 +61,10 @@ async fn leader_snapshot(store: &Store) -> Vec<Vec<Value>> {
 async fn commit(session: &ClientSession, ids: &[&str]) {
     for id in ids {
         session
-            .commit(
-                TodoCreated::NAME,
-                &TodoCreated {
-                    id: (*id).into(),
-                    text: format!("todo {id}"),
-                },
-            )
+            .commit(&TodoCreated {
+                id: (*id).into(),
+                text: format!("todo {id}"),
+            })
             .unwrap();
     }
 }

@@ -10,6 +10,7 @@
 
 mod support;
 
+use eventsync::Event;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,7 +46,7 @@ fn v2_schema(hook: Hook) -> Arc<Schema> {
                 "todos",
                 "CREATE TABLE todos (id TEXT PRIMARY KEY, shout TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0)",
             )
-            .event(
+            .define_event(
                 EventDef::synced(TodoCreated::NAME),
                 move |args: TodoCreated, _: &MaterializeContext<'_>| {
                     hook()?;
@@ -55,7 +56,7 @@ fn v2_schema(hook: Hook) -> Arc<Schema> {
                     )])
                 },
             )
-            .event(
+            .define_event(
                 EventDef::synced(TodoCompleted::NAME),
                 move |args: TodoCompleted, _: &MaterializeContext<'_>| {
                     on_complete()?;
@@ -110,16 +111,11 @@ async fn commit(store: &Store, steps: &[Step]) {
     let session = store.session().await.unwrap();
     for step in steps {
         match step {
-            Step::Create(id, text) => session.commit(
-                TodoCreated::NAME,
-                &TodoCreated {
-                    id: (*id).into(),
-                    text: (*text).into(),
-                },
-            ),
-            Step::Complete(id) => {
-                session.commit(TodoCompleted::NAME, &TodoCompleted { id: (*id).into() })
-            }
+            Step::Create(id, text) => session.commit(&TodoCreated {
+                id: (*id).into(),
+                text: (*text).into(),
+            }),
+            Step::Complete(id) => session.commit(&TodoCompleted { id: (*id).into() }),
         }
         .unwrap();
     }

@@ -392,17 +392,17 @@ mod regressions {
         let filter = UiStateSet {
             filter: TodoFilter::Active,
         };
-        a.commit(UiStateSet::NAME, &filter).unwrap();
+        a.commit(&filter).unwrap();
         let created = TodoCreated {
             id: "t1".into(),
             text: "created".into(),
         };
-        b.commit(TodoCreated::NAME, &created).unwrap();
+        b.commit(&created).unwrap();
         let renamed = TodoRenamed {
             id: "t1".into(),
             text: "renamed".into(),
         };
-        c.commit(TodoRenamed::NAME, &renamed).unwrap();
+        c.commit(&renamed).unwrap();
         store.sync().await.unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
         store.sync().await.unwrap();
@@ -428,7 +428,7 @@ mod regressions {
                     id: format!("t{round}-{n}"),
                     text: format!("{round}-{n}"),
                 };
-                session.commit(TodoCreated::NAME, &args).unwrap();
+                session.commit(&args).unwrap();
             }
             drop(session);
             drop(store);

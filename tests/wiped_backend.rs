@@ -154,9 +154,7 @@ async fn wipe_under_a_live_leader(
     let store = open(bucket, data, policy).await;
     let session = store.session().await.expect("session");
     for id in ["t1", "t2", "t3"] {
-        session
-            .commit(TodoCreated::NAME, &todo(id))
-            .expect("commit");
+        session.commit(&todo(id)).expect("commit");
     }
     store.sync().await.expect("first sync");
     let old_id = bucket
@@ -166,9 +164,7 @@ async fn wipe_under_a_live_leader(
         .await
         .expect("backend id");
     bucket.wipe().await;
-    session
-        .commit(TodoCreated::NAME, &todo("t4"))
-        .expect("commit");
+    session.commit(&todo("t4")).expect("commit");
     let sync = store.sync().await;
     Wiped {
         store,
@@ -278,7 +274,7 @@ async fn reset_follows_the_new_store(bucket: Bucket) {
     }
     let refused = wiped
         .session
-        .commit(TodoCreated::NAME, &todo("t5"))
+        .commit(&todo("t5"))
         .expect_err("a closed session cannot commit");
     assert_eq!(refused.kind(), ErrorKind::Closed);
     assert!(
@@ -290,7 +286,7 @@ async fn reset_follows_the_new_store(bucket: Bucket) {
     let session = wiped.store.session().await.expect("a new session");
     let rows: Vec<serde_json::Value> = session.query("SELECT id FROM todos", &[]).unwrap();
     assert!(rows.is_empty(), "a new session starts from the new store");
-    session.commit(TodoCreated::NAME, &todo("fresh")).unwrap();
+    session.commit(&todo("fresh")).unwrap();
     wiped
         .store
         .sync()
@@ -390,10 +386,7 @@ async fn ignore_carries_on_in_the_new_store(bucket: Bucket) {
     );
 
     assert!(wiped.session.closed().is_none(), "sessions go on");
-    wiped
-        .session
-        .commit(TodoCreated::NAME, &todo("t5"))
-        .unwrap();
+    wiped.session.commit(&todo("t5")).unwrap();
     wiped.store.sync().await.unwrap();
     wiped.store.shutdown().await.unwrap();
 
@@ -430,14 +423,14 @@ async fn test_ignore_stops_when_the_new_store_holds_other_events() {
     let data = tempfile::tempdir().unwrap();
     let store = open(&bucket, data.path(), OnBackendIdMismatch::Ignore).await;
     let session = store.session().await.unwrap();
-    session.commit(TodoCreated::NAME, &todo("t1")).unwrap();
+    session.commit(&todo("t1")).unwrap();
     store.sync().await.unwrap();
     bucket.wipe().await;
     let other = bucket.client().await;
     let theirs = eventsync::backends::conformance::make_events(GlobalSeq::ZERO, 2, "b", 10);
     other.push(theirs.clone()).await.unwrap();
 
-    session.commit(TodoCreated::NAME, &todo("t2")).unwrap();
+    session.commit(&todo("t2")).unwrap();
     let message = closed_message(&store).await;
     assert!(message.contains("holds other events"), "{message}");
     assert_eq!(
@@ -457,7 +450,7 @@ async fn test_an_idle_leader_notices_a_wipe_without_pushing() {
     let store = open(&bucket, data.path(), OnBackendIdMismatch::Reset).await;
     let session = store.session().await.unwrap();
     for id in ["t1", "t2", "t3"] {
-        session.commit(TodoCreated::NAME, &todo(id)).unwrap();
+        session.commit(&todo(id)).unwrap();
     }
     store.sync().await.unwrap();
     bucket.wipe().await;
@@ -483,7 +476,7 @@ async fn test_ignore_at_open_carries_on_in_the_new_store_as_while_running() {
     let store = open(&bucket, data.path(), OnBackendIdMismatch::Ignore).await;
     let session = store.session().await.unwrap();
     for id in ["t1", "t2", "t3"] {
-        session.commit(TodoCreated::NAME, &todo(id)).unwrap();
+        session.commit(&todo(id)).unwrap();
     }
     store.sync().await.unwrap();
     store.shutdown().await.unwrap();
@@ -498,7 +491,7 @@ async fn test_ignore_at_open_carries_on_in_the_new_store_as_while_running() {
         .await
         .unwrap();
     let pending = offline.session().await.unwrap();
-    pending.commit(TodoCreated::NAME, &todo("t4")).unwrap();
+    pending.commit(&todo("t4")).unwrap();
     offline.shutdown().await.unwrap();
 
     let store = open(&bucket, data.path(), OnBackendIdMismatch::Ignore).await;

@@ -23,9 +23,9 @@ use rand::{Rng, SeedableRng};
 use super::todo::{list, now_millis};
 use super::{backend, context, out};
 use crate::config::{Config, Origin, generate_id};
-use eventsync::ClientSession;
 use eventsync::event::canonical_args;
 use eventsync::schema::Schema;
+use eventsync::{ClientSession, Event};
 use eventsync::{Error, ErrorKind, Result};
 use eventsync::{Store, StoreStats, Tuning};
 use eventsync_backends::{GlobalEvent, GlobalSeq, SyncBackend};
@@ -281,27 +281,32 @@ async fn open(demo: &Demo, name: &str, offline: bool) -> Result<Store> {
 fn commit_random(session: &ClientSession, name: &str, rng: &mut SmallRng) -> Result<Committed> {
     let todos = list(session)?;
     let roll = rng.random_range(0..100);
-    let (event, args) = if todos.is_empty() || roll < 50 {
+    if todos.is_empty() || roll < 50 {
         let id = format!("{name}-{}", generate_id(6));
         let text = WORDS[rng.random_range(0..WORDS.len())].to_string();
-        (TodoCreated::NAME, TodoCreated { id, text }.to_args())
+        return commit_one(session, name, &TodoCreated { id, text });
+    }
+    let todo = &todos[rng.random_range(0..todos.len())];
+    let id = todo.id.clone();
+    if roll < 80 && todo.completed {
+        commit_one(session, name, &TodoUncompleted { id })
+    } else if roll < 80 {
+        commit_one(session, name, &TodoCompleted { id })
     } else {
-        let todo = &todos[rng.random_range(0..todos.len())];
-        let id = todo.id.clone();
-        if roll < 80 && todo.completed {
-            (TodoUncompleted::NAME, TodoUncompleted { id }.to_args())
-        } else if roll < 80 {
-            (TodoCompleted::NAME, TodoCompleted { id }.to_args())
-        } else {
-            let deleted_at = now_millis();
-            (TodoDeleted::NAME, TodoDeleted { id, deleted_at }.to_args())
-        }
-    };
-    session.commit(event, &args)?;
+        let deleted_at = now_millis();
+        commit_one(session, name, &TodoDeleted { id, deleted_at })
+    }
+}
+
+/// Commits `event` in `session` of client `name`; returns it as the log will hold it.
+fn commit_one<E: Event>(session: &ClientSession, name: &str, event: &E) -> Result<Committed> {
+    let args = serde_json::to_value(event)
+        .map_err(|error| Error::internal(format!("{}: args do not serialize: {error}", E::NAME)))?;
+    session.commit(event)?;
     Ok(Committed {
         client_id: name.to_owned(),
         session_id: session.session_id().to_owned(),
-        name: event.to_owned(),
+        name: E::NAME.to_owned(),
         args,
     })
 }
@@ -523,7 +528,7 @@ mod tests {
             client_id: client.into(),
             session_id: session.into(),
             name: TodoCompleted::NAME.into(),
-            args: TodoCompleted { id: id.into() }.to_args(),
+            args: serde_json::to_value(TodoCompleted { id: id.into() }).unwrap(),
         }
     }
 

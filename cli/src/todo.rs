@@ -62,7 +62,7 @@ pub(crate) async fn run(config: &Config, command: &TodoCommand) -> Result<()> {
                     id: id.clone(),
                     text: text.clone(),
                 };
-                session.commit(TodoCreated::NAME, &args)?;
+                session.commit(&args)?;
                 Ok(format!("added {id}: {text}"))
             })
             .await
@@ -71,10 +71,10 @@ pub(crate) async fn run(config: &Config, command: &TodoCommand) -> Result<()> {
             change(config, async |session: &ClientSession| {
                 let todo = find(session, id, config)?;
                 if todo.completed {
-                    session.commit(TodoUncompleted::NAME, &TodoUncompleted { id: id.clone() })?;
+                    session.commit(&TodoUncompleted { id: id.clone() })?;
                     Ok(format!("not done {id}: {}", todo.text))
                 } else {
-                    session.commit(TodoCompleted::NAME, &TodoCompleted { id: id.clone() })?;
+                    session.commit(&TodoCompleted { id: id.clone() })?;
                     Ok(format!("done {id}: {}", todo.text))
                 }
             })
@@ -87,7 +87,7 @@ pub(crate) async fn run(config: &Config, command: &TodoCommand) -> Result<()> {
                     id: id.clone(),
                     deleted_at: now_millis(),
                 };
-                session.commit(TodoDeleted::NAME, &args)?;
+                session.commit(&args)?;
                 Ok(format!("removed {id}: {}", todo.text))
             })
             .await

@@ -132,7 +132,7 @@ mod tests {
     fn base() -> crate::schema::SchemaBuilder {
         Schema::builder()
             .table("items", "CREATE TABLE items (id TEXT PRIMARY KEY)")
-            .event(EventDef::synced("v1.ItemAdded"), nothing)
+            .define_event(EventDef::synced("v1.ItemAdded"), nothing)
     }
 
     fn item_added() -> EncodedEvent {

@@ -7,6 +7,7 @@
 //! eventlog holds each client-only commit of its client exactly once and none of another
 //! client's; no client-only event is in the backend.
 
+use eventsync::Event;
 use std::collections::BTreeMap;
 
 use eventsync::backends::{GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend};
@@ -374,19 +375,19 @@ mod tests {
     }
 
     fn created(id: &str) -> Value {
-        TodoCreated {
+        serde_json::to_value(TodoCreated {
             id: id.into(),
             text: format!("todo {id}"),
-        }
-        .to_args()
+        })
+        .unwrap()
     }
 
     fn completed(id: &str) -> Value {
-        TodoCompleted { id: id.into() }.to_args()
+        serde_json::to_value(TodoCompleted { id: id.into() }).unwrap()
     }
 
     fn filter(filter: TodoFilter) -> Value {
-        UiStateSet { filter }.to_args()
+        serde_json::to_value(UiStateSet { filter }).unwrap()
     }
 
     /// The backend log holding these `(session, name, args)` events, numbered from e1.

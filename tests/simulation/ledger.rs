@@ -7,6 +7,7 @@
 //! by session, the sequence of commits with the sequence a log holds: a doubled, dropped or
 //! reordered event shows whatever its args.
 
+use eventsync::Event;
 use std::collections::BTreeMap;
 
 use eventsync::EncodedEvent;
@@ -191,7 +192,7 @@ mod tests {
     use super::*;
 
     fn completed(id: &str) -> Value {
-        TodoCompleted { id: id.into() }.to_args()
+        serde_json::to_value(TodoCompleted { id: id.into() }).unwrap()
     }
 
     /// Node 0's session `s1` of incarnation 1: completes t1, t2, t1, then sets a filter.
@@ -203,10 +204,10 @@ mod tests {
             (TodoCompleted::NAME, completed("t1"), false),
             (
                 UiStateSet::NAME,
-                UiStateSet {
+                serde_json::to_value(UiStateSet {
                     filter: TodoFilter::Active,
-                }
-                .to_args(),
+                })
+                .unwrap(),
                 true,
             ),
         ];
@@ -246,10 +247,10 @@ mod tests {
             event.parent = event.seq;
             event.seq = EventSeq::new(event.seq.global, 1, 0);
             event.name = UiStateSet::NAME.into();
-            event.args = UiStateSet {
+            event.args = serde_json::to_value(UiStateSet {
                 filter: TodoFilter::Active,
-            }
-            .to_args();
+            })
+            .unwrap();
             events.push(event);
         }
         events

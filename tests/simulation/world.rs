@@ -7,6 +7,7 @@
 //! jitter) comes from an [`Entropy`] forked from a root seeded by the same seed, one fork per
 //! store and per backend client, so the same seed replays the same run byte for byte.
 
+use eventsync::Event;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -411,7 +412,10 @@ impl World {
         let (name, args) = if client_only {
             let filter = [TodoFilter::All, TodoFilter::Active, TodoFilter::Completed]
                 [self.rng.random_range(0..3)];
-            (UiStateSet::NAME, UiStateSet { filter }.to_args())
+            (
+                UiStateSet::NAME,
+                serde_json::to_value(UiStateSet { filter }).unwrap(),
+            )
         } else {
             // A todo created earlier (by anyone), or a fresh one.
             let existing = self.rng.random_range(1..=id);
@@ -419,37 +423,40 @@ impl World {
             match self.rng.random_range(0..20) {
                 0..10 => (
                     TodoCreated::NAME,
-                    TodoCreated {
+                    serde_json::to_value(TodoCreated {
                         id: format!("t{id}"),
                         text: format!("todo {id} by c{index}"),
-                    }
-                    .to_args(),
+                    })
+                    .unwrap(),
                 ),
                 10..14 => (
                     TodoRenamed::NAME,
-                    TodoRenamed {
+                    serde_json::to_value(TodoRenamed {
                         id: target,
                         text: format!("renamed {id}"),
-                    }
-                    .to_args(),
+                    })
+                    .unwrap(),
                 ),
-                14..16 => (TodoCompleted::NAME, TodoCompleted { id: target }.to_args()),
+                14..16 => (
+                    TodoCompleted::NAME,
+                    serde_json::to_value(TodoCompleted { id: target }).unwrap(),
+                ),
                 16..18 => (
                     TodoUncompleted::NAME,
-                    TodoUncompleted { id: target }.to_args(),
+                    serde_json::to_value(TodoUncompleted { id: target }).unwrap(),
                 ),
                 _ => (
                     TodoDeleted::NAME,
-                    TodoDeleted {
+                    serde_json::to_value(TodoDeleted {
                         id: target,
                         deleted_at: id as i64,
-                    }
-                    .to_args(),
+                    })
+                    .unwrap(),
                 ),
             }
         };
         let session = self.nodes[index].sessions[which].clone();
-        match session.commit(name, &args) {
+        match session.commit_dynamic(name, &args) {
             Ok(seq) => {
                 self.note(format!(
                     "node {index} session {which}: commit {name} {args} as {seq}"

@@ -10,7 +10,8 @@
 use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
 
-use eventsync::schema::{EventDef, MaterializeContext, Schema, Statement};
+use eventsync::Event;
+use eventsync::schema::{MaterializeContext, Schema, Statement};
 
 /// The `todos` table. `created_seq` holds the creating event's global sequence number.
 pub const TODOS_DDL: &str = "CREATE TABLE todos (
@@ -25,21 +26,6 @@ pub const TODOS_DDL: &str = "CREATE TABLE todos (
 pub const UI_STATE_DDL: &str =
     "CREATE TABLE ui_state (id INTEGER PRIMARY KEY CHECK (id = 1), filter TEXT)";
 
-macro_rules! event_args {
-    ($type:ident, $name:literal) => {
-        impl $type {
-            /// The event's name.
-            pub const NAME: &str = $name;
-
-            /// These args as the event's JSON args.
-            pub fn to_args(&self) -> serde_json::Value {
-                // Serializing a struct of strings and integers cannot fail.
-                serde_json::to_value(self).unwrap_or_default()
-            }
-        }
-    };
-}
-
 /// `v1.TodoCreated`: a new todo. A second creation with the same id is ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -49,7 +35,9 @@ pub struct TodoCreated {
     /// Its text.
     pub text: String,
 }
-event_args!(TodoCreated, "v1.TodoCreated");
+impl Event for TodoCreated {
+    const NAME: &'static str = "v1.TodoCreated";
+}
 
 /// `v1.TodoCompleted`: marks a todo done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,7 +46,9 @@ pub struct TodoCompleted {
     /// The todo's id.
     pub id: String,
 }
-event_args!(TodoCompleted, "v1.TodoCompleted");
+impl Event for TodoCompleted {
+    const NAME: &'static str = "v1.TodoCompleted";
+}
 
 /// `v1.TodoUncompleted`: marks a todo not done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +57,9 @@ pub struct TodoUncompleted {
     /// The todo's id.
     pub id: String,
 }
-event_args!(TodoUncompleted, "v1.TodoUncompleted");
+impl Event for TodoUncompleted {
+    const NAME: &'static str = "v1.TodoUncompleted";
+}
 
 /// `v1.TodoRenamed`: changes a todo's text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,7 +70,9 @@ pub struct TodoRenamed {
     /// Its new text.
     pub text: String,
 }
-event_args!(TodoRenamed, "v1.TodoRenamed");
+impl Event for TodoRenamed {
+    const NAME: &'static str = "v1.TodoRenamed";
+}
 
 /// `v1.TodoDeleted`: soft-deletes a todo (the first deletion's time is kept).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,7 +84,9 @@ pub struct TodoDeleted {
     /// never read the clock).
     pub deleted_at: i64,
 }
-event_args!(TodoDeleted, "v1.TodoDeleted");
+impl Event for TodoDeleted {
+    const NAME: &'static str = "v1.TodoDeleted";
+}
 
 /// Which todos the UI shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +117,10 @@ pub struct UiStateSet {
     /// The filter.
     pub filter: TodoFilter,
 }
-event_args!(UiStateSet, "v1.UiStateSet");
+impl Event for UiStateSet {
+    const NAME: &'static str = "v1.UiStateSet";
+    const CLIENT_ONLY: bool = true;
+}
 
 /// A todo as `todo list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,65 +153,47 @@ pub fn todo_schema() -> Schema {
     Schema::builder()
         .table("todos", TODOS_DDL)
         .table("ui_state", UI_STATE_DDL)
-        .event(
-            EventDef::synced(TodoCreated::NAME),
-            |args: TodoCreated, ctx: &MaterializeContext<'_>| {
-                let created_seq = i64::try_from(ctx.event().seq.global).map_err(|_| {
-                    eventsync::schema::MaterializerError::new("sequence number exceeds i64")
-                })?;
-                Ok(vec![Statement::new(
-                    "INSERT INTO todos (id, text, completed, deleted_at, created_seq) \
+        .event(|args: TodoCreated, ctx: &MaterializeContext<'_>| {
+            let created_seq = i64::try_from(ctx.event().seq.global).map_err(|_| {
+                eventsync::schema::MaterializerError::new("sequence number exceeds i64")
+            })?;
+            Ok(vec![Statement::new(
+                "INSERT INTO todos (id, text, completed, deleted_at, created_seq) \
                      VALUES (?1, ?2, 0, NULL, ?3) ON CONFLICT (id) DO NOTHING",
-                    vec![args.id.into(), args.text.into(), created_seq.into()],
-                )])
-            },
-        )
-        .event(
-            EventDef::synced(TodoCompleted::NAME),
-            |args: TodoCompleted, _: &MaterializeContext<'_>| {
-                Ok(vec![Statement::new(
-                    "UPDATE todos SET completed = 1 WHERE id = ?1",
-                    vec![args.id.into()],
-                )])
-            },
-        )
-        .event(
-            EventDef::synced(TodoUncompleted::NAME),
-            |args: TodoUncompleted, _: &MaterializeContext<'_>| {
-                Ok(vec![Statement::new(
-                    "UPDATE todos SET completed = 0 WHERE id = ?1",
-                    vec![args.id.into()],
-                )])
-            },
-        )
-        .event(
-            EventDef::synced(TodoRenamed::NAME),
-            |args: TodoRenamed, _: &MaterializeContext<'_>| {
-                Ok(vec![Statement::new(
-                    "UPDATE todos SET text = ?2 WHERE id = ?1",
-                    vec![args.id.into(), args.text.into()],
-                )])
-            },
-        )
-        .event(
-            EventDef::synced(TodoDeleted::NAME),
-            |args: TodoDeleted, _: &MaterializeContext<'_>| {
-                Ok(vec![Statement::new(
-                    "UPDATE todos SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
-                    vec![args.id.into(), args.deleted_at.into()],
-                )])
-            },
-        )
-        .event(
-            EventDef::client_only(UiStateSet::NAME),
-            |args: UiStateSet, _: &MaterializeContext<'_>| {
-                Ok(vec![Statement::new(
-                    "INSERT INTO ui_state (id, filter) VALUES (1, ?1) \
+                vec![args.id.into(), args.text.into(), created_seq.into()],
+            )])
+        })
+        .event(|args: TodoCompleted, _: &MaterializeContext<'_>| {
+            Ok(vec![Statement::new(
+                "UPDATE todos SET completed = 1 WHERE id = ?1",
+                vec![args.id.into()],
+            )])
+        })
+        .event(|args: TodoUncompleted, _: &MaterializeContext<'_>| {
+            Ok(vec![Statement::new(
+                "UPDATE todos SET completed = 0 WHERE id = ?1",
+                vec![args.id.into()],
+            )])
+        })
+        .event(|args: TodoRenamed, _: &MaterializeContext<'_>| {
+            Ok(vec![Statement::new(
+                "UPDATE todos SET text = ?2 WHERE id = ?1",
+                vec![args.id.into(), args.text.into()],
+            )])
+        })
+        .event(|args: TodoDeleted, _: &MaterializeContext<'_>| {
+            Ok(vec![Statement::new(
+                "UPDATE todos SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+                vec![args.id.into(), args.deleted_at.into()],
+            )])
+        })
+        .event(|args: UiStateSet, _: &MaterializeContext<'_>| {
+            Ok(vec![Statement::new(
+                "INSERT INTO ui_state (id, filter) VALUES (1, ?1) \
                      ON CONFLICT (id) DO UPDATE SET filter = excluded.filter",
-                    vec![Value::from(args.filter.as_str().to_string())],
-                )])
-            },
-        )
+                vec![Value::from(args.filter.as_str().to_string())],
+            )])
+        })
         .build()
         // The schema is a constant, checked by the tests below.
         .expect("the todo schema is valid")
@@ -273,16 +254,16 @@ mod tests {
 
     #[test]
     fn test_args_serialize_camel_case() {
-        let args = TodoDeleted {
+        let args = serde_json::to_value(TodoDeleted {
             id: "a".into(),
             deleted_at: 5,
-        }
-        .to_args();
+        })
+        .unwrap();
         assert_eq!(args, json!({"id": "a", "deletedAt": 5}));
-        let args = UiStateSet {
+        let args = serde_json::to_value(UiStateSet {
             filter: TodoFilter::Active,
-        }
-        .to_args();
+        })
+        .unwrap();
         assert_eq!(args, json!({"filter": "active"}));
     }
 
