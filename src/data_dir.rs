@@ -20,40 +20,35 @@ use tokio::time::Instant;
 use crate::error::{Error, ErrorKind, Result};
 
 /// The file in a data dir that keeps the generated client id.
-pub const CLIENT_ID_FILE: &str = "client-id";
+pub(crate) const CLIENT_ID_FILE: &str = "client-id";
 /// The lock file in a store's folder.
-pub const LOCK_FILE: &str = "lock";
+pub(crate) const LOCK_FILE: &str = "lock";
 /// The read model's database in a store's folder.
-pub const STATE_DB: &str = "state.db";
+pub(crate) const STATE_DB: &str = "state.db";
 /// The eventlog's database in a store's folder.
-pub const EVENTLOG_DB: &str = "eventlog.db";
+pub(crate) const EVENTLOG_DB: &str = "eventlog.db";
 
 /// The folder of one store in a data dir: `{data_dir}/{store_id}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreDir {
+pub(crate) struct StoreDir {
     path: PathBuf,
 }
 
 impl StoreDir {
     /// The folder of store `store_id` in `data_dir` (nothing is created yet).
-    pub fn new(data_dir: &Path, store_id: &str) -> StoreDir {
+    pub(crate) fn new(data_dir: &Path, store_id: &str) -> StoreDir {
         StoreDir {
             path: data_dir.join(store_id),
         }
     }
 
-    /// The folder itself.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// `{store}/state.db`.
-    pub fn state_db(&self) -> PathBuf {
+    pub(crate) fn state_db(&self) -> PathBuf {
         self.path.join(STATE_DB)
     }
 
     /// `{store}/eventlog.db`.
-    pub fn eventlog_db(&self) -> PathBuf {
+    pub(crate) fn eventlog_db(&self) -> PathBuf {
         self.path.join(EVENTLOG_DB)
     }
 

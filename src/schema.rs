@@ -172,6 +172,23 @@ pub struct SchemaBuilder {
     unknown_events: UnknownEventPolicy,
 }
 
+impl fmt::Debug for SchemaBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SchemaBuilder")
+            .field("tables", &self.tables)
+            .field(
+                "events",
+                &self
+                    .events
+                    .iter()
+                    .map(|entry| &entry.def)
+                    .collect::<Vec<_>>(),
+            )
+            .field("unknown_events", &self.unknown_events)
+            .finish()
+    }
+}
+
 impl SchemaBuilder {
     /// Declares a user table. `ddl` is its `CREATE TABLE` statement, optionally followed by
     /// `CREATE INDEX` statements. The table needs a primary key: SQLite sessions (used to

@@ -32,7 +32,7 @@ use crate::seq::EventSeq;
 use crate::sync_state::{LocalPush, MergeOptions, MergeResult, Payload, SyncState, merge};
 
 /// A value bound to an SQL parameter.
-pub type SqlValue = rusqlite::types::Value;
+pub(crate) type SqlValue = rusqlite::types::Value;
 
 /// One client session. Cheap to clone; all clones share the session.
 ///
@@ -42,6 +42,17 @@ pub type SqlValue = rusqlite::types::Value;
 pub struct ClientSession {
     inner: Arc<SessionInner>,
     _handle: Arc<HandleGuard>,
+}
+
+/// Names the session; the read model and its pending events are behind a lock, so they are
+/// left out (see [`ClientSession::sync_status`]).
+impl std::fmt::Debug for ClientSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSession")
+            .field("client_id", &self.inner.client_id)
+            .field("session_id", &self.inner.session_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Tells the session's task when the last user handle is gone.
@@ -514,6 +525,14 @@ impl SessionCore {
 /// A stream of query results, from [`ClientSession::subscribe`].
 pub struct Subscription<T> {
     receiver: mpsc::UnboundedReceiver<Result<Vec<T>>>,
+}
+
+impl<T> std::fmt::Debug for Subscription<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("closed", &self.receiver.is_closed())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T> futures::Stream for Subscription<T> {

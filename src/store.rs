@@ -33,6 +33,21 @@ pub struct StoreBuilder {
     entropy: Entropy,
 }
 
+/// Shows the settings, not the schema's materializers; the backend as its own `Debug` (which
+/// never shows credentials).
+impl std::fmt::Debug for StoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreBuilder")
+            .field("backend", &self.backend)
+            .field("store_id", &self.store_id)
+            .field("data_dir", &self.data_dir)
+            .field("client_id", &self.client_id)
+            .field("offline", &self.offline)
+            .field("tuning", &self.tuning)
+            .finish_non_exhaustive()
+    }
+}
+
 impl StoreBuilder {
     /// The backend every client of this store syncs through.
     pub fn with_backend(mut self, backend: Arc<dyn SyncBackend>) -> Self {
@@ -161,6 +176,16 @@ pub struct Store {
     inner: Arc<StoreInner>,
 }
 
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("store_id", &self.inner.store_id)
+            .field("client_id", &self.inner.client_id)
+            .field("backend", &self.inner.backend)
+            .finish_non_exhaustive()
+    }
+}
+
 struct StoreInner {
     schema: Arc<Schema>,
     store_id: String,
@@ -236,6 +261,11 @@ impl Store {
     }
 
     /// Every event of this leader's eventlog, ascending (client-only events included).
+    ///
+    /// For tests and audits, hidden from the docs: not a stable API. (Hidden rather than
+    /// behind a `testing` feature: the crate's own integration tests use it, and a package
+    /// cannot enable its own feature for its tests without making `cargo test` skip them.)
+    #[doc(hidden)]
     pub async fn eventlog(&self) -> Result<Vec<EncodedEvent>> {
         self.ask(|reply| Command::Events { reply }).await?
     }
@@ -243,7 +273,8 @@ impl Store {
     /// Runs a read query on the leader's state tables; rows as JSON objects. For audits and
     /// tests: applications read through sessions. Refuses, like [`ClientSession::query`],
     /// anything but one statement that reads: a write here would change `state.db` behind
-    /// the eventlog.
+    /// the eventlog. Hidden from the docs like [`Store::eventlog`]: not a stable API.
+    #[doc(hidden)]
     pub async fn query_leader(&self, sql: &str) -> Result<Vec<serde_json::Value>> {
         let sql = sql.to_owned();
         self.ask(|reply| Command::Query { sql, reply }).await?
@@ -300,7 +331,9 @@ impl Store {
     /// Stops the leader at once, as if the process had been killed: nothing queued is
     /// processed or drained, the leader's task is cancelled at whatever it was awaiting, and
     /// its files stay as they are. A push already sent may still land. For crash tests and
-    /// simulations; applications call [`shutdown`](Self::shutdown).
+    /// simulations; applications call [`shutdown`](Self::shutdown). Hidden from the docs
+    /// like [`Store::eventlog`]: not a stable API.
+    #[doc(hidden)]
     pub async fn abort(self) {
         if let Some(task) = self.inner.task.lock().await.take() {
             task.abort();

@@ -668,7 +668,7 @@ async fn test_unsafe_store_and_client_ids_are_refused_before_touching_disk() {
             .with_store_id(id.clone())
             .open()
             .await;
-        let error = store.err().expect("an unsafe store id must be refused");
+        let error = store.expect_err("an unsafe store id must be refused");
         assert_eq!(error.kind(), ErrorKind::Invalid, "{error}");
         assert!(error.to_string().contains(&shown), "{error}");
         assert!(!error.to_string().contains('\0'), "{error}");

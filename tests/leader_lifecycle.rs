@@ -51,9 +51,7 @@ async fn test_second_leader_on_the_same_data_dir_waits_then_fails_clearly() {
         })
         .open()
         .await;
-    let error = second
-        .err()
-        .expect("a second leader on the same files is refused");
+    let error = second.expect_err("a second leader on the same files is refused");
     assert_eq!(error.kind(), ErrorKind::Unavailable);
     assert!(
         error.to_string().contains("another eventsync process"),
@@ -215,7 +213,7 @@ async fn test_wiped_backend_resets_by_default_and_can_shut_down_instead() {
     let wiped = Arc::new(InMemory::new());
     let refused =
         open_with_policy(&schema, dir.path(), &wiped, OnBackendIdMismatch::Shutdown).await;
-    let error = refused.err().expect("shutdown policy refuses to open");
+    let error = refused.expect_err("shutdown policy refuses to open");
     assert_eq!(error.kind(), ErrorKind::Closed);
     assert!(error.to_string().contains("wiped and recreated"), "{error}");
 

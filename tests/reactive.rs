@@ -18,7 +18,7 @@ use support::{memory_backend, open_store, wait_until};
 
 /// The next result, or `None` when none comes within 300 ms of virtual time (the leader
 /// polls every 5 to 50 ms, so that is several rounds of everything it does).
-async fn next(subscription: &mut eventsync::session::Subscription<Todo>) -> Option<Vec<Todo>> {
+async fn next(subscription: &mut eventsync::Subscription<Todo>) -> Option<Vec<Todo>> {
     match tokio::time::timeout(Duration::from_millis(300), subscription.next()).await {
         Ok(item) => Some(item.expect("stream open").expect("query runs")),
         Err(_) => None,

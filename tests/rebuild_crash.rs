@@ -250,8 +250,7 @@ async fn test_rebuild_interrupted_by_a_failing_materializer_is_redone_at_next_bo
     }));
     let error = open_offline(&failing, &prepared.dir_a())
         .await
-        .err()
-        .expect("the rebuild fails at the first pending event");
+        .expect_err("the rebuild fails at the first pending event");
     assert!(error.to_string().contains("interrupted rebuild"), "{error}");
     check_recovery(&prepared).await;
 }

@@ -349,8 +349,7 @@ async fn shutdown_stops_keeping_local_data(bucket: Bucket) {
 
     let refused = try_open(&bucket, data.path(), OnBackendIdMismatch::Shutdown)
         .await
-        .err()
-        .expect("an open refuses the same way");
+        .expect_err("an open refuses the same way");
     assert_eq!(refused.kind(), ErrorKind::Closed);
     assert!(refused.to_string().contains(&new_id), "{refused}");
     assert_fresh_client_reads(&bucket, &[]).await;

@@ -8,8 +8,11 @@ use crate::{BackendError, GlobalEvent, GlobalSeq};
 /// Whether more events are known to follow a pulled page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PageInfo {
-    /// More events follow; `remaining` is how many, when the backend knows.
-    More { remaining: Option<u64> },
+    /// More events follow.
+    More {
+        /// How many, when the backend knows.
+        remaining: Option<u64>,
+    },
     /// The page reached the backend's head as it was when the page was read.
     NoMore,
 }

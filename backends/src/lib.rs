@@ -27,6 +27,8 @@
 //! This crate knows nothing of SQLite, sessions or the leader: the root crate talks to it
 //! only through [`SyncBackend`].
 
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
 mod backend;
 pub mod conformance;
 pub mod duration;
@@ -42,6 +44,9 @@ pub mod s3;
 pub mod segment;
 pub mod segment_log;
 pub mod store_id;
+
+/// The object store crate a [`SegmentLog`] runs over: use this one, so the versions match.
+pub use object_store;
 
 pub use backend::{BackendInfo, Capabilities, PageInfo, PullPage, PullStream, SyncBackend};
 pub use entropy::Entropy;

@@ -344,17 +344,18 @@ impl Config {
     }
 
     /// This client's id: the configured one, else the one kept in `<data_dir>/client-id`
-    /// (see [`kept_client_id`](eventsync::data_dir::kept_client_id)), generated randomly and
+    /// (see [`kept_client_id`](eventsync::kept_client_id)), generated randomly and
     /// written there on first use. Call [`ensure_data_dir`](Self::ensure_data_dir) first.
     pub fn client_id(&self) -> Result<String, ConfigError> {
         if let Some(id) = &self.client_id {
             return Ok(id.clone());
         }
-        eventsync::data_dir::kept_client_id(&self.data_dir, &eventsync_backends::Entropy::from_os())
-            .map_err(|error| ConfigError::DataDir {
+        eventsync::kept_client_id(&self.data_dir, &eventsync_backends::Entropy::from_os()).map_err(
+            |error| ConfigError::DataDir {
                 path: self.data_dir.clone(),
                 message: error.to_string(),
-            })
+            },
+        )
     }
 }
 

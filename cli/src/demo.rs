@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use super::todo::{list, now_millis};
 use super::{backend, context, out};
 use crate::config::{Config, Origin, generate_id};
-use eventsync::event::canonical_args;
+use eventsync::canonical_args;
 use eventsync::schema::Schema;
 use eventsync::{ClientSession, Event};
 use eventsync::{Error, ErrorKind, Result};

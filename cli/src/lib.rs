@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use eventsync_backends::{GlobalEvent, SyncBackend};
 
 use crate::config::{Config, ConfigOverrides};
-use eventsync::store::Store;
+use eventsync::Store;
 use eventsync::{Error, Result};
 
 /// `eventsync`: a local-first event store that syncs through an object store.

@@ -5,7 +5,7 @@ use clap::Args;
 use super::{backend, out, with_store};
 use crate::config::Config;
 use eventsync::Result;
-use eventsync::store::Store;
+use eventsync::Store;
 
 /// Arguments of `status`.
 #[derive(Debug, Args)]

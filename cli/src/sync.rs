@@ -6,7 +6,7 @@ use futures::StreamExt;
 
 use super::{backend, ctrl_c, event_line, out, with_store};
 use crate::config::Config;
-use eventsync::store::Store;
+use eventsync::Store;
 use eventsync::{Error, Result};
 use eventsync_backends::GlobalSeq;
 

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use super::{context, out, with_store};
 use crate::config::{Config, generate_id};
 use eventsync::ClientSession;
-use eventsync::store::Store;
+use eventsync::Store;
 use eventsync::{Error, Result};
 use eventsync_todo::{
     Todo, TodoCompleted, TodoCreated, TodoDeleted, TodoUncompleted, list_todos_sql,

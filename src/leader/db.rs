@@ -26,7 +26,7 @@ const UNKNOWN_EVENT_HASH: &str = "unknown";
 
 /// Errors of the leader's databases.
 #[derive(Debug, thiserror::Error)]
-pub enum DbError {
+pub(crate) enum DbError {
     /// SQLite failed on one of the files.
     #[error("{file}: {source}")]
     Sqlite {

@@ -63,6 +63,15 @@ pub struct MaterializeContext<'a> {
     pub(crate) def: &'a EventDef,
 }
 
+impl std::fmt::Debug for MaterializeContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaterializeContext")
+            .field("event", &self.event)
+            .field("def", &self.def)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> MaterializeContext<'a> {
     /// A context for materializing `event` (defined by `def`) against `conn`.
     pub(crate) fn new(

@@ -59,12 +59,20 @@ impl SyncState {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     /// New events committed downstream of this node.
-    LocalPush { new_events: Vec<EncodedEvent> },
+    LocalPush {
+        /// The events, numbered after the local head.
+        new_events: Vec<EncodedEvent>,
+    },
     /// Upstream appended events.
-    UpstreamAdvance { new_events: Vec<EncodedEvent> },
+    UpstreamAdvance {
+        /// The appended events, ascending.
+        new_events: Vec<EncodedEvent>,
+    },
     /// Upstream itself rebased: roll back `rollback_events`, then apply `new_events`.
     UpstreamRebase {
+        /// Upstream's events that are no longer in its log, ascending.
         rollback_events: Vec<EncodedEvent>,
+        /// Upstream's events that replace them, ascending.
         new_events: Vec<EncodedEvent>,
     },
 }
@@ -86,18 +94,28 @@ impl Payload {
 pub enum MergeResult {
     /// Events appended; nothing rolled back.
     Advance {
+        /// The state after the merge.
         new_state: SyncState,
+        /// The events to materialize, ascending.
         new_events: Vec<EncodedEvent>,
+        /// Pending events that upstream confirmed (now no longer pending).
         confirmed_events: Vec<EncodedEvent>,
     },
     /// Pending events rolled back and replayed (renumbered) on a new head.
     Rebase {
+        /// The state after the merge.
         new_state: SyncState,
+        /// The events to materialize after the rollback: upstream's, then the replayed
+        /// pending ones, ascending.
         new_events: Vec<EncodedEvent>,
+        /// The events to roll back, ascending (undone newest first).
         rollback_events: Vec<EncodedEvent>,
     },
     /// A local push that does not extend the local head.
-    Reject { expected_minimum_id: EventSeq },
+    Reject {
+        /// The lowest number the push's first event could have had.
+        expected_minimum_id: EventSeq,
+    },
 }
 
 impl MergeResult {
@@ -225,9 +243,15 @@ fn local_push(
 #[derive(Debug, Clone, PartialEq)]
 pub enum LocalPush {
     /// Appended; the state was updated in place.
-    Advance { new_events: Vec<EncodedEvent> },
+    Advance {
+        /// The appended events.
+        new_events: Vec<EncodedEvent>,
+    },
     /// Not after the local head; the state is unchanged.
-    Reject { expected_minimum_id: EventSeq },
+    Reject {
+        /// The lowest number the push's first event could have had.
+        expected_minimum_id: EventSeq,
+    },
 }
 
 impl SyncState {

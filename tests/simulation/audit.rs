@@ -11,7 +11,7 @@ use eventsync::Event;
 use std::collections::BTreeMap;
 
 use eventsync::backends::{GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend};
-use eventsync::event::canonical_args;
+use eventsync::canonical_args;
 use eventsync::materialize::{Record, apply_event};
 use eventsync::schema::Schema;
 use eventsync::{EncodedEvent, EventSeq};

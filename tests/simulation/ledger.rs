@@ -11,7 +11,7 @@ use eventsync::Event;
 use std::collections::BTreeMap;
 
 use eventsync::EncodedEvent;
-use eventsync::event::canonical_args;
+use eventsync::canonical_args;
 use serde_json::Value;
 
 /// What the ledger knows of a commit's fate.
