@@ -4,6 +4,8 @@
 //! # Layout
 //!
 //! - [`SyncBackend`] (`backend.rs`): the contract every backend keeps.
+//! - [`SyncBackendExt`] (`ext.rs`): what callers build on the trait, written once: read the
+//!   whole log and check it is gapless.
 //! - [`event`]: [`GlobalEvent`], the wire event, with LiveStore's JSON field names.
 //! - [`error`]: [`BackendError`], typed so callers can tell "retry" from "fix the input".
 //! - [`segment`]: the segment byte format (documented byte by byte in `docs/FORMAT.md`).
@@ -15,14 +17,15 @@
 //! - [`store_id`]: the rules of a store id, a safe key segment and folder name.
 //! - [`open`]: a backend from a URL (`memory://`, `file://`, `s3://`) and options; [`s3`]:
 //!   the S3 settings and client; [`redact`]: keeping credentials out of output.
-//! - [`probe`]: the capability probe that refuses stores that ignore preconditions.
-//! - [`fault`]: [`FaultStore`](fault::FaultStore), an object store wrapper that injects
-//!   seeded faults (latency, 503s, ambiguous writes, lost replies) for the conformance suite
-//!   and the simulation, and [`CheckThenWriteStore`](fault::CheckThenWriteStore), whose
-//!   creates are a check then a write (right one at a time, wrong under a race).
-//! - [`conformance`]: checks every backend must pass, run by each backend's tests. It is
-//!   always compiled (it is small and needs nothing extra), so the root crate's tests and
-//!   any out-of-tree backend can run it too.
+//! - [`probe`](mod@probe): the capability probe that refuses stores that ignore preconditions.
+//! - `fault` and `conformance`: test support, built only for this crate's tests and under
+//!   the `testing` feature (not a stable API; the root crate and the CLI enable it in their
+//!   dev-dependencies only, as object_store gates its `integration` suite). `fault` holds
+//!   `FaultStore`, an object store wrapper that injects seeded faults (latency, 503s,
+//!   ambiguous writes, lost replies), and `CheckThenWriteStore`, whose creates are a check
+//!   then a write (right one at a time, wrong under a race); `conformance` the checks every
+//!   backend must pass, run by each backend's tests, the root crate's and any out-of-tree
+//!   backend's.
 //!
 //! This crate knows nothing of SQLite, sessions or the leader: the root crate talks to it
 //! only through [`SyncBackend`].
@@ -30,11 +33,14 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod backend;
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod duration;
 pub mod entropy;
 pub mod error;
 pub mod event;
+mod ext;
+#[cfg(any(test, feature = "testing"))]
 pub mod fault;
 pub mod open;
 pub mod paths;
@@ -52,6 +58,7 @@ pub use backend::{BackendInfo, Capabilities, PageInfo, PullPage, PullStream, Syn
 pub use entropy::Entropy;
 pub use error::BackendError;
 pub use event::{GlobalEvent, GlobalSeq};
+pub use ext::{GapError, ReadAllError, SyncBackendExt, check_gapless};
 pub use open::{OpenOptions, open_backend, open_object_store};
 pub use probe::{ProbeCheck, ProbeOptions, ProbeReport, probe, probe_url, probe_with};
 pub use redact::redact_url;

@@ -10,13 +10,14 @@
 use eventsync::Event;
 use std::collections::BTreeMap;
 
-use eventsync::backends::{GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend};
+use eventsync::backends::{
+    GlobalEvent, GlobalSeq, ReadAllError, SegmentLog, SegmentLogConfig, SyncBackendExt,
+};
 use eventsync::canonical_args;
 use eventsync::materialize::{Record, apply_event};
 use eventsync::schema::Schema;
 use eventsync::{EncodedEvent, EventSeq};
 use eventsync_todo::UiStateSet;
-use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path as StorePath;
 use serde_json::{Value, json};
@@ -119,33 +120,16 @@ async fn read_backend(world: &World) -> Result<Vec<GlobalEvent>, String> {
         SegmentLogConfig::default(),
     )
     .map_err(|error| format!("auditor: cannot make a clean client: {error}"))?;
-    let mut pages = clean
-        .pull(GlobalSeq::ZERO, false)
-        .await
-        .map_err(|error| format!("auditor: pull from the backend failed: {error}"))?;
-    let mut events = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|error| format!("auditor: pull failed after e{}: {error}", events.len()))?;
-        events.extend(page.events);
-    }
-    Ok(events)
+    clean.read_all_checked().await.map_err(|error| match error {
+        ReadAllError::Gap(gap) => format!("backend log: not one gapless chain: {gap}"),
+        ReadAllError::Backend(error) => format!("auditor: pull from the backend failed: {error}"),
+    })
 }
 
-/// One gapless chain `e1..en`, each the parent of the next (the hash chain is checked by
-/// the segment reader: a break is a pull error), without a client-only event.
+/// No client-only event in the backend log. (That the log is one gapless chain `e1..en` is
+/// checked as it is read, by `read_all_checked`; the hash chain by the segment reader.)
 fn check_chain(schema: &Schema, log: &[GlobalEvent], violations: &mut Vec<String>) {
-    for (index, event) in log.iter().enumerate() {
-        let expected = index as u64 + 1;
-        if event.seq_num.0 != expected || event.parent_seq_num.0 != expected - 1 {
-            violations.push(format!(
-                "backend log: event {index} is {} with parent {}; expected e{expected} with parent e{}",
-                event.seq_num,
-                event.parent_seq_num,
-                expected - 1
-            ));
-            return;
-        }
+    for event in log {
         if is_client_only(schema, &event.name) {
             violations.push(format!(
                 "backend log: client-only event {} {} {} from {}/{} reached the backend",

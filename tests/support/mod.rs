@@ -9,13 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventsync::backends::{
-    BackendError, BackendInfo, GlobalEvent, GlobalSeq, PageInfo, PullStream, SegmentLog,
-    SegmentLogConfig, SyncBackend,
+    BackendError, BackendInfo, GlobalEvent, GlobalSeq, PullStream, SegmentLog, SegmentLogConfig,
+    SyncBackend, SyncBackendExt,
 };
 use eventsync::materialize::{Record, apply_event};
 use eventsync::schema::Schema;
 use eventsync::{EncodedEvent, Store, Tuning};
-use futures::StreamExt;
 use object_store::memory::InMemory;
 use serde_json::Value;
 
@@ -121,37 +120,12 @@ impl SyncBackend for GatedBackend {
     }
 }
 
-/// Every event of the backend, read with a non-live pull.
+/// Every event of the backend, read with a non-live pull and checked to be one gapless
+/// chain `e1..en` ([`SyncBackendExt::read_all_checked`]); panics otherwise.
 pub async fn backend_log(backend: &Arc<dyn SyncBackend>) -> Vec<GlobalEvent> {
-    let mut pages = backend
-        .pull(GlobalSeq::ZERO, false)
-        .await
-        .expect("pull starts");
-    let mut events = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.expect("a good page");
-        events.extend(page.events);
-        if page.page_info == PageInfo::NoMore {
-            break;
-        }
-    }
-    events
-}
-
-/// Asserts the log is e1..en with each parent = seq - 1.
-pub fn assert_gapless(log: &[GlobalEvent]) {
-    for (index, event) in log.iter().enumerate() {
-        assert_eq!(
-            event.seq_num,
-            GlobalSeq(index as u64 + 1),
-            "gap at position {index}"
-        );
-        assert_eq!(
-            event.parent_seq_num,
-            GlobalSeq(index as u64),
-            "broken parent at {}",
-            event.seq_num
-        );
+    match backend.read_all_checked().await {
+        Ok(events) => events,
+        Err(error) => panic!("the backend log: {error}"),
     }
 }
 

@@ -32,7 +32,9 @@ use object_store::path::Path;
 
 use crate::probe::ProbeOptions;
 use crate::segment_log::{SegmentLog, SegmentLogConfig};
-use crate::{BackendError, GlobalEvent, GlobalSeq, PullPage, SyncBackend};
+use crate::{
+    BackendError, GlobalEvent, GlobalSeq, PullPage, SyncBackend, SyncBackendExt, check_gapless,
+};
 
 /// One object store location the suite may create stores in, and how hard to push it.
 pub struct Fixture {
@@ -202,16 +204,19 @@ pub async fn push_in_batches(backend: &dyn SyncBackend, events: &[GlobalEvent], 
     }
 }
 
-/// Asserts that `events` are `e1, e2, ...` with parents `e0, e1, ...`: one gapless chain.
+/// Asserts that `events` are `first, first + 1, ...`, each the parent of the next: one
+/// gapless chain ([`check_gapless`]).
 pub fn assert_gapless_from(first: GlobalSeq, events: &[GlobalEvent]) {
-    for (i, event) in events.iter().enumerate() {
-        let expected = GlobalSeq(first.0 + i as u64);
-        assert_eq!(event.seq_num, expected, "event {i} is misnumbered");
-        assert_eq!(
-            event.parent_seq_num,
-            GlobalSeq(expected.0 - 1),
-            "event {i} has the wrong parent"
-        );
+    if let Err(gap) = check_gapless(first, events) {
+        panic!("not one gapless chain from {first}: {gap}");
+    }
+}
+
+/// The whole log, checked gapless ([`SyncBackendExt::read_all_checked`]); panics on any error.
+pub async fn read_all(backend: &dyn SyncBackend) -> Vec<GlobalEvent> {
+    match backend.read_all_checked().await {
+        Ok(events) => events,
+        Err(error) => panic!("reading the whole log failed: {error}"),
     }
 }
 
