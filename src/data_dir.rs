@@ -14,7 +14,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use eventsync_backends::Entropy;
+use eventsync_backends::{Entropy, StoreId};
 use tokio::time::Instant;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -36,9 +36,9 @@ pub(crate) struct StoreDir {
 
 impl StoreDir {
     /// The folder of store `store_id` in `data_dir` (nothing is created yet).
-    pub(crate) fn new(data_dir: &Path, store_id: &str) -> StoreDir {
+    pub(crate) fn new(data_dir: &Path, store_id: &StoreId) -> StoreDir {
         StoreDir {
-            path: data_dir.join(store_id),
+            path: data_dir.join(store_id.as_str()),
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use eventsync_backends::{Entropy, GlobalSeq, SyncBackend};
+use eventsync_backends::{Entropy, GlobalSeq, StoreId, SyncBackend};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -54,7 +54,8 @@ impl StoreBuilder {
         self.backend = Some(backend);
         self
     }
-    /// The store id (default `default`).
+    /// The store id (default `default`). Checked as a [`StoreId`] when the store opens: an
+    /// id that is not one safe key segment and folder name fails `open` with `Invalid`.
     pub fn with_store_id(mut self, store_id: impl Into<String>) -> Self {
         self.store_id = store_id.into();
         self
@@ -93,7 +94,7 @@ impl StoreBuilder {
     /// [`OnBackendIdMismatch`](crate::OnBackendIdMismatch)); an unreachable backend does not stop the open, the leader
     /// keeps retrying in the background.
     pub async fn open(self) -> Result<Store> {
-        eventsync_backends::store_id::validate_store_id(&self.store_id).map_err(Error::from)?;
+        let store_id = StoreId::new(self.store_id.as_str()).map_err(Error::from)?;
         let backend = match (self.offline, self.backend) {
             (true, _) => None,
             (false, Some(backend)) => Some(backend),
@@ -103,7 +104,7 @@ impl StoreBuilder {
                 ));
             }
         };
-        let dir = StoreDir::new(&self.data_dir, &self.store_id);
+        let dir = StoreDir::new(&self.data_dir, &store_id);
         dir.create()?;
         let lock = dir.lock(self.tuning.lock_timeout).await?;
         let client_id = match self.client_id {

@@ -18,7 +18,7 @@ pub enum ReadAllError {
 
 /// An event out of place in a log that should be one gapless chain (see [`check_gapless`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("event {position} of the log is {seq} with parent {parent}; expected {expected} with parent e{}", expected.0 - 1)]
+#[error("event {position} of the log is {seq} with parent {parent}; expected {expected} with parent e{}", expected.0.saturating_sub(1))]
 pub struct GapError {
     /// Its index in the events checked.
     pub position: usize,
@@ -35,8 +35,9 @@ pub struct GapError {
 /// `first` must be at least `e1`.
 pub fn check_gapless(first: GlobalSeq, events: &[GlobalEvent]) -> Result<(), GapError> {
     for (position, event) in events.iter().enumerate() {
-        let expected = GlobalSeq(first.0 + position as u64);
-        if event.seq_num != expected || event.parent_seq_num.0 + 1 != expected.0 {
+        // Saturating and checked: numbers near `u64::MAX` are refused, never a panic.
+        let expected = GlobalSeq(first.0.saturating_add(position as u64));
+        if event.seq_num != expected || event.parent_seq_num.0.checked_add(1) != Some(expected.0) {
             return Err(GapError {
                 position,
                 seq: event.seq_num,

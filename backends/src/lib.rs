@@ -64,4 +64,4 @@ pub use probe::{ProbeCheck, ProbeOptions, ProbeReport, probe, probe_url, probe_w
 pub use redact::redact_url;
 pub use s3::S3Options;
 pub use segment_log::{SegmentLog, SegmentLogConfig};
-pub use store_id::validate_store_id;
+pub use store_id::{StoreId, validate_store_id};

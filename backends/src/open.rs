@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::redact::redact_url;
 use crate::s3::{S3Options, open_s3};
 use crate::segment_log::{SegmentLog, SegmentLogConfig};
-use crate::store_id::validate_store_id;
+use crate::store_id::StoreId;
 use crate::{BackendError, SyncBackend};
 
 /// Everything [`open_backend`] needs besides the URL and the store id.
@@ -130,10 +130,15 @@ pub async fn open_backend(
     store_id: &str,
     options: &OpenOptions,
 ) -> Result<Arc<dyn SyncBackend>, BackendError> {
-    validate_store_id(store_id)?;
+    let store_id = StoreId::new(store_id)?;
     let (store, prefix, kind) = object_store_for(url, options)?;
-    let log = SegmentLog::new(store, prefix, store_id, options.segment_log.clone())?
-        .with_description(kind.name(), &redact_url(url));
+    let log = SegmentLog::new(
+        store,
+        prefix,
+        store_id.as_str(),
+        options.segment_log.clone(),
+    )?
+    .with_description(kind.name(), &redact_url(url));
     Ok(Arc::new(log))
 }
 

@@ -14,7 +14,7 @@
 //!
 //! Segment names are zero-padded to 20 digits (the width of `u64::MAX`) so that the
 //! lexicographic order of keys is their numeric order, as in Delta Lake's `_delta_log`.
-//! Store ids are validated before they get here (see `store_id::validate_store_id`), and backend
+//! Store ids arrive as a `StoreId`, validated when made (see `store_id`), and backend
 //! ids are [`BackendId`]s, so both are always a single, safe path segment.
 
 use std::fmt;
@@ -22,6 +22,7 @@ use std::fmt;
 use object_store::path::Path;
 
 use crate::GlobalSeq;
+use crate::store_id::StoreId;
 
 /// The name of the identity object inside a store's folder.
 pub const STORE_JSON: &str = "store.json";
@@ -92,10 +93,11 @@ pub struct StorePaths {
 }
 
 impl StorePaths {
-    /// The keys of store `store_id` under `prefix` (the root path when empty).
-    pub fn new(prefix: &Path, store_id: &str) -> StorePaths {
+    /// The keys of store `store_id` under `prefix` (the root path when empty). A [`StoreId`]
+    /// is one safe key segment, so the store's keys stay under `{prefix}/{store}`.
+    pub fn new(prefix: &Path, store_id: &StoreId) -> StorePaths {
         StorePaths {
-            root: prefix.clone().join(store_id),
+            root: prefix.clone().join(store_id.as_str()),
         }
     }
 
@@ -175,12 +177,12 @@ mod tests {
     }
 
     fn log() -> LogPaths {
-        StorePaths::new(&Path::from("p"), "s").log(&id("b1"))
+        StorePaths::new(&Path::from("p"), &StoreId::new("s").unwrap()).log(&id("b1"))
     }
 
     #[test]
     fn test_keys_follow_the_documented_layout() {
-        let paths = StorePaths::new(&Path::from("data/logs"), "todo-app");
+        let paths = StorePaths::new(&Path::from("data/logs"), &StoreId::new("todo-app").unwrap());
         assert_eq!(paths.store_json().as_ref(), "data/logs/todo-app/store.json");
         let log = paths.log(&id("0a1b"));
         assert_eq!(log.root().as_ref(), "data/logs/todo-app/0a1b");
@@ -192,7 +194,7 @@ mod tests {
 
     #[test]
     fn test_empty_prefix_puts_the_store_at_the_root() {
-        let paths = StorePaths::new(&Path::default(), "s");
+        let paths = StorePaths::new(&Path::default(), &StoreId::new("s").unwrap());
         assert_eq!(paths.store_json().as_ref(), "s/store.json");
         assert_eq!(
             paths.log(&id("b")).segment(GlobalSeq(1)).as_ref(),
@@ -202,7 +204,7 @@ mod tests {
 
     #[test]
     fn test_each_backend_id_has_its_own_segment_keys() {
-        let paths = StorePaths::new(&Path::from("p"), "s");
+        let paths = StorePaths::new(&Path::from("p"), &StoreId::new("s").unwrap());
         let (old, new) = (paths.log(&id("old")), paths.log(&id("new")));
         assert_ne!(old.segment(GlobalSeq(4)), new.segment(GlobalSeq(4)));
         assert_eq!(new.parse_segment(&old.segment(GlobalSeq(4))), None);

@@ -278,6 +278,20 @@ fn unencodable(message: String) -> SegmentError {
     SegmentError::Unencodable { message }
 }
 
+/// The most bytes a segment takes besides its events: the fixed header, the longest backend
+/// id and writer client id with the client id's length, and the trailer. A segment of events
+/// `E` is at most `MAX_OVERHEAD_LEN + sum(event_len(e))` bytes.
+pub const MAX_OVERHEAD_LEN: usize =
+    FIXED_HEADER_LEN + MAX_BACKEND_ID_LEN + 2 + MAX_CLIENT_ID_LEN + TRAILER_LEN;
+
+/// The bytes `event` takes in a segment: its length prefix and its JSON, exactly as
+/// [`encode`] writes it. A writer sizing a batch uses this, not a guess.
+pub fn event_len(event: &GlobalEvent) -> Result<usize, SegmentError> {
+    let json = serde_json::to_vec(event)
+        .map_err(|e| unencodable(format!("event {} does not serialize: {e}", event.seq_num)))?;
+    Ok(4 + json.len())
+}
+
 /// Encodes `events` (non-empty, contiguous, numbered from their first) as one segment.
 pub fn encode(
     writer: &SegmentWriter<'_>,

@@ -1,7 +1,61 @@
 //! The rules of a store id (and a client id, which follows the same ones): a single, safe
-//! object-key segment and folder name.
+//! object-key segment and folder name. [`StoreId`] is a store id that passed them; object
+//! keys ([`StorePaths`](crate::paths::StorePaths)) and the root crate's store folder are
+//! built only from one.
+
+use std::fmt;
 
 use crate::BackendError;
+
+/// A store id that is safe as one object-key segment and one folder name (the rules of
+/// [`validate_store_id`]). Checked once, when made: code that turns a store id into a key or
+/// a path takes this type, so an unchecked id cannot reach one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct StoreId(String);
+
+impl StoreId {
+    /// Checks `id` and wraps it; fails with [`BackendError::Invalid`] naming the id (quoted,
+    /// escaped and cut, see [`quote_id`]) and the rule it breaks.
+    pub fn new(id: impl Into<String>) -> Result<StoreId, BackendError> {
+        let id = id.into();
+        validate_store_id(&id)?;
+        Ok(StoreId(id))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StoreId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for StoreId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for StoreId {
+    type Err = BackendError;
+
+    fn from_str(id: &str) -> Result<StoreId, BackendError> {
+        StoreId::new(id)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StoreId {
+    /// Refuses an id that breaks the rules, as [`StoreId::new`] does.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<StoreId, D::Error> {
+        let id = String::deserialize(deserializer)?;
+        StoreId::new(id).map_err(serde::de::Error::custom)
+    }
+}
 
 /// Longest store id accepted.
 pub const MAX_STORE_ID_LEN: usize = 128;
@@ -81,6 +135,26 @@ mod tests {
                 other => panic!("{id:?} gave {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn test_store_id_is_made_only_from_a_valid_id() {
+        let id = StoreId::new("todo-app_2.v1").unwrap();
+        assert_eq!(
+            (id.as_str(), id.to_string()),
+            ("todo-app_2.v1", "todo-app_2.v1".into())
+        );
+        assert_eq!("a".parse::<StoreId>().unwrap(), StoreId::new("a").unwrap());
+        for bad in ["", "../x", "a/b", ".hidden"] {
+            assert!(
+                matches!(StoreId::new(bad), Err(BackendError::Invalid { .. })),
+                "{bad:?}"
+            );
+            assert!(bad.parse::<StoreId>().is_err(), "{bad:?}");
+            let json = serde_json::to_string(bad).unwrap();
+            assert!(serde_json::from_str::<StoreId>(&json).is_err(), "{bad:?}");
+        }
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"todo-app_2.v1\"");
     }
 
     #[test]

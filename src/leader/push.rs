@@ -38,7 +38,7 @@ impl Leader {
             .push_batch_bytes
             .min(capabilities.max_bytes_per_push);
         let mut batch = Vec::new();
-        let mut bytes = 0;
+        let mut bytes = eventsync_backends::segment::MAX_OVERHEAD_LEN;
         for event in self
             .state
             .pending
@@ -46,10 +46,9 @@ impl Leader {
             .filter(|event| !event.is_client_only())
         {
             let global = event.to_global();
-            let size = serde_json::to_vec(&global)
-                .map(|encoded| encoded.len())
-                .unwrap_or(0)
-                + 64;
+            // The encoder's own length; an event that does not encode is left for the
+            // backend to refuse, with its name.
+            let size = eventsync_backends::segment::event_len(&global).unwrap_or(0);
             if !batch.is_empty() && (batch.len() >= max_events || bytes + size > max_bytes) {
                 break;
             }

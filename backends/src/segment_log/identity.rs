@@ -139,7 +139,7 @@ impl Inner {
             let fresh = StoreJson {
                 format_version: STORE_LAYOUT_VERSION,
                 backend_id: self.entropy.hex::<16>(),
-                store_id: self.store_id.clone(),
+                store_id: self.store_id.to_string(),
             };
             let id =
                 BackendId::parse(&fresh.backend_id).map_err(|message| BackendError::Invalid {

@@ -39,7 +39,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use crate::paths::{LogPaths, StorePaths};
-use crate::store_id::validate_store_id;
+use crate::store_id::StoreId;
 use crate::{
     BackendError, BackendInfo, Capabilities, Entropy, GlobalEvent, GlobalSeq, PullStream,
     SyncBackend,
@@ -60,7 +60,7 @@ pub struct SegmentLog {
 struct Inner {
     store: Arc<dyn ObjectStore>,
     paths: StorePaths,
-    store_id: String,
+    store_id: StoreId,
     config: SegmentLogConfig,
     /// Kind name for [`BackendInfo`]: `memory`, `file`, `s3`, or `object_store`.
     name: String,
@@ -85,14 +85,14 @@ impl SegmentLog {
         store_id: &str,
         config: SegmentLogConfig,
     ) -> Result<SegmentLog, BackendError> {
-        validate_store_id(store_id)?;
+        let store_id = StoreId::new(store_id)?;
         config.validate()?;
         let url = format!("{store}/{prefix}");
         Ok(SegmentLog {
             inner: Arc::new(Inner {
-                paths: StorePaths::new(&prefix, store_id),
+                paths: StorePaths::new(&prefix, &store_id),
                 store,
-                store_id: store_id.to_owned(),
+                store_id,
                 config,
                 name: "object_store".into(),
                 url,
@@ -237,7 +237,7 @@ impl SyncBackend for SegmentLog {
         BackendInfo {
             name: self.inner.name.clone(),
             url: self.inner.url.clone(),
-            store_id: self.inner.store_id.clone(),
+            store_id: self.inner.store_id.to_string(),
             capabilities: self.inner.capabilities(),
         }
     }

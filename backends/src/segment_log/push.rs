@@ -213,19 +213,10 @@ fn check_size(inner: &Inner, batch: &[GlobalEvent], size: usize) -> Result<(), B
     }
     let largest = batch
         .iter()
-        .map(|event| {
-            (
-                serde_json::to_vec(event)
-                    .map(|v| v.len())
-                    .unwrap_or(usize::MAX),
-                event,
-            )
-        })
+        .map(|event| (segment::event_len(event).unwrap_or(usize::MAX), event))
         .max_by_key(|(len, _)| *len);
-    // Header, framing and trailer of a one-event segment, generously.
-    let overhead = segment::FIXED_HEADER_LEN + 255 + 2 + 1024 + 4 + segment::TRAILER_LEN;
     if let Some((len, event)) = largest
-        && (batch.len() == 1 || len.saturating_add(overhead) > limit)
+        && (batch.len() == 1 || len.saturating_add(segment::MAX_OVERHEAD_LEN) > limit)
     {
         return Err(BackendError::Invalid {
             message: format!(
