@@ -1,4 +1,5 @@
-//! Bad input through the whole system (issue 5, item 6): damaged, foreign and misnumbered
+//! Bad input through the whole system is refused with a typed error that names it, and
+//! changes nothing: damaged, foreign and misnumbered
 //! segments pulled by a leader; args that do not fit their event, at commit and arriving
 //! from the backend; unknown events from a newer client; unsafe store ids; bad URLs and
 //! config files; wrong S3 credentials; an unreachable S3 endpoint.

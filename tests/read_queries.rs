@@ -1,4 +1,4 @@
-//! Read queries only read (issue 9, item 4): `ClientSession::query`, `subscribe` and
+//! Read queries only read: `ClientSession::query`, `subscribe` and
 //! `Store::query_leader` refuse, with `ErrorKind::Invalid` and the statement named, anything
 //! that would change the database or the connection, and nothing changes.
 

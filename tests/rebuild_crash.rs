@@ -1,4 +1,5 @@
-//! A crash while state.db is rebuilt after a schema change (issue 9, item 2).
+//! A crash while state.db is rebuilt after a schema change loses nothing: the next open
+//! rebuilds it again from the eventlog.
 //!
 //! Client `a` holds confirmed events and offline (pending) ones under the todo app's schema;
 //! another client then takes the next position on the backend. `a` reopens with version 2

@@ -1,4 +1,4 @@
-//! Seeded simulation (issue 5): one root seed drives 2 to 8 leaders with 1 to 3 sessions each
+//! Seeded simulation: one root seed drives 2 to 8 leaders with 1 to 3 sessions each
 //! over one backend (a segment log over a seeded fault store over `InMemory`), on a
 //! current-thread runtime with paused time. Actions: synced and client-only commits, syncs,
 //! offline stretches, clean restarts, crashes (the leader task cancelled where it waits, or

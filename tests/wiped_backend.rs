@@ -201,7 +201,7 @@ async fn assert_fresh_client_reads(bucket: &Bucket, expected: &[(u64, &str)]) {
     );
 }
 
-/// The reproduction of issue 9, item 3: a store on a folder, 3 commits synced, the store's
+/// A push into a wiped folder store is noticed, not reported as success: a store on a folder, 3 commits synced, the store's
 /// folder deleted, one more commit. The push used to land `segments/…04.seg` alone in the
 /// empty folder, `sync()` returned Ok, and every fresh client then failed on the missing
 /// segments. Now the push finds out, the leader resets (the default policy), and the

@@ -1,10 +1,8 @@
-//! The `eventsync` binary end to end, several processes through one backend (issue 4's
-//! "Must show"): concurrent `todo add`s from 4 processes give a gapless log with one
-//! `v1.TodoCreated` per add and identical replicas; offline commits converge after `sync`
+//! The `eventsync` binary end to end, several processes through one backend: concurrent
+//! `todo add`s from 4 processes give a gapless log with one `v1.TodoCreated` per add and
+//! identical replicas; offline commits converge after `sync`
 //! with the second client's events rebased after the first's; secrets never reach output;
 //! `demo` passes its own checks.
-//!
-//! These need the Store and the backend opener, which are being written in parallel.
 
 mod cli_support;
 

@@ -1,4 +1,5 @@
-//! Crash tests with real processes (issue 5, item 5): several clients (own data dirs, one
+//! Killing processes at random moments loses no acknowledged commit and leaves no gap:
+//! several clients (own data dirs, one
 //! shared backend) run `eventsync todo add` in a loop while a killer sends SIGKILL to a random
 //! running process at random moments (100 kills against a folder backend, 20 against the
 //! local S3 server). Each killed client just starts its next `todo add`, as a user would.

@@ -1,4 +1,4 @@
-//! The auditor: after quiescence, checks the invariants of issue 5 on the backend, every
+//! The auditor: after quiescence, checks the system's invariants on the backend, every
 //! leader and every live session. Returns violations as sentences; none means the seed passed.
 //!
 //! Against the ledger (every commit a session acknowledged, see `ledger.rs`), session by
