@@ -3,9 +3,9 @@
 
 mod support;
 
-use eventsync::Event;
 use std::sync::Arc;
 
+use eventsync::Event;
 use eventsync::EventSeq;
 use eventsync::backends::GlobalSeq;
 use eventsync_todo::{TodoCreated, TodoRenamed, todo_schema};

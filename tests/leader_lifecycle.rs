@@ -3,10 +3,10 @@
 
 mod support;
 
-use eventsync::Event;
 use std::sync::Arc;
 use std::time::Duration;
 
+use eventsync::Event;
 use eventsync::OnBackendIdMismatch;
 use eventsync::schema::{EventDef, MaterializeContext, Schema, Statement};
 use eventsync::{ErrorKind, Store, Tuning};

@@ -3,9 +3,9 @@
 //! the final order from scratch, and `apply_event` reports args errors, changesets and the
 //! tables it touched.
 
-use eventsync::Event;
 use std::collections::BTreeSet;
 
+use eventsync::Event;
 use eventsync::materialize::{MaterializeError, Record, apply_event, rollback};
 use eventsync::schema::Schema;
 use eventsync::{Changeset, EncodedEvent, EventMeta, EventSeq};

@@ -5,10 +5,10 @@
 
 mod support;
 
-use eventsync::Event;
 use std::sync::Arc;
 
 use eventsync::ClientSession;
+use eventsync::Event;
 use eventsync_todo::{
     TodoCompleted, TodoCreated, TodoDeleted, TodoFilter, TodoRenamed, TodoUncompleted, UiStateSet,
     todo_schema,

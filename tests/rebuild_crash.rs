@@ -11,12 +11,12 @@
 
 mod support;
 
-use eventsync::Event;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use eventsync::Event;
 use eventsync::materialize::{Record, apply_event};
 use eventsync::schema::{EventDef, MaterializeContext, MaterializerError, Schema, Statement};
 use eventsync::{EncodedEvent, Store};

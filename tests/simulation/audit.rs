@@ -7,9 +7,9 @@
 //! eventlog holds each client-only commit of its client exactly once and none of another
 //! client's; no client-only event is in the backend.
 
-use eventsync::Event;
 use std::collections::BTreeMap;
 
+use eventsync::Event;
 use eventsync::backends::{
     GlobalEvent, GlobalSeq, ReadAllError, SegmentLog, SegmentLogConfig, SyncBackendExt,
 };

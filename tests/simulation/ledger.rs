@@ -7,10 +7,10 @@
 //! by session, the sequence of commits with the sequence a log holds: a doubled, dropped or
 //! reordered event shows whatever its args.
 
-use eventsync::Event;
 use std::collections::BTreeMap;
 
 use eventsync::EncodedEvent;
+use eventsync::Event;
 use eventsync::canonical_args;
 use serde_json::Value;
 

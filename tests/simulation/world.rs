@@ -7,11 +7,11 @@
 //! jitter) comes from an [`Entropy`] forked from a root seeded by the same seed, one fork per
 //! store and per backend client, so the same seed replays the same run byte for byte.
 
-use eventsync::Event;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use eventsync::Event;
 use eventsync::backends::fault::{FaultConfig, FaultCounts, FaultStore};
 use eventsync::backends::{SegmentLog, SegmentLogConfig, SyncBackend};
 use eventsync::schema::Schema;
