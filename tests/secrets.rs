@@ -7,26 +7,14 @@
 #[path = "support/secrets.rs"]
 mod secrets;
 
-use std::time::Duration;
-
 use eventsync::backends::{BackendError, GlobalSeq, open_backend};
 use eventsync::backends::{OpenOptions, S3Options};
-use secrets::{SECRETS, assert_hidden, assert_no_secret};
+use secrets::{SECRETS, assert_hidden, assert_no_secret, s3_options_at};
 
 /// S3 options holding every credential, with a credential-free endpoint (one with
 /// credentials is refused, see below) on a closed port.
 fn s3_options() -> S3Options {
-    S3Options {
-        endpoint: Some("http://127.0.0.1:1".into()),
-        allow_http: Some(true),
-        region: Some("us-east-1".into()),
-        access_key_id: Some(SECRETS[0].into()),
-        secret_access_key: Some(SECRETS[1].into()),
-        session_token: Some(SECRETS[2].into()),
-        request_timeout: Some(Duration::from_millis(500)),
-        max_retries: Some(0),
-        retry_timeout: Some(Duration::from_secs(1)),
-    }
+    s3_options_at("http://127.0.0.1:1".into())
 }
 
 #[test]

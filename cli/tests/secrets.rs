@@ -6,24 +6,13 @@
 mod secrets;
 
 use std::path::Path;
-use std::time::Duration;
 
 use eventsync::backends::S3Options;
 use eventsync_cli::config::{Config, ConfigError, ConfigOverrides};
-use secrets::{SECRETS, assert_hidden, assert_no_secret};
+use secrets::{SECRETS, assert_hidden, assert_no_secret, s3_options_at};
 
 fn s3_options() -> S3Options {
-    S3Options {
-        endpoint: Some(format!("http://user:{}@127.0.0.1:1", SECRETS[5])),
-        allow_http: Some(true),
-        region: Some("us-east-1".into()),
-        access_key_id: Some(SECRETS[0].into()),
-        secret_access_key: Some(SECRETS[1].into()),
-        session_token: Some(SECRETS[2].into()),
-        request_timeout: Some(Duration::from_millis(500)),
-        max_retries: Some(0),
-        retry_timeout: Some(Duration::from_secs(1)),
-    }
+    s3_options_at(format!("http://user:{}@127.0.0.1:1", SECRETS[5]))
 }
 
 fn config_text() -> String {

@@ -13,6 +13,23 @@ pub const SECRETS: [&str; 6] = [
     "ENDPOINT-PASSWORD-666",
 ];
 
+/// S3 options holding every credential of [`SECRETS`], at `endpoint`, with short timeouts
+/// and no retries (the endpoint is a closed port in these tests).
+pub fn s3_options_at(endpoint: String) -> eventsync::backends::S3Options {
+    eventsync::backends::S3Options {
+        endpoint: Some(endpoint),
+        allow_http: Some(true),
+        region: Some("us-east-1".into()),
+        access_key_id: Some(SECRETS[0].into()),
+        secret_access_key: Some(SECRETS[1].into()),
+        session_token: Some(SECRETS[2].into()),
+        request_timeout: Some(std::time::Duration::from_millis(500)),
+        max_retries: Some(0),
+        retry_timeout: Some(std::time::Duration::from_secs(1)),
+    }
+}
+
+/// Asserts that `text` (the output of `what`) shows none of [`SECRETS`].
 pub fn assert_no_secret(what: &str, text: &str) {
     for secret in SECRETS {
         assert!(!text.contains(secret), "{what} shows {secret}: {text}");
