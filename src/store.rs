@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use eventsync_backends::{Entropy, GlobalSeq, SyncBackend};
 use serde::Serialize;
@@ -270,17 +269,10 @@ impl Store {
     }
 
     /// Persists what sessions have queued, stops the leader and waits for it; the data dir's
-    /// lock is released when the leader has stopped.
+    /// lock is released when the leader has stopped. The leader first waits, a bounded time,
+    /// until every event committed by a session is admitted (a session whose push was
+    /// refused re-pushes it after catching up), as LiveStore's shutdown drain does.
     pub async fn shutdown(self) -> Result<()> {
-        // Give sessions a moment to get their last commits admitted (a session whose push
-        // was refused re-pushes it after catching up), as LiveStore's shutdown drain does.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-        let counters = &self.inner.counters;
-        while counters.admitted.load(Ordering::Relaxed) < counters.committed.load(Ordering::Relaxed)
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
         let (reply, answer) = oneshot::channel();
         if self
             .inner
@@ -291,8 +283,9 @@ impl Store {
             let _ = answer.await;
         }
         if let Some(task) = self.inner.task.lock().await.take() {
-            task.await
-                .map_err(|error| Error::internal(format!("leader task: {error}")))?;
+            task.await.map_err(|error| {
+                Error::new(ErrorKind::Internal, "the leader's task failed").with_source(error)
+            })?;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ use eventsync_backends::GlobalSeq;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use super::admit::Refusal;
 use crate::error::Error;
 use crate::event::{Changeset, EncodedEvent};
 use crate::seq::EventSeq;
@@ -41,7 +42,8 @@ pub(crate) enum Command {
         sql: String,
         reply: oneshot::Sender<Result<Vec<serde_json::Value>, Error>>,
     },
-    /// Drain what is queued and stop.
+    /// Admit what is queued, wait (a bounded time) until every committed session event is
+    /// admitted, then stop and reply.
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -68,7 +70,7 @@ pub(crate) enum SessionMessage {
         heads: LeaderHeads,
     },
     /// The session's push of `epoch` was refused; it must re-push after catching up.
-    Rejected { epoch: u64, reason: String },
+    Rejected { epoch: u64, reason: Refusal },
     /// The leader stopped; the session can no longer commit.
     Closed { reason: String },
 }
