@@ -384,8 +384,9 @@ impl SessionInner {
             }
             SessionMessage::Payload { payload, heads } => {
                 if let Err(error) = self.apply_payload(&mut core, payload, heads) {
-                    tracing::error!(session = %self.session_id, %error, "session stopped");
-                    core.closed = Some(error.to_string());
+                    let report = format!("{error:#}");
+                    tracing::error!(session = %self.session_id, error = %report, "session stopped");
+                    core.closed = Some(report);
                 }
             }
         }

@@ -201,12 +201,18 @@ async fn damaged_segment_stops_the_pull(
     );
     // The damage is not transient: a second sync fails the same way.
     let again = sync_error(&reader).await;
-    assert!(again.to_string().contains(key.as_ref()), "{label}: {again}");
+    assert!(
+        format!("{again:#}").contains(key.as_ref()),
+        "{label}: {again}"
+    );
 
     let fresh = shared.open("fresh", todo_schema()).await;
     let error = sync_error(&fresh).await;
     assert_eq!(error.kind(), ErrorKind::Data, "{label}: {error}");
-    assert!(error.to_string().contains(key.as_ref()), "{label}: {error}");
+    assert!(
+        format!("{error:#}").contains(key.as_ref()),
+        "{label}: {error}"
+    );
     assert_eq!(
         snapshot(&fresh).await,
         before,
@@ -245,7 +251,7 @@ async fn test_every_flipped_bit_of_a_header_is_caught_through_the_leader() {
         let error = sync_error(&reader).await;
         assert_eq!(error.kind(), ErrorKind::Data, "byte {index}: {error}");
         assert!(
-            error.to_string().contains(key.as_ref()),
+            format!("{error:#}").contains(key.as_ref()),
             "byte {index}: {error}"
         );
         assert_eq!(snapshot(&reader).await, (vec![], vec![]), "byte {index}");
@@ -403,8 +409,11 @@ async fn test_damaged_store_json_fails_a_fresh_client_naming_it() {
         let fresh = shared.open("fresh", todo_schema()).await;
         let error = sync_error(&fresh).await;
         assert_eq!(error.kind(), ErrorKind::Data, "{label}: {error}");
-        assert!(error.to_string().contains(key.as_ref()), "{label}: {error}");
-        assert!(error.to_string().contains(needle), "{label}: {error}");
+        assert!(
+            format!("{error:#}").contains(key.as_ref()),
+            "{label}: {error}"
+        );
+        assert!(format!("{error:#}").contains(needle), "{label}: {error}");
         assert_eq!(snapshot(&fresh).await, (vec![], vec![]), "{label}");
         fresh.shutdown().await.unwrap();
     }
@@ -425,7 +434,7 @@ async fn test_missing_segment_object_is_reported_not_skipped() {
     let fresh = shared.open("fresh", todo_schema()).await;
     let error = sync_error(&fresh).await;
     assert_eq!(error.kind(), ErrorKind::Data, "{error}");
-    assert!(error.to_string().contains(key.as_ref()), "{error}");
+    assert!(format!("{error:#}").contains(key.as_ref()), "{error}");
     let (events, _) = snapshot(&fresh).await;
     let seqs: Vec<u64> = events.iter().map(|(seq, _, _)| *seq).collect();
     assert_eq!(
@@ -450,7 +459,7 @@ async fn bad_upstream_event_stops_the_leader(label: &str, bad: GlobalEvent, need
 
     let error = sync_error(&reader).await;
     for needle in needles {
-        assert!(error.to_string().contains(needle), "{label}: {error}");
+        assert!(format!("{error:#}").contains(needle), "{label}: {error}");
     }
     assert_eq!(
         snapshot(&reader).await,
@@ -461,7 +470,7 @@ async fn bad_upstream_event_stops_the_leader(label: &str, bad: GlobalEvent, need
     let fresh = shared.open("fresh", todo_schema()).await;
     let error = sync_error(&fresh).await;
     for needle in needles {
-        assert!(error.to_string().contains(needle), "{label}: {error}");
+        assert!(format!("{error:#}").contains(needle), "{label}: {error}");
     }
     assert_eq!(snapshot(&fresh).await, before, "{label}: fresh client");
     reader.shutdown().await.unwrap();
@@ -508,18 +517,18 @@ async fn test_session_commit_with_args_that_do_not_fit_changes_nothing() {
     ] {
         let error = session.commit(TodoCreated::NAME, &args).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Invalid, "{args}: {error}");
-        assert!(error.to_string().contains(TodoCreated::NAME), "{error}");
-        assert!(error.to_string().contains(field), "{args}: {error}");
+        assert!(format!("{error:#}").contains(TodoCreated::NAME), "{error}");
+        assert!(format!("{error:#}").contains(field), "{args}: {error}");
     }
     // Not in the schema at all.
     let error = session.commit("v9.Nope", &json!({})).unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Invalid);
-    assert!(error.to_string().contains("v9.Nope"), "{error}");
+    assert!(format!("{error:#}").contains("v9.Nope"), "{error}");
     // Args that are not JSON at all: a map with non-string keys does not serialize.
     let not_json: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
     let error = session.commit(TodoCreated::NAME, &not_json).unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Invalid);
-    assert!(error.to_string().contains("serialize"), "{error}");
+    assert!(format!("{error:#}").contains("serialize"), "{error}");
 
     assert!(session.pending().is_empty(), "nothing was queued");
     let todos_after: Vec<Value> = session.query("SELECT * FROM todos", &[]).unwrap();
@@ -639,8 +648,8 @@ async fn test_unknown_events_with_fail_stop_the_sync_naming_the_event() {
         .await
         .unwrap();
     let error = sync_error(&old).await;
-    assert!(error.to_string().contains("v2.TodoArchived"), "{error}");
-    assert!(error.to_string().contains("e2"), "{error}");
+    assert!(format!("{error:#}").contains("v2.TodoArchived"), "{error}");
+    assert!(format!("{error:#}").contains("e2"), "{error}");
     assert_eq!(snapshot(&old).await, before, "the old client changed");
     old.shutdown().await.unwrap();
 }
@@ -675,8 +684,8 @@ async fn test_unsafe_store_and_client_ids_are_refused_before_touching_disk() {
             .await;
         let error = store.err().expect("an unsafe store id must be refused");
         assert_eq!(error.kind(), ErrorKind::Invalid, "{error}");
-        assert!(error.to_string().contains(&shown), "{error}");
-        assert!(!error.to_string().contains('\0'), "{error}");
+        assert!(format!("{error:#}").contains(&shown), "{error}");
+        assert!(!format!("{error:#}").contains('\0'), "{error}");
         assert!(
             error.to_string().len() < 400,
             "the message stays short: {error}"

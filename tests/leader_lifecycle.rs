@@ -58,7 +58,7 @@ async fn test_second_leader_on_the_same_data_dir_waits_then_fails_clearly() {
         .expect("a second leader on the same files is refused");
     assert_eq!(error.kind(), ErrorKind::Unavailable);
     assert!(
-        error.to_string().contains("another eventsync process"),
+        format!("{error:#}").contains("another eventsync process"),
         "{error}"
     );
     assert!(
@@ -219,7 +219,10 @@ async fn test_wiped_backend_resets_by_default_and_can_shut_down_instead() {
         open_with_policy(&schema, dir.path(), &wiped, OnBackendIdMismatch::Shutdown).await;
     let error = refused.err().expect("shutdown policy refuses to open");
     assert_eq!(error.kind(), ErrorKind::Closed);
-    assert!(error.to_string().contains("wiped and recreated"), "{error}");
+    assert!(
+        format!("{error:#}").contains("wiped and recreated"),
+        "{error}"
+    );
 
     let store = open_with_policy(&schema, dir.path(), &wiped, OnBackendIdMismatch::Reset)
         .await

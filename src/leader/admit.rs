@@ -263,7 +263,13 @@ mod tests {
     /// (or `e2r1` for the generation case) and a session fenced at epoch 1.
     #[test]
     fn test_check_push_refuses_each_kind_and_admits_the_rest() {
-        type Case = (&'static str, EventSeq, Option<u64>, PushRequest, Result<(), Refusal>);
+        type Case = (
+            &'static str,
+            EventSeq,
+            Option<u64>,
+            PushRequest,
+            Result<(), Refusal>,
+        );
         let cases: Vec<Case> = vec![
             (
                 "synced event on the head",
@@ -303,7 +309,13 @@ mod tests {
                     fenced_at: 1,
                 }),
             ),
-            ("empty", E2, Some(1), push(1, E2, vec![]), Err(Refusal::Empty)),
+            (
+                "empty",
+                E2,
+                Some(1),
+                push(1, E2, vec![]),
+                Err(Refusal::Empty),
+            ),
             (
                 "numbered on another head",
                 E2,

@@ -28,7 +28,7 @@ const UNKNOWN_EVENT_HASH: &str = "unknown";
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// SQLite failed on one of the files.
-    #[error("{file}: {source}")]
+    #[error("{file}")]
     Sqlite {
         /// Which file (or `state.db + eventlog.db` for a transaction over both).
         file: String,
@@ -40,7 +40,7 @@ pub enum DbError {
     #[error(transparent)]
     Materialize(#[from] materialize::MaterializeError),
     /// Materializing the event numbered `seq` failed (its name is in the source's message).
-    #[error("event {seq}: {source}")]
+    #[error("event {seq}")]
     Event {
         /// The event's number.
         seq: EventSeq,

@@ -377,7 +377,12 @@ impl Leader {
     }
 
     fn answer_stopping(&mut self) {
-        for reply in self.stopping.take().into_iter().flat_map(|stopping| stopping.replies) {
+        for reply in self
+            .stopping
+            .take()
+            .into_iter()
+            .flat_map(|stopping| stopping.replies)
+        {
             let _ = reply.send(());
         }
     }
@@ -655,7 +660,10 @@ impl Leader {
                     .rev()
                     .zip(new_events.iter().rev().take(recorded))
                 {
-                    debug_assert_eq!(pending.seq, applied.seq, "pending and recorded events differ");
+                    debug_assert_eq!(
+                        pending.seq, applied.seq,
+                        "pending and recorded events differ"
+                    );
                     pending.meta.changeset = applied.meta.changeset.clone();
                 }
             }
@@ -735,9 +743,7 @@ impl Leader {
 
     fn fail_waiters(&mut self, error: &Error) {
         for waiter in self.waiters.drain(..) {
-            let _ = waiter
-                .reply
-                .send(Err(Error::new(error.kind(), error.to_string())));
+            let _ = waiter.reply.send(Err(error.clone()));
         }
     }
 
@@ -747,9 +753,10 @@ impl Leader {
 
     /// Stops the leader after an error it cannot recover from; the data on disk is kept.
     fn fail(&mut self, error: Error) {
-        tracing::error!(%error, "leader stopped");
+        let report = format!("{error:#}");
+        tracing::error!(error = %report, "leader stopped");
         self.fail_waiters(&error);
-        self.close(&error.to_string());
+        self.close(&report);
     }
 
     fn close(&mut self, reason: &str) {
@@ -783,5 +790,5 @@ pub(crate) fn db_error(error: db::DbError) -> Error {
         db::DbError::Materialize(_) | db::DbError::Event { .. } => ErrorKind::Invalid,
         db::DbError::Sqlite { .. } => ErrorKind::Data,
     };
-    Error::new(kind, error.to_string()).with_source(error)
+    Error::wrap(kind, error)
 }
