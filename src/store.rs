@@ -150,7 +150,8 @@ pub struct StoreStatus {
     pub backend_confirmed_head: EventSeq,
     /// Events committed here that the backend has not confirmed yet.
     pub pending: usize,
-    /// The backend's head, when it was reachable.
+    /// The backend head: the last event of the backend's log, read by this call (`None`
+    /// when the backend was unreachable). It can be ahead of `backend_confirmed_head`.
     pub backend_head: Option<GlobalSeq>,
 }
 
@@ -228,7 +229,7 @@ impl Store {
             store_id: self.inner.store_id.clone(),
             client_id: self.inner.client_id.clone(),
             local_head: leader.leader_head,
-            backend_confirmed_head: EventSeq::global(leader.backend_head.0),
+            backend_confirmed_head: EventSeq::from(leader.confirmed_head),
             pending: leader.leader_pending,
             backend_head,
         })

@@ -121,7 +121,7 @@ async fn snapshot(store: &Store) -> Snapshot {
         .await
         .unwrap()
         .into_iter()
-        .map(|event| (event.seq.global, event.name, event.args))
+        .map(|event| (event.seq.global.0, event.name, event.args))
         .collect();
     let todos = store
         .query_leader("SELECT id, text, completed, created_seq FROM todos ORDER BY created_seq, id")
@@ -546,7 +546,7 @@ async fn test_session_commit_with_args_that_do_not_fit_changes_nothing() {
             },
         )
         .unwrap();
-    assert_eq!(seq.global, 2);
+    assert_eq!(seq.global.0, 2);
     store.sync().await.unwrap();
     assert_eq!(shared.log().head().await.unwrap(), GlobalSeq(2));
     drop(session);
@@ -569,7 +569,7 @@ fn old_schema(policy: UnknownEventPolicy) -> Schema {
                     vec![
                         args.id.into(),
                         args.text.into(),
-                        (ctx.event().seq.global as i64).into(),
+                        (ctx.event().seq.global.0 as i64).into(),
                     ],
                 )])
             },
@@ -610,8 +610,11 @@ async fn test_unknown_events_with_warn_or_ignore_are_kept_but_not_materialized()
         let ids: Vec<&str> = todos.iter().map(|t| t["id"].as_str().unwrap()).collect();
         assert_eq!(ids, ["t1", "t3"], "{policy:?}");
         let status = old.status().await.unwrap();
-        assert_eq!(status.local_head.global, 3, "{policy:?}: the head advances");
-        assert_eq!(status.backend_confirmed_head.global, 3, "{policy:?}");
+        assert_eq!(
+            status.local_head.global.0, 3,
+            "{policy:?}: the head advances"
+        );
+        assert_eq!(status.backend_confirmed_head.global.0, 3, "{policy:?}");
         // The old client keeps working on top of it.
         let session = old.session().await.unwrap();
         let seq = session
@@ -623,7 +626,7 @@ async fn test_unknown_events_with_warn_or_ignore_are_kept_but_not_materialized()
                 },
             )
             .unwrap();
-        assert_eq!(seq.global, 4, "{policy:?}");
+        assert_eq!(seq.global.0, 4, "{policy:?}");
         old.sync().await.unwrap();
         drop(session);
         old.shutdown().await.unwrap();

@@ -333,7 +333,7 @@ async fn sync_until_quiescent(demo: &Demo, stores: &[Store]) -> Result<bool> {
         let mut settled = true;
         for store in stores {
             let status = store.status().await?;
-            settled &= status.pending == 0 && status.local_head.global == head.0;
+            settled &= status.pending == 0 && status.local_head.global == head;
         }
         if settled {
             return Ok(true);

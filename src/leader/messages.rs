@@ -78,8 +78,12 @@ pub(crate) enum SessionMessage {
 /// Where the leader stands: its heads, as sent to sessions and reported by `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LeaderHeads {
+    /// The leader's local head: the last event of its eventlog.
     pub leader_head: EventSeq,
-    pub backend_head: GlobalSeq,
+    /// The backend-confirmed head: the last event the backend confirmed to this leader (not
+    /// the backend head, which the backend may have moved since).
+    pub confirmed_head: GlobalSeq,
+    /// The leader's pending synced events.
     pub leader_pending: usize,
 }
 

@@ -229,8 +229,8 @@ impl Leader {
             entropy,
         } = args;
         db.level_state(&schema).map_err(db_error)?;
-        let (backend_head, _) = db.sync_status().map_err(db_error)?;
-        let upstream_head = EventSeq::global(backend_head.0);
+        let (confirmed_head, _) = db.sync_status().map_err(db_error)?;
+        let upstream_head = EventSeq::from(confirmed_head);
         let local_head = db.eventlog_head().map_err(db_error)?;
         if upstream_head.is_after(&local_head) {
             return Err(Error::new(
@@ -253,7 +253,7 @@ impl Leader {
         let online = backend.map(|backend| {
             let (restarts, restart_rx) = mpsc::unbounded_channel();
             let start = Restart {
-                cursor: backend_head,
+                cursor: confirmed_head,
                 epoch: 0,
                 reread_id: !at_open.verified,
             };
@@ -434,7 +434,7 @@ impl Leader {
     fn heads(&self) -> LeaderHeads {
         LeaderHeads {
             leader_head: self.state.local_head,
-            backend_head: GlobalSeq(self.state.upstream_head.global),
+            confirmed_head: self.state.upstream_head.global,
             leader_pending: self.synced_pending(),
         }
     }
@@ -484,10 +484,10 @@ impl Leader {
                 let fresh: Vec<GlobalEvent> = page
                     .events
                     .into_iter()
-                    .filter(|event| event.seq_num.0 > upstream)
+                    .filter(|event| event.seq_num > upstream)
                     .collect();
                 if let Some(first) = fresh.first()
-                    && first.parent_seq_num.0 != upstream
+                    && first.parent_seq_num != upstream
                 {
                     // Pages queued before a restart can skip ahead of what we hold: pull again.
                     self.restart_pull();
@@ -542,7 +542,7 @@ impl Leader {
     /// the leader: confirms pending events, appends new ones, or rolls back and replays.
     fn integrate_upstream(&mut self, incoming: Vec<EncodedEvent>) {
         let Some(last) = incoming.last() else { return };
-        let backend_head = GlobalSeq(last.seq.global);
+        let confirmed_head = last.seq.global;
         let payload = Payload::UpstreamAdvance {
             new_events: incoming,
         };
@@ -571,9 +571,11 @@ impl Leader {
             }
             MergeResult::Reject { .. } => return,
         };
-        if let Err(error) =
-            self.apply_step(NextState::Merged(new_state), downstream, Some(backend_head))
-        {
+        if let Err(error) = self.apply_step(
+            NextState::Merged(new_state),
+            downstream,
+            Some(confirmed_head),
+        ) {
             return self.fail(error);
         }
         if rebase && let Some(online) = &mut self.online {
@@ -586,7 +588,7 @@ impl Leader {
     /// The leader's core step, shared by admission, advance and rebase. In one transaction
     /// over both files: rolls back the payload's rollback events, materializes its new
     /// events (recording a changeset for each one the new state holds pending, as it may
-    /// still be rolled back), moves the state head, and records `backend_head` when given.
+    /// still be rolled back), moves the state head, and records `confirmed_head` when given.
     /// Then the sync state moves (`next`), the pending events take the recorded changesets
     /// (rollback reads them from `state.db`; new sessions seed their journal from these),
     /// and every session gets the payload. On error nothing moved in memory; the caller
@@ -595,7 +597,7 @@ impl Leader {
         &mut self,
         next: NextState,
         mut payload: Payload,
-        backend_head: Option<GlobalSeq>,
+        confirmed_head: Option<GlobalSeq>,
     ) -> Result<(), Error> {
         let upstream_head = match &next {
             NextState::Admitted => self.state.upstream_head,
@@ -635,7 +637,13 @@ impl Leader {
             .filter(|item| item.record == Record::Changeset)
             .count();
         self.db
-            .apply_batch(&self.schema, rollback, &mut items, state_head, backend_head)
+            .apply_batch(
+                &self.schema,
+                rollback,
+                &mut items,
+                state_head,
+                confirmed_head,
+            )
             .map_err(db_error)?;
         match next {
             NextState::Admitted => {
@@ -682,7 +690,7 @@ impl Leader {
     fn restart_pull_with(&mut self, reread_id: bool) {
         if let Some(online) = &mut self.online {
             online.pull_epoch += 1;
-            let cursor = GlobalSeq(self.state.upstream_head.global);
+            let cursor = self.state.upstream_head.global;
             let _ = online.restarts.send(Restart {
                 cursor,
                 epoch: online.pull_epoch,

@@ -57,7 +57,7 @@ impl Leader {
         }
         let Some(first) = batch.first() else { return };
         debug_assert_eq!(
-            first.parent_seq_num.0, self.state.upstream_head.global,
+            first.parent_seq_num, self.state.upstream_head.global,
             "push does not chain on the head"
         );
         online.push_in_flight = true;
@@ -82,7 +82,7 @@ impl Leader {
                 let fresh: Vec<EncodedEvent> = done
                     .batch
                     .into_iter()
-                    .filter(|event| event.seq_num.0 > upstream)
+                    .filter(|event| event.seq_num > upstream)
                     .map(EncodedEvent::from_global)
                     .collect();
                 if fresh
