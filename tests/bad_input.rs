@@ -191,7 +191,7 @@ async fn damaged_segment_stops_the_pull(
     damage(&shared, &key).await;
 
     let error = sync_error(&reader).await;
-    let message = error.to_string();
+    let message = format!("{error:#}");
     assert_eq!(error.kind(), ErrorKind::Data, "{label}: {message}");
     assert!(message.contains(key.as_ref()), "{label}: {message}");
     assert_eq!(
@@ -690,7 +690,7 @@ async fn test_unsafe_store_and_client_ids_are_refused_before_touching_disk() {
         assert!(format!("{error:#}").contains(&shown), "{error}");
         assert!(!format!("{error:#}").contains('\0'), "{error}");
         assert!(
-            error.to_string().len() < 400,
+            format!("{error:#}").len() < 400,
             "the message stays short: {error}"
         );
 

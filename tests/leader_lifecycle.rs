@@ -237,3 +237,51 @@ async fn test_wiped_backend_resets_by_default_and_can_shut_down_instead() {
     );
     store.shutdown().await.unwrap();
 }
+
+/// `shutdown` keeps what every session committed, even a commit whose first push the leader
+/// refused: two sessions number their first event on the same head, the leader admits one
+/// and refuses the other, and the refused session re-pushes it renumbered once it has caught
+/// up. The leader answers the shutdown only after that re-push is admitted.
+#[tokio::test]
+async fn test_shutdown_waits_for_a_refused_commit_to_be_pushed_again() {
+    let schema = Arc::new(todo_schema());
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        Store::builder(schema.clone())
+            .with_offline(true)
+            .with_data_dir(dir.path())
+            .with_client_id("a")
+            .with_tuning(fast_tuning())
+            .open()
+    };
+    let store = open().await.unwrap();
+    let first = store.session().await.unwrap();
+    let second = store.session().await.unwrap();
+    // On a current-thread runtime the leader does not run between these two commits, so
+    // both are numbered e1 on the root.
+    for (session, id) in [(&first, "x"), (&second, "y")] {
+        let seq = session
+            .commit(
+                TodoCreated::NAME,
+                &TodoCreated {
+                    id: id.into(),
+                    text: format!("todo {id}"),
+                },
+            )
+            .unwrap();
+        assert_eq!(seq.to_string(), "e1");
+    }
+    store.shutdown().await.unwrap();
+
+    let store = open().await.unwrap();
+    assert_eq!(ids(&store).await, vec![json!({"id": "x"}), json!({"id": "y"})]);
+    let seqs: Vec<String> = store
+        .eventlog()
+        .await
+        .unwrap()
+        .iter()
+        .map(|event| event.seq.to_string())
+        .collect();
+    assert_eq!(seqs, ["e1", "e2r1"]);
+    store.shutdown().await.unwrap();
+}
