@@ -274,7 +274,10 @@ async fn test_shutdown_waits_for_a_refused_commit_to_be_pushed_again() {
     store.shutdown().await.unwrap();
 
     let store = open().await.unwrap();
-    assert_eq!(ids(&store).await, vec![json!({"id": "x"}), json!({"id": "y"})]);
+    assert_eq!(
+        ids(&store).await,
+        vec![json!({"id": "x"}), json!({"id": "y"})]
+    );
     let seqs: Vec<String> = store
         .eventlog()
         .await

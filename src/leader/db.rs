@@ -115,14 +115,7 @@ impl LeaderDb {
              CREATE TABLE IF NOT EXISTS main.__eventsync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
         )
         .map_err(sql(BOTH))?;
-        let format: Option<String> = conn
-            .query_row(
-                "SELECT value FROM eventlog.meta WHERE key = 'format'",
-                [],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(sql("eventlog.db"))?;
+        let format = read_meta(&conn, "eventlog.meta", "format", "eventlog.db")?;
         match format {
             None => {
                 conn.execute(
@@ -260,14 +253,7 @@ impl LeaderDb {
     /// let it trust the old head over empty tables.
     pub(crate) fn level_state(&mut self, schema: &Schema) -> Result<(), DbError> {
         let tx = self.conn.unchecked_transaction().map_err(sql(BOTH))?;
-        let recorded_hash: Option<String> = tx
-            .query_row(
-                "SELECT value FROM main.__eventsync_meta WHERE key = 'schema_hash'",
-                [],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(sql("state.db"))?;
+        let recorded_hash = read_meta(&tx, "main.__eventsync_meta", "schema_hash", "state.db")?;
         let state_head = self.state_head()?;
         let matches_eventlog = state_head == EventSeq::ROOT
             || tx
@@ -513,6 +499,22 @@ fn changeset_row(row: Option<Option<Vec<u8>>>) -> Changeset {
         Some(None) => Changeset::NoOp,
         Some(Some(bytes)) => Changeset::Data(bytes),
     }
+}
+
+/// The value of `key` in a key-value `table` of `file` (`None` when it is not recorded).
+fn read_meta(
+    conn: &Connection,
+    table: &str,
+    key: &str,
+    file: &str,
+) -> Result<Option<String>, DbError> {
+    conn.query_row(
+        &format!("SELECT value FROM {table} WHERE key = ?1"),
+        [key],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(sql(file))
 }
 
 fn set_state_head(tx: &Connection, head: EventSeq) -> Result<(), DbError> {
