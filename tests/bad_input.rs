@@ -193,6 +193,12 @@ async fn damaged_segment_stops_the_pull(
     let error = sync_error(&reader).await;
     let message = format!("{error:#}");
     assert_eq!(error.kind(), ErrorKind::Data, "{label}: {message}");
+    // Every waiting sync gets the backend's typed error as the cause, not a copy of its text.
+    let cause = std::error::Error::source(&error).and_then(|cause| cause.downcast_ref());
+    assert!(
+        matches!(cause, Some(BackendError::Corrupt { .. })),
+        "{label}: {error:?}"
+    );
     assert!(message.contains(key.as_ref()), "{label}: {message}");
     assert_eq!(
         snapshot(&reader).await,
