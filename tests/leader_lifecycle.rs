@@ -288,3 +288,37 @@ async fn test_shutdown_waits_for_a_refused_commit_to_be_pushed_again() {
     assert_eq!(seqs, ["e1", "e2r1"]);
     store.shutdown().await.unwrap();
 }
+
+/// An error names each of its causes once: no message of the chain repeats the message of
+/// its cause, so printing the chain (`{:#}`, the command line's one line) says each once.
+#[tokio::test]
+async fn test_an_error_names_each_cause_once() {
+    let schema = Arc::new(todo_schema());
+    let dir = tempfile::tempdir().unwrap();
+    // A folder where state.db should be: SQLite cannot open it.
+    std::fs::create_dir_all(dir.path().join("default").join("state.db")).unwrap();
+    let error = Store::builder(schema)
+        .with_offline(true)
+        .with_data_dir(dir.path())
+        .with_client_id("a")
+        .open()
+        .await
+        .err()
+        .expect("state.db cannot be opened");
+    let mut level: &dyn std::error::Error = &error;
+    let mut causes = 0;
+    while let Some(cause) = level.source() {
+        let (message, cause_message) = (level.to_string(), cause.to_string());
+        assert!(
+            !message.contains(&cause_message),
+            "{message:?} repeats its cause {cause_message:?}"
+        );
+        level = cause;
+        causes += 1;
+    }
+    assert!(
+        causes >= 1,
+        "the error keeps SQLite's error as its cause: {error:?}"
+    );
+    assert!(format!("{error:#}").contains("state.db"), "{error:#}");
+}
