@@ -72,7 +72,7 @@ fn bench_materialize(c: &mut Criterion) {
         .iter()
         .map(|event| {
             let args: TodoCreated = serde_json::from_value(event.args.clone()).expect("args");
-            (args.id, args.text, event.seq.global as i64)
+            (args.id, args.text, event.seq.global.0 as i64)
         })
         .collect();
 

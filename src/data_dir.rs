@@ -55,10 +55,8 @@ impl StoreDir {
     /// Creates the folder (and the data dir) when missing.
     pub(crate) fn create(&self) -> Result<()> {
         std::fs::create_dir_all(&self.path).map_err(|error| {
-            Error::invalid(format!(
-                "cannot create data dir {}: {error}",
-                self.path.display()
-            ))
+            Error::invalid(format!("cannot create data dir {}", self.path.display()))
+                .with_source(error)
         })
     }
 
@@ -90,14 +88,13 @@ pub fn kept_client_id(data_dir: &Path, entropy: &Entropy) -> Result<String> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let id = entropy.alphanumeric(12);
             std::fs::write(&path, format!("{id}\n")).map_err(|error| {
-                Error::invalid(format!("cannot write {}: {error}", path.display()))
+                Error::invalid(format!("cannot write {}", path.display())).with_source(error)
             })?;
             Ok(id)
         }
-        Err(error) => Err(Error::invalid(format!(
-            "cannot read {}: {error}",
-            path.display()
-        ))),
+        Err(error) => {
+            Err(Error::invalid(format!("cannot read {}", path.display())).with_source(error))
+        }
     }
 }
 
@@ -119,8 +116,9 @@ async fn lock_dir(dir: &Path, timeout: Duration) -> Result<DirLock, Error> {
         .map_err(|error| {
             Error::new(
                 ErrorKind::Invalid,
-                format!("cannot open lock file {}: {error}", path.display()),
+                format!("cannot open lock file {}", path.display()),
             )
+            .with_source(error)
         })?;
     let started = Instant::now();
     let mut warned = false;
@@ -131,8 +129,9 @@ async fn lock_dir(dir: &Path, timeout: Duration) -> Result<DirLock, Error> {
             Err(TryLockError::Error(error)) => {
                 return Err(Error::new(
                     ErrorKind::Invalid,
-                    format!("cannot lock {}: {error}", path.display()),
-                ));
+                    format!("cannot lock {}", path.display()),
+                )
+                .with_source(error));
             }
         }
         if started.elapsed() >= timeout {

@@ -1,10 +1,17 @@
 //! The public error of the library: a coarse [`ErrorKind`] that tells the caller what to do,
-//! and a message that names what was wrong and where.
+//! a message that gives the context (what was being done, on what), and the cause as
+//! [`source`](std::error::Error::source). The message never repeats its cause: `{}` prints
+//! the context alone, `{:#}` the whole chain on one line (`context: cause: cause`).
+
+use std::fmt;
+use std::sync::Arc;
 
 use eventsync_backends::BackendError;
 
-/// What the caller should do about an [`Error`].
+/// What the caller should do about an [`Error`]. New kinds may be added: match with a
+/// wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// Transient: the backend or a lock is unavailable. Retry later; nothing was lost.
     Unavailable,
@@ -18,14 +25,16 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// An error of the eventsync library.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
+type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error of the eventsync library. Cheap to clone: the cause is shared, so an error can
+/// be handed to every caller waiting on one operation with its cause intact.
+#[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
-    message: String,
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// The context; `None` when the error is its cause, unchanged (see [`Error::wrap`]).
+    message: Option<String>,
+    source: Option<Source>,
 }
 
 impl Error {
@@ -33,15 +42,36 @@ impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
         Error {
             kind,
-            message: message.into(),
+            message: Some(message.into()),
             source: None,
         }
     }
 
-    /// The same error with its underlying cause attached.
+    /// An error of `kind` that is `cause`, unchanged: it displays as `cause` and its
+    /// [`source`](std::error::Error::source) is `cause`'s (like thiserror's `transparent`).
+    pub fn wrap(kind: ErrorKind, cause: impl std::error::Error + Send + Sync + 'static) -> Error {
+        Error {
+            kind,
+            message: None,
+            source: Some(Arc::new(cause)),
+        }
+    }
+
+    /// The same error with its underlying cause attached: keep the message to the context,
+    /// the cause is printed after it.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Error {
-        self.source = Some(Box::new(source));
+        self.source = Some(Arc::new(source));
         self
+    }
+
+    /// The same kind, with `context` in front: `context` becomes the message and this error
+    /// its cause.
+    pub fn context(self, context: impl Into<String>) -> Error {
+        Error {
+            kind: self.kind,
+            message: Some(context.into()),
+            source: Some(Arc::new(self)),
+        }
     }
 
     /// What the caller should do.
@@ -60,6 +90,43 @@ impl Error {
     }
 }
 
+impl fmt::Display for Error {
+    /// `{}`: the message (the context). `{:#}`: the message and every cause after it,
+    /// joined by `": "` on one line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut next: Option<&(dyn std::error::Error + 'static)> = match &self.message {
+            Some(message) => {
+                f.write_str(message)?;
+                std::error::Error::source(self)
+            }
+            None => match &self.source {
+                Some(source) => {
+                    write!(f, "{source}")?;
+                    source.source()
+                }
+                None => None,
+            },
+        };
+        if f.alternate() {
+            while let Some(cause) = next {
+                write!(f, ": {cause}")?;
+                next = cause.source();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let source = self.source.as_deref()?;
+        match self.message {
+            Some(_) => Some(source as &(dyn std::error::Error + 'static)),
+            None => source.source(),
+        }
+    }
+}
+
 impl From<BackendError> for Error {
     fn from(error: BackendError) -> Error {
         let kind = match &error {
@@ -70,9 +137,53 @@ impl From<BackendError> for Error {
             BackendError::Corrupt { .. } => ErrorKind::Data,
             BackendError::BackendIdMismatch { .. } => ErrorKind::Closed,
         };
-        Error::new(kind, format!("backend: {error}")).with_source(error)
+        Error::new(kind, "backend").with_source(error)
     }
 }
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("disk full")]
+    struct Disk;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("state.db")]
+    struct File(#[source] Disk);
+
+    #[test]
+    fn test_message_is_the_context_and_the_chain_prints_each_cause_once() {
+        let error = Error::wrap(ErrorKind::Data, File(Disk)).context("opening store a");
+        assert_eq!(error.to_string(), "opening store a");
+        assert_eq!(format!("{error:#}"), "opening store a: state.db: disk full");
+        let cause = error.source().expect("the wrapped error");
+        assert_eq!(format!("{cause:#}"), "state.db: disk full");
+        assert_eq!(
+            cause.source().map(|c| c.to_string()).as_deref(),
+            Some("disk full")
+        );
+    }
+
+    #[test]
+    fn test_backend_errors_keep_their_cause_and_a_clone_does_too() {
+        let error = Error::from(BackendError::Unavailable {
+            message: "timeout".into(),
+        });
+        let copy = error.clone();
+        assert_eq!(copy.kind(), ErrorKind::Unavailable);
+        assert_eq!(copy.to_string(), "backend");
+        assert_eq!(format!("{copy:#}"), "backend: backend unavailable: timeout");
+        assert!(
+            copy.source()
+                .and_then(|s| s.downcast_ref::<BackendError>())
+                .is_some_and(BackendError::is_retryable)
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //! sequence numbers and per-node metadata, and the conversions to and from the backend's
 //! [`GlobalEvent`].
 
-use eventsync_backends::{GlobalEvent, GlobalSeq};
+use eventsync_backends::GlobalEvent;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -124,8 +124,8 @@ impl EncodedEvent {
             self.seq
         );
         GlobalEvent {
-            seq_num: GlobalSeq(self.seq.global),
-            parent_seq_num: GlobalSeq(self.parent.global),
+            seq_num: self.seq.global,
+            parent_seq_num: self.parent.global,
             name: self.name.clone(),
             args: self.args.clone(),
             client_id: self.client_id.clone(),
@@ -136,8 +136,8 @@ impl EncodedEvent {
     /// From the wire form: generation 0, client 0, nothing recorded yet.
     pub fn from_global(event: GlobalEvent) -> EncodedEvent {
         EncodedEvent {
-            seq: EventSeq::global(event.seq_num.0),
-            parent: EventSeq::global(event.parent_seq_num.0),
+            seq: EventSeq::from(event.seq_num),
+            parent: EventSeq::from(event.parent_seq_num),
             name: event.name,
             args: event.args,
             client_id: event.client_id,

@@ -29,7 +29,7 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{Value, ValueRef};
 use serde_json::Value as Json;
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 
 /// PRAGMAs a reader may run: they report, and change nothing. A value after one of
 /// [`ARGUMENT_PRAGMAS`] names a table, an index or a row limit; after any other it would set
@@ -98,7 +98,7 @@ pub(crate) enum ReadError {
         reason: String,
     },
     /// SQLite failed to compile or run the query.
-    #[error("query {sql:?}: {source}")]
+    #[error("query {sql:?}")]
     Sql {
         /// The SQL text.
         sql: String,
@@ -110,7 +110,7 @@ pub(crate) enum ReadError {
 
 impl From<ReadError> for Error {
     fn from(error: ReadError) -> Error {
-        Error::invalid(error.to_string()).with_source(error)
+        Error::wrap(ErrorKind::Invalid, error)
     }
 }
 

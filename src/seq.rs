@@ -9,6 +9,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
+use eventsync_backends::GlobalSeq;
 use serde::{Deserialize, Serialize};
 
 /// The sequence number of an event on the client side.
@@ -21,8 +22,9 @@ use serde::{Deserialize, Serialize};
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
 pub struct EventSeq {
-    /// Position in the backend's total order; `0` is the root.
-    pub global: u64,
+    /// Position in the backend's total order ([`GlobalSeq::ZERO`] is the root): the
+    /// backends' own number, so a synced event's number crosses the boundary unchanged.
+    pub global: GlobalSeq,
     /// Position among client-only events committed after `global` (`0` for synced events).
     pub client: u32,
     /// Rebase generation: the client-local epoch of optimistic history this number was
@@ -33,7 +35,7 @@ pub struct EventSeq {
 impl EventSeq {
     /// The root: parent of the first event, head of an empty log.
     pub const ROOT: EventSeq = EventSeq {
-        global: 0,
+        global: GlobalSeq::ZERO,
         client: 0,
         generation: 0,
     };
@@ -41,7 +43,7 @@ impl EventSeq {
     /// A synced event's number at generation 0.
     pub const fn global(global: u64) -> EventSeq {
         EventSeq {
-            global,
+            global: GlobalSeq(global),
             client: 0,
             generation: 0,
         }
@@ -50,20 +52,15 @@ impl EventSeq {
     /// A number from its three parts.
     pub const fn new(global: u64, client: u32, generation: u32) -> EventSeq {
         EventSeq {
-            global,
+            global: GlobalSeq(global),
             client,
             generation,
         }
     }
 
-    /// The same position with another generation.
-    pub const fn with_generation(self, generation: u32) -> EventSeq {
-        EventSeq { generation, ..self }
-    }
-
     /// The `(global, client)` position, which orders events.
     pub const fn position(self) -> (u64, u32) {
-        (self.global, self.client)
+        (self.global.0, self.client)
     }
 
     /// Compares positions, ignoring the generation.
@@ -115,7 +112,7 @@ impl EventSeq {
         } else {
             SeqPair {
                 seq: EventSeq {
-                    global: self.global + 1,
+                    global: self.global.next(),
                     client: 0,
                     generation,
                 },
@@ -125,6 +122,17 @@ impl EventSeq {
                     generation: self.generation,
                 },
             }
+        }
+    }
+}
+
+/// A synced event's number at generation 0 (the number the backend gave it).
+impl From<GlobalSeq> for EventSeq {
+    fn from(global: GlobalSeq) -> EventSeq {
+        EventSeq {
+            global,
+            client: 0,
+            generation: 0,
         }
     }
 }
@@ -140,7 +148,7 @@ pub struct SeqPair {
 
 impl fmt::Display for EventSeq {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "e{}", self.global)?;
+        write!(f, "e{}", self.global.0)?;
         if self.client > 0 {
             write!(f, ".{}", self.client)?;
         }
@@ -198,7 +206,7 @@ impl FromStr for EventSeq {
             None => 0,
         };
         Ok(EventSeq {
-            global,
+            global: GlobalSeq(global),
             client,
             generation,
         })

@@ -86,7 +86,8 @@ struct SessionCore {
     state: SyncState,
     /// Changesets of the materialized events the backend has not confirmed, by position.
     journal: BTreeMap<(u64, u32), Changeset>,
-    backend_head: GlobalSeq,
+    /// The leader's backend-confirmed head, from its last message.
+    confirmed_head: GlobalSeq,
     leader_pending: usize,
     /// Bumped each time the session re-pushes its pending events; the leader fences by it.
     epoch: u64,
@@ -133,11 +134,7 @@ impl ClientSession {
             heads,
             mut messages,
         } = seed;
-        let state = SyncState {
-            pending: Vec::new(),
-            upstream_head: heads.leader_head,
-            local_head: heads.leader_head,
-        };
+        let state = SyncState::at(heads.leader_head);
         let core = SessionCore {
             connection,
             state,
@@ -145,7 +142,7 @@ impl ClientSession {
                 .into_iter()
                 .map(|(seq, changeset)| (seq.position(), changeset))
                 .collect(),
-            backend_head: heads.backend_head,
+            confirmed_head: heads.confirmed_head,
             leader_pending: heads.leader_pending,
             epoch: 0,
             subscriptions: Vec::new(),
@@ -317,7 +314,7 @@ impl ClientSession {
         SyncStatus {
             local_head: core.state.local_head,
             leader_head: core.state.upstream_head,
-            backend_confirmed_head: EventSeq::global(core.backend_head.0),
+            backend_confirmed_head: EventSeq::from(core.confirmed_head),
             pending: core.state.pending.len(),
             leader_pending: core.leader_pending,
         }
@@ -402,8 +399,9 @@ impl SessionInner {
             }
             SessionMessage::Payload { payload, heads } => {
                 if let Err(error) = self.apply_payload(&mut core, payload, heads) {
-                    tracing::error!(session = %self.session_id, %error, "session stopped");
-                    core.closed = Some(error.to_string());
+                    let report = format!("{error:#}");
+                    tracing::error!(session = %self.session_id, error = %report, "session stopped");
+                    core.closed = Some(report);
                 }
             }
         }
@@ -415,7 +413,7 @@ impl SessionInner {
         payload: Payload,
         heads: LeaderHeads,
     ) -> Result<()> {
-        core.backend_head = heads.backend_head;
+        core.confirmed_head = heads.confirmed_head;
         core.leader_pending = heads.leader_pending;
         let result = merge(&core.state, payload, MergeOptions::default())
             .map_err(|violation| Error::internal(format!("session: {violation}")))?;
@@ -468,7 +466,7 @@ impl SessionInner {
                 return Err(Error::internal("session: a leader payload was rejected"));
             }
         }
-        let confirmed = heads.backend_head.0;
+        let confirmed = heads.confirmed_head.0;
         core.journal
             .retain(|position, _| *position > (confirmed, 0));
         core.notify(&tables);
@@ -486,7 +484,7 @@ impl SessionInner {
         if events.is_empty() {
             return Ok(());
         }
-        let confirmed = core.backend_head.0;
+        let confirmed = core.confirmed_head;
         let tx = core
             .connection
             .unchecked_transaction()

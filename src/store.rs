@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use eventsync_backends::{Entropy, GlobalSeq, StoreId, SyncBackend};
 use serde::Serialize;
@@ -167,7 +166,8 @@ pub struct StoreStatus {
     pub backend_confirmed_head: EventSeq,
     /// Events committed here that the backend has not confirmed yet.
     pub pending: usize,
-    /// The backend's head, when it was reachable.
+    /// The backend head: the last event of the backend's log, read by this call (`None`
+    /// when the backend was unreachable). It can be ahead of `backend_confirmed_head`.
     pub backend_head: Option<GlobalSeq>,
 }
 
@@ -255,7 +255,7 @@ impl Store {
             store_id: self.inner.store_id.clone(),
             client_id: self.inner.client_id.clone(),
             local_head: leader.leader_head,
-            backend_confirmed_head: EventSeq::global(leader.backend_head.0),
+            backend_confirmed_head: EventSeq::from(leader.confirmed_head),
             pending: leader.leader_pending,
             backend_head,
         })
@@ -302,17 +302,10 @@ impl Store {
     }
 
     /// Persists what sessions have queued, stops the leader and waits for it; the data dir's
-    /// lock is released when the leader has stopped.
+    /// lock is released when the leader has stopped. The leader first waits, a bounded time,
+    /// until every event committed by a session is admitted (a session whose push was
+    /// refused re-pushes it after catching up), as LiveStore's shutdown drain does.
     pub async fn shutdown(self) -> Result<()> {
-        // Give sessions a moment to get their last commits admitted (a session whose push
-        // was refused re-pushes it after catching up), as LiveStore's shutdown drain does.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-        let counters = &self.inner.counters;
-        while counters.admitted.load(Ordering::Relaxed) < counters.committed.load(Ordering::Relaxed)
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
         let (reply, answer) = oneshot::channel();
         if self
             .inner
@@ -323,8 +316,9 @@ impl Store {
             let _ = answer.await;
         }
         if let Some(task) = self.inner.task.lock().await.take() {
-            task.await
-                .map_err(|error| Error::internal(format!("leader task: {error}")))?;
+            task.await.map_err(|error| {
+                Error::new(ErrorKind::Internal, "the leader's task failed").with_source(error)
+            })?;
         }
         Ok(())
     }

@@ -122,7 +122,7 @@ async fn snapshot(store: &Store) -> Snapshot {
         .await
         .unwrap()
         .into_iter()
-        .map(|event| (event.seq.global, event.name, event.args))
+        .map(|event| (event.seq.global.0, event.name, event.args))
         .collect();
     let todos = store
         .query_leader("SELECT id, text, completed, created_seq FROM todos ORDER BY created_seq, id")
@@ -192,8 +192,14 @@ async fn damaged_segment_stops_the_pull(
     damage(&shared, &key).await;
 
     let error = sync_error(&reader).await;
-    let message = error.to_string();
+    let message = format!("{error:#}");
     assert_eq!(error.kind(), ErrorKind::Data, "{label}: {message}");
+    // Every waiting sync gets the backend's typed error as the cause, not a copy of its text.
+    let cause = std::error::Error::source(&error).and_then(|cause| cause.downcast_ref());
+    assert!(
+        matches!(cause, Some(BackendError::Corrupt { .. })),
+        "{label}: {error:?}"
+    );
     assert!(message.contains(key.as_ref()), "{label}: {message}");
     assert_eq!(
         snapshot(&reader).await,
@@ -202,12 +208,18 @@ async fn damaged_segment_stops_the_pull(
     );
     // The damage is not transient: a second sync fails the same way.
     let again = sync_error(&reader).await;
-    assert!(again.to_string().contains(key.as_ref()), "{label}: {again}");
+    assert!(
+        format!("{again:#}").contains(key.as_ref()),
+        "{label}: {again}"
+    );
 
     let fresh = shared.open("fresh", todo_schema()).await;
     let error = sync_error(&fresh).await;
     assert_eq!(error.kind(), ErrorKind::Data, "{label}: {error}");
-    assert!(error.to_string().contains(key.as_ref()), "{label}: {error}");
+    assert!(
+        format!("{error:#}").contains(key.as_ref()),
+        "{label}: {error}"
+    );
     assert_eq!(
         snapshot(&fresh).await,
         before,
@@ -246,7 +258,7 @@ async fn test_every_flipped_bit_of_a_header_is_caught_through_the_leader() {
         let error = sync_error(&reader).await;
         assert_eq!(error.kind(), ErrorKind::Data, "byte {index}: {error}");
         assert!(
-            error.to_string().contains(key.as_ref()),
+            format!("{error:#}").contains(key.as_ref()),
             "byte {index}: {error}"
         );
         assert_eq!(snapshot(&reader).await, (vec![], vec![]), "byte {index}");
@@ -404,8 +416,11 @@ async fn test_damaged_store_json_fails_a_fresh_client_naming_it() {
         let fresh = shared.open("fresh", todo_schema()).await;
         let error = sync_error(&fresh).await;
         assert_eq!(error.kind(), ErrorKind::Data, "{label}: {error}");
-        assert!(error.to_string().contains(key.as_ref()), "{label}: {error}");
-        assert!(error.to_string().contains(needle), "{label}: {error}");
+        assert!(
+            format!("{error:#}").contains(key.as_ref()),
+            "{label}: {error}"
+        );
+        assert!(format!("{error:#}").contains(needle), "{label}: {error}");
         assert_eq!(snapshot(&fresh).await, (vec![], vec![]), "{label}");
         fresh.shutdown().await.unwrap();
     }
@@ -426,7 +441,7 @@ async fn test_missing_segment_object_is_reported_not_skipped() {
     let fresh = shared.open("fresh", todo_schema()).await;
     let error = sync_error(&fresh).await;
     assert_eq!(error.kind(), ErrorKind::Data, "{error}");
-    assert!(error.to_string().contains(key.as_ref()), "{error}");
+    assert!(format!("{error:#}").contains(key.as_ref()), "{error}");
     let (events, _) = snapshot(&fresh).await;
     let seqs: Vec<u64> = events.iter().map(|(seq, _, _)| *seq).collect();
     assert_eq!(
@@ -451,7 +466,7 @@ async fn bad_upstream_event_stops_the_leader(label: &str, bad: GlobalEvent, need
 
     let error = sync_error(&reader).await;
     for needle in needles {
-        assert!(error.to_string().contains(needle), "{label}: {error}");
+        assert!(format!("{error:#}").contains(needle), "{label}: {error}");
     }
     assert_eq!(
         snapshot(&reader).await,
@@ -462,7 +477,7 @@ async fn bad_upstream_event_stops_the_leader(label: &str, bad: GlobalEvent, need
     let fresh = shared.open("fresh", todo_schema()).await;
     let error = sync_error(&fresh).await;
     for needle in needles {
-        assert!(error.to_string().contains(needle), "{label}: {error}");
+        assert!(format!("{error:#}").contains(needle), "{label}: {error}");
     }
     assert_eq!(snapshot(&fresh).await, before, "{label}: fresh client");
     reader.shutdown().await.unwrap();
@@ -508,20 +523,20 @@ async fn test_session_commit_with_args_that_do_not_fit_changes_nothing() {
             .commit_dynamic(TodoCreated::NAME, &args)
             .unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Invalid, "{args}: {error}");
-        assert!(error.to_string().contains(TodoCreated::NAME), "{error}");
-        assert!(error.to_string().contains(field), "{args}: {error}");
+        assert!(format!("{error:#}").contains(TodoCreated::NAME), "{error}");
+        assert!(format!("{error:#}").contains(field), "{args}: {error}");
     }
     // Not in the schema at all.
     let error = session.commit_dynamic("v9.Nope", &json!({})).unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Invalid);
-    assert!(error.to_string().contains("v9.Nope"), "{error}");
+    assert!(format!("{error:#}").contains("v9.Nope"), "{error}");
     // Args that are not JSON at all: a map with non-string keys does not serialize.
     let not_json: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
     let error = session
         .commit_dynamic(TodoCreated::NAME, &not_json)
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Invalid);
-    assert!(error.to_string().contains("serialize"), "{error}");
+    assert!(format!("{error:#}").contains("serialize"), "{error}");
 
     assert!(session.pending().is_empty(), "nothing was queued");
     let todos_after: Vec<Value> = session.query("SELECT * FROM todos", &[]).unwrap();
@@ -536,7 +551,7 @@ async fn test_session_commit_with_args_that_do_not_fit_changes_nothing() {
             text: "bread".into(),
         })
         .unwrap();
-    assert_eq!(seq.global, 2);
+    assert_eq!(seq.global.0, 2);
     store.sync().await.unwrap();
     assert_eq!(shared.log().head().await.unwrap(), GlobalSeq(2));
     drop(session);
@@ -559,7 +574,7 @@ fn old_schema(policy: UnknownEventPolicy) -> Schema {
                     vec![
                         args.id.into(),
                         args.text.into(),
-                        (ctx.event().seq.global as i64).into(),
+                        (ctx.event().seq.global.0 as i64).into(),
                     ],
                 )])
             },
@@ -600,8 +615,11 @@ async fn test_unknown_events_with_warn_or_ignore_are_kept_but_not_materialized()
         let ids: Vec<&str> = todos.iter().map(|t| t["id"].as_str().unwrap()).collect();
         assert_eq!(ids, ["t1", "t3"], "{policy:?}");
         let status = old.status().await.unwrap();
-        assert_eq!(status.local_head.global, 3, "{policy:?}: the head advances");
-        assert_eq!(status.backend_confirmed_head.global, 3, "{policy:?}");
+        assert_eq!(
+            status.local_head.global.0, 3,
+            "{policy:?}: the head advances"
+        );
+        assert_eq!(status.backend_confirmed_head.global.0, 3, "{policy:?}");
         // The old client keeps working on top of it.
         let session = old.session().await.unwrap();
         let seq = session
@@ -610,7 +628,7 @@ async fn test_unknown_events_with_warn_or_ignore_are_kept_but_not_materialized()
                 text: "after".into(),
             })
             .unwrap();
-        assert_eq!(seq.global, 4, "{policy:?}");
+        assert_eq!(seq.global.0, 4, "{policy:?}");
         old.sync().await.unwrap();
         drop(session);
         old.shutdown().await.unwrap();
@@ -635,8 +653,8 @@ async fn test_unknown_events_with_fail_stop_the_sync_naming_the_event() {
         .await
         .unwrap();
     let error = sync_error(&old).await;
-    assert!(error.to_string().contains("v2.TodoArchived"), "{error}");
-    assert!(error.to_string().contains("e2"), "{error}");
+    assert!(format!("{error:#}").contains("v2.TodoArchived"), "{error}");
+    assert!(format!("{error:#}").contains("e2"), "{error}");
     assert_eq!(snapshot(&old).await, before, "the old client changed");
     old.shutdown().await.unwrap();
 }
@@ -671,10 +689,10 @@ async fn test_unsafe_store_and_client_ids_are_refused_before_touching_disk() {
             .await;
         let error = store.expect_err("an unsafe store id must be refused");
         assert_eq!(error.kind(), ErrorKind::Invalid, "{error}");
-        assert!(error.to_string().contains(&shown), "{error}");
-        assert!(!error.to_string().contains('\0'), "{error}");
+        assert!(format!("{error:#}").contains(&shown), "{error}");
+        assert!(!format!("{error:#}").contains('\0'), "{error}");
         assert!(
-            error.to_string().len() < 400,
+            format!("{error:#}").len() < 400,
             "the message stays short: {error}"
         );
 

@@ -150,11 +150,11 @@ async fn test_rebase_after_another_client_took_e42() {
 
     // A pulls B's e42 and rebases its rename to e43.
     wait_until("A rebased", async || {
-        a.status().await.unwrap().local_head.global == 43
+        a.status().await.unwrap().local_head.global.0 == 43
     })
     .await;
     let eventlog = a.eventlog().await.unwrap();
-    let globals: Vec<u64> = eventlog.iter().map(|event| event.seq.global).collect();
+    let globals: Vec<u64> = eventlog.iter().map(|event| event.seq.global.0).collect();
     assert_eq!(globals, (1..=43).collect::<Vec<_>>(), "no gap");
     assert_eq!(
         (eventlog[41].client_id.as_str(), eventlog[41].seq),
@@ -167,7 +167,7 @@ async fn test_rebase_after_another_client_took_e42() {
         EventSeq::new(43, 0, 1),
         "A's rename rebased to e43r1"
     );
-    assert_eq!(eventlog[42].parent.global, 42);
+    assert_eq!(eventlog[42].parent.global.0, 42);
     let status = a.status().await.unwrap();
     assert_eq!(
         (status.pending, status.backend_confirmed_head),
@@ -176,7 +176,7 @@ async fn test_rebase_after_another_client_took_e42() {
 
     // A's session: e43 pending at the leader, then confirmed by the backend.
     wait_until("A's session hears the rebase", async || {
-        session_a.sync_status().local_head.global == 43
+        session_a.sync_status().local_head.global.0 == 43
     })
     .await;
     let seen = session_a.sync_status();

@@ -54,7 +54,7 @@ async fn test_second_leader_on_the_same_data_dir_waits_then_fails_clearly() {
     let error = second.expect_err("a second leader on the same files is refused");
     assert_eq!(error.kind(), ErrorKind::Unavailable);
     assert!(
-        error.to_string().contains("another eventsync process"),
+        format!("{error:#}").contains("another eventsync process"),
         "{error}"
     );
     assert!(
@@ -215,7 +215,10 @@ async fn test_wiped_backend_resets_by_default_and_can_shut_down_instead() {
         open_with_policy(&schema, dir.path(), &wiped, OnBackendIdMismatch::Shutdown).await;
     let error = refused.expect_err("shutdown policy refuses to open");
     assert_eq!(error.kind(), ErrorKind::Closed);
-    assert!(error.to_string().contains("wiped and recreated"), "{error}");
+    assert!(
+        format!("{error:#}").contains("wiped and recreated"),
+        "{error}"
+    );
 
     let store = open_with_policy(&schema, dir.path(), &wiped, OnBackendIdMismatch::Reset)
         .await
@@ -229,4 +232,86 @@ async fn test_wiped_backend_resets_by_default_and_can_shut_down_instead() {
         Some(eventsync::backends::GlobalSeq(1))
     );
     store.shutdown().await.unwrap();
+}
+
+/// `shutdown` keeps what every session committed, even a commit whose first push the leader
+/// refused: two sessions number their first event on the same head, the leader admits one
+/// and refuses the other, and the refused session re-pushes it renumbered once it has caught
+/// up. The leader answers the shutdown only after that re-push is admitted.
+#[tokio::test]
+async fn test_shutdown_waits_for_a_refused_commit_to_be_pushed_again() {
+    let schema = Arc::new(todo_schema());
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        Store::builder(schema.clone())
+            .with_offline(true)
+            .with_data_dir(dir.path())
+            .with_client_id("a")
+            .with_tuning(fast_tuning())
+            .open()
+    };
+    let store = open().await.unwrap();
+    let first = store.session().await.unwrap();
+    let second = store.session().await.unwrap();
+    // On a current-thread runtime the leader does not run between these two commits, so
+    // both are numbered e1 on the root.
+    for (session, id) in [(&first, "x"), (&second, "y")] {
+        let seq = session
+            .commit(&TodoCreated {
+                id: id.into(),
+                text: format!("todo {id}"),
+            })
+            .unwrap();
+        assert_eq!(seq.to_string(), "e1");
+    }
+    store.shutdown().await.unwrap();
+
+    let store = open().await.unwrap();
+    assert_eq!(
+        ids(&store).await,
+        vec![json!({"id": "x"}), json!({"id": "y"})]
+    );
+    let seqs: Vec<String> = store
+        .eventlog()
+        .await
+        .unwrap()
+        .iter()
+        .map(|event| event.seq.to_string())
+        .collect();
+    assert_eq!(seqs, ["e1", "e2r1"]);
+    store.shutdown().await.unwrap();
+}
+
+/// An error names each of its causes once: no message of the chain repeats the message of
+/// its cause, so printing the chain (`{:#}`, the command line's one line) says each once.
+#[tokio::test]
+async fn test_an_error_names_each_cause_once() {
+    let schema = Arc::new(todo_schema());
+    let dir = tempfile::tempdir().unwrap();
+    // A folder where state.db should be: SQLite cannot open it.
+    std::fs::create_dir_all(dir.path().join("default").join("state.db")).unwrap();
+    let error = Store::builder(schema)
+        .with_offline(true)
+        .with_data_dir(dir.path())
+        .with_client_id("a")
+        .open()
+        .await
+        .err()
+        .expect("state.db cannot be opened");
+    let mut level: &dyn std::error::Error = &error;
+    let mut causes = 0;
+    while let Some(cause) = level.source() {
+        let (message, cause_message) = (level.to_string(), cause.to_string());
+        assert!(
+            !message.contains(&cause_message),
+            "{message:?} repeats its cause {cause_message:?}"
+        );
+        level = cause;
+        causes += 1;
+    }
+    assert!(
+        causes >= 1,
+        "the error keeps SQLite's error as its cause: {error:?}"
+    );
+    assert!(format!("{error:#}").contains("state.db"), "{error:#}");
 }

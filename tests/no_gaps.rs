@@ -165,7 +165,7 @@ async fn run_seed(seed: u64) {
     let last = log.last().map(|event| event.seq_num.0).unwrap_or(0);
     for session in &sessions {
         support::wait_until("the session catches up", async || {
-            session.sync_status().backend_confirmed_head.global == last
+            session.sync_status().backend_confirmed_head.global.0 == last
         })
         .await;
         let rows: Vec<Value> = session.query(TODOS_DUMP, &[]).unwrap();

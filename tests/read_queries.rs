@@ -40,7 +40,7 @@ fn assert_refused<T>(sql: &str, result: eventsync::Result<T>) {
         panic!("{sql:?} was not refused")
     };
     assert_eq!(error.kind(), ErrorKind::Invalid, "{sql:?}: {error}");
-    assert!(error.to_string().contains(sql), "names {sql:?}: {error}");
+    assert!(format!("{error:#}").contains(sql), "names {sql:?}: {error}");
 }
 
 fn session_snapshot(session: &ClientSession) -> Vec<Vec<Value>> {

@@ -70,7 +70,10 @@ async fn test_backend_errors_from_inputs_with_credentials_hide_them() {
     let error = open_backend("s3://bucket/prefix", "store", &with_userinfo)
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("holds credentials"), "{error}");
+    assert!(
+        format!("{error:#}").contains("holds credentials"),
+        "{error}"
+    );
     errors.push(error);
     // A request to a closed port, signed with the secrets: every way it fails.
     let backend = open_backend("s3://bucket/prefix", "store", &options)

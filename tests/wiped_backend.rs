@@ -233,7 +233,7 @@ async fn closed_message(store: &Store) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         match store.sync().await {
-            Err(error) if error.kind() == ErrorKind::Closed => return error.to_string(),
+            Err(error) if error.kind() == ErrorKind::Closed => return format!("{error:#}"),
             other => assert!(
                 tokio::time::Instant::now() < deadline,
                 "the store did not stop: the last sync gave {other:?}"
@@ -350,7 +350,7 @@ async fn shutdown_stops_keeping_local_data(bucket: Bucket) {
         .await
         .expect_err("an open refuses the same way");
     assert_eq!(refused.kind(), ErrorKind::Closed);
-    assert!(refused.to_string().contains(&new_id), "{refused}");
+    assert!(format!("{refused:#}").contains(&new_id), "{refused}");
     assert_fresh_client_reads(&bucket, &[]).await;
 }
 

@@ -158,7 +158,7 @@ impl fmt::Debug for Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file could not be read.
-    #[error("cannot read config file {path} ({origin}): {source}")]
+    #[error("cannot read config file {path} ({origin})")]
     ReadFile {
         /// The file.
         path: PathBuf,
@@ -204,7 +204,7 @@ pub enum ConfigError {
 
 impl From<ConfigError> for Error {
     fn from(error: ConfigError) -> Error {
-        Error::invalid(error.to_string()).with_source(error)
+        Error::wrap(eventsync::ErrorKind::Invalid, error)
     }
 }
 

@@ -89,7 +89,7 @@ pub(crate) async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
     let temp = tempfile::Builder::new()
         .prefix("eventsync-demo-")
         .tempdir()
-        .map_err(|e| Error::new(ErrorKind::Unavailable, format!("creating a temp dir: {e}")))?;
+        .map_err(|e| Error::new(ErrorKind::Unavailable, "creating a temp dir").with_source(e))?;
     let (url, store_id) = if matches!(config.backend_origin, Origin::Flag(_)) {
         (config.backend.clone(), format!("demo-{}", generate_id(8)))
     } else {
@@ -97,8 +97,9 @@ pub(crate) async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
         std::fs::create_dir_all(&folder).map_err(|e| {
             Error::new(
                 ErrorKind::Unavailable,
-                format!("creating {}: {e}", folder.display()),
+                format!("creating {}", folder.display()),
             )
+            .with_source(e)
         })?;
         (format!("file://{}", folder.display()), "demo".to_string())
     };
@@ -138,7 +139,7 @@ pub(crate) async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
     let mut stores = Vec::new();
     for outcome in outcomes {
         let (report, store) =
-            outcome.map_err(|e| Error::internal(format!("a demo client task failed: {e}")))??;
+            outcome.map_err(|e| Error::internal("a demo client task failed").with_source(e))??;
         reports.push(report);
         stores.push(store);
     }
@@ -336,7 +337,7 @@ async fn sync_until_quiescent(demo: &Demo, stores: &[Store]) -> Result<bool> {
         let mut settled = true;
         for store in stores {
             let status = store.status().await?;
-            settled &= status.pending == 0 && status.local_head.global == head.0;
+            settled &= status.pending == 0 && status.local_head.global == head;
         }
         if settled {
             return Ok(true);

@@ -93,7 +93,7 @@ mod tests {
         let error = verdict.outcome.expect_err("doctor accepted the store");
         assert_eq!(error.kind(), ErrorKind::Invalid);
         assert!(
-            error.to_string().contains("failed the capability probe"),
+            format!("{error:#}").contains("failed the capability probe"),
             "{error}"
         );
         assert!(

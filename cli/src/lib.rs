@@ -179,10 +179,9 @@ async fn with_store<T>(config: &Config, body: impl AsyncFnOnce(&Store) -> Result
     Ok(value)
 }
 
-/// The same error kind with `what` in front of the message.
+/// The same error kind with `what` as its message and `error` as its cause.
 fn context(error: Error, what: String) -> Error {
-    let message = format!("{what}: {error}");
-    Error::new(error.kind(), message).with_source(error)
+    error.context(what)
 }
 
 /// Writes one line to stdout; a closed stdout is an error rather than a panic.
@@ -190,12 +189,7 @@ fn out(line: impl std::fmt::Display) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}")
         .and_then(|()| stdout.flush())
-        .map_err(|e| {
-            Error::new(
-                eventsync::ErrorKind::Closed,
-                format!("writing to stdout: {e}"),
-            )
-        })
+        .map_err(|e| Error::new(eventsync::ErrorKind::Closed, "writing to stdout").with_source(e))
 }
 
 /// One event as a readable line: `e3  v1.TodoCreated  {"id":…}  client=… session=…`.

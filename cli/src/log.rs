@@ -41,8 +41,9 @@ pub(crate) async fn run(config: &Config, args: &LogArgs) -> Result<()> {
         let page = page.map_err(|e| backend::backend_error(url, e))?;
         for event in &page.events {
             if args.json {
-                let line = serde_json::to_string(event)
-                    .map_err(|e| Error::internal(format!("encoding {}: {e}", event.seq_num)))?;
+                let line = serde_json::to_string(event).map_err(|e| {
+                    Error::internal(format!("encoding {}", event.seq_num)).with_source(e)
+                })?;
                 out(line)?;
             } else {
                 out(event_line(event))?;

@@ -1,5 +1,6 @@
 //! The `eventsync` command line: parses the arguments, runs [`eventsync_cli::run`], and
-//! prints a failure as one line `eventsync: <message>` (exit 1; usage errors exit 2).
+//! prints a failure as one line `eventsync: <context>: <cause>: ...`, each cause of the chain
+//! once (exit 1; usage errors exit 2).
 
 use std::process::ExitCode;
 
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("eventsync: {}", one_line(&error.to_string()));
+            eprintln!("eventsync: {}", one_line(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }

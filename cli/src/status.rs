@@ -34,7 +34,7 @@ pub(crate) async fn run(config: &Config, args: &StatusArgs) -> Result<()> {
         let url = backend::display_url(&config.backend);
         if args.json {
             let mut json = serde_json::to_value(&status)
-                .map_err(|e| eventsync::Error::internal(format!("encoding status: {e}")))?;
+                .map_err(|e| eventsync::Error::internal("encoding status").with_source(e))?;
             json["backend"] = url.into();
             return out(json);
         }

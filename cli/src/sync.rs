@@ -34,7 +34,7 @@ pub(crate) async fn run(config: &Config, args: &SyncArgs) -> Result<()> {
             status.store_id, status.local_head, status.pending
         ))?;
         if args.watch {
-            watch(store, GlobalSeq(status.backend_confirmed_head.global)).await?;
+            watch(store, status.backend_confirmed_head.global).await?;
         }
         Ok(())
     })

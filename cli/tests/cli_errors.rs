@@ -162,3 +162,24 @@ fn test_help_lists_every_subcommand() {
         assert!(help.contains(word), "{word} missing from {help}");
     }
 }
+
+/// A failure prints its context and every cause once, on one line: here the store's
+/// `state.db` is a folder, so the open fails in SQLite.
+#[test]
+fn test_error_chain_is_one_line_naming_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".eventsync/default/state.db")).unwrap();
+    let run = eventsync(dir.path(), &["--offline", "todo", "list"]);
+    let line = run.one_line_error();
+    assert!(line.starts_with("eventsync: opening store"), "{line}");
+    assert_eq!(
+        line.matches("unable to open database file").count(),
+        1,
+        "{line}"
+    );
+    assert_eq!(
+        line.matches("state.db").count(),
+        2,
+        "the file, then SQLite's path: {line}"
+    );
+}

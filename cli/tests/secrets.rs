@@ -71,7 +71,7 @@ fn test_config_errors_hide_secrets_from_the_file() {
     }
     for error in &errors {
         assert_hidden("ConfigError", error);
-        assert!(!error.to_string().contains("222333444555"), "{error}");
+        assert!(!format!("{error:#}").contains("222333444555"), "{error}");
         let library = eventsync::Error::from(ConfigError::DataDir {
             path: "x".into(),
             message: error.to_string(),

@@ -8,7 +8,7 @@
 //! levels the state with the eventlog (replaying what it lacks, or rebuilding it when the
 //! schema changed): the eventlog is the source of truth.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use eventsync_backends::GlobalSeq;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -28,7 +28,7 @@ const UNKNOWN_EVENT_HASH: &str = "unknown";
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DbError {
     /// SQLite failed on one of the files.
-    #[error("{file}: {source}")]
+    #[error("{file}")]
     Sqlite {
         /// Which file (or `state.db + eventlog.db` for a transaction over both).
         file: String,
@@ -40,7 +40,7 @@ pub(crate) enum DbError {
     #[error(transparent)]
     Materialize(#[from] materialize::MaterializeError),
     /// Materializing the event numbered `seq` failed (its name is in the source's message).
-    #[error("event {seq}: {source}")]
+    #[error("event {seq}")]
     Event {
         /// The event's number.
         seq: EventSeq,
@@ -115,14 +115,7 @@ impl LeaderDb {
              CREATE TABLE IF NOT EXISTS main.__eventsync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
         )
         .map_err(sql(BOTH))?;
-        let format: Option<String> = conn
-            .query_row(
-                "SELECT value FROM eventlog.meta WHERE key = 'format'",
-                [],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(sql("eventlog.db"))?;
+        let format = read_meta(&conn, "eventlog.meta", "format", "eventlog.db")?;
         match format {
             None => {
                 conn.execute(
@@ -201,7 +194,7 @@ impl LeaderDb {
             )
             .map_err(sql(BOTH))?;
         let rows = statement
-            .query_map(params![after.global as i64, after.client], |row| {
+            .query_map(params![after.global.0 as i64, after.client], |row| {
                 let args: String = row.get(7)?;
                 let sync_metadata: Option<String> = row.get(10)?;
                 let changeset = changeset_row(
@@ -252,29 +245,21 @@ impl LeaderDb {
 
     /// Brings the state tables level with the eventlog: rebuilds them from scratch when the
     /// schema changed or the state does not match the eventlog, else replays what is missing.
-    /// Returns whether a full rebuild ran.
     ///
     /// One transaction: dropping the old tables, creating the schema's, recording its hash,
     /// replaying the events and moving the state head commit together or not at all. A crash
     /// (or a failing materializer) part-way leaves `state.db` as it was, so the next boot
     /// decides again from the same facts; committing the new hash before the replay would
     /// let it trust the old head over empty tables.
-    pub(crate) fn level_state(&mut self, schema: &Schema) -> Result<bool, DbError> {
+    pub(crate) fn level_state(&mut self, schema: &Schema) -> Result<(), DbError> {
         let tx = self.conn.unchecked_transaction().map_err(sql(BOTH))?;
-        let recorded_hash: Option<String> = tx
-            .query_row(
-                "SELECT value FROM main.__eventsync_meta WHERE key = 'schema_hash'",
-                [],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(sql("state.db"))?;
+        let recorded_hash = read_meta(&tx, "main.__eventsync_meta", "schema_hash", "state.db")?;
         let state_head = self.state_head()?;
         let matches_eventlog = state_head == EventSeq::ROOT
             || tx
                 .query_row(
                     "SELECT seq_generation FROM eventlog.eventlog WHERE seq_global = ?1 AND seq_client = ?2",
-                    params![state_head.global as i64, state_head.client],
+                    params![state_head.global.0 as i64, state_head.client],
                     |row| row.get::<_, u32>(0),
                 )
                 .optional()
@@ -282,7 +267,7 @@ impl LeaderDb {
                 == Some(state_head.generation);
         let rebuild =
             recorded_hash.as_deref() != Some(self.schema_hash.as_str()) || !matches_eventlog;
-        let (backend_head, _) = self.sync_status()?;
+        let (confirmed_head, _) = self.sync_status()?;
         let replay_from = if rebuild {
             drop_user_tables(&tx)?;
             tx.execute("DELETE FROM main.__eventsync_changeset", [])
@@ -301,7 +286,7 @@ impl LeaderDb {
         for event in &mut missing {
             // Events after the backend-confirmed head (client-only ones on its global too) may
             // still be rolled back, so they keep a changeset.
-            let record = if event.seq.position() <= (backend_head.0, 0) {
+            let record = if event.seq.position() <= (confirmed_head.0, 0) {
                 Record::Nothing
             } else {
                 Record::Changeset
@@ -310,8 +295,7 @@ impl LeaderDb {
         }
         let head = missing.last().map(|event| event.seq).unwrap_or(replay_from);
         set_state_head(&tx, head)?;
-        tx.commit().map_err(sql(BOTH))?;
-        Ok(rebuild)
+        tx.commit().map_err(sql(BOTH))
     }
 
     /// Records that the user tables are those of this leader's schema.
@@ -327,18 +311,16 @@ impl LeaderDb {
     /// In one transaction over both files: rolls back `rollback` (by their recorded
     /// changesets, newest first, deleting them from the eventlog), materializes and appends
     /// `new` (recording changesets as asked), moves the state head to `state_head`, and when
-    /// `backend_head` is given records it and trims the changesets it confirms.
-    /// Returns the user tables touched.
+    /// `confirmed_head` is given records it and trims the changesets it confirms.
     pub(crate) fn apply_batch(
         &mut self,
         schema: &Schema,
         rollback: &[EncodedEvent],
         new: &mut [NewEvent<'_>],
         state_head: EventSeq,
-        backend_head: Option<GlobalSeq>,
-    ) -> Result<BTreeSet<String>, DbError> {
+        confirmed_head: Option<GlobalSeq>,
+    ) -> Result<(), DbError> {
         let tx = self.conn.unchecked_transaction().map_err(sql(BOTH))?;
-        let mut tables = BTreeSet::new();
         if !rollback.is_empty() {
             let mut changesets = Vec::with_capacity(rollback.len());
             {
@@ -349,16 +331,17 @@ impl LeaderDb {
                     .map_err(sql("state.db"))?;
                 for event in rollback {
                     let row: Option<Option<Vec<u8>>> = select
-                        .query_row(params![event.seq.global as i64, event.seq.client], |row| {
-                            row.get(0)
-                        })
+                        .query_row(
+                            params![event.seq.global.0 as i64, event.seq.client],
+                            |row| row.get(0),
+                        )
                         .optional()
                         .map_err(sql("state.db"))?;
                     changesets.push(changeset_row(row));
                 }
             }
             let refs: Vec<&Changeset> = changesets.iter().collect();
-            tables.extend(materialize::rollback(&tx, &refs)?);
+            materialize::rollback(&tx, &refs)?;
             let mut delete_changeset = tx
                 .prepare_cached("DELETE FROM main.__eventsync_changeset WHERE seq_global = ?1 AND seq_client = ?2")
                 .map_err(sql("state.db"))?;
@@ -368,17 +351,17 @@ impl LeaderDb {
                 )
                 .map_err(sql("eventlog.db"))?;
             for event in rollback {
-                let key = params![event.seq.global as i64, event.seq.client];
+                let key = params![event.seq.global.0 as i64, event.seq.client];
                 delete_changeset.execute(key).map_err(sql("state.db"))?;
                 delete_event.execute(key).map_err(sql("eventlog.db"))?;
             }
         }
         for item in new.iter_mut() {
-            tables.extend(apply_to_state(&tx, schema, item.event, item.record)?);
+            apply_to_state(&tx, schema, item.event, item.record)?;
             self.insert_event(&tx, item.event)?;
         }
         set_state_head(&tx, state_head)?;
-        if let Some(head) = backend_head {
+        if let Some(head) = confirmed_head {
             tx.execute(
                 "UPDATE eventlog.sync_status SET head = ?1 WHERE id = 1",
                 [head.0 as i64],
@@ -393,8 +376,7 @@ impl LeaderDb {
             )
             .map_err(sql("state.db"))?;
         }
-        tx.commit().map_err(sql(BOTH))?;
-        Ok(tables)
+        tx.commit().map_err(sql(BOTH))
     }
 
     fn insert_event(&self, tx: &Connection, event: &EncodedEvent) -> Result<(), DbError> {
@@ -413,10 +395,10 @@ impl LeaderDb {
         )
         .and_then(|mut insert| {
             insert.execute(params![
-                event.seq.global as i64,
+                event.seq.global.0 as i64,
                 event.seq.client,
                 event.seq.generation,
-                event.parent.global as i64,
+                event.parent.global.0 as i64,
                 event.parent.client,
                 event.parent.generation,
                 event.name,
@@ -481,7 +463,7 @@ fn apply_to_state(
     schema: &Schema,
     event: &mut EncodedEvent,
     record: Record,
-) -> Result<BTreeSet<String>, DbError> {
+) -> Result<(), DbError> {
     let applied =
         materialize::apply_event(tx, schema, event, record).map_err(|source| DbError::Event {
             seq: event.seq,
@@ -497,7 +479,7 @@ fn apply_to_state(
         )
         .and_then(|mut insert| {
             insert.execute(params![
-                event.seq.global as i64,
+                event.seq.global.0 as i64,
                 event.seq.client,
                 event.seq.generation,
                 blob
@@ -506,7 +488,7 @@ fn apply_to_state(
         .map_err(sql("state.db"))?;
     }
     event.meta.changeset = applied.changeset;
-    Ok(applied.tables)
+    Ok(())
 }
 
 /// A row of `__eventsync_changeset` as a changeset: no row means the event was never
@@ -519,11 +501,27 @@ fn changeset_row(row: Option<Option<Vec<u8>>>) -> Changeset {
     }
 }
 
+/// The value of `key` in a key-value `table` of `file` (`None` when it is not recorded).
+fn read_meta(
+    conn: &Connection,
+    table: &str,
+    key: &str,
+    file: &str,
+) -> Result<Option<String>, DbError> {
+    conn.query_row(
+        &format!("SELECT value FROM {table} WHERE key = ?1"),
+        [key],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(sql(file))
+}
+
 fn set_state_head(tx: &Connection, head: EventSeq) -> Result<(), DbError> {
     tx.prepare_cached(
         "UPDATE main.__eventsync_state_head SET seq_global = ?1, seq_client = ?2, seq_generation = ?3 WHERE id = 1",
     )
-    .and_then(|mut update| update.execute(params![head.global as i64, head.client, head.generation]))
+    .and_then(|mut update| update.execute(params![head.global.0 as i64, head.client, head.generation]))
     .map(drop)
     .map_err(sql("state.db"))
 }

@@ -213,11 +213,7 @@ impl Leader {
     /// leader's sync state follows it, sessions and waiting syncs are closed with `notice`
     /// (their read models hold the old state), and the pull starts over from the new store.
     fn reset_after_replacement(&mut self, notice: &str) {
-        self.state = SyncState {
-            pending: Vec::new(),
-            upstream_head: EventSeq::ROOT,
-            local_head: EventSeq::ROOT,
-        };
+        self.state = SyncState::at(EventSeq::ROOT);
         self.state_head = EventSeq::ROOT;
         for waiter in self.waiters.drain(..) {
             let _ = waiter

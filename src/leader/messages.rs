@@ -41,7 +41,8 @@ pub(crate) enum Command {
         sql: String,
         reply: oneshot::Sender<Result<Vec<serde_json::Value>, Error>>,
     },
-    /// Drain what is queued and stop.
+    /// Admit what is queued, wait (a bounded time) until every committed session event is
+    /// admitted, then stop and reply.
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -68,16 +69,86 @@ pub(crate) enum SessionMessage {
         heads: LeaderHeads,
     },
     /// The session's push of `epoch` was refused; it must re-push after catching up.
-    Rejected { epoch: u64, reason: String },
+    Rejected { epoch: u64, reason: Refusal },
     /// The leader stopped; the session can no longer commit.
     Closed { reason: String },
+}
+
+/// Why the leader refused a session's push. The session catches up (it waits for the
+/// leader's next payload) and pushes its pending events again, renumbered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refusal {
+    /// The session is not registered (it was closed).
+    #[error("unknown session")]
+    UnknownSession,
+    /// The epoch fence: an earlier push of this session was refused, and a later event of
+    /// the old numbering must never overtake it (LiveStore's prefix fence).
+    #[error("stale push of epoch {epoch} (fenced at {fenced_at})")]
+    StaleEpoch {
+        /// The push's epoch.
+        epoch: u64,
+        /// The session's lowest accepted epoch.
+        fenced_at: u64,
+    },
+    /// A push without events.
+    #[error("empty push")]
+    Empty,
+    /// The session numbered its events on another head than the leader's: it has not seen
+    /// an event the leader holds.
+    #[error("the session numbered {first} on {base} but the leader's head is {head}")]
+    BaseMismatch {
+        /// The push's first event.
+        first: EventSeq,
+        /// The head the session numbered on.
+        base: EventSeq,
+        /// The leader's head.
+        head: EventSeq,
+    },
+    /// The first event is of an older rebase generation than the leader's head.
+    #[error("stale rebase generation: {first} is older than the leader head {head}")]
+    StaleGeneration {
+        /// The push's first event.
+        first: EventSeq,
+        /// The leader's head.
+        head: EventSeq,
+    },
+    /// The first event is not after the leader's head.
+    #[error("leader is ahead: {first} is not after the leader head {head}")]
+    LeaderAhead {
+        /// The push's first event.
+        first: EventSeq,
+        /// The leader's head.
+        head: EventSeq,
+    },
+    /// An event of the push is not after the one before it.
+    #[error("non-monotonic push: {seq} is not after {previous}")]
+    NonMonotonic {
+        /// The offending event.
+        seq: EventSeq,
+        /// The event before it (or the leader's head).
+        previous: EventSeq,
+    },
+    /// An event of the push does not follow the one before it (a gap, or a wrong parent).
+    #[error("non-contiguous push: {seq} (parent {parent}) does not follow {previous}")]
+    NotContiguous {
+        /// The offending event.
+        seq: EventSeq,
+        /// Its parent.
+        parent: EventSeq,
+        /// The event before it (or the leader's head).
+        previous: EventSeq,
+    },
 }
 
 /// Where the leader stands: its heads, as sent to sessions and reported by `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LeaderHeads {
+    /// The leader's local head: the last event of its eventlog.
     pub leader_head: EventSeq,
-    pub backend_head: GlobalSeq,
+    /// The backend-confirmed head: the last event the backend confirmed to this leader (not
+    /// the backend head, which the backend may have moved since).
+    pub confirmed_head: GlobalSeq,
+    /// The leader's pending synced events.
     pub leader_pending: usize,
 }
 

@@ -7,6 +7,32 @@
 //! push futures talk to it through channels, so the databases need no lock and every change
 //! of the leader's [`SyncState`] happens in one place. Pulled pages have precedence over
 //! session pushes, as in LiveStore.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: the actor ([`Leader`]): boot, the run loop, the core step
+//!   ([`Leader::apply_step`]: one transaction, changesets onto pending, the state head, every
+//!   session told) that admission, advance and rebase share, merging what the backend
+//!   confirmed, `sync` waiters, backend failures, shutdown and close.
+//! - `admit.rs`: session pushes: the pure admission check with its typed refusal, new sessions.
+//! - `push.rs`: group commit to the backend and the outcome of a push.
+//! - `pull.rs`: the pull task and the retry backoff.
+//! - `identity.rs`: the backend id policy, at open and while running.
+//! - `reseed.rs`: `ignore`'s copy of the confirmed events into a new store.
+//! - `db.rs`: the two SQLite files and every statement on them.
+//! - `messages.rs`: what flows between the leader, its sessions and the store handle.
+//!
+//! # Where blocking SQLite work runs, and why
+//!
+//! Every SQLite call of the leader (materializing a batch, rolling back, reading events)
+//! runs on the async runtime, inside the actor's task, blocking its worker thread for the
+//! length of a transaction. That is a choice: the actor owns the connection, so no lock and
+//! no second copy of the state are needed, and the seeded simulation runs every client on
+//! one current-thread runtime, where one task at a time gives one interleaving per seed
+//! (`spawn_blocking` would hand work to a thread pool whose timing the seed does not fix).
+//! The cost is that a long transaction delays the other tasks of a thread; moving the
+//! SQLite work off the runtime (without losing the replayable order) is the performance
+//! work's to do.
 
 mod admit;
 pub(crate) mod db;
@@ -24,6 +50,7 @@ pub(crate) use messages::{
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use eventsync_backends::{BackendError, Entropy, GlobalEvent, GlobalSeq, SyncBackend};
 use tokio::sync::{mpsc, oneshot};
@@ -36,28 +63,40 @@ use crate::materialize::Record;
 use crate::schema::Schema;
 use crate::seq::EventSeq;
 use crate::settings::Tuning;
-use crate::sync_state::{MergeOptions, MergeResult, Payload, SyncState, merge};
+use crate::sync_state::{LocalPush, MergeOptions, MergeResult, Payload, SyncState, merge};
 use db::{LeaderDb, NewEvent};
 use identity::{AtOpen, Identity};
 use pull::{Backoff, PullEvent, Restart};
 use reseed::ReseedError;
 
+/// A session the leader serves.
 struct SessionLink {
+    /// Where the leader's payloads, refusals and the close notice go.
     sender: mpsc::UnboundedSender<SessionMessage>,
     /// Pushes with a lower epoch are stale: an earlier push of this session was refused, and
     /// a later event of the old numbering must never overtake it (LiveStore's prefix fence).
     min_epoch: u64,
 }
 
+/// A caller of `Store::sync`, answered once its condition holds (see [`Leader::check_waiters`]).
 struct SyncWaiter {
+    /// Where the answer goes: `Ok` when synced, else the first backend error or the close.
     reply: oneshot::Sender<Result<(), Error>>,
+    /// How many session events had been committed when `sync` was called: all of them must
+    /// be admitted (or abandoned) first.
     committed: u64,
+    /// The pull restart started for this waiter: only a page of this pull or a later one
+    /// can say the backend has nothing newer.
     pull_epoch: u64,
+    /// Whether such a pull reached the backend's head (`PageInfo::NoMore`).
     pulled_current: bool,
 }
 
+/// A push to the backend that ended.
 struct PushDone {
+    /// The events it carried, in wire form.
     batch: Vec<GlobalEvent>,
+    /// What the backend answered.
     result: Result<(), BackendError>,
 }
 
@@ -71,12 +110,20 @@ enum TaskDone {
 
 /// The sync side of an online leader.
 struct Online {
+    /// The backend every client of the store syncs through.
     backend: Arc<dyn SyncBackend>,
+    /// Restarts the pull task (from the backend-confirmed head, tagged with a pull epoch).
     restarts: mpsc::UnboundedSender<Restart>,
+    /// The epoch of the latest pull restart; pages carry the epoch of the pull they came from.
     pull_epoch: u64,
+    /// One push at a time: set while a push task runs, cleared by its `TaskDone::Push`.
     push_in_flight: bool,
+    /// No push before this instant (after a failure, or a `ServerAhead` until the pull
+    /// catches up); `None` when a push may start now.
     push_retry_at: Option<Instant>,
+    /// Delays between failed pushes.
     push_backoff: Backoff,
+    /// Where push and reseed tasks report (the other end is in [`Leader::run`]).
     tasks_done: mpsc::UnboundedSender<TaskDone>,
     /// The recorded backend id.
     backend_id: Option<String>,
@@ -84,20 +131,67 @@ struct Online {
     identity: Identity,
 }
 
+/// How the leader's [`SyncState`] moves in a [core step](Leader::apply_step).
+enum NextState {
+    /// Session events were admitted: they join pending ([`SyncState::push_local`]).
+    Admitted,
+    /// A merge of what the backend confirmed produced this state.
+    Merged(SyncState),
+}
+
+/// Which transfer with the backend failed (see [`Leader::on_backend_error`]).
+#[derive(Debug, Clone, Copy)]
+enum Transfer {
+    Push,
+    Pull,
+}
+
+/// How long a shutting-down leader waits for committed session events to be admitted (a
+/// session whose push was refused re-pushes it after catching up), as LiveStore's shutdown
+/// drain does. Past it, what is still missing stays in its session and is lost.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// A shutdown under way: the leader keeps working until every committed session event is
+/// admitted or `deadline` passes, then stops and answers every caller.
+struct Stopping {
+    /// The callers of `Store::shutdown` (a cloned store can ask twice).
+    replies: Vec<oneshot::Sender<()>>,
+    /// When the leader stops even with session events missing.
+    deadline: Instant,
+}
+
 /// The leader actor's state.
 pub(crate) struct Leader {
+    /// The user's schema: tables and materializers.
     schema: Arc<Schema>,
+    /// `state.db` and `eventlog.db`, on one connection.
     db: LeaderDb,
+    /// The leader's sync state against the backend: `pending` holds the events the backend
+    /// has not confirmed (client-only ones too), `upstream_head` the backend-confirmed head,
+    /// `local_head` the last event of the eventlog.
     state: SyncState,
+    /// The state head: the last event materialized in `state.db`'s tables, as recorded
+    /// there (boot levels the tables from it). `state.local_head` is the sync state's last
+    /// event, which `merge` moves; each core step moves both, this one from the events it
+    /// materialized.
     state_head: EventSeq,
-    /// Ordered, so that every walk over the sessions (advances, close) has one order.
+    /// The sessions, by key. Ordered, so that every walk over the sessions (advances,
+    /// close) has one order.
     sessions: BTreeMap<SessionKey, SessionLink>,
+    /// The key the next session gets.
     next_session: SessionKey,
+    /// The sync side; `None` for a store opened offline.
     online: Option<Online>,
+    /// Callers of `Store::sync` waiting for their answer.
     waiters: Vec<SyncWaiter>,
+    /// Counters shared with the store handle and the sessions.
     counters: Arc<Counters>,
+    /// Batch limits and the backend-id policy.
     tuning: Tuning,
+    /// Why the leader stopped, once it has: every later request gets this reason.
     closed: Option<String>,
+    /// A shutdown under way.
+    stopping: Option<Stopping>,
     /// The data dir's lock. The leader holds it, not the store handle: a dropped handle
     /// leaves the leader running until its sessions' commits are admitted, and a second
     /// leader on the same files must wait until then. Last field: dropped after `db`.
@@ -135,8 +229,8 @@ impl Leader {
             entropy,
         } = args;
         db.level_state(&schema).map_err(db_error)?;
-        let (backend_head, _) = db.sync_status().map_err(db_error)?;
-        let upstream_head = EventSeq::global(backend_head.0);
+        let (confirmed_head, _) = db.sync_status().map_err(db_error)?;
+        let upstream_head = EventSeq::from(confirmed_head);
         let local_head = db.eventlog_head().map_err(db_error)?;
         if upstream_head.is_after(&local_head) {
             return Err(Error::new(
@@ -159,7 +253,7 @@ impl Leader {
         let online = backend.map(|backend| {
             let (restarts, restart_rx) = mpsc::unbounded_channel();
             let start = Restart {
-                cursor: backend_head,
+                cursor: confirmed_head,
                 epoch: 0,
                 reread_id: !at_open.verified,
             };
@@ -199,6 +293,7 @@ impl Leader {
             counters,
             tuning,
             closed: None,
+            stopping: None,
             _lock: lock,
         };
         if at_open.reseed && leader.online.is_some() {
@@ -215,9 +310,13 @@ impl Leader {
         mut tasks_done: mpsc::UnboundedReceiver<TaskDone>,
     ) {
         loop {
+            if self.stop_is_due() {
+                return self.stop(&mut commands);
+            }
             self.maybe_start_push();
             self.maybe_recheck();
             let retry_at = self.online.as_ref().and_then(|online| online.push_retry_at);
+            let stop_at = self.stopping.as_ref().map(|stopping| stopping.deadline);
             tokio::select! {
                 biased;
                 Some(event) = pulled.recv(), if self.online.is_some() && self.closed.is_none() => {
@@ -232,31 +331,18 @@ impl Leader {
                         online.push_retry_at = None;
                     }
                 }
+                _ = sleep_until(stop_at), if stop_at.is_some() => {}
                 command = commands.recv() => match command {
-                    Some(Command::Shutdown { reply }) => {
-                        self.drain(&mut commands);
-                        self.close("the store was shut down");
-                        let _ = reply.send(());
-                        return;
-                    }
                     Some(command) => {
                         let mut batch = vec![command];
                         while let Ok(more) = commands.try_recv() {
-                            let stop = matches!(more, Command::Shutdown { .. });
                             batch.push(more);
-                            if stop { break; }
                         }
-                        let mut shutdown = None;
-                        self.on_commands(batch, &mut shutdown);
-                        if let Some(reply) = shutdown {
-                            self.drain(&mut commands);
-                            self.close("the store was shut down");
-                            let _ = reply.send(());
-                            return;
-                        }
+                        self.on_commands(batch);
                     }
                     None => {
                         self.close("the store was dropped");
+                        self.answer_stopping();
                         return;
                     }
                 },
@@ -265,20 +351,43 @@ impl Leader {
         }
     }
 
-    /// Processes what is still queued (session pushes are persisted; other requests answered).
-    fn drain(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) {
+    /// Whether a shutdown under way may stop now: every committed session event was
+    /// admitted (or abandoned: it will never be), or the grace period is over.
+    fn stop_is_due(&self) -> bool {
+        let Some(stopping) = &self.stopping else {
+            return false;
+        };
+        let counters = &self.counters;
+        let settled = counters.admitted.load(Ordering::Relaxed)
+            + counters.abandoned.load(Ordering::Relaxed)
+            >= counters.committed.load(Ordering::Relaxed);
+        settled || Instant::now() >= stopping.deadline
+    }
+
+    /// Ends a shutdown: processes what is still queued (session pushes are persisted, other
+    /// requests answered), closes, and answers every caller of `Store::shutdown`.
+    fn stop(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) {
         let mut batch = Vec::new();
         while let Ok(command) = commands.try_recv() {
             batch.push(command);
         }
-        let mut ignored = None;
-        self.on_commands(batch, &mut ignored);
-        if let Some(reply) = ignored {
+        self.on_commands(batch);
+        self.close("the store was shut down");
+        self.answer_stopping();
+    }
+
+    fn answer_stopping(&mut self) {
+        for reply in self
+            .stopping
+            .take()
+            .into_iter()
+            .flat_map(|stopping| stopping.replies)
+        {
             let _ = reply.send(());
         }
     }
 
-    fn on_commands(&mut self, commands: Vec<Command>, shutdown: &mut Option<oneshot::Sender<()>>) {
+    fn on_commands(&mut self, commands: Vec<Command>) {
         let mut pushes = Vec::new();
         for command in commands {
             match command {
@@ -304,7 +413,16 @@ impl Leader {
                             let rows = crate::rows::read_json(self.db.connection(), &sql, &[]);
                             let _ = reply.send(rows.map_err(Error::from));
                         }
-                        Command::Shutdown { reply } => *shutdown = Some(reply),
+                        Command::Shutdown { reply } => {
+                            let deadline = Instant::now() + SHUTDOWN_GRACE;
+                            self.stopping
+                                .get_or_insert_with(|| Stopping {
+                                    replies: Vec::new(),
+                                    deadline,
+                                })
+                                .replies
+                                .push(reply);
+                        }
                         Command::SessionPush { .. } => unreachable!("handled above"),
                     }
                 }
@@ -316,7 +434,7 @@ impl Leader {
     fn heads(&self) -> LeaderHeads {
         LeaderHeads {
             leader_head: self.state.local_head,
-            backend_head: GlobalSeq(self.state.upstream_head.global),
+            confirmed_head: self.state.upstream_head.global,
             leader_pending: self.synced_pending(),
         }
     }
@@ -366,10 +484,10 @@ impl Leader {
                 let fresh: Vec<GlobalEvent> = page
                     .events
                     .into_iter()
-                    .filter(|event| event.seq_num.0 > upstream)
+                    .filter(|event| event.seq_num > upstream)
                     .collect();
                 if let Some(first) = fresh.first()
-                    && first.parent_seq_num.0 != upstream
+                    && first.parent_seq_num != upstream
                 {
                     // Pages queued before a restart can skip ahead of what we hold: pull again.
                     self.restart_pull();
@@ -391,72 +509,55 @@ impl Leader {
                     }
                 }
             }
-            PullEvent::Failed {
-                error: error @ BackendError::BackendIdMismatch { .. },
-            } => self.on_identity_lost(&error),
-            PullEvent::Failed { error, .. } => {
-                // Transient failures are routine (offline); `sync()` waiters get the error.
-                if error.is_retryable() {
-                    tracing::info!(%error, "pull from the backend failed; retrying");
-                } else {
-                    tracing::warn!(%error, "pull from the backend failed; retrying");
-                }
-                self.fail_waiters(&Error::from(error));
-            }
+            PullEvent::Failed { error } => self.on_backend_error(Transfer::Pull, error),
         }
+    }
+
+    /// A push or the pull failed. A changed store starts the identity recheck; anything else
+    /// is retried (a push after its backoff, the pull by its own task) and reported to the
+    /// `sync()` waiters. Transient failures are routine (offline), so they log at info.
+    fn on_backend_error(&mut self, transfer: Transfer, error: BackendError) {
+        if let BackendError::BackendIdMismatch { .. } = error {
+            // A pushed segment is not in the store (it sits in the old one's folder, at
+            // best): the events stay pending while the leader reconciles with the new store.
+            return self.on_identity_lost(&error);
+        }
+        let delay = match (transfer, &mut self.online) {
+            (Transfer::Push, Some(online)) => {
+                let delay = online.push_backoff.next();
+                online.push_retry_at = Some(Instant::now() + delay);
+                Some(delay)
+            }
+            _ => None,
+        };
+        if error.is_retryable() {
+            tracing::info!(%error, ?transfer, ?delay, "transfer with the backend failed; retrying");
+        } else {
+            tracing::warn!(%error, ?transfer, ?delay, "transfer with the backend failed; retrying");
+        }
+        self.fail_waiters(&Error::from(error));
     }
 
     /// Merges events the backend confirmed (pulled, or our own push that succeeded) into
     /// the leader: confirms pending events, appends new ones, or rolls back and replays.
     fn integrate_upstream(&mut self, incoming: Vec<EncodedEvent>) {
         let Some(last) = incoming.last() else { return };
-        let backend_head = GlobalSeq(last.seq.global);
-        let options = MergeOptions {
-            ignore_client_only: true,
+        let confirmed_head = last.seq.global;
+        let payload = Payload::UpstreamAdvance {
+            new_events: incoming,
         };
-        let result = match merge(
-            &self.state,
-            Payload::UpstreamAdvance {
-                new_events: incoming,
-            },
-            options,
-        ) {
+        let result = match merge(&self.state, payload, MergeOptions::IGNORE_CLIENT_ONLY) {
             Ok(result) => result,
             Err(violation) => return self.fail_internal(&violation.to_string()),
         };
-        match result {
-            MergeResult::Advance {
-                new_state,
-                mut new_events,
-                ..
-            } => {
-                let state_head = new_events
-                    .last()
-                    .map(|event| EventSeq::max_position(self.state_head, event.seq));
-                let state_head = state_head.unwrap_or(self.state_head);
-                let mut items: Vec<NewEvent<'_>> = new_events
-                    .iter_mut()
-                    .map(|event| NewEvent {
-                        event,
-                        record: Record::Nothing,
-                    })
-                    .collect();
-                if let Err(error) = self.db.apply_batch(
-                    &self.schema,
-                    &[],
-                    &mut items,
-                    state_head,
-                    Some(backend_head),
-                ) {
-                    return self.fail(db_error(error));
-                }
-                self.state = new_state;
-                self.state_head = state_head;
-                self.broadcast(Payload::UpstreamAdvance { new_events });
-            }
+        let Some(downstream) = result.downstream_payload() else {
+            return self.fail_internal("an upstream advance was rejected");
+        };
+        let (new_state, rebase) = match result {
+            MergeResult::Advance { new_state, .. } => (new_state, false),
             MergeResult::Rebase {
                 new_state,
-                mut new_events,
+                new_events,
                 rollback_events,
             } => {
                 self.counters.rebases.fetch_add(1, Ordering::Relaxed);
@@ -466,53 +567,118 @@ impl Leader {
                     head = %new_state.local_head,
                     "rebasing pending events on the backend's new head"
                 );
-                let upstream_count = new_events.len() - new_state.pending.len();
-                let state_head = new_events
-                    .last()
-                    .map(|event| event.seq)
-                    .unwrap_or(self.state_head);
-                let mut items: Vec<NewEvent<'_>> = new_events
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(index, event)| NewEvent {
-                        event,
-                        record: if index < upstream_count {
-                            Record::Nothing
-                        } else {
-                            Record::Changeset
-                        },
-                    })
-                    .collect();
-                if let Err(error) = self.db.apply_batch(
-                    &self.schema,
-                    &rollback_events,
-                    &mut items,
-                    state_head,
-                    Some(backend_head),
-                ) {
-                    return self.fail(db_error(error));
+                (new_state, true)
+            }
+            MergeResult::Reject { .. } => return,
+        };
+        if let Err(error) = self.apply_step(
+            NextState::Merged(new_state),
+            downstream,
+            Some(confirmed_head),
+        ) {
+            return self.fail(error);
+        }
+        if rebase && let Some(online) = &mut self.online {
+            // The rebased events are new: push them without waiting out an old backoff.
+            online.push_retry_at = None;
+            online.push_backoff.reset();
+        }
+    }
+
+    /// The leader's core step, shared by admission, advance and rebase. In one transaction
+    /// over both files: rolls back the payload's rollback events, materializes its new
+    /// events (recording a changeset for each one the new state holds pending, as it may
+    /// still be rolled back), moves the state head, and records `confirmed_head` when given.
+    /// Then the sync state moves (`next`), the pending events take the recorded changesets
+    /// (rollback reads them from `state.db`; new sessions seed their journal from these),
+    /// and every session gets the payload. On error nothing moved in memory; the caller
+    /// stops the leader.
+    fn apply_step(
+        &mut self,
+        next: NextState,
+        mut payload: Payload,
+        confirmed_head: Option<GlobalSeq>,
+    ) -> Result<(), Error> {
+        let upstream_head = match &next {
+            NextState::Admitted => self.state.upstream_head,
+            NextState::Merged(state) => state.upstream_head,
+        };
+        let (rollback, new_events) = match &mut payload {
+            Payload::UpstreamAdvance { new_events } => (&[][..], new_events),
+            Payload::UpstreamRebase {
+                rollback_events,
+                new_events,
+            } => (&rollback_events[..], new_events),
+            Payload::LocalPush { .. } => {
+                return Err(Error::internal(
+                    "leader: a local push is not a payload for sessions",
+                ));
+            }
+        };
+        let state_head = match new_events.last() {
+            None => self.state_head,
+            // Appended only: a confirmed client-only event can leave the state head ahead.
+            Some(last) if rollback.is_empty() => EventSeq::max_position(self.state_head, last.seq),
+            Some(last) => last.seq,
+        };
+        let mut items: Vec<NewEvent<'_>> = new_events
+            .iter_mut()
+            .map(|event| NewEvent {
+                record: if event.seq.is_after(&upstream_head) {
+                    Record::Changeset
+                } else {
+                    Record::Nothing
+                },
+                event,
+            })
+            .collect();
+        let recorded = items
+            .iter()
+            .filter(|item| item.record == Record::Changeset)
+            .count();
+        self.db
+            .apply_batch(
+                &self.schema,
+                rollback,
+                &mut items,
+                state_head,
+                confirmed_head,
+            )
+            .map_err(db_error)?;
+        match next {
+            NextState::Admitted => {
+                // The pending copies are cloned from the events, recorded changesets included.
+                let admitted = std::mem::take(new_events);
+                match self.state.push_local(admitted, MergeOptions::default()) {
+                    LocalPush::Advance { new_events: back } => *new_events = back,
+                    LocalPush::Reject { .. } => {
+                        return Err(Error::internal(
+                            "leader: an admitted push does not extend the leader's head",
+                        ));
+                    }
                 }
-                self.state = new_state;
+            }
+            NextState::Merged(state) => {
+                self.state = state;
+                // The recorded events are the newest pending ones (a rebase's replayed tail).
                 for (pending, applied) in self
                     .state
                     .pending
                     .iter_mut()
-                    .zip(&new_events[upstream_count..])
+                    .rev()
+                    .zip(new_events.iter().rev().take(recorded))
                 {
+                    debug_assert_eq!(
+                        pending.seq, applied.seq,
+                        "pending and recorded events differ"
+                    );
                     pending.meta.changeset = applied.meta.changeset.clone();
                 }
-                self.state_head = state_head;
-                if let Some(online) = &mut self.online {
-                    online.push_retry_at = None;
-                    online.push_backoff.reset();
-                }
-                self.broadcast(Payload::UpstreamRebase {
-                    rollback_events,
-                    new_events,
-                });
             }
-            MergeResult::Reject { .. } => self.fail_internal("an upstream advance was rejected"),
         }
+        self.state_head = state_head;
+        self.broadcast(payload);
+        Ok(())
     }
 
     fn restart_pull(&mut self) {
@@ -524,7 +690,7 @@ impl Leader {
     fn restart_pull_with(&mut self, reread_id: bool) {
         if let Some(online) = &mut self.online {
             online.pull_epoch += 1;
-            let cursor = GlobalSeq(self.state.upstream_head.global);
+            let cursor = self.state.upstream_head.global;
             let _ = online.restarts.send(Restart {
                 cursor,
                 epoch: online.pull_epoch,
@@ -585,9 +751,7 @@ impl Leader {
 
     fn fail_waiters(&mut self, error: &Error) {
         for waiter in self.waiters.drain(..) {
-            let _ = waiter
-                .reply
-                .send(Err(Error::new(error.kind(), error.to_string())));
+            let _ = waiter.reply.send(Err(error.clone()));
         }
     }
 
@@ -597,9 +761,10 @@ impl Leader {
 
     /// Stops the leader after an error it cannot recover from; the data on disk is kept.
     fn fail(&mut self, error: Error) {
-        tracing::error!(%error, "leader stopped");
+        let report = format!("{error:#}");
+        tracing::error!(error = %report, "leader stopped");
         self.fail_waiters(&error);
-        self.close(&error.to_string());
+        self.close(&report);
     }
 
     fn close(&mut self, reason: &str) {
@@ -633,5 +798,5 @@ pub(crate) fn db_error(error: db::DbError) -> Error {
         db::DbError::Materialize(_) | db::DbError::Event { .. } => ErrorKind::Invalid,
         db::DbError::Sqlite { .. } => ErrorKind::Data,
     };
-    Error::new(kind, error.to_string()).with_source(error)
+    Error::wrap(kind, error)
 }

@@ -8,8 +8,7 @@ use eventsync_backends::BackendError;
 use tokio::time::Instant;
 
 use super::identity::Identity;
-use super::{Leader, PushDone, TaskDone};
-use crate::error::Error;
+use super::{Leader, PushDone, TaskDone, Transfer};
 use crate::event::EncodedEvent;
 
 impl Leader {
@@ -57,7 +56,7 @@ impl Leader {
         }
         let Some(first) = batch.first() else { return };
         debug_assert_eq!(
-            first.parent_seq_num.0, self.state.upstream_head.global,
+            first.parent_seq_num, self.state.upstream_head.global,
             "push does not chain on the head"
         );
         online.push_in_flight = true;
@@ -82,7 +81,7 @@ impl Leader {
                 let fresh: Vec<EncodedEvent> = done
                     .batch
                     .into_iter()
-                    .filter(|event| event.seq_num.0 > upstream)
+                    .filter(|event| event.seq_num > upstream)
                     .map(EncodedEvent::from_global)
                     .collect();
                 if fresh
@@ -99,19 +98,7 @@ impl Leader {
                 online.push_retry_at = Some(Instant::now() + Duration::from_millis(20));
                 self.restart_pull();
             }
-            // The segment is not in the store (it sits in the old one's folder, at best): the
-            // events stay pending while the leader reconciles with the new store.
-            Err(error @ BackendError::BackendIdMismatch { .. }) => self.on_identity_lost(&error),
-            Err(error) => {
-                let delay = online.push_backoff.next();
-                online.push_retry_at = Some(Instant::now() + delay);
-                if error.is_retryable() {
-                    tracing::info!(%error, ?delay, "push to the backend failed; retrying");
-                } else {
-                    tracing::warn!(%error, ?delay, "push to the backend failed; retrying");
-                }
-                self.fail_waiters(&Error::from(error));
-            }
+            Err(error) => self.on_backend_error(Transfer::Push, error),
         }
     }
 }

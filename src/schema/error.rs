@@ -34,7 +34,7 @@ pub enum SchemaError {
         name: String,
     },
     /// The DDL of a table does not run.
-    #[error("the DDL of table `{table}` fails: {source}")]
+    #[error("the DDL of table `{table}` fails")]
     InvalidDdl {
         /// The table.
         table: String,
@@ -72,7 +72,7 @@ pub enum SchemaError {
         table: String,
     },
     /// SQLite failed while creating or inspecting a table.
-    #[error("creating table `{table}`: {source}")]
+    #[error("creating table `{table}`")]
     Sql {
         /// The table (empty when none was concerned).
         table: String,
@@ -110,7 +110,7 @@ pub enum MaterializeError {
         message: String,
     },
     /// SQLite failed while running the event's statements or recording its changeset.
-    #[error("materializing event `{event}` ({seq}): {source}")]
+    #[error("materializing event `{event}` ({seq})")]
     Sql {
         /// The event's name.
         event: String,

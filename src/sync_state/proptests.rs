@@ -236,11 +236,14 @@ fn assert_rebased(original: &[EncodedEvent], rebased: &[EncodedEvent], base: Eve
             )
         );
         if after.is_client_only() {
-            assert_eq!(after.seq.position(), (previous.global, previous.client + 1));
+            assert_eq!(
+                after.seq.position(),
+                (previous.global.0, previous.client + 1)
+            );
             assert_eq!(after.parent, previous);
         } else {
-            assert_eq!(after.seq.position(), (previous.global + 1, 0));
-            assert_eq!(after.parent.position(), (previous.global, 0));
+            assert_eq!(after.seq.position(), (previous.global.0 + 1, 0));
+            assert_eq!(after.parent.position(), (previous.global.0, 0));
         }
         previous = after.seq;
     }

@@ -251,8 +251,8 @@ fn check_eventlog(
         ));
     }
     for (local, remote) in global.iter().zip(log) {
-        let same = local.seq.same_position(&EventSeq::global(remote.seq_num.0))
-            && local.parent.global == remote.parent_seq_num.0
+        let same = local.seq.same_position(&EventSeq::from(remote.seq_num))
+            && local.parent.global == remote.parent_seq_num
             && local.name == remote.name
             && canonical_args(&local.args) == canonical_args(&remote.args)
             && local.client_id == remote.client_id

@@ -245,7 +245,7 @@ mod tests {
         if client_only {
             let mut event = events.last().cloned().expect("one synced event first");
             event.parent = event.seq;
-            event.seq = EventSeq::new(event.seq.global, 1, 0);
+            event.seq = EventSeq::new(event.seq.global.0, 1, 0);
             event.name = UiStateSet::NAME.into();
             event.args = serde_json::to_value(UiStateSet {
                 filter: TodoFilter::Active,

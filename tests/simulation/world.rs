@@ -619,9 +619,7 @@ impl World {
                 match store.status().await {
                     Ok(status) => {
                         if status.pending > 0
-                            || Some(eventsync::backends::GlobalSeq(
-                                status.backend_confirmed_head.global,
-                            )) != status.backend_head
+                            || Some(status.backend_confirmed_head.global) != status.backend_head
                         {
                             settled = false;
                         }

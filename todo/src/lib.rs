@@ -154,7 +154,7 @@ pub fn todo_schema() -> Schema {
         .table("todos", TODOS_DDL)
         .table("ui_state", UI_STATE_DDL)
         .event(|args: TodoCreated, ctx: &MaterializeContext<'_>| {
-            let created_seq = i64::try_from(ctx.event().seq.global).map_err(|_| {
+            let created_seq = i64::try_from(ctx.event().seq.global.0).map_err(|_| {
                 eventsync::schema::MaterializerError::new("sequence number exceeds i64")
             })?;
             Ok(vec![Statement::new(
