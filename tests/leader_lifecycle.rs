@@ -296,8 +296,7 @@ async fn test_an_error_names_each_cause_once() {
         .with_client_id("a")
         .open()
         .await
-        .err()
-        .expect("state.db cannot be opened");
+        .expect_err("state.db cannot be opened");
     let mut level: &dyn std::error::Error = &error;
     let mut causes = 0;
     while let Some(cause) = level.source() {

@@ -10,8 +10,8 @@
 
 use std::path::Path;
 
-use eventsync_cli::config::Config;
 use eventsync_backends::{OpenOptions, open_object_store, redact_url};
+use eventsync_cli::config::Config;
 use libfuzzer_sys::fuzz_target;
 
 /// True when opening `url` would touch the local disk (folders are created on open).
