@@ -111,4 +111,23 @@ pub trait SyncBackend: Send + Sync + std::fmt::Debug {
 
     /// What and where this backend is, safe to print.
     fn info(&self) -> BackendInfo;
+
+    /// Whether the store exists (it has an identity: some client created it), without
+    /// creating it; everything else may create a missing store on first contact. A dry run
+    /// asks this so that it writes nothing. The default answers `true`.
+    async fn exists(&self) -> Result<bool, BackendError> {
+        Ok(true)
+    }
+
+    /// Replaces the store with a new, empty one under a new backend id, and works in that
+    /// one from now on; returns the new id. For an import that starts a store over. Clients
+    /// of the old store then get [`BackendError::BackendIdMismatch`] and follow their policy.
+    /// The old log's objects are not deleted: a stale writer that still pushes to the old
+    /// id writes where no reader of the new store looks (see *Identity* above). The default
+    /// fails with [`BackendError::Invalid`]: a backend that cannot do this says so.
+    async fn replace_store(&self) -> Result<String, BackendError> {
+        Err(BackendError::Invalid {
+            message: format!("backend {} cannot replace its store", self.info().name),
+        })
+    }
 }

@@ -11,6 +11,8 @@
 //! - [`segment`]: the segment byte format (documented byte by byte in `docs/FORMAT.md`).
 //! - [`paths`]: the object keys of a store, written down in one place.
 //! - [`segment_log`]: [`SegmentLog`], the backend over `Arc<dyn ObjectStore>`.
+//! - [`export`](mod@export): LiveStore's export format (version 1) of a log, written and
+//!   read as streams, and the import of a file into a backend.
 //! - [`duration`]: the one parser of durations in settings (`"500us"`, `"2s"`).
 //! - [`entropy`]: [`Entropy`], where nonces, ids and jitter come from (the OS, or a seed in
 //!   a replayable simulation).
@@ -39,6 +41,7 @@ pub mod duration;
 pub mod entropy;
 pub mod error;
 pub mod event;
+pub mod export;
 mod ext;
 #[cfg(any(test, feature = "testing"))]
 pub mod fault;

@@ -136,18 +136,7 @@ impl Inner {
             if let Some(id) = self.read_store_json().await? {
                 return Ok(id);
             }
-            let fresh = StoreJson {
-                format_version: STORE_LAYOUT_VERSION,
-                backend_id: self.entropy.hex::<16>(),
-                store_id: self.store_id.to_string(),
-            };
-            let id =
-                BackendId::parse(&fresh.backend_id).map_err(|message| BackendError::Invalid {
-                    message: format!("a new backend id: {message}"),
-                })?;
-            let body = serde_json::to_vec_pretty(&fresh).map_err(|e| BackendError::Invalid {
-                message: format!("cannot serialize store.json: {e}"),
-            })?;
+            let (id, body) = self.fresh_store_json()?;
             match self
                 .store
                 .put_opts(&key, PutPayload::from(body), PutMode::Create.into())
@@ -168,6 +157,46 @@ impl Inner {
         Err(BackendError::Unavailable {
             message: format!("could not read or create {key} after {CREATE_ATTEMPTS} attempts"),
         })
+    }
+
+    /// A new backend id and the `store.json` that names it.
+    fn fresh_store_json(&self) -> Result<(BackendId, Vec<u8>), BackendError> {
+        let fresh = StoreJson {
+            format_version: STORE_LAYOUT_VERSION,
+            backend_id: self.entropy.hex::<16>(),
+            store_id: self.store_id.to_string(),
+        };
+        let id = BackendId::parse(&fresh.backend_id).map_err(|message| BackendError::Invalid {
+            message: format!("a new backend id: {message}"),
+        })?;
+        let body = serde_json::to_vec_pretty(&fresh).map_err(|e| BackendError::Invalid {
+            message: format!("cannot serialize store.json: {e}"),
+        })?;
+        Ok((id, body))
+    }
+
+    /// Replaces the store on purpose ([`SyncBackend::replace_store`]): overwrites
+    /// `store.json` with a new backend id and works in that incarnation from now on. The old
+    /// id's segments stay in their folder, which no reader of the new id looks at; writers
+    /// of the old id find out from their next check of `store.json`. Of two replacements at
+    /// once the last write wins, and the loser's pushes fail with a mismatch.
+    ///
+    /// [`SyncBackend::replace_store`]: crate::SyncBackend::replace_store
+    pub(super) async fn replace(&self) -> Result<Arc<Incarnation>, BackendError> {
+        let key = self.paths.store_json();
+        let (id, body) = self.fresh_store_json()?;
+        self.store
+            .put_opts(&key, PutPayload::from(body), PutMode::Overwrite.into())
+            .await
+            .map_err(|e| store_error("replacing", &key, e))?;
+        let fresh = Arc::new(Incarnation::new(self, id));
+        let mut cached = self.identity.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(previous) = cached.as_ref() {
+            tracing::info!(store = %self.store_id, old = %previous.id, new = %fresh.id,
+                "store replaced with a new backend id");
+        }
+        *cached = Some(fresh.clone());
+        Ok(fresh)
     }
 }
 

@@ -233,6 +233,14 @@ impl SyncBackend for SegmentLog {
         Ok(self.inner.adopt_current().await?.id.to_string())
     }
 
+    async fn exists(&self) -> Result<bool, BackendError> {
+        Ok(self.inner.read_store_json().await?.is_some())
+    }
+
+    async fn replace_store(&self) -> Result<String, BackendError> {
+        Ok(self.inner.replace().await?.id.to_string())
+    }
+
     fn info(&self) -> BackendInfo {
         BackendInfo {
             name: self.inner.name.clone(),

@@ -1,0 +1,436 @@
+//! [`import`]: checks a whole export file, then pushes it into a backend in batches.
+//!
+//! Two passes over the file, so nothing is written unless all of it is valid and memory
+//! stays flat: pass 1 reads it to the end with every check ([`validate_file`]); pass 2 reads
+//! it again on a blocking thread that groups events into batches within the backend's
+//! [`Capabilities`](crate::Capabilities) and hands them, two at most in flight, to the
+//! pushing task. Pass 2 checks everything again, so a file changed in between fails there.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::{ExportFileError, ExportHeader, Rejected, max_event_bytes, read_export};
+use crate::segment::{MAX_OVERHEAD_LEN, event_len};
+use crate::{BackendError, GlobalEvent, GlobalSeq, SyncBackend};
+
+/// Checks an event's args, for example against a schema; the error says what is wrong.
+pub type ArgsCheck = Arc<dyn Fn(&GlobalEvent) -> Result<(), String> + Send + Sync>;
+
+/// Called with the events checked (pass 1) or pushed (pass 2) so far.
+pub type Progress = Arc<dyn Fn(ImportPhase, u64) + Send + Sync>;
+
+/// Which pass an import is in, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportPhase {
+    /// Reading the whole file and checking it.
+    Checking,
+    /// Pushing the events.
+    Pushing,
+}
+
+/// How to import.
+#[derive(Clone, Default)]
+pub struct ImportOptions {
+    /// Replace a store that already has events, giving it a new backend id (clients of the
+    /// old store then follow their `on_backend_id_mismatch` policy).
+    pub force: bool,
+    /// Check the file and the store, say what would be done, and write nothing.
+    pub dry_run: bool,
+    /// Checks each event's args (the command line passes the schema's decoder).
+    pub check_args: Option<ArgsCheck>,
+    /// Told how far the import got.
+    pub progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for ImportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportOptions")
+            .field("force", &self.force)
+            .field("dry_run", &self.dry_run)
+            .field("check_args", &self.check_args.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an import did (or, in a dry run, would do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportReport {
+    /// The file's header.
+    pub file: ExportHeader,
+    /// How many events the store held before.
+    pub previous_head: u64,
+    /// The store held events and was (or would be) replaced with a new backend id.
+    pub replaces: bool,
+    /// Nothing was written.
+    pub dry_run: bool,
+    /// The store's backend id before the import (`None` when the store did not exist or in
+    /// a dry run of an empty store).
+    pub previous_backend_id: Option<String>,
+    /// The backend id the events went into (`None` in a dry run).
+    pub backend_id: Option<String>,
+    /// Events pushed.
+    pub imported: u64,
+    /// Pushes made.
+    pub pushes: u64,
+}
+
+/// Why an import failed. Unless the variant says otherwise, nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file could not be opened.
+    #[error("opening {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid export; nothing was written.
+    #[error("{}: {error}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and where.
+        error: ExportFileError,
+    },
+    /// The store already has events and `force` was not given.
+    #[error(
+        "the store already holds {head} events: import only fills an empty store (--force replaces the store, with a new backend id)"
+    )]
+    NotEmpty {
+        /// The store's head.
+        head: GlobalSeq,
+    },
+    /// Another client pushed into the store while the import was pushing: the events
+    /// before `imported` are in the store; run the import again with `force`.
+    #[error(
+        "another client wrote into the store during the import (its head is {head}) after {imported} imported events; run the import again with --force"
+    )]
+    Raced {
+        /// The store's head when the push was refused.
+        head: GlobalSeq,
+        /// Events pushed before.
+        imported: u64,
+    },
+    /// The backend failed. Events pushed before it are in the store; run the import again
+    /// with `force`.
+    #[error("after {imported} imported events: {source}")]
+    Backend {
+        /// Events pushed before.
+        imported: u64,
+        /// The backend's error.
+        source: BackendError,
+    },
+    /// A blocking reader thread failed to run (a bug).
+    #[error("the file reader stopped: {message}")]
+    Internal {
+        /// What happened.
+        message: String,
+    },
+}
+
+impl ImportError {
+    fn backend(source: BackendError) -> ImportError {
+        ImportError::Backend {
+            imported: 0,
+            source,
+        }
+    }
+}
+
+/// Reads the whole file at `path` and checks it (see [`read_export`]), each event's args with
+/// `check_args` too; returns its header. On a blocking thread: call it from async code.
+pub async fn validate_file(
+    path: &Path,
+    max_event_bytes: usize,
+    check_args: Option<ArgsCheck>,
+    progress: Option<Progress>,
+) -> Result<ExportHeader, ImportError> {
+    let path = path.to_owned();
+    run_blocking(move || {
+        let file = open(&path)?;
+        let mut checked = 0u64;
+        let header = read_export(file, max_event_bytes, &mut |event| {
+            if let Some(check) = &check_args {
+                check(&event).map_err(Rejected::Event)?;
+            }
+            checked += 1;
+            if let Some(progress) = progress.as_ref().filter(|_| checked.is_multiple_of(1024)) {
+                progress(ImportPhase::Checking, checked);
+            }
+            Ok(())
+        })
+        .map_err(|error| ImportError::File {
+            path: path.clone(),
+            error,
+        })?;
+        if let Some(progress) = &progress {
+            progress(ImportPhase::Checking, checked);
+        }
+        Ok(header)
+    })
+    .await
+}
+
+/// Imports the export file at `path` into `backend`: checks all of it, refuses a store that
+/// has events unless `options.force` (which replaces the store: a new backend id, the old
+/// log left under the old id), then pushes the events in batches within the backend's
+/// limits. A dry run stops after the checks and writes nothing.
+///
+/// Interrupted half way (a kill, a backend failure), the store holds a prefix of the file;
+/// running the import again with `force` starts it over in a new store.
+pub async fn import(
+    backend: &dyn SyncBackend,
+    path: &Path,
+    options: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    let capabilities = backend.info().capabilities;
+    let event_limit = max_event_bytes(capabilities.max_bytes_per_push);
+    let header = validate_file(
+        path,
+        event_limit,
+        options.check_args.clone(),
+        options.progress.clone(),
+    )
+    .await?;
+    // A dry run must not create a missing store, which asking for the head would.
+    let head = if options.dry_run && !backend.exists().await.map_err(ImportError::backend)? {
+        GlobalSeq::ZERO
+    } else {
+        backend.head().await.map_err(ImportError::backend)?
+    };
+    if head > GlobalSeq::ZERO && !options.force {
+        return Err(ImportError::NotEmpty { head });
+    }
+    let replaces = head > GlobalSeq::ZERO;
+    let mut report = ImportReport {
+        file: header,
+        previous_head: head.0,
+        replaces,
+        dry_run: options.dry_run,
+        previous_backend_id: None,
+        backend_id: None,
+        imported: 0,
+        pushes: 0,
+    };
+    if options.dry_run {
+        return Ok(report);
+    }
+    let current = backend.backend_id().await.map_err(ImportError::backend)?;
+    report.backend_id = Some(if replaces {
+        backend
+            .replace_store()
+            .await
+            .map_err(ImportError::backend)?
+    } else {
+        current.clone()
+    });
+    report.previous_backend_id = Some(current);
+    push_file(backend, path, options, &mut report).await?;
+    Ok(report)
+}
+
+/// Pass 2: reads the file again on a blocking thread, in batches, and pushes each.
+async fn push_file(
+    backend: &dyn SyncBackend,
+    path: &Path,
+    options: &ImportOptions,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    let capabilities = backend.info().capabilities;
+    let limits = BatchLimits {
+        events: capabilities.max_events_per_push.max(1),
+        bytes: capabilities.max_bytes_per_push,
+    };
+    let event_limit = max_event_bytes(capabilities.max_bytes_per_push);
+    let (batches, mut received) = mpsc::channel::<Vec<GlobalEvent>>(2);
+    let reader = {
+        let path = path.to_owned();
+        let check_args = options.check_args.clone();
+        tokio::task::spawn_blocking(move || {
+            read_in_batches(&path, event_limit, limits, check_args, &batches)
+        })
+    };
+    let mut failure = None;
+    while let Some(batch) = received.recv().await {
+        let count = batch.len() as u64;
+        if let Err(error) = backend.push(batch).await {
+            failure = Some(match error {
+                BackendError::ServerAhead { head } => ImportError::Raced {
+                    head,
+                    imported: report.imported,
+                },
+                source => ImportError::Backend {
+                    imported: report.imported,
+                    source,
+                },
+            });
+            break;
+        }
+        report.imported += count;
+        report.pushes += 1;
+        if let Some(progress) = &options.progress {
+            progress(ImportPhase::Pushing, report.imported);
+        }
+    }
+    // Dropping the receiver stops a reader that is still going.
+    drop(received);
+    let read = reader.await.map_err(|e| ImportError::Internal {
+        message: e.to_string(),
+    })?;
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    read.map(drop)
+}
+
+/// The most events and bytes one push may carry.
+#[derive(Debug, Clone, Copy)]
+struct BatchLimits {
+    events: usize,
+    bytes: usize,
+}
+
+/// Reads the file and sends its events in batches within `limits` (sized with the segment
+/// encoder's own [`event_len`]).
+fn read_in_batches(
+    path: &Path,
+    event_limit: usize,
+    limits: BatchLimits,
+    check_args: Option<ArgsCheck>,
+    batches: &mpsc::Sender<Vec<GlobalEvent>>,
+) -> Result<ExportHeader, ImportError> {
+    let file = open(path)?;
+    let mut batch = Vec::new();
+    let mut bytes = MAX_OVERHEAD_LEN;
+    let header = read_export(file, event_limit, &mut |event| {
+        if let Some(check) = &check_args {
+            check(&event).map_err(Rejected::Event)?;
+        }
+        // The reader checked that the event encodes and fits alone.
+        let size = event_len(&event).unwrap_or(0);
+        if !batch.is_empty() && (batch.len() >= limits.events || bytes + size > limits.bytes) {
+            batches
+                .blocking_send(std::mem::take(&mut batch))
+                .map_err(|_| Rejected::Stop)?;
+            bytes = MAX_OVERHEAD_LEN;
+        }
+        bytes += size;
+        batch.push(event);
+        Ok(())
+    });
+    let header = header.map_err(|error| ImportError::File {
+        path: path.to_owned(),
+        error,
+    })?;
+    if !batch.is_empty() {
+        // A closed channel means the pusher failed, and reports that itself.
+        let _ = batches.blocking_send(batch);
+    }
+    Ok(header)
+}
+
+fn open(path: &Path) -> Result<std::fs::File, ImportError> {
+    std::fs::File::open(path).map_err(|source| ImportError::Open {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+async fn run_blocking<T: Send + 'static>(
+    body: impl FnOnce() -> Result<T, ImportError> + Send + 'static,
+) -> Result<T, ImportError> {
+    tokio::task::spawn_blocking(body)
+        .await
+        .map_err(|e| ImportError::Internal {
+            message: e.to_string(),
+        })?
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::export::{EventProblem, test_event, write_export};
+    use crate::{SegmentLog, SegmentLogConfig, SyncBackendExt};
+
+    fn log(store: &Arc<object_store::memory::InMemory>) -> SegmentLog {
+        let config = SegmentLogConfig {
+            max_events_per_segment: 3,
+            ..SegmentLogConfig::default()
+        };
+        SegmentLog::new(store.clone(), Default::default(), "s", config).unwrap()
+    }
+
+    fn write_file(dir: &Path, events: &[GlobalEvent]) -> PathBuf {
+        let path = dir.join("export.json");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let body = serde_json::json!({
+            "version": 1, "storeId": "s", "exportedAt": "t",
+            "eventCount": events.len(), "events": events,
+        });
+        file.write_all(body.to_string().as_bytes()).unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn test_import_pushes_in_batches_within_the_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let events: Vec<_> = (1..=8).map(test_event).collect();
+        let path = write_file(dir.path(), &events);
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let target = log(&store);
+        let report = import(&target, &path, &ImportOptions::default())
+            .await
+            .unwrap();
+        assert_eq!((report.imported, report.pushes), (8, 3));
+        assert_eq!(target.read_all_checked().await.unwrap(), events);
+        let mut again = Vec::new();
+        write_export(&target, &mut again, "s", "t", &mut |_| ())
+            .await
+            .unwrap();
+        let mut seen = 0;
+        read_export(&again[..], 1 << 20, &mut |_| {
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, 8);
+    }
+
+    #[tokio::test]
+    async fn test_a_refused_arg_fails_the_check_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_file(dir.path(), &(1..=4).map(test_event).collect::<Vec<_>>());
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let target = log(&store);
+        let options = ImportOptions {
+            check_args: Some(Arc::new(|event: &GlobalEvent| {
+                if event.seq_num == GlobalSeq(3) {
+                    Err("field `id`: expected a string".into())
+                } else {
+                    Ok(())
+                }
+            })),
+            ..ImportOptions::default()
+        };
+        match import(&target, &path, &options).await.unwrap_err() {
+            ImportError::File {
+                error:
+                    ExportFileError::Event {
+                        index: 2,
+                        problem: EventProblem::Refused { .. },
+                        ..
+                    },
+                ..
+            } => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(target.head().await.unwrap(), GlobalSeq::ZERO);
+    }
+}
