@@ -6,6 +6,7 @@
 //! was wrong and where.
 
 mod backend;
+mod bench;
 pub mod config;
 mod demo;
 mod doctor;
@@ -96,6 +97,9 @@ pub enum Command {
     /// Several simulated clients committing concurrently through one backend (a fresh
     /// temp folder unless --backend is given), then checks that they converged
     Demo(demo::DemoArgs),
+    /// Measures every performance figure beside its limit on this machine (raw SQLite, raw
+    /// PUTs and GETs), in one run (a fresh temp folder unless --backend is given)
+    Bench(bench::BenchArgs),
 }
 
 /// Resolves the configuration and runs the subcommand.
@@ -109,6 +113,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Log(args) => log::run(&config, args).await,
         Command::Doctor => doctor::run(&config).await,
         Command::Demo(args) => demo::run(&config, args).await,
+        Command::Bench(args) => bench::run(&config, args).await,
     }
 }
 

@@ -1,0 +1,599 @@
+//! `eventsync bench`: every figure of the performance goals (issue 11), each beside its
+//! limit measured in the same run on the same machine, as a table or one JSON object.
+//!
+//! - [`figures`]: eventsync's figures, through the public API, on the bench's backend;
+//! - [`limits`]: the raw baselines (SQLite inserts in the leader's durability mode, with and
+//!   without a changeset per row; conditional PUTs and GETs one at a time and 16 in flight);
+//! - [`report`]: the [`Figure`]s, their ratios and goals, the table and the JSON.
+//!
+//! The backend is a fresh temporary folder unless `--backend` is given (then every store of
+//! the run is named `bench-<random>-<figure>` in it, and stays there: the log never deletes).
+//! A figure that cannot be measured yet says `n/a` and why, never a made-up number.
+
+mod figures;
+mod limits;
+mod report;
+
+use std::io::IsTerminal;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use eventsync::{Error, ErrorKind, Result};
+use eventsync_backends::object_store::path::Path;
+use eventsync_backends::segment::{self, SegmentDigest, SegmentWriter, WriterNonce};
+use eventsync_backends::{GlobalEvent, GlobalSeq, open_object_store};
+use eventsync_todo::todo_schema;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::time::Instant;
+
+use super::{backend, out};
+use crate::config::{Config, Origin, generate_id};
+use figures::{Bench, percentile_us};
+use limits::IN_FLIGHT;
+use report::{Figure, Goal, Limit, Report};
+
+/// Arguments of `bench`. `--backend` is the global flag: without it the bench uses a fresh
+/// temporary folder.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Print one JSON object (stable keys) instead of the table
+    #[arg(long)]
+    json: bool,
+    /// Size of the large figures: cold pulls, reopen, RSS [default: 20000; 100 with --quick]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(10..))]
+    events: Option<u64>,
+    /// Everything tiny: a smoke test of the bench itself, not a measurement
+    #[arg(long)]
+    quick: bool,
+}
+
+/// The sizes of one run.
+struct Sizes {
+    /// Session commits timed one by one.
+    commits: u64,
+    /// Leader ingest runs; the last is "10,000 single commits".
+    ingest: [u64; 3],
+    /// Cold pulls, reopen, RSS.
+    large: u64,
+    /// Pending events of the rebase.
+    rebase: u64,
+    /// Writers of the several-writers figure, and events each.
+    writers: (u64, u64),
+    /// Objects of the raw PUT and GET limits.
+    objects: u64,
+}
+
+impl Sizes {
+    fn new(args: &BenchArgs) -> Sizes {
+        if args.quick {
+            Sizes {
+                commits: 200,
+                ingest: [20, 100, 300],
+                large: args.events.unwrap_or(100),
+                rebase: 100,
+                writers: (8, 20),
+                objects: 20,
+            }
+        } else {
+            Sizes {
+                commits: 2_000,
+                ingest: [100, 1_000, 10_000],
+                large: args.events.unwrap_or(20_000),
+                rebase: 1_000,
+                writers: (8, 250),
+                objects: 500,
+            }
+        }
+    }
+}
+
+/// Runs the bench and prints its report.
+pub(crate) async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
+    let temp = tempfile::Builder::new()
+        .prefix("eventsync-bench-")
+        .tempdir()
+        .map_err(|e| Error::new(ErrorKind::Unavailable, "creating a temp dir").with_source(e))?;
+    let url = if matches!(config.backend_origin, Origin::Flag(_)) {
+        config.backend.clone()
+    } else {
+        let folder = temp.path().join("backend");
+        format!("file://{}", folder.display())
+    };
+    let (object_store, prefix) = open_object_store(&url, &config.backend_options)
+        .map_err(|e| backend::backend_error(&url, e))?;
+    let kind = url.split("://").next().unwrap_or("file").to_string();
+    let bench = Rc::new(Bench {
+        object_store,
+        prefix,
+        url: backend::display_url(&url),
+        kind: if url.contains("://") {
+            kind
+        } else {
+            "file".into()
+        },
+        options: config.backend_options.clone(),
+        run_id: format!("bench-{}", generate_id(8).to_ascii_lowercase()),
+        temp: temp.path().join("work"),
+        schema: Arc::new(todo_schema()),
+        tuning: config.tuning.clone(),
+    });
+    std::fs::create_dir_all(&bench.temp).map_err(|e| {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("creating {}", bench.temp.display()),
+        )
+        .with_source(e)
+    })?;
+    let sizes = Sizes::new(args);
+    let progress = progress_bar(STEPS);
+    let start = Instant::now();
+    let result = measure(&bench, &sizes, &progress).await;
+    progress.finish_and_clear();
+    let (figures, limits) = result?;
+    let report = Report {
+        format: 1,
+        backend: bench.url.clone(),
+        backend_kind: bench.kind.clone(),
+        events: sizes.large,
+        quick: args.quick,
+        sqlite_durability: limits::LEADER_DURABILITY.into(),
+        elapsed_s: start.elapsed().as_secs_f64(),
+        figures,
+        limits,
+    };
+    if args.json {
+        out(report.to_json())
+    } else {
+        for line in report.table() {
+            out(line)?;
+        }
+        Ok(())
+    }
+}
+
+/// Steps of the progress bar (one per `step` call in [`measure`]).
+const STEPS: u64 = 13;
+
+fn step(progress: &ProgressBar, message: impl Into<String>) {
+    progress.inc(1);
+    progress.set_message(message.into());
+}
+
+fn rate(events: u64, time: Duration) -> f64 {
+    events as f64 / time.as_secs_f64().max(1e-9)
+}
+
+fn ms(time: Duration) -> f64 {
+    time.as_secs_f64() * 1e3
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Measures everything, in the order of the issue's goals table; returns the figures and
+/// the raw limits.
+async fn measure(
+    bench: &Rc<Bench>,
+    sizes: &Sizes,
+    progress: &ProgressBar,
+) -> Result<(Vec<Figure>, Vec<Limit>)> {
+    let batch = bench.tuning.push_batch_events.max(1) as u64;
+    let mut figures = Vec::new();
+    let mut limits = Vec::new();
+    let mut server_ahead = 0;
+    let mut single_writer_pushes = 0;
+
+    // Session commits, and the same row inserted and read back raw.
+    step(progress, format!("{} session commits", sizes.commits));
+    let commits = figures::session_commits(bench, sizes.commits).await?;
+    let raw = limits::insert_select(sizes.commits)?;
+    let (raw_p50, raw_p99) = (percentile_us(&raw, 0.5), percentile_us(&raw, 0.99));
+    limits.push(Limit {
+        key: "sqlite_insert_select_p50".into(),
+        what: "a todo inserted and read back, in-memory SQLite, p50".into(),
+        value: raw_p50,
+        unit: "µs",
+    });
+    limits.push(Limit {
+        key: "sqlite_insert_select_p99".into(),
+        what: "the same, p99".into(),
+        value: raw_p99,
+        unit: "µs",
+    });
+    let insert_select = "the same row inserted and read back on in-memory SQLite";
+    figures.push(
+        Figure::new(
+            "session_commit_p50",
+            "session commit, readable, p50",
+            percentile_us(&commits, 0.5),
+            "µs",
+        )
+        .events(sizes.commits)
+        .limit(raw_p50, insert_select)
+        .goal("≤ 15 µs", Goal::AtMost(15.0)),
+    );
+    figures.push(
+        Figure::new(
+            "session_commit_p99",
+            "session commit, readable, p99",
+            percentile_us(&commits, 0.99),
+            "µs",
+        )
+        .events(sizes.commits)
+        .limit(raw_p99, insert_select)
+        .goal("≤ 100 µs", Goal::AtMost(100.0)),
+    );
+
+    // The large store first, so that the RSS figure is not inflated by the steps after it.
+    step(
+        progress,
+        format!("{} commits on one store (RSS, reopen)", sizes.large),
+    );
+    let large = figures::ingest(bench, "large", sizes.large).await?;
+    server_ahead += large.stats.server_ahead;
+    single_writer_pushes += large.stats.pushes;
+
+    // Leader ingest at three sizes; the largest is also the "single commits" figures.
+    let mut largest = None;
+    for (index, &count) in sizes.ingest.iter().enumerate() {
+        step(progress, format!("leader ingest of {count} commits"));
+        let ingest = figures::ingest(bench, &format!("ingest-{count}"), count).await?;
+        let with_changeset = limits::insert(&bench.temp, count, batch, true)?;
+        let without = limits::insert(&bench.temp, count, batch, false)?;
+        limits.push(Limit {
+            key: format!("sqlite_insert_changeset_{index}"),
+            what: format!("{count} todo inserts with a session changeset each, {batch} a transaction, file SQLite in the leader's mode"),
+            value: rate(count, with_changeset),
+            unit: "events/s",
+        });
+        limits.push(Limit {
+            key: format!("sqlite_insert_{index}"),
+            what: format!("the same {count} inserts without changesets"),
+            value: rate(count, without),
+            unit: "events/s",
+        });
+        const KEYS: [&str; 3] = [
+            "leader_ingest_small",
+            "leader_ingest_medium",
+            "leader_ingest_large",
+        ];
+        figures.push(
+            Figure::new(
+                KEYS[index],
+                "leader ingest, durable in the leader",
+                rate(count, ingest.durable),
+                "events/s",
+            )
+            .events(count)
+            .higher_is_better()
+            .limit(
+                rate(count, with_changeset),
+                format!("raw inserts with a changeset each, {batch} a transaction"),
+            )
+            .goal("≥ 0.5 × limit", Goal::RatioAtLeast(0.5)),
+        );
+        server_ahead += ingest.stats.server_ahead;
+        single_writer_pushes += ingest.stats.pushes;
+        largest = Some((count, ingest, with_changeset));
+    }
+    figures.push(Figure::missing(
+        "fsyncs_per_batch",
+        "fsyncs per durable leader batch",
+        "fsyncs",
+        "not countable from inside the process: run `strace -f -c -e trace=fsync,fdatasync eventsync bench` and divide by the leader's batches",
+    ).goal_text("≤ 2"));
+
+    // The largest ingest: 10,000 single commits, then confirmed by the backend.
+    step(progress, "PUTs of push-sized segments");
+    let Some((count, ingest, with_changeset)) = largest else {
+        return Err(Error::internal("bench: no ingest size"));
+    };
+    let batch_segment = segment_bytes(batch)?;
+    let puts = count.div_ceil(batch);
+    let (put_time, _) = limits::put(
+        &bench.object_store,
+        &raw_folder(bench, "push-sized"),
+        &batch_segment,
+        puts,
+        1,
+    )
+    .await?;
+    limits.push(Limit {
+        key: "put_push_segment_one_at_a_time".into(),
+        what: format!(
+            "conditional PUTs of a {batch}-event segment ({} bytes), one at a time",
+            batch_segment.len()
+        ),
+        value: ms(put_time) / puts as f64,
+        unit: "ms/PUT",
+    });
+    figures.push(
+        Figure::new("single_commits_durable", "single commits from one session, durable in the leader", ingest.durable.as_secs_f64(), "s")
+            .events(count)
+            .limit(with_changeset.as_secs_f64(), "raw inserts with a changeset each")
+            .goal("≤ 1 s (10,000 commits)", Goal::AtMost(1.0))
+            .note("leader batches: n/a, the leader does not count its admitted batches (no StoreStats counter)"),
+    );
+    let confirm_goal = match bench.kind.as_str() {
+        "s3" => ("≤ 5 s, ≥ 20 events/PUT", 5.0),
+        _ => ("≤ 2 s, ≥ 20 events/PUT", 2.0),
+    };
+    figures.push(
+        Figure::new(
+            "single_commits_confirmed",
+            "the same, confirmed by the backend",
+            ingest.confirmed.as_secs_f64(),
+            "s",
+        )
+        .events(count)
+        .limit(
+            (with_changeset + put_time).as_secs_f64(),
+            format!("the raw inserts + {puts} raw PUTs of {batch}-event segments, one at a time"),
+        )
+        .goal(confirm_goal.0, Goal::AtMost(confirm_goal.1))
+        .note(format!(
+            "{} pushes, {} ServerAhead",
+            ingest.stats.pushes, ingest.stats.server_ahead
+        )),
+    );
+    let per_put = ingest.stats.committed as f64 / ingest.stats.pushes.max(1) as f64;
+    figures.push(
+        Figure::new(
+            "events_per_put",
+            "events per PUT under that load",
+            per_put,
+            "events",
+        )
+        .events(count)
+        .higher_is_better()
+        .limit(
+            batch as f64,
+            "the push batch limit (Tuning::push_batch_events)",
+        )
+        .goal("≥ 20", Goal::AtLeast(20.0)),
+    );
+
+    // Raw PUTs and GETs of one-event segments, one at a time and 16 in flight.
+    step(progress, "raw PUTs and GETs");
+    let small_segment = segment_bytes(1)?;
+    for (in_flight, label) in [(1, "one_at_a_time"), (IN_FLIGHT, "16_in_flight")] {
+        let folder = raw_folder(bench, &format!("objects-{in_flight}"));
+        let (put_time, keys) = limits::put(
+            &bench.object_store,
+            &folder,
+            &small_segment,
+            sizes.objects,
+            in_flight,
+        )
+        .await?;
+        let (get_time, _) = limits::get(&bench.object_store, &keys, in_flight).await?;
+        limits.push(Limit {
+            key: format!("put_{label}"),
+            what: format!("conditional PUTs (PutMode::Create) of a one-event segment ({} bytes), {in_flight} in flight", small_segment.len()),
+            value: rate(sizes.objects, put_time),
+            unit: "PUTs/s",
+        });
+        limits.push(Limit {
+            key: format!("get_{label}"),
+            what: format!("GETs of the same objects, {in_flight} in flight"),
+            value: rate(sizes.objects, get_time),
+            unit: "GETs/s",
+        });
+    }
+
+    // Cold pulls: the log the large store wrote (a busy writer), and one written one event
+    // per segment.
+    step(
+        progress,
+        format!("writing {} events one per segment", sizes.large),
+    );
+    figures::write_one_per_segment(bench, "single", sizes.large, |n| {
+        if n % 500 == 0 {
+            progress.set_message(format!(
+                "writing events one per segment: {n}/{}",
+                sizes.large
+            ));
+        }
+    })
+    .await?;
+    for (key, name, what) in [
+        (
+            "cold_pull_busy_writer",
+            "large",
+            "cold pull, log of a busy writer",
+        ),
+        (
+            "cold_pull_one_per_segment",
+            "single",
+            "cold pull, one event per segment",
+        ),
+    ] {
+        step(progress, format!("{what}: {} events", sizes.large));
+        let pull = figures::cold_pull(bench, name, "puller", sizes.large).await?;
+        let keys = figures::segment_keys(bench, name).await?;
+        let (get_time, _) = limits::get(&bench.object_store, &keys, IN_FLIGHT).await?;
+        let insert = limits::insert(&bench.temp, sizes.large, batch, false)?;
+        figures.push(
+            Figure::new(key, format!("{what}, into a fresh leader"), rate(sizes.large, pull), "events/s")
+                .events(sizes.large)
+                .higher_is_better()
+                .limit(
+                    rate(sizes.large, get_time + insert),
+                    format!("GETs of its {} segments, {IN_FLIGHT} in flight, + raw inserts of the rows without changesets", keys.len()),
+                )
+                .goal("≥ 0.5 × limit", Goal::RatioAtLeast(0.5))
+                .note(format!("{} segments", keys.len())),
+        );
+    }
+
+    // Reopen of the large store, RSS after committing its events.
+    step(progress, "reopen");
+    let reopen = figures::reopen(bench, "large", sizes.large).await?;
+    let raw_reopen = limits::open_first_query(&bench.temp, sizes.large)?;
+    figures.push(
+        Figure::new(
+            "reopen_first_query",
+            "reopen, until the first query",
+            ms(reopen),
+            "ms",
+        )
+        .events(sizes.large)
+        .limit(
+            ms(raw_reopen),
+            "open a file SQLite database of the same rows, count them",
+        )
+        .goal("≤ 100 ms (100,000 events)", Goal::AtMost(100.0)),
+    );
+    figures.push(match large.rss {
+        Some((rss, hwm)) => Figure::new(
+            "rss_after_commits",
+            "RSS after committing",
+            mib(rss),
+            "MiB",
+        )
+        .events(sizes.large)
+        .goal("≤ 100 MiB (100,000 events)", Goal::AtMost(100.0))
+        .note(format!(
+            "whole bench process, once the leader had them all; peak so far (VmHWM) {:.1} MiB",
+            mib(hwm)
+        )),
+        None => Figure::missing(
+            "rss_after_commits",
+            "RSS after committing",
+            "MiB",
+            "no /proc/self/status on this system",
+        ),
+    });
+
+    // A rebase of the pending events through the materializer.
+    step(progress, format!("rebase of {} pending", sizes.rebase));
+    let rebase = figures::rebase(bench, sizes.rebase)?;
+    let raw_rebase = limits::rebase(&bench.temp, sizes.rebase)?;
+    figures.push(
+        Figure::new("rebase", "roll back and replay pending events", ms(rebase), "ms")
+            .events(sizes.rebase)
+            .limit(ms(raw_rebase), "raw: delete the rows, insert one, insert them again, one transaction")
+            .goal("≤ 20 ms (1,000 events)", Goal::AtMost(20.0))
+            .note("materialize::rollback + apply_event in one transaction of a leader-like database; the leader's eventlog rows are not in it"),
+    );
+
+    // Several writers on one log, against one writer committing the same events.
+    let (writers, each) = sizes.writers;
+    step(progress, format!("{writers} writers × {each} events"));
+    let one = figures::writers(bench, "one-writer", 1, writers * each).await?;
+    server_ahead += one.server_ahead;
+    single_writer_pushes += one.pushes;
+    let many = figures::writers(bench, "writers", writers, each).await?;
+    let mut figure = Figure::new(
+        "writers_aggregate",
+        format!("{writers} writers on one log, aggregate"),
+        rate(writers * each, many.elapsed),
+        "events/s",
+    )
+    .events(writers * each)
+    .higher_is_better()
+    .limit(
+        rate(writers * each, one.elapsed),
+        "one writer committing the same events",
+    )
+    .goal(
+        "every event once; ≥ 0.5 × one writer",
+        Goal::RatioAtLeast(0.5),
+    )
+    .note(format!(
+        "until each writer had its own confirmed; {} pushes, {} ServerAhead",
+        many.pushes, many.server_ahead
+    ));
+    for problem in [one.problem, many.problem].into_iter().flatten() {
+        figure = figure.failed(problem);
+    }
+    figures.push(figure);
+
+    figures.push(
+        Figure::new(
+            "server_ahead_single_writer",
+            "ServerAhead answers to a single writer",
+            server_ahead as f64,
+            "refusals",
+        )
+        .goal("0", Goal::AtMost(0.0))
+        .note(format!(
+            "summed over the single-writer runs above, {single_writer_pushes} pushes"
+        )),
+    );
+    figures.push(
+        Figure::missing(
+            "idle_pull_requests_per_poll",
+            "idle live pull, requests per poll",
+            "requests",
+            "the backend does not count its requests yet (no StoreStats or SegmentLog counter)",
+        )
+        .goal_text("1, the poll backing off to its maximum"),
+    );
+    Ok((figures, limits))
+}
+
+/// Where this run's raw objects go: beside its stores, never inside one.
+fn raw_folder(bench: &Bench, name: &str) -> Path {
+    bench
+        .prefix
+        .clone()
+        .join(format!("{}-raw", bench.run_id))
+        .join(name)
+}
+
+/// A segment of `events` todos, as the segment log encodes it: the body of the raw PUTs.
+fn segment_bytes(events: u64) -> Result<bytes::Bytes> {
+    let events: Vec<GlobalEvent> = (1..=events)
+        .map(|n| GlobalEvent {
+            seq_num: GlobalSeq(n),
+            parent_seq_num: GlobalSeq(n - 1),
+            name: "v1.TodoCreated".into(),
+            args: serde_json::to_value(limits::todo(n)).unwrap_or_default(),
+            client_id: "writer".into(),
+            session_id: "s1".into(),
+        })
+        .collect();
+    let writer = SegmentWriter {
+        nonce: WriterNonce::draw(&eventsync::Entropy::seeded(1)),
+        prev_digest: SegmentDigest::ROOT,
+        backend_id: "0123456789abcdef0123456789abcdef",
+        client_id: "writer",
+    };
+    segment::encode(&writer, &events)
+        .map(|encoded| encoded.bytes)
+        .map_err(|e| Error::internal("bench: encoding a segment").with_source(e))
+}
+
+/// A progress bar of the bench's steps on stderr, hidden when stderr is not a terminal.
+fn progress_bar(steps: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps);
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_segment_bytes_grow_with_events() {
+        let one = segment_bytes(1).unwrap();
+        let hundred = segment_bytes(100).unwrap();
+        assert!(
+            hundred.len() > 50 * one.len() / 2,
+            "{} {}",
+            one.len(),
+            hundred.len()
+        );
+    }
+}
