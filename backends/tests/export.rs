@@ -118,7 +118,7 @@ async fn export_bytes(log: &dyn SyncBackend, store_id: &str) -> Vec<u8> {
         &mut bytes,
         store_id,
         "2026-12-02T00:00:00.000Z",
-        &mut |_| (),
+        &mut |_, _| (),
     )
     .await
     .unwrap();

@@ -10,6 +10,8 @@ mod bench;
 pub mod config;
 mod demo;
 mod doctor;
+mod export;
+mod import;
 mod log;
 mod status;
 mod sync;
@@ -94,6 +96,11 @@ pub enum Command {
     Log(log::LogArgs),
     /// Probe the configured backend's capabilities and give a verdict
     Doctor,
+    /// Write the backend's whole log to FILE in LiveStore's export format (version 1)
+    Export(export::ExportArgs),
+    /// Check a file in LiveStore's export format, then push it into an empty store (or,
+    /// with --force, a new store that replaces this one)
+    Import(import::ImportArgs),
     /// Several simulated clients committing concurrently through one backend (a fresh
     /// temp folder unless --backend is given), then checks that they converged
     Demo(demo::DemoArgs),
@@ -112,6 +119,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => status::run(&config, args).await,
         Command::Log(args) => log::run(&config, args).await,
         Command::Doctor => doctor::run(&config).await,
+        Command::Export(args) => export::run(&config, args).await,
+        Command::Import(args) => import::run(&config, args).await,
         Command::Demo(args) => demo::run(&config, args).await,
         Command::Bench(args) => bench::run(&config, args).await,
     }
@@ -207,6 +216,22 @@ fn event_line(event: &GlobalEvent) -> String {
         event.client_id,
         event.session_id
     )
+}
+
+/// A progress display on stderr, `{bar} {pos}/{len} {what}` (the length set by the caller
+/// once known), hidden when stderr is not a terminal.
+fn progress_bar(what: &'static str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0).with_message(what);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} ({elapsed})")
+    {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// Waits for Ctrl-C; if the signal cannot be watched, waits forever (the user can still

@@ -27,8 +27,11 @@ pub type Progress = Arc<dyn Fn(ImportPhase, u64) + Send + Sync>;
 pub enum ImportPhase {
     /// Reading the whole file and checking it.
     Checking,
-    /// Pushing the events.
-    Pushing,
+    /// Pushing the events, `total` of them.
+    Pushing {
+        /// The events the file holds.
+        total: u64,
+    },
 }
 
 /// How to import.
@@ -99,7 +102,8 @@ pub enum ImportError {
     },
     /// The store already has events and `force` was not given.
     #[error(
-        "the store already holds {head} events: import only fills an empty store (--force replaces the store, with a new backend id)"
+        "the store already holds {} events: import only fills an empty store (--force replaces the store, with a new backend id)",
+        head.0
     )]
     NotEmpty {
         /// The store's head.
@@ -274,7 +278,12 @@ async fn push_file(
         report.imported += count;
         report.pushes += 1;
         if let Some(progress) = &options.progress {
-            progress(ImportPhase::Pushing, report.imported);
+            progress(
+                ImportPhase::Pushing {
+                    total: report.file.event_count,
+                },
+                report.imported,
+            );
         }
     }
     // Dropping the receiver stops a reader that is still going.
@@ -391,7 +400,7 @@ mod tests {
         assert_eq!((report.imported, report.pushes), (8, 3));
         assert_eq!(target.read_all_checked().await.unwrap(), events);
         let mut again = Vec::new();
-        write_export(&target, &mut again, "s", "t", &mut |_| ())
+        write_export(&target, &mut again, "s", "t", &mut |_, _| ())
             .await
             .unwrap();
         let mut seen = 0;

@@ -31,14 +31,14 @@ pub enum ExportWriteError {
 /// page and each event written as it comes, up to that head, so the count is right even when
 /// other clients push meanwhile. The bytes are a function of the log, `store_id` and
 /// `exported_at` alone (fields in a fixed order, one event a line), so two exports of the same
-/// log compare equal. `progress` is called with the events written so far after each page.
+/// log compare equal. `progress` is called with the events written so far and the total after each page.
 /// `out` should be buffered; it is flushed at the end.
 pub async fn write_export<W: Write>(
     backend: &dyn SyncBackend,
     mut out: W,
     store_id: &str,
     exported_at: &str,
-    progress: &mut (dyn FnMut(u64) + Send),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<ExportHeader, ExportWriteError> {
     let head = backend.head().await?;
     let header = ExportHeader {
@@ -73,7 +73,7 @@ pub async fn write_export<W: Write>(
                     break 'pages;
                 }
             }
-            progress(written);
+            progress(written, head.0);
         }
     }
     if written != head.0 {
@@ -81,7 +81,7 @@ pub async fn write_export<W: Write>(
             message: format!("the head is {head}, but the log ends at e{written}"),
         });
     }
-    progress(written);
+    progress(written, head.0);
     out.write_all(b"\n]}\n")?;
     out.flush()?;
     Ok(header)
@@ -112,7 +112,7 @@ mod tests {
             &mut bytes,
             "s",
             "2026-01-01T00:00:00.000Z",
-            &mut |_| calls += 1,
+            &mut |_, _| calls += 1,
         )
         .await
         .unwrap();
