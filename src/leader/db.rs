@@ -1,12 +1,39 @@
-//! The leader's two SQLite files, opened on one connection so that a batch commits
-//! atomically across both: `state.db` is the main database (the user's tables, the
-//! changesets of events the backend has not confirmed, the state head) and `eventlog.db` is
-//! attached as `eventlog` (every event, and the backend-confirmed head and backend id).
+//! The leader's two SQLite files, each on its own connection, both in WAL mode:
+//! `eventlog.db` (every event, the backend-confirmed head, the backend id) is the source of
+//! truth, and `state.db` (the user's tables, the changesets of events the backend has not
+//! confirmed, the state head) is a cache of it that boot can always bring level.
 //!
-//! SQLite commits a transaction over attached databases atomically when they use a rollback
-//! journal (not WAL), so the eventlog and the state never disagree after a crash. Boot still
-//! levels the state with the eventlog (replaying what it lacks, or rebuilding it when the
-//! schema changed): the eventlog is the source of truth.
+//! # Two commits in a fixed order
+//!
+//! In WAL mode SQLite does not commit a transaction over two files atomically (each file
+//! commits on its own), so the files are not one transaction: each batch
+//! ([`LeaderDb::apply_batch`], [`LeaderDb::reset`]) is two, in this order:
+//!
+//! 1. the `state.db` transaction is opened and does all the work that can fail on the
+//!    user's side (materializing, rolling back by changesets); a failure rolls it back and
+//!    nothing was written anywhere;
+//! 2. the `eventlog.db` transaction writes the events and the heads and **commits first**,
+//!    with `synchronous = FULL`: one fsync of its WAL. This is the durable point of a batch;
+//! 3. the `state.db` transaction commits, with `synchronous = NORMAL`: no fsync (its WAL is
+//!    synced at checkpoints). A process kill cannot lose it once committed; a power loss can
+//!    lose the last few state commits, never the eventlog's.
+//!
+//! So a crash leaves `state.db` level with `eventlog.db` or *behind* it, never ahead. Each
+//! eventlog commit bumps a commit number (`eventlog.commits`), and a commit that deletes
+//! events (a rebase's rollback, a reset) records itself as the last *rewrite*; the state
+//! commit records the eventlog commit it matches (`__eventsync_level`). Boot
+//! ([`LeaderDb::level_state`]) compares the two in O(1) (plus one indexed lookup):
+//!
+//! - schema changed, state ahead of the eventlog (a lost or replaced `eventlog.db`), a
+//!   rewrite the state has not seen, or a state head the eventlog lacks: rebuild the state
+//!   from the eventlog (O(history), only after a crash inside a rebase's window or a lost
+//!   file);
+//! - otherwise the state is behind by appends only: replay the events after the state head
+//!   (nothing when level) and drop the changesets of events confirmed meanwhile.
+//!
+//! Checkpoints (`wal_autocheckpoint`, SQLite's default of 1,000 pages) copy a WAL back into
+//! its database and fsync both; that is two fsyncs per 1,000 pages written, amortized over
+//! many batches.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +50,9 @@ use crate::seq::EventSeq;
 const EVENTLOG_FORMAT: i64 = 1;
 /// The schema hash recorded for events whose name the schema does not know.
 const UNKNOWN_EVENT_HASH: &str = "unknown";
+/// The file names in errors.
+const STATE: &str = "state.db";
+const EVENTLOG: &str = "eventlog.db";
 
 /// Errors of the leader's databases.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +60,7 @@ pub(crate) enum DbError {
     /// SQLite failed on one of the files.
     #[error("{file}")]
     Sqlite {
-        /// Which file (or `state.db + eventlog.db` for a transaction over both).
+        /// Which file.
         file: String,
         /// SQLite's error.
         #[source]
@@ -65,11 +95,23 @@ fn sql(file: &str) -> impl FnOnce(rusqlite::Error) -> DbError + '_ {
     }
 }
 
-const BOTH: &str = "state.db + eventlog.db";
+/// Where the eventlog's commits stand (the `eventlog.commits` row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Commits {
+    /// The number of the last commit that changed the events or the heads.
+    last: u64,
+    /// The number of the last commit that deleted events (0: none).
+    rewrite: u64,
+}
 
 /// The leader's databases.
 pub(crate) struct LeaderDb {
-    conn: Connection,
+    /// `state.db`: the user's tables, changesets, the state head and its level mark.
+    state: Connection,
+    /// `eventlog.db`: the events, the sync status and the commit numbers.
+    log: Connection,
+    /// The eventlog's commit numbers as last committed (only this leader writes them).
+    commits: Commits,
     event_hashes: BTreeMap<String, String>,
     schema_hash: String,
 }
@@ -80,63 +122,88 @@ pub(crate) struct NewEvent<'a> {
     pub record: Record,
 }
 
+/// Opens one of the files in WAL mode with `synchronous` as given. A file system that
+/// cannot hold a WAL (no shared memory) keeps its rollback journal: slower, still correct,
+/// since the two commits are ordered either way.
+fn open_file(path: &std::path::Path, file: &str, synchronous: &str) -> Result<Connection, DbError> {
+    let conn = Connection::open(path).map_err(sql(file))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(sql(file))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(
+            file,
+            mode,
+            "SQLite refused WAL mode; every commit costs more fsyncs"
+        );
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;"
+    ))
+    .map_err(sql(file))?;
+    Ok(conn)
+}
+
 impl LeaderDb {
     /// Opens (creating if needed) `state.db` and `eventlog.db` in `dir`.
     pub(crate) fn open(dir: &StoreDir, schema: &Schema) -> Result<LeaderDb, DbError> {
-        let conn = Connection::open(dir.state_db()).map_err(sql("state.db"))?;
-        conn.execute(
-            "ATTACH DATABASE ?1 AS eventlog",
-            [dir.eventlog_db().to_string_lossy()],
-        )
-        .map_err(sql("eventlog.db"))?;
-        conn.execute_batch(
-            "PRAGMA main.journal_mode = DELETE; PRAGMA eventlog.journal_mode = DELETE;
-             PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
-        )
-        .map_err(sql(BOTH))?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS eventlog.eventlog (
+        let state = open_file(&dir.state_db(), STATE, "NORMAL")?;
+        let log = open_file(&dir.eventlog_db(), EVENTLOG, "FULL")?;
+        log.execute_batch(
+            "CREATE TABLE IF NOT EXISTS eventlog (
                 seq_global INTEGER NOT NULL, seq_client INTEGER NOT NULL, seq_generation INTEGER NOT NULL,
                 parent_global INTEGER NOT NULL, parent_client INTEGER NOT NULL, parent_generation INTEGER NOT NULL,
                 name TEXT NOT NULL, args_json TEXT NOT NULL, client_id TEXT NOT NULL, session_id TEXT NOT NULL,
                 schema_hash TEXT NOT NULL, sync_metadata_json TEXT,
                 PRIMARY KEY (seq_global, seq_client));
-             CREATE TABLE IF NOT EXISTS eventlog.sync_status (
+             CREATE TABLE IF NOT EXISTS sync_status (
                 id INTEGER PRIMARY KEY CHECK (id = 1), head INTEGER NOT NULL, backend_id TEXT);
-             INSERT OR IGNORE INTO eventlog.sync_status (id, head, backend_id) VALUES (1, 0, NULL);
-             CREATE TABLE IF NOT EXISTS eventlog.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS main.__eventsync_state_head (
-                id INTEGER PRIMARY KEY CHECK (id = 1), seq_global INTEGER NOT NULL,
-                seq_client INTEGER NOT NULL, seq_generation INTEGER NOT NULL);
-             INSERT OR IGNORE INTO main.__eventsync_state_head VALUES (1, 0, 0, 0);
-             CREATE TABLE IF NOT EXISTS main.__eventsync_changeset (
-                seq_global INTEGER NOT NULL, seq_client INTEGER NOT NULL, seq_generation INTEGER NOT NULL,
-                changeset BLOB, PRIMARY KEY (seq_global, seq_client));
-             CREATE TABLE IF NOT EXISTS main.__eventsync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+             INSERT OR IGNORE INTO sync_status (id, head, backend_id) VALUES (1, 0, NULL);
+             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS commits (
+                id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL, rewrite INTEGER NOT NULL);
+             INSERT OR IGNORE INTO commits VALUES (1, 0, 0);",
         )
-        .map_err(sql(BOTH))?;
-        let format = read_meta(&conn, "eventlog.meta", "format", "eventlog.db")?;
-        match format {
+        .map_err(sql(EVENTLOG))?;
+        state
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS __eventsync_state_head (
+                    id INTEGER PRIMARY KEY CHECK (id = 1), seq_global INTEGER NOT NULL,
+                    seq_client INTEGER NOT NULL, seq_generation INTEGER NOT NULL);
+                 INSERT OR IGNORE INTO __eventsync_state_head VALUES (1, 0, 0, 0);
+                 CREATE TABLE IF NOT EXISTS __eventsync_level (
+                    id INTEGER PRIMARY KEY CHECK (id = 1), eventlog_commit INTEGER NOT NULL);
+                 INSERT OR IGNORE INTO __eventsync_level VALUES (1, 0);
+                 CREATE TABLE IF NOT EXISTS __eventsync_changeset (
+                    seq_global INTEGER NOT NULL, seq_client INTEGER NOT NULL, seq_generation INTEGER NOT NULL,
+                    changeset BLOB, PRIMARY KEY (seq_global, seq_client));
+                 CREATE TABLE IF NOT EXISTS __eventsync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+            )
+            .map_err(sql(STATE))?;
+        match read_meta(&log, "meta", "format", EVENTLOG)? {
             None => {
-                conn.execute(
-                    "INSERT INTO eventlog.meta VALUES ('format', ?1)",
+                log.execute(
+                    "INSERT INTO meta VALUES ('format', ?1)",
                     [EVENTLOG_FORMAT.to_string()],
                 )
-                .map_err(sql("eventlog.db"))?;
+                .map_err(sql(EVENTLOG))?;
             }
             Some(found) if found == EVENTLOG_FORMAT.to_string() => {}
             Some(found) => {
                 return Err(DbError::Format {
-                    file: "eventlog.db".into(),
+                    file: EVENTLOG.into(),
                     message: format!(
                         "format version {found} is not supported (this build reads {EVENTLOG_FORMAT})"
                     ),
                 });
             }
         }
+        let commits = read_commits(&log)?;
         let event_hashes = schema.event_hashes().into_iter().collect();
         Ok(LeaderDb {
-            conn,
+            state,
+            log,
+            commits,
             event_hashes,
             schema_hash: schema.hash(),
         })
@@ -144,64 +211,71 @@ impl LeaderDb {
 
     /// The backend-confirmed head and the recorded backend id.
     pub(crate) fn sync_status(&self) -> Result<(GlobalSeq, Option<String>), DbError> {
-        self.conn
+        self.log
             .query_row(
-                "SELECT head, backend_id FROM eventlog.sync_status WHERE id = 1",
+                "SELECT head, backend_id FROM sync_status WHERE id = 1",
                 [],
                 |row| Ok((GlobalSeq(row.get::<_, i64>(0)? as u64), row.get(1)?)),
             )
-            .map_err(sql("eventlog.db"))
+            .map_err(sql(EVENTLOG))
     }
 
     /// Records the backend's id (first contact, or after a reset).
     pub(crate) fn set_backend_id(&self, backend_id: &str) -> Result<(), DbError> {
-        self.conn
+        self.log
             .execute(
-                "UPDATE eventlog.sync_status SET backend_id = ?1 WHERE id = 1",
+                "UPDATE sync_status SET backend_id = ?1 WHERE id = 1",
                 [backend_id],
             )
             .map(drop)
-            .map_err(sql("eventlog.db"))
+            .map_err(sql(EVENTLOG))
     }
 
     /// The last event of the eventlog by position (`ROOT` when empty).
     pub(crate) fn eventlog_head(&self) -> Result<EventSeq, DbError> {
-        self.conn
+        self.log
             .query_row(
-                "SELECT seq_global, seq_client, seq_generation FROM eventlog.eventlog
+                "SELECT seq_global, seq_client, seq_generation FROM eventlog
                  ORDER BY seq_global DESC, seq_client DESC LIMIT 1",
                 [],
                 read_seq(0),
             )
             .optional()
             .map(|head| head.unwrap_or(EventSeq::ROOT))
-            .map_err(sql("eventlog.db"))
+            .map_err(sql(EVENTLOG))
     }
 
-    /// The events after `after` (by position), ascending, with their changesets.
+    /// The events after `after` (by position), ascending, with their changesets (read from
+    /// `state.db`: call it when the state is level, or inside the state's transaction).
     pub(crate) fn events_after(&self, after: EventSeq) -> Result<Vec<EncodedEvent>, DbError> {
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT e.seq_global, e.seq_client, e.seq_generation, e.parent_global, e.parent_client,
-                        e.parent_generation, e.name, e.args_json, e.client_id, e.session_id,
-                        e.sync_metadata_json, c.changeset, c.seq_global IS NOT NULL
-                 FROM eventlog.eventlog e
-                 LEFT JOIN main.__eventsync_changeset c
-                   ON c.seq_global = e.seq_global AND c.seq_client = e.seq_client
-                 WHERE (e.seq_global, e.seq_client) > (?1, ?2)
-                 ORDER BY e.seq_global, e.seq_client",
+        let key = params![after.global.0 as i64, after.client];
+        let mut changesets: BTreeMap<(u64, u32), Option<Vec<u8>>> = self
+            .state
+            .prepare_cached(
+                "SELECT seq_global, seq_client, changeset FROM __eventsync_changeset
+                 WHERE (seq_global, seq_client) > (?1, ?2)",
             )
-            .map_err(sql(BOTH))?;
+            .and_then(|mut statement| {
+                statement
+                    .query_map(key, |row| {
+                        Ok(((row.get::<_, i64>(0)? as u64, row.get(1)?), row.get(2)?))
+                    })?
+                    .collect()
+            })
+            .map_err(sql(STATE))?;
+        let mut statement = self
+            .log
+            .prepare_cached(
+                "SELECT seq_global, seq_client, seq_generation, parent_global, parent_client,
+                        parent_generation, name, args_json, client_id, session_id, sync_metadata_json
+                 FROM eventlog WHERE (seq_global, seq_client) > (?1, ?2)
+                 ORDER BY seq_global, seq_client",
+            )
+            .map_err(sql(EVENTLOG))?;
         let rows = statement
-            .query_map(params![after.global.0 as i64, after.client], |row| {
+            .query_map(key, |row| {
                 let args: String = row.get(7)?;
                 let sync_metadata: Option<String> = row.get(10)?;
-                let changeset = changeset_row(
-                    row.get::<_, bool>(12)?
-                        .then(|| row.get::<_, Option<Vec<u8>>>(11))
-                        .transpose()?,
-                );
                 Ok((
                     EncodedEvent {
                         seq: read_seq(0)(row)?,
@@ -210,23 +284,22 @@ impl LeaderDb {
                         args: serde_json::Value::Null,
                         client_id: row.get(8)?,
                         session_id: row.get(9)?,
-                        meta: EventMeta {
-                            changeset,
-                            sync_metadata: None,
-                        },
+                        meta: EventMeta::default(),
                     },
                     args,
                     sync_metadata,
                 ))
             })
-            .map_err(sql(BOTH))?;
+            .map_err(sql(EVENTLOG))?;
         let mut events = Vec::new();
         for row in rows {
-            let (mut event, args, sync_metadata) = row.map_err(sql(BOTH))?;
+            let (mut event, args, sync_metadata) = row.map_err(sql(EVENTLOG))?;
             event.args = parse_json(&args, &event.seq)?;
             event.meta.sync_metadata = sync_metadata
                 .map(|text| parse_json(&text, &event.seq))
                 .transpose()?;
+            event.meta.changeset =
+                changeset_row(changesets.remove(&(event.seq.global.0, event.seq.client)));
             events.push(event);
         }
         Ok(events)
@@ -234,51 +307,64 @@ impl LeaderDb {
 
     /// The seq number of the last event reflected in the state tables.
     pub(crate) fn state_head(&self) -> Result<EventSeq, DbError> {
-        self.conn
+        self.state
             .query_row(
-                "SELECT seq_global, seq_client, seq_generation FROM main.__eventsync_state_head WHERE id = 1",
+                "SELECT seq_global, seq_client, seq_generation FROM __eventsync_state_head WHERE id = 1",
                 [],
                 read_seq(0),
             )
-            .map_err(sql("state.db"))
+            .map_err(sql(STATE))
     }
 
-    /// Brings the state tables level with the eventlog: rebuilds them from scratch when the
-    /// schema changed or the state does not match the eventlog, else replays what is missing.
+    /// Brings the state tables level with the eventlog (see the module doc for the crash
+    /// windows this covers): rebuilds them from scratch when the schema changed or the state
+    /// cannot be a prefix of the eventlog, else replays what is missing.
     ///
-    /// One transaction: dropping the old tables, creating the schema's, recording its hash,
-    /// replaying the events and moving the state head commit together or not at all. A crash
-    /// (or a failing materializer) part-way leaves `state.db` as it was, so the next boot
-    /// decides again from the same facts; committing the new hash before the replay would
-    /// let it trust the old head over empty tables.
+    /// One transaction of `state.db`: dropping the old tables, creating the schema's,
+    /// recording its hash, replaying the events and moving the state head commit together or
+    /// not at all. A crash (or a failing materializer) part-way leaves `state.db` as it was,
+    /// so the next boot decides again from the same facts; committing the new hash before
+    /// the replay would let it trust the old head over empty tables.
     pub(crate) fn level_state(&mut self, schema: &Schema) -> Result<(), DbError> {
-        let tx = self.conn.unchecked_transaction().map_err(sql(BOTH))?;
-        let recorded_hash = read_meta(&tx, "main.__eventsync_meta", "schema_hash", "state.db")?;
+        let tx = self.state.unchecked_transaction().map_err(sql(STATE))?;
+        let recorded_hash = read_meta(&tx, "__eventsync_meta", "schema_hash", STATE)?;
         let state_head = self.state_head()?;
-        let matches_eventlog = state_head == EventSeq::ROOT
-            || tx
+        let level_with: u64 = tx
+            .query_row(
+                "SELECT eventlog_commit FROM __eventsync_level WHERE id = 1",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map_err(sql(STATE))? as u64;
+        let head_in_eventlog = state_head == EventSeq::ROOT
+            || self
+                .log
                 .query_row(
-                    "SELECT seq_generation FROM eventlog.eventlog WHERE seq_global = ?1 AND seq_client = ?2",
+                    "SELECT seq_generation FROM eventlog WHERE seq_global = ?1 AND seq_client = ?2",
                     params![state_head.global.0 as i64, state_head.client],
                     |row| row.get::<_, u32>(0),
                 )
                 .optional()
-                .map_err(sql("eventlog.db"))?
+                .map_err(sql(EVENTLOG))?
                 == Some(state_head.generation);
-        let rebuild =
-            recorded_hash.as_deref() != Some(self.schema_hash.as_str()) || !matches_eventlog;
+        let rebuild = recorded_hash.as_deref() != Some(self.schema_hash.as_str())
+            || level_with > self.commits.last
+            || level_with < self.commits.rewrite
+            || !head_in_eventlog;
         let (confirmed_head, _) = self.sync_status()?;
         let replay_from = if rebuild {
             drop_user_tables(&tx)?;
-            tx.execute("DELETE FROM main.__eventsync_changeset", [])
-                .map_err(sql("state.db"))?;
+            tx.execute("DELETE FROM __eventsync_changeset", [])
+                .map_err(sql(STATE))?;
             schema.create_tables(&tx).map_err(|error| DbError::Format {
-                file: "state.db".into(),
+                file: STATE.into(),
                 message: format!("creating the schema's tables: {error}"),
             })?;
             self.record_schema_hash(&tx)?;
             EventSeq::ROOT
         } else {
+            // Events confirmed while the state lagged keep no changeset.
+            trim_changesets(&tx, confirmed_head)?;
             state_head
         };
         // Read inside the transaction: after a rebuild, no event has a changeset any more.
@@ -294,24 +380,25 @@ impl LeaderDb {
             apply_to_state(&tx, schema, event, record)?;
         }
         let head = missing.last().map(|event| event.seq).unwrap_or(replay_from);
-        set_state_head(&tx, head)?;
-        tx.commit().map_err(sql(BOTH))
+        set_state_head(&tx, head, self.commits.last)?;
+        tx.commit().map_err(sql(STATE))
     }
 
     /// Records that the user tables are those of this leader's schema.
     fn record_schema_hash(&self, tx: &Connection) -> Result<(), DbError> {
         tx.execute(
-            "INSERT OR REPLACE INTO main.__eventsync_meta VALUES ('schema_hash', ?1)",
+            "INSERT OR REPLACE INTO __eventsync_meta VALUES ('schema_hash', ?1)",
             [&self.schema_hash],
         )
         .map(drop)
-        .map_err(sql("state.db"))
+        .map_err(sql(STATE))
     }
 
-    /// In one transaction over both files: rolls back `rollback` (by their recorded
-    /// changesets, newest first, deleting them from the eventlog), materializes and appends
-    /// `new` (recording changesets as asked), moves the state head to `state_head`, and when
-    /// `confirmed_head` is given records it and trims the changesets it confirms.
+    /// Rolls back `rollback` (by their recorded changesets, newest first, deleting them from
+    /// the eventlog), materializes and appends `new` (recording changesets as asked), moves
+    /// the state head to `state_head`, and when `confirmed_head` is given records it and
+    /// trims the changesets it confirms. Two commits, the eventlog's first (see the module
+    /// doc); a failure before the eventlog's commit leaves both files as they were.
     pub(crate) fn apply_batch(
         &mut self,
         schema: &Schema,
@@ -320,63 +407,52 @@ impl LeaderDb {
         state_head: EventSeq,
         confirmed_head: Option<GlobalSeq>,
     ) -> Result<(), DbError> {
-        let tx = self.conn.unchecked_transaction().map_err(sql(BOTH))?;
+        let state_tx = self.state.unchecked_transaction().map_err(sql(STATE))?;
         if !rollback.is_empty() {
-            let mut changesets = Vec::with_capacity(rollback.len());
-            {
-                let mut select = tx
-                    .prepare_cached(
-                        "SELECT changeset FROM main.__eventsync_changeset WHERE seq_global = ?1 AND seq_client = ?2",
-                    )
-                    .map_err(sql("state.db"))?;
-                for event in rollback {
-                    let row: Option<Option<Vec<u8>>> = select
-                        .query_row(
-                            params![event.seq.global.0 as i64, event.seq.client],
-                            |row| row.get(0),
-                        )
-                        .optional()
-                        .map_err(sql("state.db"))?;
-                    changesets.push(changeset_row(row));
-                }
-            }
-            let refs: Vec<&Changeset> = changesets.iter().collect();
-            materialize::rollback(&tx, &refs)?;
-            let mut delete_changeset = tx
-                .prepare_cached("DELETE FROM main.__eventsync_changeset WHERE seq_global = ?1 AND seq_client = ?2")
-                .map_err(sql("state.db"))?;
-            let mut delete_event = tx
-                .prepare_cached(
-                    "DELETE FROM eventlog.eventlog WHERE seq_global = ?1 AND seq_client = ?2",
-                )
-                .map_err(sql("eventlog.db"))?;
-            for event in rollback {
-                let key = params![event.seq.global.0 as i64, event.seq.client];
-                delete_changeset.execute(key).map_err(sql("state.db"))?;
-                delete_event.execute(key).map_err(sql("eventlog.db"))?;
-            }
+            roll_back(&state_tx, rollback)?;
         }
         for item in new.iter_mut() {
-            apply_to_state(&tx, schema, item.event, item.record)?;
-            self.insert_event(&tx, item.event)?;
+            apply_to_state(&state_tx, schema, item.event, item.record)?;
         }
-        set_state_head(&tx, state_head)?;
         if let Some(head) = confirmed_head {
-            tx.execute(
-                "UPDATE eventlog.sync_status SET head = ?1 WHERE id = 1",
-                [head.0 as i64],
-            )
-            .map_err(sql("eventlog.db"))?;
-            // Confirmed: synced events up to the head. Client-only events on the head's global
-            // (e5.1 after e5) may still be pending and keep their changesets.
-            tx.execute(
-                "DELETE FROM main.__eventsync_changeset
-                 WHERE seq_global < ?1 OR (seq_global = ?1 AND seq_client = 0)",
-                [head.0 as i64],
-            )
-            .map_err(sql("state.db"))?;
+            trim_changesets(&state_tx, head)?;
         }
-        tx.commit().map_err(sql(BOTH))
+        let commits = Commits {
+            last: self.commits.last + 1,
+            rewrite: if rollback.is_empty() {
+                self.commits.rewrite
+            } else {
+                self.commits.last + 1
+            },
+        };
+        set_state_head(&state_tx, state_head, commits.last)?;
+
+        let log_tx = self.log.unchecked_transaction().map_err(sql(EVENTLOG))?;
+        if !rollback.is_empty() {
+            let mut delete = log_tx
+                .prepare_cached("DELETE FROM eventlog WHERE seq_global = ?1 AND seq_client = ?2")
+                .map_err(sql(EVENTLOG))?;
+            for event in rollback {
+                delete
+                    .execute(params![event.seq.global.0 as i64, event.seq.client])
+                    .map_err(sql(EVENTLOG))?;
+            }
+        }
+        for item in new.iter() {
+            self.insert_event(&log_tx, item.event)?;
+        }
+        if let Some(head) = confirmed_head {
+            log_tx
+                .execute(
+                    "UPDATE sync_status SET head = ?1 WHERE id = 1",
+                    [head.0 as i64],
+                )
+                .map_err(sql(EVENTLOG))?;
+        }
+        write_commits(&log_tx, commits)?;
+        log_tx.commit().map_err(sql(EVENTLOG))?;
+        self.commits = commits;
+        state_tx.commit().map_err(sql(STATE))
     }
 
     fn insert_event(&self, tx: &Connection, event: &EncodedEvent) -> Result<(), DbError> {
@@ -391,7 +467,7 @@ impl LeaderDb {
             .as_ref()
             .map(|value| value.to_string());
         tx.prepare_cached(
-            "INSERT INTO eventlog.eventlog VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT INTO eventlog VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .and_then(|mut insert| {
             insert.execute(params![
@@ -410,40 +486,54 @@ impl LeaderDb {
             ])
         })
         .map(drop)
-        .map_err(sql("eventlog.db"))
+        .map_err(sql(EVENTLOG))
     }
 
     /// Deletes every event, changeset and user table (the backend was wiped and recreated),
     /// records the new backend id, and recreates empty tables (recording the schema's hash,
-    /// so that the tables and the hash agree). One transaction, like [`Self::level_state`].
+    /// so that the tables and the hash agree). Two commits in the order of
+    /// [`Self::apply_batch`]; the eventlog's counts as a rewrite, so a crash between them
+    /// makes the next boot rebuild the (empty) state.
     pub(crate) fn reset(&mut self, schema: &Schema, backend_id: &str) -> Result<(), DbError> {
-        let tx = self.conn.unchecked_transaction().map_err(sql(BOTH))?;
-        tx.execute_batch(
-            "DELETE FROM eventlog.eventlog; DELETE FROM main.__eventsync_changeset;
-             UPDATE eventlog.sync_status SET head = 0 WHERE id = 1;",
-        )
-        .map_err(sql(BOTH))?;
-        tx.execute(
-            "UPDATE eventlog.sync_status SET backend_id = ?1 WHERE id = 1",
-            [backend_id],
-        )
-        .map_err(sql("eventlog.db"))?;
-        drop_user_tables(&tx)?;
-        schema.create_tables(&tx).map_err(|error| DbError::Format {
-            file: "state.db".into(),
-            message: format!("creating the schema's tables: {error}"),
-        })?;
-        self.record_schema_hash(&tx)?;
-        set_state_head(&tx, EventSeq::ROOT)?;
-        tx.commit().map_err(sql(BOTH))
+        let commits = Commits {
+            last: self.commits.last + 1,
+            rewrite: self.commits.last + 1,
+        };
+        let state_tx = self.state.unchecked_transaction().map_err(sql(STATE))?;
+        state_tx
+            .execute("DELETE FROM __eventsync_changeset", [])
+            .map_err(sql(STATE))?;
+        drop_user_tables(&state_tx)?;
+        schema
+            .create_tables(&state_tx)
+            .map_err(|error| DbError::Format {
+                file: STATE.into(),
+                message: format!("creating the schema's tables: {error}"),
+            })?;
+        self.record_schema_hash(&state_tx)?;
+        set_state_head(&state_tx, EventSeq::ROOT, commits.last)?;
+        let log_tx = self.log.unchecked_transaction().map_err(sql(EVENTLOG))?;
+        log_tx
+            .execute_batch("DELETE FROM eventlog; UPDATE sync_status SET head = 0 WHERE id = 1;")
+            .map_err(sql(EVENTLOG))?;
+        log_tx
+            .execute(
+                "UPDATE sync_status SET backend_id = ?1 WHERE id = 1",
+                [backend_id],
+            )
+            .map_err(sql(EVENTLOG))?;
+        write_commits(&log_tx, commits)?;
+        log_tx.commit().map_err(sql(EVENTLOG))?;
+        self.commits = commits;
+        state_tx.commit().map_err(sql(STATE))
     }
 
     /// Copies the state tables into `target` (a session's in-memory database).
     pub(crate) fn copy_state_into(&self, target: &mut Connection) -> Result<(), DbError> {
-        let backup = rusqlite::backup::Backup::new(&self.conn, target).map_err(sql("state.db"))?;
+        let backup = rusqlite::backup::Backup::new(&self.state, target).map_err(sql(STATE))?;
         backup
             .run_to_completion(1024, std::time::Duration::ZERO, None)
-            .map_err(sql("state.db"))
+            .map_err(sql(STATE))
     }
 
     /// Every event of the eventlog, ascending (for audits and tests).
@@ -451,11 +541,80 @@ impl LeaderDb {
         self.events_after(EventSeq::ROOT)
     }
 
-    /// The connection, for read queries of the state tables (through `crate::rows`, which
-    /// refuses anything that would write).
+    /// The connection of `state.db`, for read queries of the state tables (through
+    /// `crate::rows`, which refuses anything that would write).
     pub(crate) fn connection(&self) -> &Connection {
-        &self.conn
+        &self.state
     }
+}
+
+/// Rolls back `rollback` in the state (by their recorded changesets, newest first) and
+/// deletes their changesets.
+fn roll_back(tx: &Connection, rollback: &[EncodedEvent]) -> Result<(), DbError> {
+    let mut changesets = Vec::with_capacity(rollback.len());
+    {
+        let mut select = tx
+            .prepare_cached(
+                "SELECT changeset FROM __eventsync_changeset WHERE seq_global = ?1 AND seq_client = ?2",
+            )
+            .map_err(sql(STATE))?;
+        for event in rollback {
+            let row: Option<Option<Vec<u8>>> = select
+                .query_row(
+                    params![event.seq.global.0 as i64, event.seq.client],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(sql(STATE))?;
+            changesets.push(changeset_row(row));
+        }
+    }
+    let refs: Vec<&Changeset> = changesets.iter().collect();
+    materialize::rollback(tx, &refs)?;
+    let mut delete = tx
+        .prepare_cached(
+            "DELETE FROM __eventsync_changeset WHERE seq_global = ?1 AND seq_client = ?2",
+        )
+        .map_err(sql(STATE))?;
+    for event in rollback {
+        delete
+            .execute(params![event.seq.global.0 as i64, event.seq.client])
+            .map_err(sql(STATE))?;
+    }
+    Ok(())
+}
+
+/// Drops the changesets of the events `head` confirms: synced events up to it. Client-only
+/// events on the head's global (e5.1 after e5) may still be pending and keep theirs.
+fn trim_changesets(tx: &Connection, head: GlobalSeq) -> Result<(), DbError> {
+    tx.prepare_cached(
+        "DELETE FROM __eventsync_changeset
+         WHERE seq_global < ?1 OR (seq_global = ?1 AND seq_client = 0)",
+    )
+    .and_then(|mut delete| delete.execute([head.0 as i64]))
+    .map(drop)
+    .map_err(sql(STATE))
+}
+
+fn read_commits(log: &Connection) -> Result<Commits, DbError> {
+    log.query_row(
+        "SELECT last, rewrite FROM commits WHERE id = 1",
+        [],
+        |row| {
+            Ok(Commits {
+                last: row.get::<_, i64>(0)? as u64,
+                rewrite: row.get::<_, i64>(1)? as u64,
+            })
+        },
+    )
+    .map_err(sql(EVENTLOG))
+}
+
+fn write_commits(tx: &Connection, commits: Commits) -> Result<(), DbError> {
+    tx.prepare_cached("UPDATE commits SET last = ?1, rewrite = ?2 WHERE id = 1")
+        .and_then(|mut update| update.execute(params![commits.last as i64, commits.rewrite as i64]))
+        .map(drop)
+        .map_err(sql(EVENTLOG))
 }
 
 fn apply_to_state(
@@ -474,18 +633,16 @@ fn apply_to_state(
             Changeset::Data(bytes) => Some(bytes.as_slice()),
             _ => None,
         };
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO main.__eventsync_changeset VALUES (?1, ?2, ?3, ?4)",
-        )
-        .and_then(|mut insert| {
-            insert.execute(params![
-                event.seq.global.0 as i64,
-                event.seq.client,
-                event.seq.generation,
-                blob
-            ])
-        })
-        .map_err(sql("state.db"))?;
+        tx.prepare_cached("INSERT OR REPLACE INTO __eventsync_changeset VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    event.seq.global.0 as i64,
+                    event.seq.client,
+                    event.seq.generation,
+                    blob
+                ])
+            })
+            .map_err(sql(STATE))?;
     }
     event.meta.changeset = applied.changeset;
     Ok(())
@@ -517,13 +674,18 @@ fn read_meta(
     .map_err(sql(file))
 }
 
-fn set_state_head(tx: &Connection, head: EventSeq) -> Result<(), DbError> {
+/// Moves the state head, and records the eventlog commit the state is level with.
+fn set_state_head(tx: &Connection, head: EventSeq, eventlog_commit: u64) -> Result<(), DbError> {
     tx.prepare_cached(
-        "UPDATE main.__eventsync_state_head SET seq_global = ?1, seq_client = ?2, seq_generation = ?3 WHERE id = 1",
+        "UPDATE __eventsync_state_head SET seq_global = ?1, seq_client = ?2, seq_generation = ?3 WHERE id = 1",
     )
     .and_then(|mut update| update.execute(params![head.global.0 as i64, head.client, head.generation]))
+    .and_then(|_| {
+        tx.prepare_cached("UPDATE __eventsync_level SET eventlog_commit = ?1 WHERE id = 1")?
+            .execute([eventlog_commit as i64])
+    })
     .map(drop)
-    .map_err(sql("state.db"))
+    .map_err(sql(STATE))
 }
 
 fn drop_user_tables(tx: &Connection) -> Result<(), DbError> {
@@ -533,13 +695,13 @@ fn drop_user_tables(tx: &Connection) -> Result<(), DbError> {
              AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '__eventsync_%'",
         )
         .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
-        .map_err(sql("state.db"))?;
+        .map_err(sql(STATE))?;
     for name in names {
         tx.execute_batch(&format!(
             "DROP TABLE main.\"{}\"",
             name.replace('"', "\"\"")
         ))
-        .map_err(sql("state.db"))?;
+        .map_err(sql(STATE))?;
     }
     Ok(())
 }
@@ -556,7 +718,10 @@ fn read_seq(first: usize) -> impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Eve
 
 fn parse_json(text: &str, seq: &EventSeq) -> Result<serde_json::Value, DbError> {
     serde_json::from_str(text).map_err(|error| DbError::Format {
-        file: "eventlog.db".into(),
+        file: EVENTLOG.into(),
         message: format!("event {seq}: stored JSON does not parse: {error}"),
     })
 }
+
+#[cfg(test)]
+mod tests;

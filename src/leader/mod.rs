@@ -11,7 +11,7 @@
 //! # Layout
 //!
 //! - `mod.rs`: the actor ([`Leader`]): boot, the run loop, the core step
-//!   ([`Leader::apply_step`]: one transaction, changesets onto pending, the state head, every
+//!   ([`Leader::apply_step`]: one durable batch, changesets onto pending, the state head, every
 //!   session told) that admission, advance and rebase share, merging what the backend
 //!   confirmed, `sync` waiters, backend failures, shutdown and close.
 //! - `admit.rs`: session pushes: the pure admission check with its typed refusal, new sessions.
@@ -164,7 +164,7 @@ struct Stopping {
 pub(crate) struct Leader {
     /// The user's schema: tables and materializers.
     schema: Arc<Schema>,
-    /// `state.db` and `eventlog.db`, on one connection.
+    /// `state.db` and `eventlog.db`, each on its own connection.
     db: LeaderDb,
     /// The leader's sync state against the backend: `pending` holds the events the backend
     /// has not confirmed (client-only ones too), `upstream_head` the backend-confirmed head,
@@ -585,8 +585,8 @@ impl Leader {
         }
     }
 
-    /// The leader's core step, shared by admission, advance and rebase. In one transaction
-    /// over both files: rolls back the payload's rollback events, materializes its new
+    /// The leader's core step, shared by admission, advance and rebase. In one batch of
+    /// [`LeaderDb::apply_batch`] (the eventlog commits first, then the state): rolls back the payload's rollback events, materializes its new
     /// events (recording a changeset for each one the new state holds pending, as it may
     /// still be rolled back), moves the state head, and records `confirmed_head` when given.
     /// Then the sync state moves (`next`), the pending events take the recorded changesets

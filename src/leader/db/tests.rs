@@ -1,0 +1,292 @@
+//! The crash windows of the two ordered commits: a `state.db` behind its eventlog (by appends,
+//! or across a rebase that rewrote events it holds), one ahead of it, and the O(1) level
+//! check. A window is made by copying a file aside at one commit and putting it back after
+//! later ones: exactly what a lost state commit (or a replaced eventlog) leaves on disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use eventsync_backends::{GlobalSeq, StoreId};
+use serde_json::json;
+
+use super::{LeaderDb, NewEvent};
+use crate::data_dir::StoreDir;
+use crate::event::{Changeset, EncodedEvent, EventMeta};
+use crate::materialize::Record;
+use crate::schema::{EventDef, MaterializeContext, Schema, Statement};
+use crate::seq::EventSeq;
+
+/// A schema of one table; every materialization counts in `calls`.
+fn schema(calls: Arc<AtomicUsize>) -> Schema {
+    Schema::builder()
+        .table("items", "CREATE TABLE items (id TEXT PRIMARY KEY)")
+        .define_event(
+            EventDef::synced("v1.Add"),
+            move |id: String, _: &MaterializeContext<'_>| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok(vec![Statement::new(
+                    "INSERT INTO items VALUES (?1)",
+                    vec![id.into()],
+                )])
+            },
+        )
+        .build()
+        .unwrap()
+}
+
+fn add(seq: EventSeq, parent: EventSeq, id: &str) -> EncodedEvent {
+    EncodedEvent {
+        seq,
+        parent,
+        name: "v1.Add".into(),
+        args: json!(id),
+        client_id: "c".into(),
+        session_id: "s".into(),
+        meta: EventMeta::default(),
+    }
+}
+
+struct Files {
+    _root: tempfile::TempDir,
+    dir: StoreDir,
+    calls: Arc<AtomicUsize>,
+    schema: Schema,
+}
+
+impl Files {
+    fn new() -> Files {
+        let root = tempfile::tempdir().unwrap();
+        let dir = StoreDir::new(root.path(), &StoreId::new("t").unwrap());
+        dir.create().unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        Files {
+            schema: schema(calls.clone()),
+            _root: root,
+            dir,
+            calls,
+        }
+    }
+
+    /// Opens and levels, as boot does; returns the materializer calls the leveling made.
+    fn open(&self) -> (LeaderDb, usize) {
+        let mut db = LeaderDb::open(&self.dir, &self.schema).unwrap();
+        let before = self.calls.load(Ordering::SeqCst);
+        db.level_state(&self.schema).unwrap();
+        (db, self.calls.load(Ordering::SeqCst) - before)
+    }
+
+    /// Keeps a copy of `file` (closed, so its WAL is checkpointed away).
+    fn save(&self, file: &Path) -> Vec<u8> {
+        assert!(!wal(file).exists(), "{} still has a WAL", file.display());
+        std::fs::read(file).unwrap()
+    }
+
+    fn restore(&self, file: &Path, bytes: &[u8]) {
+        std::fs::write(file, bytes).unwrap();
+    }
+}
+
+fn wal(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// Applies `new` (each recorded as asked) after rolling back `rollback`.
+fn batch(
+    db: &mut LeaderDb,
+    schema: &Schema,
+    rollback: &[EncodedEvent],
+    new: &mut [(EncodedEvent, Record)],
+    confirmed: Option<u64>,
+) {
+    let head = new.last().map(|(event, _)| event.seq).unwrap();
+    let mut items: Vec<NewEvent<'_>> = new
+        .iter_mut()
+        .map(|(event, record)| NewEvent {
+            event,
+            record: *record,
+        })
+        .collect();
+    db.apply_batch(schema, rollback, &mut items, head, confirmed.map(GlobalSeq))
+        .unwrap();
+}
+
+fn items(db: &LeaderDb) -> Vec<String> {
+    db.connection()
+        .prepare("SELECT id FROM items ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn changesets(db: &LeaderDb) -> Vec<u64> {
+    db.connection()
+        .prepare("SELECT seq_global FROM __eventsync_changeset ORDER BY seq_global")
+        .unwrap()
+        .query_map([], |row| row.get::<_, i64>(0).map(|global| global as u64))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+const ROOT: EventSeq = EventSeq::ROOT;
+const E1: EventSeq = EventSeq::new(1, 0, 0);
+const E2: EventSeq = EventSeq::new(2, 0, 0);
+const E3: EventSeq = EventSeq::new(3, 0, 0);
+const E4: EventSeq = EventSeq::new(4, 0, 0);
+
+#[test]
+fn test_level_state_replays_nothing_when_level_and_only_the_missing_appends_when_behind() {
+    let files = Files::new();
+    let (mut db, _) = files.open();
+    let schema = &files.schema;
+    batch(
+        &mut db,
+        schema,
+        &[],
+        &mut [(add(E1, ROOT, "a"), Record::Nothing)],
+        Some(1),
+    );
+    drop(db);
+    let (db, replayed) = files.open();
+    assert_eq!(replayed, 0, "a level state replays nothing");
+    drop(db);
+    let at_e1 = files.save(&files.dir.state_db());
+
+    let (mut db, _) = files.open();
+    batch(
+        &mut db,
+        schema,
+        &[],
+        &mut [
+            (add(E2, E1, "b"), Record::Changeset),
+            (add(E3, E2, "c"), Record::Changeset),
+        ],
+        None,
+    );
+    // The backend confirms e2 only: its changeset goes, e3's stays.
+    batch(
+        &mut db,
+        schema,
+        &[],
+        &mut [(add(E4, E3, "d"), Record::Changeset)],
+        Some(2),
+    );
+    drop(db);
+    // Both state commits lost (a power loss with synchronous = NORMAL): state at e1.
+    files.restore(&files.dir.state_db(), &at_e1);
+
+    let (db, replayed) = files.open();
+    assert_eq!(replayed, 3, "only e2..e4 are replayed, not a rebuild");
+    assert_eq!(items(&db), ["a", "b", "c", "d"]);
+    assert_eq!(db.state_head().unwrap(), E4);
+    assert_eq!(changesets(&db), [3, 4], "e2 is confirmed: no changeset");
+    let pending = db.events_after(E2).unwrap();
+    assert!(
+        pending
+            .iter()
+            .all(|event| matches!(event.meta.changeset, Changeset::Data(_)))
+    );
+}
+
+#[test]
+fn test_state_behind_a_rebase_is_rebuilt_from_the_eventlog() {
+    let files = Files::new();
+    let (mut db, _) = files.open();
+    let schema = &files.schema;
+    batch(
+        &mut db,
+        schema,
+        &[],
+        &mut [(add(E1, ROOT, "a"), Record::Nothing)],
+        Some(1),
+    );
+    batch(
+        &mut db,
+        schema,
+        &[],
+        &mut [(add(E2, E1, "b"), Record::Nothing)],
+        Some(2),
+    );
+    // Ours, pending at e3 (generation 0).
+    let mut mine = add(E3, E2, "mine");
+    batch(
+        &mut db,
+        schema,
+        &[],
+        &mut [(mine.clone(), Record::Changeset)],
+        None,
+    );
+    mine.meta = db.events_after(E2).unwrap().remove(0).meta;
+    drop(db);
+    let before_rebase = files.save(&files.dir.state_db());
+
+    // Another client's e3 (also generation 0) wins; ours is replayed as e4 (generation 1).
+    let (mut db, _) = files.open();
+    let rebased = EncodedEvent {
+        seq: EventSeq::new(4, 0, 1),
+        parent: EventSeq::new(3, 0, 0),
+        ..add(E4, E3, "mine")
+    };
+    batch(
+        &mut db,
+        schema,
+        &[mine],
+        &mut [
+            (add(E3, E2, "theirs"), Record::Nothing),
+            (rebased, Record::Changeset),
+        ],
+        Some(3),
+    );
+    drop(db);
+    // The rebase's state commit is lost: the state head e3 (generation 0) names an event the
+    // eventlog also holds at e3 generation 0, but another one. Replaying after it would
+    // insert "mine" twice; the rewrite mark makes boot rebuild instead.
+    files.restore(&files.dir.state_db(), &before_rebase);
+
+    let (db, replayed) = files.open();
+    assert_eq!(replayed, 4, "rebuilt: every event replayed");
+    assert_eq!(items(&db), ["a", "b", "mine", "theirs"]);
+    assert_eq!(db.state_head().unwrap(), EventSeq::new(4, 0, 1));
+    assert_eq!(
+        changesets(&db),
+        [4],
+        "only the pending replayed event keeps one"
+    );
+}
+
+#[test]
+fn test_state_ahead_of_the_eventlog_is_rebuilt() {
+    let files = Files::new();
+    let (mut db, _) = files.open();
+    let schema = &files.schema;
+    batch(
+        &mut db,
+        schema,
+        &[],
+        &mut [(add(E1, ROOT, "a"), Record::Nothing)],
+        Some(1),
+    );
+    drop(db);
+    let eventlog_at_e1 = files.save(&files.dir.eventlog_db());
+    let (mut db, _) = files.open();
+    batch(
+        &mut db,
+        schema,
+        &[],
+        &mut [(add(E2, E1, "b"), Record::Changeset)],
+        None,
+    );
+    drop(db);
+    files.restore(&files.dir.eventlog_db(), &eventlog_at_e1);
+
+    let (db, replayed) = files.open();
+    assert_eq!(replayed, 1);
+    assert_eq!(items(&db), ["a"]);
+    assert_eq!(db.state_head().unwrap(), E1);
+    assert!(changesets(&db).is_empty());
+}
