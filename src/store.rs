@@ -304,7 +304,10 @@ impl Store {
     /// Persists what sessions have queued, stops the leader and waits for it; the data dir's
     /// lock is released when the leader has stopped. The leader first waits, a bounded time,
     /// until every event committed by a session is admitted (a session whose push was
-    /// refused re-pushes it after catching up), as LiveStore's shutdown drain does.
+    /// refused re-pushes it after catching up), as LiveStore's shutdown drain does, and
+    /// until the push to the backend in flight has its answer (within the same bound; no new
+    /// push starts): a push whose answer nobody took would leave its events pending, to be
+    /// pushed again.
     pub async fn shutdown(self) -> Result<()> {
         let (reply, answer) = oneshot::channel();
         if self

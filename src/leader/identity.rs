@@ -194,7 +194,7 @@ impl Leader {
                 }
                 if matches!(was, Identity::Recheck { .. }) {
                     // Pages dropped while rechecking: read them again.
-                    self.restart_pull();
+                    self.restart_pull_before_pushing();
                 }
             }
             Ok(Reconciled::Reset { notice }) => {
@@ -230,7 +230,7 @@ impl Leader {
             online.push_retry_at = None;
             online.push_backoff.reset();
         }
-        self.restart_pull();
+        self.restart_pull_before_pushing();
     }
 
     /// `ignore`: puts the events the old store had confirmed into the new one, in a task;
@@ -284,7 +284,7 @@ impl Leader {
             Ok(()) => {
                 tracing::info!("the new store continues this client's log; syncing resumes");
                 online.identity = Identity::Verified;
-                self.restart_pull();
+                self.restart_pull_before_pushing();
             }
             Err(ReseedError::Backend(error @ BackendError::BackendIdMismatch { .. })) => {
                 online.identity = Identity::Verified;

@@ -167,14 +167,47 @@ pub(crate) struct SessionSeed {
 pub struct StoreStats {
     /// Events committed by this client's sessions.
     pub committed: u64,
-    /// Segments this leader wrote to the backend.
+    /// Segments this leader wrote to the backend (one PUT each).
     pub pushes: u64,
-    /// Pushes refused because another client got there first.
+    /// Events in those segments: `pushed_events / pushes` is the group commit's batch size.
+    pub pushed_events: u64,
+    /// Pushes refused because the backend's head was past the batch's parent: another
+    /// client got there first, or (waste) this client pushed events the backend already had.
     pub server_ahead: u64,
     /// Times this leader rolled back pending events and replayed them on a new head.
     pub rebases: u64,
     /// Events pulled from the backend.
     pub pulled: u64,
+    /// Pulls this leader started ([`SyncBackend::pull`](eventsync_backends::SyncBackend::pull)
+    /// calls: at boot, after a `ServerAhead`, a `sync`, a failure). A pull that runs on, live,
+    /// makes its own requests; the backend counts those.
+    pub pull_starts: u64,
+    /// Pages the pulls delivered.
+    pub pulled_pages: u64,
+}
+
+impl std::ops::AddAssign<&StoreStats> for StoreStats {
+    /// Adds every counter: the totals over several openings of a store.
+    fn add_assign(&mut self, other: &StoreStats) {
+        let StoreStats {
+            committed,
+            pushes,
+            pushed_events,
+            server_ahead,
+            rebases,
+            pulled,
+            pull_starts,
+            pulled_pages,
+        } = other;
+        self.committed += committed;
+        self.pushes += pushes;
+        self.pushed_events += pushed_events;
+        self.server_ahead += server_ahead;
+        self.rebases += rebases;
+        self.pulled += pulled;
+        self.pull_starts += pull_starts;
+        self.pulled_pages += pulled_pages;
+    }
 }
 
 /// Counters shared between the leader and the store handle.
@@ -189,9 +222,12 @@ pub(crate) struct Counters {
     /// leader closed it (a `reset` after the backend was replaced, or a shutdown).
     pub abandoned: AtomicU64,
     pub pushes: AtomicU64,
+    pub pushed_events: AtomicU64,
     pub server_ahead: AtomicU64,
     pub rebases: AtomicU64,
     pub pulled: AtomicU64,
+    pub pull_starts: AtomicU64,
+    pub pulled_pages: AtomicU64,
 }
 
 impl Counters {
@@ -199,9 +235,46 @@ impl Counters {
         StoreStats {
             committed: self.committed.load(Ordering::Relaxed),
             pushes: self.pushes.load(Ordering::Relaxed),
+            pushed_events: self.pushed_events.load(Ordering::Relaxed),
             server_ahead: self.server_ahead.load(Ordering::Relaxed),
             rebases: self.rebases.load(Ordering::Relaxed),
             pulled: self.pulled.load(Ordering::Relaxed),
+            pull_starts: self.pull_starts.load(Ordering::Relaxed),
+            pulled_pages: self.pulled_pages.load(Ordering::Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreStats;
+
+    #[test]
+    fn test_adding_stats_adds_every_counter() {
+        let one = StoreStats {
+            committed: 1,
+            pushes: 2,
+            pushed_events: 3,
+            server_ahead: 4,
+            rebases: 5,
+            pulled: 6,
+            pull_starts: 7,
+            pulled_pages: 8,
+        };
+        let mut total = one.clone();
+        total += &one;
+        assert_eq!(
+            total,
+            StoreStats {
+                committed: 2,
+                pushes: 4,
+                pushed_events: 6,
+                server_ahead: 8,
+                rebases: 10,
+                pulled: 12,
+                pull_starts: 14,
+                pulled_pages: 16,
+            }
+        );
     }
 }

@@ -123,6 +123,12 @@ struct Online {
     push_retry_at: Option<Instant>,
     /// Delays between failed pushes.
     push_backoff: Backoff,
+    /// Pushes wait until a pull of this epoch or a later one reached the backend's head
+    /// (`PageInfo::NoMore`): at boot, after a `ServerAhead` and after the store's identity
+    /// was settled. A push before that would chain on a head the backend may have moved
+    /// past (with events of another client, or this client's own segment whose outcome a
+    /// shutdown did not wait for), and meet a certain `ServerAhead`. `None`: no wait.
+    push_after_pull: Option<u64>,
     /// Where push and reseed tasks report (the other end is in [`Leader::run`]).
     tasks_done: mpsc::UnboundedSender<TaskDone>,
     /// The recorded backend id.
@@ -264,6 +270,7 @@ impl Leader {
                 restart_rx,
                 pull_tx,
                 backoff,
+                counters.clone(),
             ));
             Online {
                 backend,
@@ -272,6 +279,7 @@ impl Leader {
                 push_in_flight: false,
                 push_retry_at: None,
                 push_backoff: Backoff::new(entropy.fork()),
+                push_after_pull: Some(0),
                 tasks_done,
                 backend_id: at_open.backend_id,
                 identity: if at_open.verified {
@@ -352,7 +360,9 @@ impl Leader {
     }
 
     /// Whether a shutdown under way may stop now: every committed session event was
-    /// admitted (or abandoned: it will never be), or the grace period is over.
+    /// admitted (or abandoned: it will never be) and the push in flight has its answer, or
+    /// the grace period is over. A push left without its answer may still land, and the
+    /// next opening would then hold as pending events the backend already has.
     fn stop_is_due(&self) -> bool {
         let Some(stopping) = &self.stopping else {
             return false;
@@ -361,7 +371,11 @@ impl Leader {
         let settled = counters.admitted.load(Ordering::Relaxed)
             + counters.abandoned.load(Ordering::Relaxed)
             >= counters.committed.load(Ordering::Relaxed);
-        settled || Instant::now() >= stopping.deadline
+        let pushing = self
+            .online
+            .as_ref()
+            .is_some_and(|online| online.push_in_flight);
+        (settled && !pushing) || Instant::now() >= stopping.deadline
     }
 
     /// Ends a shutdown: processes what is still queued (session pushes are persisted, other
@@ -502,6 +516,11 @@ impl Leader {
                     );
                 }
                 if page.page_info == eventsync_backends::PageInfo::NoMore {
+                    if let Some(online) = &mut self.online
+                        && online.push_after_pull.is_some_and(|after| epoch >= after)
+                    {
+                        online.push_after_pull = None;
+                    }
                     for waiter in &mut self.waiters {
                         if epoch >= waiter.pull_epoch {
                             waiter.pulled_current = true;
@@ -530,6 +549,11 @@ impl Leader {
             }
             _ => None,
         };
+        if let Transfer::Push = transfer {
+            // The failed push may have landed all the same (its answer was lost): the pull
+            // finds out, and confirms its events, before they are pushed a second time.
+            self.restart_pull_before_pushing();
+        }
         if error.is_retryable() {
             tracing::info!(%error, ?transfer, ?delay, "transfer with the backend failed; retrying");
         } else {
@@ -683,6 +707,15 @@ impl Leader {
 
     fn restart_pull(&mut self) {
         self.restart_pull_with(false);
+    }
+
+    /// Restarts the pull, and holds pushes until it reached the backend's head (see
+    /// `Online::push_after_pull`).
+    fn restart_pull_before_pushing(&mut self) {
+        self.restart_pull();
+        if let Some(online) = &mut self.online {
+            online.push_after_pull = Some(online.pull_epoch);
+        }
     }
 
     /// Restarts the pull from the backend-confirmed head; with `reread_id`, the pull task

@@ -3,11 +3,14 @@
 //! (after a `ServerAhead`, so it never waits for an echo that was lost).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use eventsync_backends::{BackendError, Entropy, GlobalSeq, PullPage, SyncBackend};
 use futures::StreamExt;
 use tokio::sync::mpsc;
+
+use super::messages::Counters;
 
 /// What the pull task tells the leader.
 pub(crate) enum PullEvent {
@@ -35,6 +38,7 @@ pub(crate) async fn run(
     mut restarts: mpsc::UnboundedReceiver<Restart>,
     events: mpsc::Sender<PullEvent>,
     mut backoff: Backoff,
+    counters: Arc<Counters>,
 ) {
     let mut known_id = !restart.reread_id;
     loop {
@@ -62,6 +66,7 @@ pub(crate) async fn run(
             }
         }
         let mut cursor = restart.cursor;
+        counters.pull_starts.fetch_add(1, Ordering::Relaxed);
         let failure = match backend.pull(cursor, true).await {
             Err(error) => Some(error),
             Ok(mut stream) => loop {
@@ -79,6 +84,7 @@ pub(crate) async fn run(
                     item = stream.next() => match item {
                         Some(Ok(page)) => {
                             backoff.reset();
+                            counters.pulled_pages.fetch_add(1, Ordering::Relaxed);
                             if let Some(last) = page.events.last() {
                                 cursor = last.seq_num;
                             }

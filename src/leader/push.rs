@@ -1,11 +1,10 @@
 //! Pushing to the backend: group commit (everything pending, up to the batch limits, in one
-//! segment), one push in flight, backoff on failures, and a pull restart on `ServerAhead`.
+//! segment), one push in flight, backoff on failures, and on `ServerAhead` a pull that must
+//! reach the backend's head before the next push.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use eventsync_backends::BackendError;
-use tokio::time::Instant;
 
 use super::identity::Identity;
 use super::{Leader, PushDone, TaskDone, Transfer};
@@ -14,7 +13,8 @@ use crate::event::EncodedEvent;
 impl Leader {
     /// Starts a push of the pending synced events (group commit), if none is in flight.
     pub(super) fn maybe_start_push(&mut self) {
-        if self.closed.is_some() {
+        // A shutdown under way starts no push: it would wait for its answer.
+        if self.closed.is_some() || self.stopping.is_some() {
             return;
         }
         let Some(online) = &mut self.online else {
@@ -22,6 +22,7 @@ impl Leader {
         };
         if online.push_in_flight
             || online.push_retry_at.is_some()
+            || online.push_after_pull.is_some()
             || online.identity != Identity::Verified
         {
             return;
@@ -76,6 +77,9 @@ impl Leader {
         match done.result {
             Ok(()) => {
                 self.counters.pushes.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .pushed_events
+                    .fetch_add(done.batch.len() as u64, Ordering::Relaxed);
                 online.push_backoff.reset();
                 let upstream = self.state.upstream_head.global;
                 let fresh: Vec<EncodedEvent> = done
@@ -94,9 +98,7 @@ impl Leader {
             Err(BackendError::ServerAhead { head }) => {
                 self.counters.server_ahead.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%head, "backend is ahead; pulling before pushing again");
-                // Wait a little before the next attempt, in case the pull brings nothing new.
-                online.push_retry_at = Some(Instant::now() + Duration::from_millis(20));
-                self.restart_pull();
+                self.restart_pull_before_pushing();
             }
             Err(error) => self.on_backend_error(Transfer::Push, error),
         }
