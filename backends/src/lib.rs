@@ -20,6 +20,8 @@
 //! - [`open`]: a backend from a URL (`memory://`, `file://`, `s3://`) and options; [`s3`]:
 //!   the S3 settings and client; [`redact`]: keeping credentials out of output.
 //! - [`probe`](mod@probe): the capability probe that refuses stores that ignore preconditions.
+//! - [`copy`](mod@copy): a store copied to another object store with its history and backend
+//!   id, resumable, verified at the end.
 //! - `fault` and `conformance`: test support, built only for this crate's tests and under
 //!   the `testing` feature (not a stable API; the root crate and the CLI enable it in their
 //!   dev-dependencies only, as object_store gates its `integration` suite). `fault` holds
@@ -37,6 +39,7 @@
 mod backend;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+pub mod copy;
 pub mod duration;
 pub mod entropy;
 pub mod error;

@@ -8,6 +8,7 @@
 mod backend;
 mod bench;
 pub mod config;
+mod copy;
 mod demo;
 mod doctor;
 mod export;
@@ -101,6 +102,9 @@ pub enum Command {
     /// Check a file in LiveStore's export format, then push it into an empty store (or,
     /// with --force, a new store that replaces this one)
     Import(import::ImportArgs),
+    /// Copy the store (--store) from one backend to another with its history and backend id;
+    /// run it again to finish an interrupted copy; verifies the copy at the end
+    Copy(copy::CopyArgs),
     /// Several simulated clients committing concurrently through one backend (a fresh
     /// temp folder unless --backend is given), then checks that they converged
     Demo(demo::DemoArgs),
@@ -121,6 +125,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Doctor => doctor::run(&config).await,
         Command::Export(args) => export::run(&config, args).await,
         Command::Import(args) => import::run(&config, args).await,
+        Command::Copy(args) => copy::run(&config, args).await,
         Command::Demo(args) => demo::run(&config, args).await,
         Command::Bench(args) => bench::run(&config, args).await,
     }
