@@ -6,12 +6,13 @@
 //! # Two commits in a fixed order
 //!
 //! In WAL mode SQLite does not commit a transaction over two files atomically (each file
-//! commits on its own), so the files are not one transaction: each batch
-//! ([`LeaderDb::apply_batch`], [`LeaderDb::reset`]) is two, in this order:
+//! commits on its own), so the files are not one transaction: each durable batch
+//! ([`LeaderDb::commit`] of the steps staged by [`LeaderDb::apply_batch`], or a
+//! [`LeaderDb::reset`]) is two, in this order:
 //!
-//! 1. the `state.db` transaction is opened and does all the work that can fail on the
-//!    user's side (materializing, rolling back by changesets); a failure rolls it back and
-//!    nothing was written anywhere;
+//! 1. the `state.db` transaction does all the work that can fail on the user's side
+//!    (materializing, rolling back by changesets), each step in a savepoint of both files;
+//!    a step that fails is undone in both and nothing of it reaches either file;
 //! 2. the `eventlog.db` transaction writes the events and the heads and **commits first**,
 //!    with `synchronous = FULL`: one fsync of its WAL. This is the durable point of a batch;
 //! 3. the `state.db` transaction commits, with `synchronous = NORMAL`: no fsync (its WAL is
@@ -112,6 +113,10 @@ pub(crate) struct LeaderDb {
     log: Connection,
     /// The eventlog's commit numbers as last committed (only this leader writes them).
     commits: Commits,
+    /// The commit numbers the staged steps leave (`commits` when nothing is staged).
+    staged: Commits,
+    /// Whether both files' transactions are open, with steps staged in them.
+    open: bool,
     event_hashes: BTreeMap<String, String>,
     schema_hash: String,
 }
@@ -204,6 +209,8 @@ impl LeaderDb {
             state,
             log,
             commits,
+            staged: commits,
+            open: false,
             event_hashes,
             schema_hash: schema.hash(),
         })
@@ -394,11 +401,14 @@ impl LeaderDb {
         .map_err(sql(STATE))
     }
 
-    /// Rolls back `rollback` (by their recorded changesets, newest first, deleting them from
-    /// the eventlog), materializes and appends `new` (recording changesets as asked), moves
-    /// the state head to `state_head`, and when `confirmed_head` is given records it and
-    /// trims the changesets it confirms. Two commits, the eventlog's first (see the module
-    /// doc); a failure before the eventlog's commit leaves both files as they were.
+    /// Stages one step: rolls back `rollback` (by their recorded changesets, newest first,
+    /// deleting them from the eventlog), materializes and appends `new` (recording
+    /// changesets as asked), moves the state head to `state_head`, and when `confirmed_head`
+    /// is given records it and trims the changesets it confirms.
+    ///
+    /// Steps accumulate in one open transaction per file until [`Self::commit`], so that
+    /// everything the leader took in one wake-up costs one durable commit. Each step is a
+    /// savepoint: a step that fails is undone alone, and the steps before it stay staged.
     pub(crate) fn apply_batch(
         &mut self,
         schema: &Schema,
@@ -407,29 +417,99 @@ impl LeaderDb {
         state_head: EventSeq,
         confirmed_head: Option<GlobalSeq>,
     ) -> Result<(), DbError> {
-        let state_tx = self.state.unchecked_transaction().map_err(sql(STATE))?;
+        self.begin()?;
+        savepoint(&self.state, STATE, "SAVEPOINT step")?;
+        if let Err(error) = savepoint(&self.log, EVENTLOG, "SAVEPOINT step") {
+            let _ = savepoint(&self.state, STATE, "ROLLBACK TO step; RELEASE step");
+            return Err(error);
+        }
+        match self.stage(schema, rollback, new, state_head, confirmed_head) {
+            Ok(staged) => {
+                savepoint(&self.state, STATE, "RELEASE step")?;
+                savepoint(&self.log, EVENTLOG, "RELEASE step")?;
+                self.staged = staged;
+                Ok(())
+            }
+            Err(error) => {
+                let _ = savepoint(&self.state, STATE, "ROLLBACK TO step; RELEASE step");
+                let _ = savepoint(&self.log, EVENTLOG, "ROLLBACK TO step; RELEASE step");
+                Err(error)
+            }
+        }
+    }
+
+    /// Whether steps are staged and not committed yet.
+    pub(crate) fn has_staged(&self) -> bool {
+        self.open
+    }
+
+    /// Makes the staged steps durable: the eventlog commits first (one fsync, the durable
+    /// point), then the state (no fsync); see the module doc. On an error the staged steps
+    /// are rolled back (those the eventlog did not commit are lost; a state behind is
+    /// levelled at the next boot).
+    pub(crate) fn commit(&mut self) -> Result<(), DbError> {
+        if !self.open {
+            return Ok(());
+        }
+        self.open = false;
+        if let Err(error) = self.log.execute_batch("COMMIT") {
+            let _ = self.log.execute_batch("ROLLBACK");
+            let _ = self.state.execute_batch("ROLLBACK");
+            self.staged = self.commits;
+            return Err(sql(EVENTLOG)(error));
+        }
+        self.commits = self.staged;
+        self.state.execute_batch("COMMIT").map_err(|error| {
+            let _ = self.state.execute_batch("ROLLBACK");
+            sql(STATE)(error)
+        })
+    }
+
+    /// Opens the transactions of both files, unless they are open.
+    fn begin(&mut self) -> Result<(), DbError> {
+        if self.open {
+            return Ok(());
+        }
+        self.state.execute_batch("BEGIN").map_err(sql(STATE))?;
+        if let Err(error) = self.log.execute_batch("BEGIN") {
+            let _ = self.state.execute_batch("ROLLBACK");
+            return Err(sql(EVENTLOG)(error));
+        }
+        self.open = true;
+        Ok(())
+    }
+
+    /// The writes of one step, inside the open transactions; returns the commit numbers it
+    /// leaves.
+    fn stage(
+        &self,
+        schema: &Schema,
+        rollback: &[EncodedEvent],
+        new: &mut [NewEvent<'_>],
+        state_head: EventSeq,
+        confirmed_head: Option<GlobalSeq>,
+    ) -> Result<Commits, DbError> {
         if !rollback.is_empty() {
-            roll_back(&state_tx, rollback)?;
+            roll_back(&self.state, rollback)?;
         }
         for item in new.iter_mut() {
-            apply_to_state(&state_tx, schema, item.event, item.record)?;
+            apply_to_state(&self.state, schema, item.event, item.record)?;
         }
         if let Some(head) = confirmed_head {
-            trim_changesets(&state_tx, head)?;
+            trim_changesets(&self.state, head)?;
         }
         let commits = Commits {
-            last: self.commits.last + 1,
+            last: self.staged.last + 1,
             rewrite: if rollback.is_empty() {
-                self.commits.rewrite
+                self.staged.rewrite
             } else {
-                self.commits.last + 1
+                self.staged.last + 1
             },
         };
-        set_state_head(&state_tx, state_head, commits.last)?;
-
-        let log_tx = self.log.unchecked_transaction().map_err(sql(EVENTLOG))?;
+        set_state_head(&self.state, state_head, commits.last)?;
         if !rollback.is_empty() {
-            let mut delete = log_tx
+            let mut delete = self
+                .log
                 .prepare_cached("DELETE FROM eventlog WHERE seq_global = ?1 AND seq_client = ?2")
                 .map_err(sql(EVENTLOG))?;
             for event in rollback {
@@ -439,20 +519,18 @@ impl LeaderDb {
             }
         }
         for item in new.iter() {
-            self.insert_event(&log_tx, item.event)?;
+            self.insert_event(&self.log, item.event)?;
         }
         if let Some(head) = confirmed_head {
-            log_tx
+            self.log
                 .execute(
                     "UPDATE sync_status SET head = ?1 WHERE id = 1",
                     [head.0 as i64],
                 )
                 .map_err(sql(EVENTLOG))?;
         }
-        write_commits(&log_tx, commits)?;
-        log_tx.commit().map_err(sql(EVENTLOG))?;
-        self.commits = commits;
-        state_tx.commit().map_err(sql(STATE))
+        write_commits(&self.log, commits)?;
+        Ok(commits)
     }
 
     fn insert_event(&self, tx: &Connection, event: &EncodedEvent) -> Result<(), DbError> {
@@ -495,6 +573,7 @@ impl LeaderDb {
     /// [`Self::apply_batch`]; the eventlog's counts as a rewrite, so a crash between them
     /// makes the next boot rebuild the (empty) state.
     pub(crate) fn reset(&mut self, schema: &Schema, backend_id: &str) -> Result<(), DbError> {
+        self.commit()?;
         let commits = Commits {
             last: self.commits.last + 1,
             rewrite: self.commits.last + 1,
@@ -525,6 +604,7 @@ impl LeaderDb {
         write_commits(&log_tx, commits)?;
         log_tx.commit().map_err(sql(EVENTLOG))?;
         self.commits = commits;
+        self.staged = commits;
         state_tx.commit().map_err(sql(STATE))
     }
 
@@ -594,6 +674,11 @@ fn trim_changesets(tx: &Connection, head: GlobalSeq) -> Result<(), DbError> {
     .and_then(|mut delete| delete.execute([head.0 as i64]))
     .map(drop)
     .map_err(sql(STATE))
+}
+
+/// Runs a savepoint statement on one file.
+fn savepoint(conn: &Connection, file: &str, statement: &str) -> Result<(), DbError> {
+    conn.execute_batch(statement).map_err(sql(file))
 }
 
 fn read_commits(log: &Connection) -> Result<Commits, DbError> {

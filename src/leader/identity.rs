@@ -173,6 +173,8 @@ impl Leader {
 
     /// The backend's id, read by the pull task: reconcile it with the recorded one.
     pub(super) fn on_backend_id(&mut self, id: String) {
+        // A reset rewrites both files in transactions of its own.
+        self.make_durable();
         let Some(online) = &mut self.online else {
             return;
         };

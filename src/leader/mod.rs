@@ -8,6 +8,12 @@
 //! of the leader's [`SyncState`] happens in one place. Pulled pages have precedence over
 //! session pushes, as in LiveStore.
 //!
+//! Each wake-up takes everything that is ready (pulled pages, ended pushes, session
+//! commands), merges each in turn as before (one core step per admitted drain, per page, per
+//! confirmed push), but stages the steps in one open transaction per file and commits them
+//! once ([`Leader::make_durable`]): one fsync for all of it. Sessions hear of a step, and a
+//! request queued behind it is answered, only after that commit.
+//!
 //! # Layout
 //!
 //! - `mod.rs`: the actor ([`Leader`]): boot, the run loop, the core step
@@ -166,6 +172,18 @@ struct Stopping {
     deadline: Instant,
 }
 
+/// A message to sessions, held until the steps it reports are durable (see
+/// [`Leader::make_durable`]).
+enum Outgoing {
+    /// A payload for every session, with the heads after its step.
+    Payload {
+        payload: Payload,
+        heads: LeaderHeads,
+    },
+    /// A message for one session (a refusal, or the closed notice of one push).
+    To(SessionKey, SessionMessage),
+}
+
 /// The leader actor's state.
 pub(crate) struct Leader {
     /// The user's schema: tables and materializers.
@@ -196,6 +214,8 @@ pub(crate) struct Leader {
     tuning: Tuning,
     /// Why the leader stopped, once it has: every later request gets this reason.
     closed: Option<String>,
+    /// What sessions will be told once the staged steps are durable, in order.
+    outbox: Vec<Outgoing>,
     /// A shutdown under way.
     stopping: Option<Stopping>,
     /// The data dir's lock. The leader holds it, not the store handle: a dropped handle
@@ -301,6 +321,7 @@ impl Leader {
             counters,
             tuning,
             closed: None,
+            outbox: Vec::new(),
             stopping: None,
             _lock: lock,
         };
@@ -341,13 +362,7 @@ impl Leader {
                 }
                 _ = sleep_until(stop_at), if stop_at.is_some() => {}
                 command = commands.recv() => match command {
-                    Some(command) => {
-                        let mut batch = vec![command];
-                        while let Ok(more) = commands.try_recv() {
-                            batch.push(more);
-                        }
-                        self.on_commands(batch);
-                    }
+                    Some(command) => self.on_commands(vec![command]),
                     None => {
                         self.close("the store was dropped");
                         self.answer_stopping();
@@ -355,7 +370,70 @@ impl Leader {
                     }
                 },
             }
+            self.take_ready(&mut pulled, &mut tasks_done, &mut commands);
+            self.make_durable();
             self.check_waiters();
+        }
+    }
+
+    /// Takes everything else that is ready now (pulled pages first, then ended tasks, then
+    /// commands, the precedence of [`Leader::run`]'s select), so that one wake-up stages it
+    /// all and [`Leader::make_durable`] commits it once.
+    fn take_ready(
+        &mut self,
+        pulled: &mut mpsc::Receiver<PullEvent>,
+        tasks_done: &mut mpsc::UnboundedReceiver<TaskDone>,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) {
+        while self.online.is_some()
+            && self.closed.is_none()
+            && let Ok(event) = pulled.try_recv()
+        {
+            self.on_pull_event(event);
+        }
+        while let Ok(done) = tasks_done.try_recv() {
+            match done {
+                TaskDone::Push(done) => self.on_push_done(done),
+                TaskDone::Reseeded(result) => self.on_reseeded(result),
+            }
+        }
+        let mut batch = Vec::new();
+        while let Ok(command) = commands.try_recv() {
+            batch.push(command);
+        }
+        self.on_commands(batch);
+    }
+
+    /// Commits the staged steps (one durable batch, see `db.rs`), then tells the sessions
+    /// what they did, in order: a session hears of an event only once it is durable. A
+    /// failing commit stops the leader, and the sessions hear nothing of those steps.
+    fn make_durable(&mut self) {
+        if self.db.has_staged()
+            && let Err(error) = self.db.commit()
+        {
+            self.outbox.clear();
+            return self.fail(db_error(error));
+        }
+        for outgoing in std::mem::take(&mut self.outbox) {
+            match outgoing {
+                Outgoing::Payload { payload, heads } => {
+                    self.sessions.retain(|_, link| {
+                        link.sender
+                            .send(SessionMessage::Payload {
+                                payload: payload.clone(),
+                                heads,
+                            })
+                            .is_ok()
+                    });
+                }
+                Outgoing::To(session, message) => {
+                    if let Some(link) = self.sessions.get(&session)
+                        && link.sender.send(message).is_err()
+                    {
+                        self.sessions.remove(&session);
+                    }
+                }
+            }
         }
     }
 
@@ -407,8 +485,10 @@ impl Leader {
             match command {
                 Command::SessionPush(push) => pushes.push(push),
                 other => {
-                    // Keep order: admit the pushes queued before any other request.
+                    // Keep order: admit the pushes queued before any other request, and
+                    // answer it only once they are durable.
                     self.admit(std::mem::take(&mut pushes));
+                    self.make_durable();
                     match other {
                         Command::OpenSession { reply } => {
                             let _ = reply.send(self.open_session());
@@ -461,24 +541,15 @@ impl Leader {
             .count()
     }
 
+    /// Queues a message for one session, behind the payloads staged before it.
     fn send(&mut self, session: SessionKey, message: SessionMessage) {
-        if let Some(link) = self.sessions.get(&session)
-            && link.sender.send(message).is_err()
-        {
-            self.sessions.remove(&session);
-        }
+        self.outbox.push(Outgoing::To(session, message));
     }
 
+    /// Queues a payload for every session; sent once its step is durable.
     fn broadcast(&mut self, payload: Payload) {
         let heads = self.heads();
-        self.sessions.retain(|_, link| {
-            link.sender
-                .send(SessionMessage::Payload {
-                    payload: payload.clone(),
-                    heads,
-                })
-                .is_ok()
-        });
+        self.outbox.push(Outgoing::Payload { payload, heads });
     }
 
     fn on_pull_event(&mut self, event: PullEvent) {
@@ -615,7 +686,7 @@ impl Leader {
     /// still be rolled back), moves the state head, and records `confirmed_head` when given.
     /// Then the sync state moves (`next`), the pending events take the recorded changesets
     /// (rollback reads them from `state.db`; new sessions seed their journal from these),
-    /// and every session gets the payload. On error nothing moved in memory; the caller
+    /// and the payload is queued for every session until the step is durable. On error nothing moved in memory; the caller
     /// stops the leader.
     fn apply_step(
         &mut self,
@@ -801,6 +872,11 @@ impl Leader {
     }
 
     fn close(&mut self, reason: &str) {
+        if self.closed.is_some() {
+            return;
+        }
+        // What succeeded before the stop is kept, and its sessions hear of it first.
+        self.make_durable();
         if self.closed.is_some() {
             return;
         }

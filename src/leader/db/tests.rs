@@ -111,9 +111,10 @@ fn batch(
         .collect();
     db.apply_batch(schema, rollback, &mut items, head, confirmed.map(GlobalSeq))
         .unwrap();
+    db.commit().unwrap();
 }
 
-fn items(db: &LeaderDb) -> Vec<String> {
+fn items_of(db: &LeaderDb) -> Vec<String> {
     db.connection()
         .prepare("SELECT id FROM items ORDER BY id")
         .unwrap()
@@ -182,7 +183,7 @@ fn test_level_state_replays_nothing_when_level_and_only_the_missing_appends_when
 
     let (db, replayed) = files.open();
     assert_eq!(replayed, 3, "only e2..e4 are replayed, not a rebuild");
-    assert_eq!(items(&db), ["a", "b", "c", "d"]);
+    assert_eq!(items_of(&db), ["a", "b", "c", "d"]);
     assert_eq!(db.state_head().unwrap(), E4);
     assert_eq!(changesets(&db), [3, 4], "e2 is confirmed: no changeset");
     let pending = db.events_after(E2).unwrap();
@@ -250,7 +251,7 @@ fn test_state_behind_a_rebase_is_rebuilt_from_the_eventlog() {
 
     let (db, replayed) = files.open();
     assert_eq!(replayed, 4, "rebuilt: every event replayed");
-    assert_eq!(items(&db), ["a", "b", "mine", "theirs"]);
+    assert_eq!(items_of(&db), ["a", "b", "mine", "theirs"]);
     assert_eq!(db.state_head().unwrap(), EventSeq::new(4, 0, 1));
     assert_eq!(
         changesets(&db),
@@ -286,7 +287,65 @@ fn test_state_ahead_of_the_eventlog_is_rebuilt() {
 
     let (db, replayed) = files.open();
     assert_eq!(replayed, 1);
-    assert_eq!(items(&db), ["a"]);
+    assert_eq!(items_of(&db), ["a"]);
     assert_eq!(db.state_head().unwrap(), E1);
     assert!(changesets(&db).is_empty());
+}
+
+#[test]
+fn test_a_failing_step_is_undone_alone_and_the_steps_before_it_commit() {
+    let files = Files::new();
+    let (mut db, _) = files.open();
+    let schema = &files.schema;
+    let mut first = add(E1, ROOT, "a");
+    let mut items = [NewEvent {
+        event: &mut first,
+        record: Record::Nothing,
+    }];
+    db.apply_batch(schema, &[], &mut items, E1, Some(GlobalSeq(1)))
+        .unwrap();
+    assert!(db.has_staged());
+    // "a" again: the primary key refuses it.
+    let mut second = add(E2, E1, "a");
+    let mut items = [NewEvent {
+        event: &mut second,
+        record: Record::Changeset,
+    }];
+    db.apply_batch(schema, &[], &mut items, E2, None)
+        .expect_err("a duplicate id fails");
+    db.commit().unwrap();
+    drop(db);
+
+    let (db, replayed) = files.open();
+    assert_eq!(replayed, 0, "level after the commit");
+    assert_eq!(items_of(&db), ["a"]);
+    assert_eq!(db.eventlog_head().unwrap(), E1);
+    assert_eq!(db.state_head().unwrap(), E1);
+    assert!(changesets(&db).is_empty());
+}
+
+#[test]
+fn test_staged_steps_are_lost_together_without_a_commit() {
+    let files = Files::new();
+    let (mut db, _) = files.open();
+    let schema = &files.schema;
+    batch(
+        &mut db,
+        schema,
+        &[],
+        &mut [(add(E1, ROOT, "a"), Record::Nothing)],
+        Some(1),
+    );
+    let mut second = add(E2, E1, "b");
+    let mut items = [NewEvent {
+        event: &mut second,
+        record: Record::Changeset,
+    }];
+    db.apply_batch(schema, &[], &mut items, E2, None).unwrap();
+    // A crash before the commit: the connections close with the transactions open.
+    drop(db);
+    let (db, replayed) = files.open();
+    assert_eq!(replayed, 0);
+    assert_eq!(items_of(&db), ["a"]);
+    assert_eq!(db.eventlog_head().unwrap(), E1);
 }
