@@ -32,13 +32,18 @@
 //!
 //! Every SQLite call of the leader (materializing a batch, rolling back, reading events)
 //! runs on the async runtime, inside the actor's task, blocking its worker thread for the
-//! length of a transaction. That is a choice: the actor owns the connection, so no lock and
-//! no second copy of the state are needed, and the seeded simulation runs every client on
-//! one current-thread runtime, where one task at a time gives one interleaving per seed
-//! (`spawn_blocking` would hand work to a thread pool whose timing the seed does not fix).
-//! The cost is that a long transaction delays the other tasks of a thread; moving the
-//! SQLite work off the runtime (without losing the replayable order) is the performance
-//! work's to do.
+//! length of a wake-up's work and its one commit (one fsync of `eventlog.db`'s WAL). That
+//! is a choice: the actor owns the connections, so no lock and no second copy of the state
+//! are needed, and the seeded simulation runs every client on one current-thread runtime,
+//! where one task at a time gives one interleaving per seed (`spawn_blocking` would hand
+//! work to a thread pool whose timing the seed does not fix).
+//!
+//! Not done yet: giving the actor its own OS thread (its own current-thread runtime, with
+//! the push and pull tasks spawned on the caller's runtime through a captured `Handle`),
+//! with today's `tokio::spawn` kept as the inline mode the simulation selects. Tests that
+//! run on a paused clock (`start_paused`) would need the inline mode too: their runtime
+//! advances virtual time whenever it is idle, so work on another thread would make their
+//! timeouts fire early.
 
 mod admit;
 pub(crate) mod db;
