@@ -30,6 +30,13 @@ pub struct Tuning {
     /// What to do when the backend's id changed (the store was wiped or replaced), at open
     /// or while running: see [`OnBackendIdMismatch`]. Default `reset`.
     pub on_backend_id_mismatch: OnBackendIdMismatch,
+    /// Whether the leader runs on an OS thread of its own (with its own current-thread
+    /// runtime), so that its SQLite work and the fsync of each durable batch never block a
+    /// worker thread of the caller's runtime; pushes and pulls still run on the caller's
+    /// runtime. `false` (the default for now) runs it as a task on the caller's runtime:
+    /// what a seeded simulation needs (one interleaving per seed), and tests on a paused
+    /// clock, whose runtime advances virtual time whenever it is idle.
+    pub leader_thread: bool,
 }
 
 impl Default for Tuning {
@@ -39,6 +46,7 @@ impl Default for Tuning {
             push_batch_bytes: 4 * 1024 * 1024,
             lock_timeout: Duration::from_secs(10),
             on_backend_id_mismatch: OnBackendIdMismatch::Reset,
+            leader_thread: false,
         }
     }
 }

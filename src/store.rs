@@ -13,7 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::EncodedEvent;
 use crate::leader::db::LeaderDb;
 use crate::leader::identity::check_at_open;
-use crate::leader::{BootArgs, Command, Counters, Leader, StoreStats, db_error};
+use crate::leader::{BootArgs, Command, Counters, Leader, LeaderTask, StoreStats, db_error};
 use crate::schema::Schema;
 use crate::seq::EventSeq;
 use crate::session::ClientSession;
@@ -194,7 +194,7 @@ struct StoreInner {
     backend: Option<Arc<dyn SyncBackend>>,
     commands: mpsc::UnboundedSender<Command>,
     counters: Arc<Counters>,
-    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    task: tokio::sync::Mutex<Option<LeaderTask>>,
     /// Session ids come from it.
     entropy: Entropy,
 }
@@ -319,9 +319,7 @@ impl Store {
             let _ = answer.await;
         }
         if let Some(task) = self.inner.task.lock().await.take() {
-            task.await.map_err(|error| {
-                Error::new(ErrorKind::Internal, "the leader's task failed").with_source(error)
-            })?;
+            task.join().await?;
         }
         Ok(())
     }
@@ -334,8 +332,7 @@ impl Store {
     #[doc(hidden)]
     pub async fn abort(self) {
         if let Some(task) = self.inner.task.lock().await.take() {
-            task.abort();
-            let _ = task.await;
+            task.abort().await;
         }
     }
 }

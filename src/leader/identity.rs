@@ -258,7 +258,7 @@ impl Leader {
             events = confirmed.len(),
             "putting this client's confirmed events into the new store"
         );
-        tokio::spawn(async move {
+        self.io.spawn(async move {
             let result = super::reseed::reseed(backend, confirmed, max_events, backoff).await;
             let _ = done.send(TaskDone::Reseeded(result));
         });

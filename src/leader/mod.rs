@@ -31,19 +31,19 @@
 //! # Where blocking SQLite work runs, and why
 //!
 //! Every SQLite call of the leader (materializing a batch, rolling back, reading events)
-//! runs on the async runtime, inside the actor's task, blocking its worker thread for the
-//! length of a wake-up's work and its one commit (one fsync of `eventlog.db`'s WAL). That
-//! is a choice: the actor owns the connections, so no lock and no second copy of the state
-//! are needed, and the seeded simulation runs every client on one current-thread runtime,
-//! where one task at a time gives one interleaving per seed (`spawn_blocking` would hand
-//! work to a thread pool whose timing the seed does not fix).
+//! runs inside the actor, which owns the connections, so no lock and no second copy of the
+//! state are needed. Where the actor runs is [`Tuning::leader_thread`]:
 //!
-//! Not done yet: giving the actor its own OS thread (its own current-thread runtime, with
-//! the push and pull tasks spawned on the caller's runtime through a captured `Handle`),
-//! with today's `tokio::spawn` kept as the inline mode the simulation selects. Tests that
-//! run on a paused clock (`start_paused`) would need the inline mode too: their runtime
-//! advances virtual time whenever it is idle, so work on another thread would make their
-//! timeouts fire early.
+//! - `true`: an OS thread of its own, with a current-thread runtime ([`LeaderTask`]), so a
+//!   wake-up's work and its one commit (one fsync of `eventlog.db`'s WAL) never block a
+//!   worker of the caller's runtime. Push, pull and reseed tasks still run on the caller's
+//!   runtime (`Leader::io`, a captured `Handle`); channels connect the two.
+//! - `false` (inline, the default for now): a task on the caller's runtime, blocking its
+//!   worker for that time. The seeded simulation needs it: it runs every client on one
+//!   current-thread runtime, where one task at a time gives one interleaving per seed. So
+//!   do tests on a paused clock, whose runtime advances virtual time whenever it is idle
+//!   (work on another thread would make their timeouts fire early). The default stays
+//!   inline until the whole test suite has been run with the thread.
 
 mod admit;
 pub(crate) mod db;
@@ -219,6 +219,8 @@ pub(crate) struct Leader {
     tuning: Tuning,
     /// Why the leader stopped, once it has: every later request gets this reason.
     closed: Option<String>,
+    /// The caller's runtime, where push, pull and reseed tasks run.
+    io: tokio::runtime::Handle,
     /// What sessions will be told once the staged steps are durable, in order.
     outbox: Vec<Outgoing>,
     /// A shutdown under way.
@@ -248,7 +250,7 @@ impl Leader {
     /// channel. The task ends after a `Shutdown` command or when every sender is dropped.
     pub(crate) fn boot(
         args: BootArgs,
-    ) -> Result<(mpsc::UnboundedSender<Command>, tokio::task::JoinHandle<()>), Error> {
+    ) -> Result<(mpsc::UnboundedSender<Command>, LeaderTask), Error> {
         let BootArgs {
             schema,
             mut db,
@@ -259,6 +261,7 @@ impl Leader {
             lock,
             entropy,
         } = args;
+        let leader_thread = tuning.leader_thread;
         db.level_state(&schema).map_err(db_error)?;
         let (confirmed_head, _) = db.sync_status().map_err(db_error)?;
         let upstream_head = EventSeq::from(confirmed_head);
@@ -278,6 +281,8 @@ impl Leader {
             local_head: EventSeq::max_position(upstream_head, local_head),
         };
         let state_head = db.state_head().map_err(db_error)?;
+        // Pushes and pulls run on the caller's runtime, wherever the actor runs.
+        let io = tokio::runtime::Handle::current();
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (pull_tx, pull_rx) = mpsc::channel(4);
         let (tasks_done, tasks_done_rx) = mpsc::unbounded_channel();
@@ -289,7 +294,7 @@ impl Leader {
                 reread_id: !at_open.verified,
             };
             let backoff = Backoff::new(entropy.fork());
-            tokio::spawn(pull::run(
+            io.spawn(pull::run(
                 backend.clone(),
                 start,
                 restart_rx,
@@ -326,6 +331,7 @@ impl Leader {
             counters,
             tuning,
             closed: None,
+            io,
             outbox: Vec::new(),
             stopping: None,
             _lock: lock,
@@ -333,7 +339,12 @@ impl Leader {
         if at_open.reseed && leader.online.is_some() {
             leader.start_reseed();
         }
-        let task = tokio::spawn(leader.run(command_rx, pull_rx, tasks_done_rx));
+        let run = leader.run(command_rx, pull_rx, tasks_done_rx);
+        let task = if leader_thread {
+            LeaderTask::thread(run)?
+        } else {
+            LeaderTask::Inline(tokio::spawn(run))
+        };
         Ok((commands, task))
     }
 
@@ -895,6 +906,90 @@ impl Leader {
             let _ = link.sender.send(SessionMessage::Closed {
                 reason: reason.to_owned(),
             });
+        }
+    }
+}
+
+/// The running leader, as the store handle holds it (see [`Tuning::leader_thread`]).
+pub(crate) enum LeaderTask {
+    /// A task on the caller's runtime.
+    Inline(tokio::task::JoinHandle<()>),
+    /// An OS thread with a runtime of its own.
+    Thread {
+        /// Stops the actor at its next await, as a cancelled task would be.
+        abort: oneshot::Sender<()>,
+        /// Fires (or is dropped) when the thread has dropped the actor.
+        done: oneshot::Receiver<()>,
+    },
+}
+
+impl LeaderTask {
+    fn thread(
+        run: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<LeaderTask, Error> {
+        let (abort, abort_rx) = oneshot::channel::<()>();
+        let (done_tx, done) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("eventsync-leader".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        tracing::error!(%error, "the leader's runtime did not start");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    // Only an explicit abort stops it; a dropped handle leaves it running
+                    // until its command channel closes, as the inline task does.
+                    let aborted = async {
+                        if abort_rx.await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    tokio::select! {
+                        biased;
+                        () = aborted => {}
+                        () = run => {}
+                    }
+                });
+                drop(runtime);
+                let _ = done_tx.send(());
+            })
+            .map_err(|error| {
+                Error::new(ErrorKind::Internal, "starting the leader's thread").with_source(error)
+            })?;
+        Ok(LeaderTask::Thread { abort, done })
+    }
+
+    /// Waits until the leader has stopped (after a shutdown or a close).
+    pub(crate) async fn join(self) -> Result<(), Error> {
+        match self {
+            LeaderTask::Inline(task) => task.await.map_err(|error| {
+                Error::new(ErrorKind::Internal, "the leader's task failed").with_source(error)
+            }),
+            LeaderTask::Thread { abort, done } => {
+                let _keep_running = abort;
+                let _ = done.await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops the leader at whatever it was awaiting and waits until it has been dropped.
+    pub(crate) async fn abort(self) {
+        match self {
+            LeaderTask::Inline(task) => {
+                task.abort();
+                let _ = task.await;
+            }
+            LeaderTask::Thread { abort, done } => {
+                let _ = abort.send(());
+                let _ = done.await;
+            }
         }
     }
 }

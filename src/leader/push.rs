@@ -63,7 +63,7 @@ impl Leader {
         online.push_in_flight = true;
         let backend = online.backend.clone();
         let done = online.tasks_done.clone();
-        tokio::spawn(async move {
+        self.io.spawn(async move {
             let result = backend.push(batch.clone()).await;
             let _ = done.send(TaskDone::Push(PushDone { batch, result }));
         });

@@ -152,6 +152,8 @@ impl World {
         let tuning = Tuning {
             push_batch_events: rng.random_range(1..=8),
             lock_timeout: Duration::from_secs(5),
+            // One interleaving per seed: the leader runs as a task of the simulation's runtime.
+            leader_thread: false,
             ..Tuning::default()
         };
         let leaders = [2, 2, 2, 3, 3, 3, 4, 4, 5, 6, 8][rng.random_range(0..11)];
