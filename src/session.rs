@@ -211,10 +211,11 @@ impl ClientSession {
             .event_def(name)
             .ok_or_else(|| Error::invalid(format!("event {name} is not in the schema")))?;
         let client_only = definition.is_client_only();
-        inner
-            .schema
-            .decode_args(name, &args)
-            .map_err(|error| Error::invalid(error.to_string()))?;
+        if definition.is_deprecated() && inner.schema.first_warning(name) {
+            tracing::warn!(event = name, "committing a deprecated event");
+        }
+        // The args are decoded once, by the materializer below: args that do not fit its
+        // type fail there, inside the savepoint, with the same `InvalidArgs` error.
         let mut core = inner.lock();
         if let Some(reason) = &core.closed {
             return Err(Error::new(ErrorKind::Closed, reason.clone()));
@@ -232,14 +233,10 @@ impl ClientSession {
         };
         let applied = {
             let connection = &core.connection;
-            connection
-                .execute_batch("SAVEPOINT eventsync_commit")
-                .map_err(sqlite_error)?;
+            run_cached(connection, "SAVEPOINT eventsync_commit")?;
             match materialize::apply_event(connection, &inner.schema, &event, Record::Changeset) {
                 Ok(applied) => {
-                    connection
-                        .execute_batch("RELEASE eventsync_commit")
-                        .map_err(sqlite_error)?;
+                    run_cached(connection, "RELEASE eventsync_commit")?;
                     applied
                 }
                 Err(error) => {
@@ -250,19 +247,20 @@ impl ClientSession {
             }
         };
         event.meta.changeset = applied.changeset.clone();
-        // Numbered on the local head, so the push always extends it.
-        if let LocalPush::Reject { .. } = core
-            .state
-            .push_local(vec![event.clone()], MergeOptions::default())
-        {
-            return Err(Error::internal(format!(
-                "session commit of {} was not after the head",
-                event.seq
-            )));
-        }
-        core.journal.insert(event.seq.position(), applied.changeset);
+        // Numbered on the local head, so the push always extends it. `push_local` keeps its
+        // own copy as pending and hands the event back: that one goes to the leader.
+        let events = match core.state.push_local(vec![event], MergeOptions::default()) {
+            LocalPush::Advance { new_events } => new_events,
+            LocalPush::Reject { .. } => {
+                return Err(Error::internal(format!(
+                    "session commit of {} was not after the head",
+                    pair.seq
+                )));
+            }
+        };
+        core.journal.insert(pair.seq.position(), applied.changeset);
         let epoch = core.epoch;
-        inner.send_to_leader(epoch, head, vec![event]);
+        inner.send_to_leader(epoch, head, events);
         inner.counters.committed.fetch_add(1, Ordering::Relaxed);
         core.notify(&applied.tables);
         Ok(pair.seq)
@@ -556,4 +554,14 @@ fn rows_as<T: DeserializeOwned>(sql: &str, rows: Vec<serde_json::Value>) -> Resu
 
 fn sqlite_error(error: rusqlite::Error) -> Error {
     Error::internal(format!("session database: {error}"))
+}
+
+/// Runs a constant statement without parameters through the connection's statement cache,
+/// so that a commit's savepoint statements are parsed once per session, not once per commit.
+fn run_cached(connection: &Connection, sql: &str) -> Result<()> {
+    connection
+        .prepare_cached(sql)
+        .and_then(|mut statement| statement.execute([]))
+        .map(drop)
+        .map_err(sqlite_error)
 }

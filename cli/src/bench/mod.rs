@@ -41,7 +41,7 @@ pub struct BenchArgs {
     /// Print one JSON object (stable keys) instead of the table
     #[arg(long)]
     json: bool,
-    /// Size of the large figures: cold pulls, reopen, RSS [default: 20000; 100 with --quick]
+    /// Size of the large figures: cold pulls, reopen, RSS [default: 10000; 100 with --quick]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(10..))]
     events: Option<u64>,
     /// Everything tiny: a smoke test of the bench itself, not a measurement
@@ -80,7 +80,7 @@ impl Sizes {
             Sizes {
                 commits: 2_000,
                 ingest: [100, 1_000, 10_000],
-                large: args.events.unwrap_or(20_000),
+                large: args.events.unwrap_or(10_000),
                 rebase: 1_000,
                 writers: (8, 250),
                 objects: 500,
