@@ -654,6 +654,9 @@ impl Leader {
     fn integrate_upstream(&mut self, incoming: Vec<EncodedEvent>) {
         let Some(last) = incoming.last() else { return };
         let confirmed_head = last.seq.global;
+        // Kept for a page of many segments that holds an event this client cannot apply:
+        // the events before that one are taken, as they would be one segment a page.
+        let page = (incoming.len() > 1).then(|| incoming.clone());
         let payload = Payload::UpstreamAdvance {
             new_events: incoming,
         };
@@ -687,7 +690,18 @@ impl Leader {
             downstream,
             Some(confirmed_head),
         ) {
-            return self.fail(error);
+            let Some(page) = page else {
+                return self.fail(error);
+            };
+            // Again one event at a time: the events before the one that fails are taken,
+            // and that one stops the leader with its own error.
+            for event in page {
+                self.integrate_upstream(vec![event]);
+                if self.closed.is_some() {
+                    return;
+                }
+            }
+            return;
         }
         if rebase && let Some(online) = &mut self.online {
             // The rebased events are new: push them without waiting out an old backoff.

@@ -1,6 +1,7 @@
 //! How a client reads segments and finds the tail of the log (probe `head+1`; LIST only when
 //! cold), recording what it verified in the incarnation's [`Known`](super::known::Known).
 
+use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
@@ -9,6 +10,28 @@ use super::known::{SegmentMeta, Tail};
 use super::{Inner, corrupt, definitive, store_error};
 use crate::segment::{self, Segment, SegmentDigest};
 use crate::{BackendError, GlobalSeq};
+
+/// Decodes the bytes read at key `first` of `log` and checks their place in the log: the
+/// key, the store, and the chain to `prev_digest` (the digest of the segment before it, when
+/// known). A verified segment is recorded in the log's [`Known`](super::known::Known).
+pub(super) fn verify_segment(
+    log: &Incarnation,
+    first: GlobalSeq,
+    prev_digest: Option<SegmentDigest>,
+    bytes: &[u8],
+) -> Result<Segment, BackendError> {
+    let key = log.paths.segment(first);
+    let segment = segment::decode(bytes).map_err(|e| corrupt(&key, e))?;
+    segment
+        .check_position(first, prev_digest, log.id.as_str())
+        .map_err(|e| corrupt(&key, e))?;
+    log.known().insert(SegmentMeta {
+        first,
+        last: segment.header.last(),
+        digest: segment.digest,
+    });
+    Ok(segment)
+}
 
 impl Inner {
     /// Reads and verifies the segment at key `first` of `log`: `None` when there is no such
@@ -20,25 +43,30 @@ impl Inner {
         first: GlobalSeq,
         prev_digest: Option<SegmentDigest>,
     ) -> Result<Option<Segment>, BackendError> {
+        match self.get_segment(log, first).await? {
+            Some(bytes) => verify_segment(log, first, prev_digest, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The bytes of the segment at key `first` of `log`, unchecked: `None` when there is no
+    /// such object. A cold pull runs several at once and checks them in order
+    /// ([`verify_segment`]).
+    pub(super) async fn get_segment(
+        &self,
+        log: &Incarnation,
+        first: GlobalSeq,
+    ) -> Result<Option<Bytes>, BackendError> {
         let key = log.paths.segment(first);
-        let bytes = match self.store.get(&key).await {
+        match self.store.get(&key).await {
             Ok(result) => result
                 .bytes()
                 .await
-                .map_err(|e| store_error("reading", &key, e))?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(store_error("reading", &key, e)),
-        };
-        let segment = segment::decode(&bytes).map_err(|e| corrupt(&key, e))?;
-        segment
-            .check_position(first, prev_digest, log.id.as_str())
-            .map_err(|e| corrupt(&key, e))?;
-        log.known().insert(SegmentMeta {
-            first,
-            last: segment.header.last(),
-            digest: segment.digest,
-        });
-        Ok(Some(segment))
+                .map(Some)
+                .map_err(|e| store_error("reading", &key, e)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_error("reading", &key, e)),
+        }
     }
 
     /// Finds the current tail of `log` and checks, concurrently (no added latency), that
