@@ -27,10 +27,6 @@ async fn main() -> eventsync::Result<()> {
     let store = Store::builder(Arc::new(todo_schema()))
         .with_data_dir(dir.path())
         .with_offline(true)
-        .with_tuning(eventsync::Tuning {
-            leader_thread: true,
-            ..eventsync::Tuning::default()
-        })
         .open()
         .await?;
     let session = store.session().await?;

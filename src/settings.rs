@@ -33,9 +33,14 @@ pub struct Tuning {
     /// Whether the leader runs on an OS thread of its own (with its own current-thread
     /// runtime), so that its SQLite work and the fsync of each durable batch never block a
     /// worker thread of the caller's runtime; pushes and pulls still run on the caller's
-    /// runtime. `false` (the default for now) runs it as a task on the caller's runtime:
-    /// what a seeded simulation needs (one interleaving per seed), and tests on a paused
-    /// clock, whose runtime advances virtual time whenever it is idle.
+    /// runtime. Default `true`.
+    ///
+    /// `false` runs it inline, as a task on the caller's runtime, blocking one of its
+    /// workers while it writes. Select it for a seeded simulation (one task at a time on a
+    /// current-thread runtime gives one interleaving per seed) and for code on tokio's
+    /// paused clock: that runtime advances virtual time whenever its own tasks all wait, so
+    /// with the leader on another thread, timeouts (a `sync` guard, the wait for the data
+    /// dir's lock) fire while the leader is still working.
     pub leader_thread: bool,
 }
 
@@ -46,7 +51,7 @@ impl Default for Tuning {
             push_batch_bytes: 4 * 1024 * 1024,
             lock_timeout: Duration::from_secs(10),
             on_backend_id_mismatch: OnBackendIdMismatch::Reset,
-            leader_thread: false,
+            leader_thread: true,
         }
     }
 }

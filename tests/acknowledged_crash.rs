@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventsync::{ClientSession, Store, Tuning};
+use eventsync::{ClientSession, Store};
 use eventsync_todo::{TodoCreated, todo_schema};
 use support::{TODOS_DUMP, fast_tuning, synced, todos_from_scratch};
 
@@ -31,11 +31,8 @@ async fn open(dir: &Path) -> eventsync::Result<Store> {
         .with_data_dir(dir)
         .with_client_id("a")
         .with_offline(true)
-        // The leader on its own thread, as a real application would run it.
-        .with_tuning(Tuning {
-            leader_thread: true,
-            ..fast_tuning()
-        })
+        // The leader on its own thread (the default), as a real application runs it.
+        .with_tuning(fast_tuning())
         .open()
         .await
 }

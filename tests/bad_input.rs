@@ -17,7 +17,7 @@ use eventsync::backends::{
     BackendError, GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend,
 };
 use eventsync::schema::{EventDef, MaterializeContext, Schema, Statement, UnknownEventPolicy};
-use eventsync::{ErrorKind, Event, Store};
+use eventsync::{ErrorKind, Event, Store, Tuning};
 use eventsync_todo::{TodoCreated, todo_schema};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -31,13 +31,28 @@ const STORE: &str = "shop";
 struct Shared {
     store: Arc<dyn ObjectStore>,
     dir: tempfile::TempDir,
+    /// How the stores it opens run their leader (`Tuning::leader_thread`).
+    leader_thread: bool,
 }
 
 impl Shared {
+    /// For a test on the real clock: leaders run on their own thread, the default.
     fn new() -> Shared {
         Shared {
             store: Arc::new(object_store::memory::InMemory::new()),
             dir: tempfile::tempdir().unwrap(),
+            leader_thread: Tuning::default().leader_thread,
+        }
+    }
+
+    /// For a test on tokio's paused clock: leaders run inline, as tasks of the test's
+    /// runtime. A leader on its own thread works while the runtime sees every task idle, so
+    /// virtual time jumps ahead and the test's 60 s wait for the sync's error fires before
+    /// the leader could pull anything.
+    fn on_paused_clock() -> Shared {
+        Shared {
+            leader_thread: false,
+            ..Shared::new()
         }
     }
 
@@ -73,6 +88,10 @@ impl Shared {
             .with_store_id(STORE)
             .with_data_dir(self.dir.path().join(name))
             .with_client_id(name)
+            .with_tuning(Tuning {
+                leader_thread: self.leader_thread,
+                ..Tuning::default()
+            })
             .open()
             .await
             .unwrap()
@@ -133,7 +152,8 @@ async fn snapshot(store: &Store) -> Snapshot {
 
 /// `store.sync()`, which must fail. The tests that call it run on tokio's paused clock, so
 /// the guard against a hang is 60 s of virtual time: it passes only while the leader waits
-/// on its own timers (polls, backoff), never because the machine is slow.
+/// on its own timers (polls, backoff), never because the machine is slow (their stores run
+/// the leader inline for that: see [`Shared::on_paused_clock`]).
 async fn sync_error(store: &Store) -> eventsync::Error {
     tokio::time::timeout(Duration::from_secs(60), store.sync())
         .await
@@ -178,7 +198,7 @@ async fn damaged_segment_stops_the_pull(
     label: &str,
     damage: impl AsyncFnOnce(&Shared, &Path),
 ) -> String {
-    let shared = Shared::new();
+    let shared = Shared::on_paused_clock();
     let writer = shared.log();
     writer.push(batch(1, 2)).await.unwrap();
     let reader = shared.open("reader", todo_schema()).await;
@@ -245,7 +265,7 @@ async fn test_flipped_bit_in_a_pulled_segment_fails_sync_naming_the_key() {
 #[tokio::test(start_paused = true)]
 async fn test_every_flipped_bit_of_a_header_is_caught_through_the_leader() {
     // One bit in each byte of the fixed header (81 bytes): a leader must never take it.
-    let shared = Shared::new();
+    let shared = Shared::on_paused_clock();
     let writer = shared.log();
     writer.push(batch(1, 2)).await.unwrap();
     let key = shared.key(1).await;
@@ -409,7 +429,7 @@ async fn test_damaged_store_json_fails_a_fresh_client_naming_it() {
             "backend id",
         ),
     ] {
-        let shared = Shared::new();
+        let shared = Shared::on_paused_clock();
         shared.log().push(batch(1, 2)).await.unwrap();
         let key = shared.log().paths().store_json();
         shared.write(&key, body).await;
@@ -430,7 +450,7 @@ async fn test_damaged_store_json_fails_a_fresh_client_naming_it() {
 async fn test_missing_segment_object_is_reported_not_skipped() {
     // A segment object deleted from the middle of the log (the store was tampered with: the
     // log is append-only). Readers must not silently stop before it as if the log ended.
-    let shared = Shared::new();
+    let shared = Shared::on_paused_clock();
     let writer = shared.log();
     writer.push(batch(1, 2)).await.unwrap();
     writer.push(batch(3, 2)).await.unwrap();
@@ -637,7 +657,7 @@ async fn test_unknown_events_with_warn_or_ignore_are_kept_but_not_materialized()
 
 #[tokio::test(start_paused = true)]
 async fn test_unknown_events_with_fail_stop_the_sync_naming_the_event() {
-    let shared = Shared::new();
+    let shared = Shared::on_paused_clock();
     let writer = shared.log();
     writer.push(batch(1, 1)).await.unwrap();
     let old = shared

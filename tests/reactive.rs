@@ -3,7 +3,8 @@
 //!
 //! The test runs on tokio's paused clock: virtual time moves only when every task (the
 //! leader's, the sessions') waits, and the leader does its SQLite work on the runtime's own
-//! thread (a `spawn_blocking` would hold the clock too). So "nothing within 300 ms" means
+//! thread: the store runs it inline (`support::paused_clock_tuning`), since on a thread of
+//! its own the leader would work while the runtime looks idle and lets time jump. So "nothing within 300 ms" means
 //! "nothing the system would do in 300 ms of its own time", however loaded the machine.
 
 mod support;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use eventsync_todo::{Todo, TodoCreated, TodoFilter, UiStateSet, list_todos_sql, todo_schema};
 use futures::StreamExt;
 use object_store::memory::InMemory;
-use support::{memory_backend, open_store, wait_until};
+use support::{memory_backend, open_store_tuned, paused_clock_tuning, wait_until};
 
 /// The next result, or `None` when none comes within 300 ms of virtual time (the leader
 /// polls every 5 to 50 ms, so that is several rounds of everything it does).
@@ -30,11 +31,12 @@ async fn test_subscription_follows_its_tables_only() {
     let schema = Arc::new(todo_schema());
     let memory = Arc::new(InMemory::new());
     let dir = tempfile::tempdir().unwrap();
-    let store = open_store(
+    let store = open_store_tuned(
         &schema,
         dir.path(),
         "a",
         memory_backend(&memory, "reactive"),
+        paused_clock_tuning(),
     )
     .await;
     let session = store.session().await.unwrap();

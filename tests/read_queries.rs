@@ -134,8 +134,10 @@ async fn test_query_leader_refuses_statements_that_are_not_reads() {
     let memory = Arc::new(InMemory::new());
     let dir = tempfile::tempdir().unwrap();
     let (store, session) = store_with_todos(&memory, dir.path()).await;
+    // Whether t3 is still pending when the leader has it is a race with its push (the
+    // leader on its own thread may push it at once), so wait on its row.
     wait_until("the leader holds t3", async || {
-        store.status().await.unwrap().pending == 1
+        store.query_leader(TODOS_DUMP).await.unwrap().len() == 3
     })
     .await;
     let before = leader_snapshot(&store).await;

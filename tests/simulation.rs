@@ -338,8 +338,8 @@ mod regressions {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use eventsync::Store;
     use eventsync::backends::{GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend};
+    use eventsync::{Store, Tuning};
     use eventsync_todo::{TodoCreated, TodoFilter, TodoRenamed, UiStateSet, todo_schema};
     use futures::StreamExt;
     use object_store::memory::InMemory;
@@ -353,12 +353,20 @@ mod regressions {
         Arc::new(SegmentLog::new(memory.clone(), "sim".into(), "sim", config).unwrap())
     }
 
+    /// Opens client `c0`. These tests run on tokio's paused clock, so the leader runs
+    /// inline, as a task of the test's runtime: on its own thread it would work while the
+    /// runtime looks idle, virtual time would jump, and a reopen's 10 s wait for the data
+    /// dir's lock would end before the dropped store's leader let go of it.
     async fn open(memory: &Arc<InMemory>, dir: &std::path::Path) -> Store {
         Store::builder(Arc::new(todo_schema()))
             .with_backend(backend(memory))
             .with_store_id("sim")
             .with_data_dir(dir)
             .with_client_id("c0")
+            .with_tuning(Tuning {
+                leader_thread: false,
+                ..Tuning::default()
+            })
             .open()
             .await
             .unwrap()

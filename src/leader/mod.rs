@@ -34,16 +34,15 @@
 //! runs inside the actor, which owns the connections, so no lock and no second copy of the
 //! state are needed. Where the actor runs is [`Tuning::leader_thread`]:
 //!
-//! - `true`: an OS thread of its own, with a current-thread runtime ([`LeaderTask`]), so a
-//!   wake-up's work and its one commit (one fsync of `eventlog.db`'s WAL) never block a
-//!   worker of the caller's runtime. Push, pull and reseed tasks still run on the caller's
-//!   runtime (`Leader::io`, a captured `Handle`); channels connect the two.
-//! - `false` (inline, the default for now): a task on the caller's runtime, blocking its
-//!   worker for that time. The seeded simulation needs it: it runs every client on one
-//!   current-thread runtime, where one task at a time gives one interleaving per seed. So
-//!   do tests on a paused clock, whose runtime advances virtual time whenever it is idle
-//!   (work on another thread would make their timeouts fire early). The default stays
-//!   inline until the whole test suite has been run with the thread.
+//! - `true` (the default): an OS thread of its own, with a current-thread runtime
+//!   ([`LeaderTask`]), so a wake-up's work and its one commit (one fsync of `eventlog.db`'s
+//!   WAL) never block a worker of the caller's runtime. Push, pull and reseed tasks still run
+//!   on the caller's runtime (`Leader::io`, a captured `Handle`); channels connect the two.
+//! - `false` (inline): a task on the caller's runtime, blocking its worker for that time.
+//!   The seeded simulation selects it: it runs every client on one current-thread runtime,
+//!   where one task at a time gives one interleaving per seed. So do tests on a paused
+//!   clock, whose runtime advances virtual time whenever its own tasks all wait (work on
+//!   another thread would let their timeouts fire early).
 
 mod admit;
 pub(crate) mod db;

@@ -152,7 +152,8 @@ impl World {
         let tuning = Tuning {
             push_batch_events: rng.random_range(1..=8),
             lock_timeout: Duration::from_secs(5),
-            // One interleaving per seed: the leader runs as a task of the simulation's runtime.
+            // One interleaving per seed: the leader runs as a task of the simulation's runtime
+            // (on a thread of its own it would also work while the paused clock jumps).
             leader_thread: false,
             ..Tuning::default()
         };

@@ -43,6 +43,17 @@ pub fn fast_tuning() -> Tuning {
     }
 }
 
+/// Tuning for a test on tokio's paused clock: `fast_tuning` with the leader inline, as a task
+/// of the test's runtime. A leader on its own thread (the default) works while the test's
+/// runtime sees every task idle, so virtual time jumps ahead and the test's timeouts fire
+/// before the leader could answer.
+pub fn paused_clock_tuning() -> Tuning {
+    Tuning {
+        leader_thread: false,
+        ..fast_tuning()
+    }
+}
+
 /// Opens a store for `client_id` in `dir` on `backend`.
 pub async fn open_store(
     schema: &Arc<Schema>,
@@ -50,11 +61,22 @@ pub async fn open_store(
     client_id: &str,
     backend: Arc<dyn SyncBackend>,
 ) -> Store {
+    open_store_tuned(schema, dir, client_id, backend, fast_tuning()).await
+}
+
+/// Opens a store for `client_id` in `dir` on `backend`, with `tuning`.
+pub async fn open_store_tuned(
+    schema: &Arc<Schema>,
+    dir: &Path,
+    client_id: &str,
+    backend: Arc<dyn SyncBackend>,
+    tuning: Tuning,
+) -> Store {
     Store::builder(schema.clone())
         .with_backend(backend)
         .with_data_dir(dir)
         .with_client_id(client_id)
-        .with_tuning(fast_tuning())
+        .with_tuning(tuning)
         .open()
         .await
         .expect("store opens")
