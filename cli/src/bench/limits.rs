@@ -16,12 +16,13 @@ use eventsync_todo::{TodoCreated, todo_schema};
 use futures::{StreamExt, TryStreamExt};
 use tokio::time::Instant;
 
-/// The leader's durability mode, as `LeaderDb::open` (`src/leader/db.rs`) sets it: the raw
-/// SQLite limits run in the same one, so that the ratio compares like with like.
-pub(crate) const LEADER_PRAGMAS: &str = "PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;";
+/// The leader's durability mode at its durable point, as `open_file` (`src/leader/db.rs`)
+/// sets it for `eventlog.db`: WAL, one fsync of the WAL per commit. The raw SQLite limits run
+/// in the same one, so that the ratio compares like with like.
+const LEADER_SYNCHRONOUS: &str = "PRAGMA synchronous = FULL";
 
-/// [`LEADER_PRAGMAS`] for a person.
-pub(crate) const LEADER_DURABILITY: &str = "journal_mode=DELETE, synchronous=FULL";
+/// The leader's durability mode, for a person.
+pub(crate) const LEADER_DURABILITY: &str = "journal_mode=WAL, synchronous=FULL";
 
 /// The todo app's insert, as its `v1.TodoCreated` materializer runs it.
 const INSERT: &str = "INSERT INTO todos (id, text, completed, deleted_at, created_seq) \
@@ -46,12 +47,26 @@ fn sqlite(what: impl Into<String>) -> impl FnOnce(eventsync::rusqlite::Error) ->
 /// A file database at `path` in the leader's durability mode, with the todo tables.
 pub(crate) fn open_leader_like(path: &FsPath) -> Result<Connection> {
     let conn = Connection::open(path).map_err(sqlite(format!("opening {}", path.display())))?;
-    conn.execute_batch(LEADER_PRAGMAS)
-        .map_err(sqlite("setting the durability mode"))?;
+    set_durability(&conn)?;
     todo_schema()
         .create_tables(&conn)
         .map_err(|e| Error::internal("raw SQLite: creating the todo tables").with_source(e))?;
     Ok(conn)
+}
+
+/// Puts `conn` in the leader's durability mode ([`LEADER_DURABILITY`]).
+fn set_durability(conn: &Connection) -> Result<()> {
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(sqlite("setting WAL mode"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::internal(format!(
+            "raw SQLite: WAL mode refused ({mode}), unlike the leader's files"
+        )));
+    }
+    conn.execute_batch(LEADER_SYNCHRONOUS)
+        .map_err(sqlite("setting synchronous"))?;
+    Ok(())
 }
 
 /// Inserts `rows` todos (numbered from 1) into a fresh file database in `dir`, `batch` rows
@@ -145,8 +160,7 @@ pub(crate) fn open_first_query(dir: &FsPath, rows: u64) -> Result<Duration> {
     }
     let start = Instant::now();
     let conn = Connection::open(&path).map_err(sqlite("reopening"))?;
-    conn.execute_batch(LEADER_PRAGMAS)
-        .map_err(sqlite("setting the durability mode"))?;
+    set_durability(&conn)?;
     let count: i64 = conn
         .query_row("SELECT count(*) FROM todos", [], |row| row.get(0))
         .map_err(sqlite("the first query"))?;
