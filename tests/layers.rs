@@ -36,6 +36,10 @@ fn crates() -> Vec<Crate> {
             name: "eventsync-backends",
             src: root.join("backends/src"),
         },
+        Crate {
+            name: "eventsync-server",
+            src: root.join("server/src"),
+        },
     ]
 }
 
