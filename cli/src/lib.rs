@@ -14,6 +14,7 @@ mod doctor;
 mod export;
 mod import;
 mod log;
+mod serve;
 mod status;
 mod sync;
 mod todo;
@@ -111,6 +112,9 @@ pub enum Command {
     /// Measures every performance figure beside its limit on this machine (raw SQLite, raw
     /// PUTs and GETs), in one run (a fresh temp folder unless --backend is given)
     Bench(bench::BenchArgs),
+    /// Serve LiveStore's sync protocol (WebSocket and HTTP, sync-cf 0.4.0) over the
+    /// configured backend, for LiveStore apps and clients without bucket credentials
+    Serve(serve::ServeArgs),
 }
 
 /// Resolves the configuration and runs the subcommand.
@@ -128,6 +132,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Copy(args) => copy::run(&config, args).await,
         Command::Demo(args) => demo::run(&config, args).await,
         Command::Bench(args) => bench::run(&config, args).await,
+        Command::Serve(args) => serve::run(&config, args).await,
     }
 }
 
