@@ -40,7 +40,15 @@ fn log(bucket: &Arc<InMemory>, store: &str) -> SegmentLog {
 }
 
 async fn start(limits: Limits, auth: Option<eventsync_server::Auth>) -> Running {
-    let bucket = Arc::new(InMemory::new());
+    start_on(Arc::new(InMemory::new()), limits, auth).await
+}
+
+/// A server over `bucket` (several servers may share one).
+async fn start_on(
+    bucket: Arc<InMemory>,
+    limits: Limits,
+    auth: Option<eventsync_server::Auth>,
+) -> Running {
     let shared = Arc::clone(&bucket);
     let opener: Opener = Arc::new(move |store_id| {
         let backend: Arc<dyn SyncBackend> = Arc::new(log(&shared, store_id.as_str()));
@@ -684,4 +692,116 @@ async fn test_shutdown_closes_sockets_with_going_away() {
         TcpStream::connect(addr).await.is_err(),
         "the listener is closed"
     );
+}
+
+/// Reads pull chunks on `ws` until it has seen event `until`; returns the seqNums seen.
+async fn read_until(ws: &mut Ws, until: u64) -> Vec<u64> {
+    let mut seen = Vec::new();
+    while seen.last() != Some(&until) {
+        let message = ws.recv().await;
+        if message["_tag"] != "Chunk" {
+            continue;
+        }
+        for item in message["values"][0]["batch"].as_array().unwrap() {
+            seen.push(item["eventEncoded"]["seqNum"].as_u64().unwrap());
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn test_two_servers_over_one_bucket_the_loser_gets_server_ahead_and_sees_the_winner() {
+    let one = start(Limits::default(), None).await;
+    let two = start_on(Arc::clone(&one.bucket), Limits::default(), None).await;
+    let mut a = Ws::open(&one, "both").await;
+    let mut b = Ws::open(&two, "both").await;
+    let backend_id = a.backend_id("both").await;
+    assert_eq!(
+        b.backend_id("both").await,
+        backend_id,
+        "one store, one backend id"
+    );
+    a.send(push("1", "both", &[event(1, "A")], Some(&backend_id)))
+        .await;
+    assert_eq!(read_until(&mut a, 1).await, vec![1]);
+    // B, on the other server, pushes on the head it knew: it lost the race.
+    b.send(push("1", "both", &[event(1, "B")], Some(&backend_id)))
+        .await;
+    let mut lost = None;
+    let mut seen = Vec::new();
+    while lost.is_none() || seen.last() != Some(&1) {
+        let message = b.recv().await;
+        match message["_tag"].as_str().unwrap() {
+            "Exit" => lost = Some(message["exit"]["cause"]["error"].clone()),
+            "Chunk" => {
+                for item in message["values"][0]["batch"].as_array().unwrap() {
+                    assert_eq!(item["eventEncoded"]["clientId"], "A");
+                    seen.push(item["eventEncoded"]["seqNum"].as_u64().unwrap());
+                }
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(
+        lost.unwrap(),
+        json!({"_tag": "ServerAheadError", "minimumExpectedNum": 1, "providedNum": 0})
+    );
+    // B rebases and pushes again through its server; A's live pull on the other server
+    // gets it from the tail.
+    b.send(push("2", "both", &[event(2, "B")], Some(&backend_id)))
+        .await;
+    assert_eq!(read_until(&mut a, 2).await, vec![2]);
+    assert_eq!(one.head("both").await, GlobalSeq(2));
+    two.stop().await;
+    one.stop().await;
+}
+
+#[tokio::test]
+async fn test_a_slow_reader_is_closed_and_does_not_hold_up_the_others() {
+    let limits = Limits {
+        connection_queue: 8,
+        ..Limits::default()
+    };
+    let running = start(limits, None).await;
+    // S opens a live pull, then stops reading.
+    let mut slow = Ws::open(&running, "slow").await;
+    let backend_id = slow.backend_id("slow").await;
+    let mut reader = Ws::open(&running, "slow").await;
+    assert_eq!(reader.backend_id("slow").await, backend_id);
+    let mut pusher = Ws::open(&running, "slow").await;
+    let total = 1000;
+    // R keeps reading all along.
+    let reading = tokio::spawn(async move { read_until(&mut reader, total).await });
+    // 24 MB of events, more than the socket buffers between the server and S hold.
+    let text = "x".repeat(24 * 1024);
+    for start in (1..=total).step_by(10) {
+        let batch: Vec<GlobalEvent> = (start..start + 10)
+            .map(|n| GlobalEvent {
+                args: json!({"id": n.to_string(), "text": text}),
+                ..event(n, "P")
+            })
+            .collect();
+        pusher
+            .send(push(&start.to_string(), "slow", &batch, Some(&backend_id)))
+            .await;
+        // Every push is answered while S reads nothing.
+        let answer = pusher.recv().await;
+        assert_eq!(answer["exit"]["_tag"], "Success", "{answer}");
+    }
+    let seen = reading.await.unwrap();
+    assert_eq!(
+        seen,
+        (1..=total).collect::<Vec<_>>(),
+        "the reading client got everything"
+    );
+    // S, reading at last, finds its socket closed as too slow after what was queued.
+    let closed = loop {
+        match slow.next().await {
+            Ok(_) => continue,
+            Err(code) => break code,
+        }
+    };
+    assert_eq!(closed, Some(1008));
+    assert_eq!(running.head("slow").await, GlobalSeq(total));
+    running.stop().await;
 }
