@@ -464,9 +464,15 @@ impl SessionInner {
                 return Err(Error::internal("session: a leader payload was rejected"));
             }
         }
-        let confirmed = heads.confirmed_head.0;
-        core.journal
-            .retain(|position, _| *position > (confirmed, 0));
+        // Drop the changesets of what the backend confirmed, oldest first: the work is in
+        // proportion to what is dropped, not to the journal, which holds every unconfirmed
+        // event (all of them on a store that has long been offline).
+        let confirmed = (heads.confirmed_head.0, 0);
+        while let Some(entry) = core.journal.first_entry()
+            && *entry.key() <= confirmed
+        {
+            entry.remove();
+        }
         core.notify(&tables);
         Ok(())
     }
