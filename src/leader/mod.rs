@@ -423,11 +423,12 @@ impl Leader {
     /// what they did, in order: a session hears of an event only once it is durable. A
     /// failing commit stops the leader, and the sessions hear nothing of those steps.
     fn make_durable(&mut self) {
-        if self.db.has_staged()
-            && let Err(error) = self.db.commit()
-        {
-            self.outbox.clear();
-            return self.fail(db_error(error));
+        if self.db.has_staged() {
+            if let Err(error) = self.db.commit() {
+                self.outbox.clear();
+                return self.fail(db_error(error));
+            }
+            tracing::debug!("committed the steps of this wake-up");
         }
         for outgoing in std::mem::take(&mut self.outbox) {
             match outgoing {
@@ -597,6 +598,11 @@ impl Leader {
                     self.counters
                         .pulled
                         .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+                    tracing::debug!(
+                        events = fresh.len(),
+                        head = %fresh.last().map_or(upstream, |event| event.seq_num),
+                        "taking a pulled page"
+                    );
                     self.integrate_upstream(
                         fresh.into_iter().map(EncodedEvent::from_global).collect(),
                     );
