@@ -304,7 +304,10 @@ async fn compare(
 }
 
 /// The object at `key`, or `None` when there is none.
-async fn get(store: &Arc<dyn ObjectStore>, key: &Path) -> Result<Option<Bytes>, BackendError> {
+pub(crate) async fn get(
+    store: &Arc<dyn ObjectStore>,
+    key: &Path,
+) -> Result<Option<Bytes>, BackendError> {
     match store.get(key).await {
         Ok(result) => result
             .bytes()

@@ -22,6 +22,7 @@
 //! - [`probe`](mod@probe): the capability probe that refuses stores that ignore preconditions.
 //! - [`copy`](mod@copy): a store copied to another object store with its history and backend
 //!   id, resumable, verified at the end.
+//! - [`verify`](mod@verify): `eventsync verify`'s audit of a store's whole log in the bucket.
 //! - `fault` and `conformance`: test support, built only for this crate's tests and under
 //!   the `testing` feature (not a stable API; the root crate and the CLI enable it in their
 //!   dev-dependencies only, as object_store gates its `integration` suite). `fault` holds
@@ -56,6 +57,7 @@ pub mod s3;
 pub mod segment;
 pub mod segment_log;
 pub mod store_id;
+pub mod verify;
 
 /// The object store crate a [`SegmentLog`] runs over: use this one, so the versions match.
 pub use object_store;

@@ -18,6 +18,7 @@ mod serve;
 mod status;
 mod sync;
 mod todo;
+mod verify;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -106,6 +107,9 @@ pub enum Command {
     /// Copy the store (--store) from one backend to another with its history and backend id;
     /// run it again to finish an interrupted copy; verifies the copy at the end
     Copy(copy::CopyArgs),
+    /// Audit the store's whole log in the backend: every checksum, the numbering, parents and
+    /// hash chain; names each bad key and exits non-zero on any fault
+    Verify(verify::VerifyArgs),
     /// Several simulated clients committing concurrently through one backend (a fresh
     /// temp folder unless --backend is given), then checks that they converged
     Demo(demo::DemoArgs),
@@ -130,6 +134,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => export::run(&config, args).await,
         Command::Import(args) => import::run(&config, args).await,
         Command::Copy(args) => copy::run(&config, args).await,
+        Command::Verify(args) => verify::run(&config, args).await,
         Command::Demo(args) => demo::run(&config, args).await,
         Command::Bench(args) => bench::run(&config, args).await,
         Command::Serve(args) => serve::run(&config, args).await,

@@ -1,0 +1,291 @@
+//! [`verify_store`]: audits a store's whole log in the bucket, object by object, and names
+//! every bad key instead of stopping at the first.
+//!
+//! What it checks: `store.json` (read through [`SegmentLog`], which refuses a damaged one);
+//! then every segment of the backend id's folder, [`PARALLEL`] GETs at a time, in key order:
+//! its checksum and framing (`segment::decode`), that it starts where its key says, that it
+//! belongs to this backend id, the numbering and parents of its events, that it starts right
+//! after the segment before it (no gap, no overlap, the first one at 1), and that it chains
+//! onto that segment's digest. Only one digest per segment is kept, never the events, so a
+//! log of any length is audited in flat memory.
+//!
+//! Packs and snapshots are objects *about* the segments; they are audited by hooks that get
+//! the segment chain ([`Chain`]) once the segments are done: each [`ObjectAudit`] lists its
+//! own folder and adds its faults. A fault in a pack or a snapshot never hides one in the
+//! segments, and the other way round.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
+use object_store::path::Path;
+use serde::Serialize;
+
+use crate::copy::{StoreLocation, get};
+use crate::paths::LogPaths;
+use crate::segment::{self, SegmentDigest};
+use crate::segment_log::{SegmentLog, SegmentLogConfig, store_error};
+use crate::{BackendError, GlobalSeq, SyncBackend};
+
+/// How many objects are read at once.
+const PARALLEL: usize = 8;
+
+/// One bad object: its key and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fault {
+    /// The object's key (or, for a missing object, the key it should have).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What one family of objects beside the segments (packs, snapshots) held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FamilyReport {
+    /// Its name: `packs`, `snapshots`.
+    pub name: String,
+    /// Objects checked.
+    pub checked: u64,
+}
+
+/// What an audit found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyReport {
+    /// The store's backend id.
+    pub backend_id: String,
+    /// Segments read.
+    pub segments: u64,
+    /// Events in the segments that decoded.
+    pub events: u64,
+    /// The last event of the unbroken chain from 1 (0 for an empty log).
+    pub head: u64,
+    /// The families audited by hooks, in order.
+    pub families: Vec<FamilyReport>,
+    /// Every fault, in the order found; empty when the log is sound.
+    pub faults: Vec<Fault>,
+}
+
+impl VerifyReport {
+    /// True when no fault was found.
+    pub fn is_sound(&self) -> bool {
+        self.faults.is_empty()
+    }
+}
+
+/// Why an audit could not be made (a fault in the log is not an error: it is in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// There is no store here.
+    #[error("there is no store {store_id:?} ({key} is missing)")]
+    NoStore {
+        /// The store id.
+        store_id: String,
+        /// The missing key.
+        key: String,
+    },
+    /// Reading the store failed (unreachable, access denied, a damaged `store.json`).
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// One good segment of the chain: where it is and the digest the next one chains to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainLink {
+    /// Its first event.
+    pub first: GlobalSeq,
+    /// Its last event.
+    pub last: GlobalSeq,
+    /// Its digest (trailer).
+    pub digest: SegmentDigest,
+}
+
+/// The segments that decoded, by first event, as the hooks see them.
+#[derive(Debug, Default)]
+pub struct Chain {
+    /// Every segment that decoded and sits where its key says, by first event.
+    pub links: BTreeMap<GlobalSeq, ChainLink>,
+    /// The last event of the unbroken, sound chain from 1.
+    pub head: GlobalSeq,
+}
+
+impl Chain {
+    /// The digest of the segment that ends at `seq` (`ROOT` for 0), when it is known good.
+    pub fn digest_ending_at(&self, seq: GlobalSeq) -> Option<SegmentDigest> {
+        if seq == GlobalSeq::ZERO {
+            return Some(SegmentDigest::ROOT);
+        }
+        self.links
+            .range(..=seq)
+            .next_back()
+            .filter(|(_, link)| link.last == seq)
+            .map(|(_, link)| link.digest)
+    }
+}
+
+/// A hook that audits one family of objects against the segment chain: packs, snapshots.
+#[async_trait::async_trait]
+pub trait ObjectAudit: Send + Sync {
+    /// Its name in the report: `packs`, `snapshots`.
+    fn name(&self) -> &'static str;
+
+    /// Checks every object of the family in `log`'s folder, adding a [`Fault`] per bad one;
+    /// returns how many it checked. Fails only when the objects cannot be read at all.
+    async fn audit(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        log: &LogPaths,
+        backend_id: &str,
+        chain: &Chain,
+        faults: &mut Vec<Fault>,
+    ) -> Result<u64, BackendError>;
+}
+
+/// Audits the store at `place` (see the module doc), then runs each of `hooks`. `progress`
+/// is called with the segments done so far and the total.
+pub async fn verify_store(
+    place: &StoreLocation,
+    hooks: &[&dyn ObjectAudit],
+    progress: &(dyn Fn(u64, u64) + Send + Sync),
+) -> Result<VerifyReport, VerifyError> {
+    let log = SegmentLog::new(
+        place.store.clone(),
+        place.prefix.clone(),
+        &place.store_id,
+        SegmentLogConfig::default(),
+    )?;
+    if !log.exists().await? {
+        return Err(VerifyError::NoStore {
+            store_id: place.store_id.clone(),
+            key: log.paths().store_json().to_string(),
+        });
+    }
+    let backend_id = log.backend_id().await?;
+    let paths = log.log_paths().await?;
+    let mut report = VerifyReport {
+        backend_id: backend_id.clone(),
+        segments: 0,
+        events: 0,
+        head: 0,
+        families: Vec::new(),
+        faults: Vec::new(),
+    };
+    let chain = audit_segments(place, &paths, &backend_id, &mut report, progress).await?;
+    report.head = chain.head.0;
+    for hook in hooks {
+        let checked = hook
+            .audit(
+                &place.store,
+                &paths,
+                &backend_id,
+                &chain,
+                &mut report.faults,
+            )
+            .await?;
+        report.families.push(FamilyReport {
+            name: hook.name().to_owned(),
+            checked,
+        });
+    }
+    Ok(report)
+}
+
+/// Reads every segment in key order and checks it on its own and against the one before.
+async fn audit_segments(
+    place: &StoreLocation,
+    paths: &LogPaths,
+    backend_id: &str,
+    report: &mut VerifyReport,
+    progress: &(dyn Fn(u64, u64) + Send + Sync),
+) -> Result<Chain, BackendError> {
+    let dir = paths.segments_dir();
+    let mut keys: Vec<(GlobalSeq, Path)> = place
+        .store
+        .list(Some(dir))
+        .map_ok(|meta| meta.location)
+        .try_filter_map(
+            |key| async move { Ok(paths.parse_segment(&key).map(|first| (first, key))) },
+        )
+        .try_collect()
+        .await
+        .map_err(|e| store_error("listing", dir, e))?;
+    keys.sort();
+    let total = keys.len() as u64;
+    let mut chain = Chain::default();
+    // Where the next segment should start, and the digest it should chain to (`None` after
+    // a bad segment: the one after it is then checked on its own).
+    let mut expected = Some(GlobalSeq::FIRST);
+    let mut prev: Option<SegmentDigest> = Some(SegmentDigest::ROOT);
+    let mut sound = true;
+    let mut reads = futures::stream::iter(keys)
+        .map(|(first, key)| {
+            let store = place.store.clone();
+            async move {
+                let bytes = get(&store, &key).await?;
+                Ok::<_, BackendError>((first, key, bytes))
+            }
+        })
+        .buffered(PARALLEL);
+    while let Some(read) = reads.next().await {
+        let (first, key, bytes) = read?;
+        report.segments += 1;
+        progress(report.segments, total);
+        let mut fault = |message: String| {
+            sound = false;
+            report.faults.push(Fault {
+                key: key.to_string(),
+                message,
+            });
+        };
+        if let Some(expected) = expected.filter(|&expected| expected != first) {
+            if first > expected {
+                fault(format!(
+                    "the log has a gap before it: events {expected} to {} are in no segment",
+                    GlobalSeq(first.0 - 1)
+                ));
+            } else {
+                fault(format!(
+                    "it overlaps the segment before it, which ends at {}",
+                    GlobalSeq(expected.0 - 1)
+                ));
+            }
+            prev = None;
+        }
+        let Some(bytes) = bytes else {
+            fault("it was listed but is gone".into());
+            prev = None;
+            continue;
+        };
+        let segment = match segment::decode(&bytes) {
+            Ok(segment) => segment,
+            Err(error) => {
+                fault(error.to_string());
+                prev = None;
+                // Where it ends is unknown: the next one is checked on its own.
+                expected = None;
+                continue;
+            }
+        };
+        if let Err(error) = segment.check_position(first, prev, backend_id) {
+            fault(error.to_string());
+        }
+        let last = segment.header.last();
+        if sound {
+            chain.head = last;
+        }
+        report.events += u64::from(segment.header.count);
+        chain.links.insert(
+            first,
+            ChainLink {
+                first,
+                last,
+                digest: segment.digest,
+            },
+        );
+        expected = Some(last.next());
+        prev = Some(segment.digest);
+    }
+    Ok(chain)
+}

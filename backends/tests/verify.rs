@@ -1,0 +1,264 @@
+//! `verify_store` over real object stores: a sound log passes; a corrupted segment, a
+//! missing one (a gap), and a segment of another store are each named by key, and the
+//! segments after a bad one are still checked. S3 runs when `EVENTSYNC_TEST_S3_URL` is set
+//! (otherwise it reports that it did not run, and fails under CI).
+
+use std::sync::Arc;
+
+use eventsync_backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
+use eventsync_backends::copy::StoreLocation;
+use eventsync_backends::object_store::path::Path as Key;
+use eventsync_backends::object_store::{ObjectStoreExt, PutPayload};
+use eventsync_backends::verify::{VerifyError, VerifyReport, verify_store};
+use eventsync_backends::{
+    GlobalEvent, GlobalSeq, OpenOptions, SegmentLog, SegmentLogConfig, SyncBackend,
+    open_object_store,
+};
+
+fn memory() -> StoreLocation {
+    StoreLocation {
+        store: Arc::new(eventsync_backends::object_store::memory::InMemory::new()),
+        prefix: Key::default(),
+        store_id: "s".into(),
+    }
+}
+
+fn folder(dir: &tempfile::TempDir) -> StoreLocation {
+    let url = format!("file://{}", dir.path().join("f").display());
+    let (store, prefix) = open_object_store(&url, &OpenOptions::default()).unwrap();
+    StoreLocation {
+        store,
+        prefix,
+        store_id: "s".into(),
+    }
+}
+
+fn s3(test: &str) -> Option<StoreLocation> {
+    let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
+        assert!(!in_ci(), "CI requires the S3 run, but {S3_NOT_CONFIGURED}");
+        report_not_run(
+            &format!("eventsync-backends --test verify {test}"),
+            S3_NOT_CONFIGURED,
+        );
+        return None;
+    };
+    let (store, prefix) = open_object_store(&url, &OpenOptions::default()).unwrap();
+    let run = eventsync_backends::Entropy::from_os().hex::<4>();
+    Some(StoreLocation {
+        store,
+        prefix: prefix.join(format!("verify-{run}")),
+        store_id: "s".into(),
+    })
+}
+
+fn client(place: &StoreLocation) -> SegmentLog {
+    SegmentLog::new(
+        place.store.clone(),
+        place.prefix.clone(),
+        &place.store_id,
+        SegmentLogConfig::default(),
+    )
+    .unwrap()
+}
+
+/// Pushes `count` events into the store at `place`, in pushes of 4 (several segments).
+async fn fill(place: &StoreLocation, count: u64) -> Vec<GlobalEvent> {
+    let log = client(place);
+    let events: Vec<_> = (1..=count)
+        .map(|seq| GlobalEvent {
+            seq_num: GlobalSeq(seq),
+            parent_seq_num: GlobalSeq(seq - 1),
+            name: "v1.TodoCreated".into(),
+            args: serde_json::json!({"id": format!("t{seq}"), "text": "x"}),
+            client_id: "c".into(),
+            session_id: "s".into(),
+        })
+        .collect();
+    for chunk in events.chunks(4) {
+        log.push(chunk.to_vec()).await.unwrap();
+    }
+    events
+}
+
+async fn segment_key(place: &StoreLocation, first: u64) -> Key {
+    client(place)
+        .log_paths()
+        .await
+        .unwrap()
+        .segment(GlobalSeq(first))
+}
+
+async fn verify(place: &StoreLocation) -> VerifyReport {
+    verify_store(place, &[], &|_, _| ()).await.unwrap()
+}
+
+fn keys_of(report: &VerifyReport) -> Vec<&str> {
+    report.faults.iter().map(|f| f.key.as_str()).collect()
+}
+
+/// A sound log of 22 events in 6 segments passes, with progress up to 6 of 6.
+async fn sound_log_passes(place: StoreLocation) {
+    fill(&place, 22).await;
+    let calls = std::sync::Mutex::new(Vec::new());
+    let report = verify_store(&place, &[], &|done, total| {
+        calls.lock().unwrap().push((done, total))
+    })
+    .await
+    .unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!((report.segments, report.events, report.head), (6, 22, 22));
+    assert_eq!(calls.lock().unwrap().last(), Some(&(6, 6)));
+    assert_eq!(
+        report.backend_id,
+        client(&place).backend_id().await.unwrap()
+    );
+}
+
+/// One flipped byte in segment 5 (events 5-8) is named by key; the segments after it are
+/// still read, and the head stops before it.
+async fn corrupted_segment_is_named(place: StoreLocation) {
+    fill(&place, 22).await;
+    let key = segment_key(&place, 5).await;
+    let mut bytes = place
+        .store
+        .get(&key)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    place
+        .store
+        .put(&key, PutPayload::from(bytes))
+        .await
+        .unwrap();
+    let report = verify(&place).await;
+    assert_eq!(keys_of(&report), [key.as_ref()], "{report:?}");
+    assert!(
+        report.faults[0].message.contains("checksum"),
+        "{:?}",
+        report.faults
+    );
+    assert_eq!((report.segments, report.head), (6, 4));
+    assert_eq!(
+        report.events,
+        22 - 4,
+        "the corrupt segment's events are not counted"
+    );
+}
+
+#[tokio::test]
+async fn test_a_sound_log_passes_on_memory() {
+    sound_log_passes(memory()).await;
+}
+
+#[tokio::test]
+async fn test_a_sound_log_passes_on_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    sound_log_passes(folder(&dir)).await;
+}
+
+#[tokio::test]
+async fn test_a_corrupted_segment_is_named_on_memory() {
+    corrupted_segment_is_named(memory()).await;
+}
+
+#[tokio::test]
+async fn test_a_corrupted_segment_is_named_on_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    corrupted_segment_is_named(folder(&dir)).await;
+}
+
+#[tokio::test]
+async fn test_verify_on_s3() {
+    let Some(place) = s3("test_verify_on_s3") else {
+        return;
+    };
+    sound_log_passes(place.clone()).await;
+    let Some(other) = s3("test_verify_on_s3") else {
+        return;
+    };
+    corrupted_segment_is_named(other).await;
+}
+
+/// A deleted segment is a gap, named at the segment after it; a cut-off one is named too.
+#[tokio::test]
+async fn test_a_gap_and_a_truncated_segment_are_named() {
+    let place = memory();
+    fill(&place, 22).await;
+    let gone = segment_key(&place, 9).await;
+    place.store.delete(&gone).await.unwrap();
+    let cut = segment_key(&place, 17).await;
+    let bytes = place.store.get(&cut).await.unwrap().bytes().await.unwrap();
+    place
+        .store
+        .put(&cut, PutPayload::from(bytes.slice(..bytes.len() - 3)))
+        .await
+        .unwrap();
+    let report = verify(&place).await;
+    let after_gap = segment_key(&place, 13).await;
+    assert_eq!(
+        keys_of(&report),
+        [after_gap.as_ref(), cut.as_ref()],
+        "{report:?}"
+    );
+    assert!(
+        report.faults[0].message.contains("gap") && report.faults[0].message.contains("e9"),
+        "{:?}",
+        report.faults
+    );
+    assert!(
+        report.faults[1].message.contains("truncated"),
+        "{:?}",
+        report.faults
+    );
+    assert_eq!(report.head, 8);
+}
+
+/// A segment of another store (another backend id) put in this store's folder at the right
+/// key is refused by name, though its bytes are a valid segment.
+#[tokio::test]
+async fn test_a_segment_of_another_store_is_named() {
+    let (place, other) = (memory(), memory());
+    fill(&place, 8).await;
+    fill(&other, 8).await;
+    let theirs = segment_key(&other, 5).await;
+    let bytes = other
+        .store
+        .get(&theirs)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let ours = segment_key(&place, 5).await;
+    place
+        .store
+        .put(&ours, PutPayload::from(bytes))
+        .await
+        .unwrap();
+    let report = verify(&place).await;
+    assert_eq!(keys_of(&report), [ours.as_ref()], "{report:?}");
+    assert!(
+        report.faults[0].message.contains("another store"),
+        "{:?}",
+        report.faults
+    );
+}
+
+#[tokio::test]
+async fn test_no_store_is_an_error_not_an_empty_report() {
+    let place = memory();
+    match verify_store(&place, &[], &|_, _| ()).await {
+        Err(VerifyError::NoStore { key, .. }) => assert!(key.ends_with("store.json"), "{key}"),
+        other => panic!("{other:?}"),
+    }
+    // An empty store is sound.
+    client(&place).backend_id().await.unwrap();
+    let report = verify(&place).await;
+    assert!(report.is_sound());
+    assert_eq!((report.segments, report.head), (0, 0));
+}

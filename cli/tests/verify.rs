@@ -1,0 +1,97 @@
+//! `eventsync verify` through the binary: a sound store passes (exit 0, JSON report); a
+//! corrupted segment is named by its key, with exit 1 and one error line; `--snapshots` is
+//! refused while there are no snapshots to check.
+
+mod cli_support;
+
+use std::path::{Path, PathBuf};
+
+use cli_support::{Run, eventsync};
+use serde_json::Value;
+
+/// Runs `eventsync --store s --data-dir DIR/data --backend DIR/b args...` in `dir`.
+fn run(dir: &Path, args: &[&str]) -> Run {
+    let data = dir.join("data");
+    let backend = dir.join("b");
+    let mut all = vec![
+        "--store",
+        "s",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--backend",
+        backend.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    eventsync(dir, &all)
+}
+
+fn segments(folder: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "seg") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn test_verify_passes_a_sound_store_and_names_a_corrupted_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    for text in ["one", "two", "three"] {
+        run(dir.path(), &["todo", "add", text]).ok();
+    }
+    let report: Value = serde_json::from_str(run(dir.path(), &["verify", "--json"]).ok()).unwrap();
+    assert_eq!(report["sound"], true, "{report}");
+    assert_eq!(
+        (report["segments"].clone(), report["head"].clone()),
+        (3.into(), 3.into())
+    );
+    let said = run(dir.path(), &["verify"]);
+    assert!(
+        said.ok().contains("3 segments, 3 events, head e3"),
+        "{said:?}"
+    );
+
+    let second = &segments(&dir.path().join("b"))[1];
+    let mut bytes = std::fs::read(second).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(second, bytes).unwrap();
+    let name = second.file_name().unwrap().to_str().unwrap();
+
+    let failed = run(dir.path(), &["verify", "--json"]);
+    assert!(failed.one_line_error().contains(name), "{failed:?}");
+    let report: Value = serde_json::from_str(&failed.stdout).unwrap();
+    assert_eq!(report["sound"], false);
+    let faults = report["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 1, "{report}");
+    assert!(
+        faults[0]["key"].as_str().unwrap().ends_with(name),
+        "{report}"
+    );
+    assert_eq!(report["head"], 1);
+
+    let failed = run(dir.path(), &["verify"]);
+    failed.one_line_error();
+    assert!(failed.stdout.contains("FAULT "), "{failed:?}");
+    assert!(failed.stdout.contains(name), "{failed:?}");
+}
+
+#[test]
+fn test_verify_snapshots_is_refused_without_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), &["todo", "add", "one"]).ok();
+    let refused = run(dir.path(), &["verify", "--snapshots"]);
+    assert!(
+        refused.one_line_error().contains("snapshots"),
+        "{refused:?}"
+    );
+}
