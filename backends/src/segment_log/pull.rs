@@ -374,21 +374,36 @@ impl PullState {
     /// segment must chain to when this client knows it.
     async fn locate(&mut self) -> Result<GlobalSeq, BackendError> {
         let wanted = self.cursor.next();
-        let known = {
+        let (known, behind) = {
             let known = self.log.known();
             // `e0` ends at the root, but a client that knows nothing of the log yet (no
             // segment read or written, no LIST) starts cold: it LISTs, then reads ahead.
-            let warm = known.tail().is_some();
-            if let Some(digest) = known.digest_ending_at(self.cursor).filter(|_| warm) {
+            let tail = known.tail();
+            let warm = tail.is_some();
+            // So does a client that knows the log goes on past its cursor (a pull restarted
+            // by `sync` during a cold pull, say): one LIST, rather than a GET at a time.
+            let behind = tail.is_some_and(|tail| tail.head > self.cursor);
+            let place = if let Some(digest) = known.digest_ending_at(self.cursor).filter(|_| warm) {
                 Some((wanted, Some(digest)))
             } else {
                 known.containing(wanted).map(|meta| {
                     let prev = known.digest_ending_at(GlobalSeq(meta.first.0 - 1));
                     (meta.first, prev)
                 })
-            }
+            };
+            (place, behind)
         };
         let (key, prev) = match known {
+            Some((key, prev)) if behind => {
+                // The keys from `key` on: LIST after the key just below it.
+                let listed = self
+                    .inner
+                    .list_segments(&self.log, Some(GlobalSeq(key.0 - 1)))
+                    .await?;
+                self.listed_max = listed.last().copied().max(self.listed_max);
+                self.read_ahead(listed.into_iter().filter(|first| *first >= key).collect());
+                (key, prev)
+            }
             Some(found) => found,
             None => {
                 let floor = self.log.known().floor_first(wanted);
@@ -535,8 +550,13 @@ mod tests {
             },
         ));
         faults.set_enabled(false);
-        let log =
-            SegmentLog::new(faults.clone(), "p".into(), "s", SegmentLogConfig::default()).unwrap();
+        // Pages of one event: this writer knows its log goes on past e0, so its pull LISTs
+        // and reads ahead, and would otherwise deliver both segments in one page.
+        let config = SegmentLogConfig {
+            page_events: 1,
+            ..SegmentLogConfig::default()
+        };
+        let log = SegmentLog::new(faults.clone(), "p".into(), "s", config).unwrap();
         let events = make_events(GlobalSeq::ZERO, 2, "a", 10);
         log.push(events[..1].to_vec()).await.unwrap();
         log.push(events[1..].to_vec()).await.unwrap();
