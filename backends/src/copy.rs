@@ -18,7 +18,7 @@
 //! **Verified.** At the end both logs are pulled through [`SegmentLog`] (every checksum, the
 //! numbering and the hash chain) and compared event by event, streaming.
 //!
-//! **What is copied** is listed in [`FAMILIES`]: today the segments. The packs and snapshots
+//! **What is copied** is listed in [`FAMILIES`]: the segments and the packs. The snapshots
 //! of issue 12 are immutable, created-once objects of the same kind: each adds an entry
 //! there (the folder to list, and which keys belong to it) and is copied, resumed and
 //! skipped the same way.
@@ -72,11 +72,18 @@ pub struct Family {
 }
 
 /// Everything [`copy_store`] copies besides `store.json`, in this order.
-pub const FAMILIES: &[Family] = &[Family {
-    name: "segments",
-    dir: |log| log.segments_dir().clone(),
-    is_member: |log, key| log.parse_segment(key).is_some(),
-}];
+pub const FAMILIES: &[Family] = &[
+    Family {
+        name: "segments",
+        dir: |log| log.segments_dir().clone(),
+        is_member: |log, key| log.parse_segment(key).is_some(),
+    },
+    Family {
+        name: "packs",
+        dir: |log| log.packs_dir().clone(),
+        is_member: |log, key| log.parse_pack(key).is_some(),
+    },
+];
 
 /// What a copy did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -50,6 +50,7 @@ mod ext;
 #[cfg(any(test, feature = "testing"))]
 pub mod fault;
 pub mod open;
+pub mod pack;
 pub mod paths;
 pub mod probe;
 pub mod redact;

@@ -3,6 +3,7 @@
 //! ```text
 //! {prefix}/{store}/store.json                               identity: layout version and backend id, created once
 //! {prefix}/{store}/{backend_id}/segments/{first:020}.seg    one immutable segment, named by its first event's number
+//! {prefix}/{store}/{backend_id}/packs/{first:020}-{last:020}.pack   a run of whole segments, events first..=last
 //! {prefix}/.eventsync-probe/{run}/...                       scratch keys of the capability probe (deleted after it)
 //! ```
 //!
@@ -30,6 +31,10 @@ pub const STORE_JSON: &str = "store.json";
 pub const SEGMENTS_DIR: &str = "segments";
 /// The file extension of a segment.
 pub const SEGMENT_EXTENSION: &str = ".seg";
+/// The folder (inside a backend id's folder) that holds the packs.
+pub const PACKS_DIR: &str = "packs";
+/// The file extension of a pack.
+pub const PACK_EXTENSION: &str = ".pack";
 /// The folder (inside the prefix) of the capability probe's scratch keys. It starts with a
 /// dot, which no store id may, so it can never collide with a store.
 pub const PROBE_DIR: &str = ".eventsync-probe";
@@ -115,7 +120,12 @@ impl StorePaths {
     pub fn log(&self, id: &BackendId) -> LogPaths {
         let root = self.root.clone().join(id.as_str());
         let segments = root.clone().join(SEGMENTS_DIR);
-        LogPaths { root, segments }
+        let packs = root.clone().join(PACKS_DIR);
+        LogPaths {
+            root,
+            segments,
+            packs,
+        }
     }
 }
 
@@ -126,6 +136,8 @@ pub struct LogPaths {
     root: Path,
     /// `{prefix}/{store}/{backend_id}/segments`.
     segments: Path,
+    /// `{prefix}/{store}/{backend_id}/packs`.
+    packs: Path,
 }
 
 impl LogPaths {
@@ -160,6 +172,42 @@ impl LogPaths {
             return None;
         }
         digits.parse::<u64>().ok().map(GlobalSeq)
+    }
+}
+
+impl LogPaths {
+    /// `{prefix}/{store}/{backend_id}/packs`: the folder a cold reader lists first.
+    pub fn packs_dir(&self) -> &Path {
+        &self.packs
+    }
+
+    /// `{prefix}/{store}/{backend_id}/packs/{first:020}-{last:020}.pack`: the pack of events
+    /// `first ..= last`.
+    pub fn pack(&self, first: GlobalSeq, last: GlobalSeq) -> Path {
+        self.packs
+            .clone()
+            .join(format!("{:020}-{:020}{PACK_EXTENSION}", first.0, last.0))
+    }
+
+    /// The first and last event numbers in a pack key, or `None` when `location` is not a
+    /// pack key of this log (a stray file is ignored, not an error).
+    pub fn parse_pack(&self, location: &Path) -> Option<(GlobalSeq, GlobalSeq)> {
+        let mut rest = location.prefix_match(&self.packs)?;
+        let name = rest.next()?;
+        if rest.next().is_some() {
+            return None;
+        }
+        let (first, last) = name
+            .as_ref()
+            .strip_suffix(PACK_EXTENSION)?
+            .split_once('-')?;
+        let number = |digits: &str| {
+            (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| digits.parse::<u64>().ok().map(GlobalSeq))
+                .flatten()
+        };
+        let (first, last) = (number(first)?, number(last)?);
+        (GlobalSeq::FIRST <= first && first <= last).then_some((first, last))
     }
 }
 
@@ -247,6 +295,25 @@ mod tests {
             log.parse_segment(&Path::from("p/other/b1/segments/00000000000000000001.seg")),
             None
         );
+    }
+
+    #[test]
+    fn test_pack_keys_round_trip_and_ignore_strays() {
+        let log = log();
+        let key = log.pack(GlobalSeq(1), GlobalSeq(4096));
+        assert_eq!(
+            key.as_ref(),
+            "p/s/b1/packs/00000000000000000001-00000000000000004096.pack"
+        );
+        assert_eq!(log.parse_pack(&key), Some((GlobalSeq(1), GlobalSeq(4096))));
+        for stray in [
+            "p/s/b1/packs/1-4096.pack",
+            "p/s/b1/packs/00000000000000000005-00000000000000000004.pack",
+            "p/s/b1/packs/00000000000000000001-00000000000000004096.seg",
+            "p/s/b1/segments/00000000000000000001-00000000000000004096.pack",
+        ] {
+            assert_eq!(log.parse_pack(&Path::from(stray)), None, "{stray}");
+        }
     }
 
     #[test]

@@ -289,3 +289,93 @@ async fn audit_segments(
     }
     Ok(chain)
 }
+
+/// The packs hook: every pack's checksum and framing (`pack::decode`), that its key names
+/// the events it holds, and that each segment it holds is, byte for byte (by digest), the
+/// segment at that key.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PackAudit;
+
+#[async_trait::async_trait]
+impl ObjectAudit for PackAudit {
+    fn name(&self) -> &'static str {
+        "packs"
+    }
+
+    async fn audit(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        log: &LogPaths,
+        backend_id: &str,
+        chain: &Chain,
+        faults: &mut Vec<Fault>,
+    ) -> Result<u64, BackendError> {
+        let dir = log.packs_dir();
+        let mut keys: Vec<(GlobalSeq, GlobalSeq, Path)> = store
+            .list(Some(dir))
+            .map_ok(|meta| meta.location)
+            .try_filter_map(|key| async move {
+                Ok(log.parse_pack(&key).map(|(first, last)| (first, last, key)))
+            })
+            .try_collect()
+            .await
+            .map_err(|e| store_error("listing", dir, e))?;
+        keys.sort();
+        let mut checked = 0;
+        for (first, last, key) in keys {
+            checked += 1;
+            let mut fault = |message: String| {
+                faults.push(Fault {
+                    key: key.to_string(),
+                    message,
+                })
+            };
+            let Some(bytes) = get(store, &key).await? else {
+                fault("it was listed but is gone".into());
+                continue;
+            };
+            let pack = match crate::pack::decode(&bytes) {
+                Ok(pack) => pack,
+                Err(error) => {
+                    fault(error.to_string());
+                    continue;
+                }
+            };
+            if (pack.first, pack.last) != (first, last) {
+                fault(format!(
+                    "its key says events {first} to {last}, it holds {} to {}",
+                    pack.first, pack.last
+                ));
+                continue;
+            }
+            for segment in &pack.segments {
+                let at = segment.header.first;
+                if segment.header.backend_id != backend_id {
+                    fault(format!(
+                        "its segment at {at} belongs to another store (backend id {})",
+                        segment.header.backend_id
+                    ));
+                    break;
+                }
+                match chain.links.get(&at) {
+                    Some(link) if link.digest == segment.digest => {}
+                    Some(_) => {
+                        fault(format!(
+                            "its segment at {at} disagrees with the segment {}",
+                            log.segment(at)
+                        ));
+                        break;
+                    }
+                    None => {
+                        fault(format!(
+                            "its segment at {at} is not a sound segment of the log ({} is missing or bad)",
+                            log.segment(at)
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(checked)
+    }
+}

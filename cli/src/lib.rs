@@ -7,6 +7,7 @@
 
 mod backend;
 mod bench;
+mod compact;
 pub mod config;
 mod copy;
 mod demo;
@@ -110,6 +111,9 @@ pub enum Command {
     /// Audit the store's whole log in the backend: every checksum, the numbering, parents and
     /// hash chain; names each bad key and exits non-zero on any fault
     Verify(verify::VerifyArgs),
+    /// Pack every complete window of segments after the last pack into one object each
+    /// (segments are kept); safe to run from several clients at once
+    Compact(compact::CompactArgs),
     /// Several simulated clients committing concurrently through one backend (a fresh
     /// temp folder unless --backend is given), then checks that they converged
     Demo(demo::DemoArgs),
@@ -135,6 +139,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Import(args) => import::run(&config, args).await,
         Command::Copy(args) => copy::run(&config, args).await,
         Command::Verify(args) => verify::run(&config, args).await,
+        Command::Compact(args) => compact::run(&config, args).await,
         Command::Demo(args) => demo::run(&config, args).await,
         Command::Bench(args) => bench::run(&config, args).await,
         Command::Serve(args) => serve::run(&config, args).await,

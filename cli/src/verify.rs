@@ -4,7 +4,7 @@
 use clap::Args;
 use eventsync_backends::copy::StoreLocation;
 use eventsync_backends::open_object_store;
-use eventsync_backends::verify::{ObjectAudit, VerifyError, VerifyReport, verify_store};
+use eventsync_backends::verify::{ObjectAudit, PackAudit, VerifyError, VerifyReport, verify_store};
 
 use super::{backend, out, progress_bar};
 use crate::config::Config;
@@ -38,7 +38,7 @@ pub(crate) async fn run(config: &Config, args: &VerifyArgs) -> Result<()> {
         prefix,
         store_id: config.store_id.clone(),
     };
-    let hooks: Vec<&dyn ObjectAudit> = Vec::new();
+    let hooks: Vec<&dyn ObjectAudit> = vec![&PackAudit];
     let bar = progress_bar("segments checked");
     let shown = bar.clone();
     let verified = verify_store(&place, &hooks, &move |done, total| {

@@ -42,6 +42,11 @@ pub struct SegmentLogConfig {
     /// reader's 1,800 polls at `poll_max` = 2 s (+7%). Default 30 s.
     #[serde(alias = "identity_check", with = "crate::duration")]
     pub identity_check: Duration,
+    /// The width of a pack window in events: a pack holds the segments whose first event
+    /// falls in `k*w+1 ..= (k+1)*w` (see `docs/FORMAT.md`). Every packer of a store should
+    /// use the same width; a reader accepts any pack that fits the chain. Default 4096.
+    #[serde(alias = "pack_window_events")]
+    pub pack_window_events: u64,
 }
 
 impl Default for SegmentLogConfig {
@@ -53,6 +58,7 @@ impl Default for SegmentLogConfig {
             poll_min: Duration::from_millis(50),
             poll_max: Duration::from_secs(2),
             identity_check: Duration::from_secs(30),
+            pack_window_events: 4096,
         }
     }
 }
@@ -84,6 +90,9 @@ impl SegmentLogConfig {
                 "segment log polls need 0 < poll-min <= poll-max, got poll-min {:?} and poll-max {:?}",
                 self.poll_min, self.poll_max
             ));
+        }
+        if self.pack_window_events == 0 {
+            return invalid("segment log pack-window-events must be at least 1".into());
         }
         if self.identity_check.is_zero() {
             return invalid("segment log identity-check must be more than 0".into());

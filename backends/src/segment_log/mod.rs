@@ -23,6 +23,7 @@
 //! compare `store.json` with the id they work with and report
 //! [`BackendError::BackendIdMismatch`] (see `identity.rs`).
 
+mod compact;
 mod config;
 mod identity;
 mod index;
@@ -30,6 +31,7 @@ mod known;
 mod pull;
 mod push;
 
+pub use compact::CompactReport;
 pub use config::{MIN_SEGMENT_BYTES, SegmentLogConfig};
 
 use std::fmt;

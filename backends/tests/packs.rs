@@ -1,0 +1,219 @@
+//! Packs: `SegmentLog::compact` packs every complete window, two packers at once leave one
+//! valid set of packs, a stale writer still cannot fork the log after packing (segments stay),
+//! and `verify` names a corrupted pack and a pack that disagrees with its segments.
+
+use std::sync::Arc;
+
+use eventsync_backends::copy::StoreLocation;
+use eventsync_backends::object_store::path::Path as Key;
+use eventsync_backends::object_store::{ObjectStoreExt, PutPayload};
+use eventsync_backends::segment::{SegmentDigest, SegmentWriter, WriterNonce};
+use eventsync_backends::verify::{PackAudit, VerifyReport, verify_store};
+use eventsync_backends::{
+    BackendError, GlobalEvent, GlobalSeq, OpenOptions, SegmentLog, SegmentLogConfig, SyncBackend,
+    SyncBackendExt, open_object_store, pack, segment,
+};
+
+fn memory() -> StoreLocation {
+    StoreLocation {
+        store: Arc::new(eventsync_backends::object_store::memory::InMemory::new()),
+        prefix: Key::default(),
+        store_id: "s".into(),
+    }
+}
+
+fn folder(dir: &tempfile::TempDir) -> StoreLocation {
+    let url = format!("file://{}", dir.path().join("f").display());
+    let (store, prefix) = open_object_store(&url, &OpenOptions::default()).unwrap();
+    StoreLocation {
+        store,
+        prefix,
+        store_id: "s".into(),
+    }
+}
+
+/// A client packing in windows of 8 events.
+fn client(place: &StoreLocation) -> SegmentLog {
+    let config = SegmentLogConfig {
+        pack_window_events: 8,
+        ..SegmentLogConfig::default()
+    };
+    SegmentLog::new(
+        place.store.clone(),
+        place.prefix.clone(),
+        &place.store_id,
+        config,
+    )
+    .unwrap()
+}
+
+fn events(from: u64, to: u64, text: &str) -> Vec<GlobalEvent> {
+    (from..=to)
+        .map(|seq| GlobalEvent {
+            seq_num: GlobalSeq(seq),
+            parent_seq_num: GlobalSeq(seq - 1),
+            name: "v1.TodoCreated".into(),
+            args: serde_json::json!({"id": format!("t{seq}"), "text": text}),
+            client_id: "c".into(),
+            session_id: "s".into(),
+        })
+        .collect()
+}
+
+/// 30 events in segments of 3: 1, 4, 7, ... 28.
+async fn fill(place: &StoreLocation) -> Vec<GlobalEvent> {
+    let log = client(place);
+    let all = events(1, 30, "x");
+    for chunk in all.chunks(3) {
+        log.push(chunk.to_vec()).await.unwrap();
+    }
+    all
+}
+
+async fn verify(place: &StoreLocation) -> VerifyReport {
+    verify_store(place, &[&PackAudit], &|_, _| ())
+        .await
+        .unwrap()
+}
+
+async fn pack_keys(place: &StoreLocation) -> Vec<Key> {
+    let log = client(place).log_paths().await.unwrap();
+    ["1-9", "10-18", "19-24"]
+        .iter()
+        .map(|range| {
+            let (a, b) = range.split_once('-').unwrap();
+            log.pack(GlobalSeq(a.parse().unwrap()), GlobalSeq(b.parse().unwrap()))
+        })
+        .collect()
+}
+
+/// Windows 1-8, 9-16, 17-24 are complete (the chain goes on past them); 25-32 is not.
+async fn compact_packs_complete_windows(place: StoreLocation) {
+    let all = fill(&place).await;
+    let report = client(&place).compact().await.unwrap();
+    assert_eq!(
+        (report.written, report.segments, report.packed_through),
+        (3, 8, 24)
+    );
+    for key in pack_keys(&place).await {
+        place.store.head(&key).await.unwrap();
+    }
+    // Deterministic: run again, nothing new.
+    let again = client(&place).compact().await.unwrap();
+    assert_eq!((again.written, again.packed_through), (0, 24));
+    let checked = verify(&place).await;
+    assert!(checked.is_sound(), "{checked:?}");
+    assert_eq!(checked.families[0].checked, 3);
+    assert_eq!(client(&place).read_all_checked().await.unwrap(), all);
+}
+
+#[tokio::test]
+async fn test_compact_packs_complete_windows_on_memory() {
+    compact_packs_complete_windows(memory()).await;
+}
+
+#[tokio::test]
+async fn test_compact_packs_complete_windows_on_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    compact_packs_complete_windows(folder(&dir)).await;
+}
+
+/// Two packers at once write each pack once between them, with the same bytes.
+#[tokio::test]
+async fn test_two_packers_at_once_leave_a_valid_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let place = folder(&dir);
+    fill(&place).await;
+    let (a, b) = (client(&place), client(&place));
+    let (ra, rb) = futures::join!(a.compact(), b.compact());
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.written + rb.written, 3, "{ra:?} {rb:?}");
+    assert_eq!(ra.written + ra.already_there, 3);
+    assert_eq!(rb.written + rb.already_there, 3);
+    let checked = verify(&place).await;
+    assert!(checked.is_sound(), "{checked:?}");
+}
+
+/// A writer whose head is old pushes after packing: the key of its batch still exists
+/// (segments are never deleted), so it gets ServerAhead; after a rebase its event lands once.
+#[tokio::test]
+async fn test_a_stale_writer_cannot_fork_the_log_after_packing() {
+    let place = memory();
+    let all = fill(&place).await;
+    let stale = client(&place);
+    stale.backend_id().await.unwrap();
+    client(&place).compact().await.unwrap();
+    let mut late = events(10, 10, "stale");
+    match stale.push(late.clone()).await {
+        Err(BackendError::ServerAhead { head }) => assert!(head >= GlobalSeq(10), "{head}"),
+        other => panic!("{other:?}"),
+    }
+    late = events(31, 31, "stale");
+    stale.push(late.clone()).await.unwrap();
+    let log = client(&place).read_all_checked().await.unwrap();
+    assert_eq!(log.len(), 31);
+    assert_eq!(log[..30], all[..]);
+    assert_eq!(log.iter().filter(|e| e.args["text"] == "stale").count(), 1);
+    assert!(verify(&place).await.is_sound());
+}
+
+/// A flipped byte in a pack is named by its key; the segments stay sound.
+#[tokio::test]
+async fn test_verify_names_a_corrupted_pack() {
+    let place = memory();
+    fill(&place).await;
+    client(&place).compact().await.unwrap();
+    let key = pack_keys(&place).await[1].clone();
+    let mut bytes = place
+        .store
+        .get(&key)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    place
+        .store
+        .put(&key, PutPayload::from(bytes))
+        .await
+        .unwrap();
+    let report = verify(&place).await;
+    assert_eq!(report.faults.len(), 1, "{report:?}");
+    assert_eq!(report.faults[0].key, key.to_string());
+    assert!(report.faults[0].message.contains("checksum"), "{report:?}");
+    assert_eq!(report.head, 30);
+}
+
+/// A pack that is valid on its own (checksums, chain, this store's backend id) but holds
+/// other segments than the log's is named by its key.
+#[tokio::test]
+async fn test_verify_names_a_pack_that_disagrees_with_its_segments() {
+    let place = memory();
+    fill(&place).await;
+    let backend_id = client(&place).backend_id().await.unwrap();
+    // Events 1-9 as one forged segment of this store, with another text.
+    let forged = segment::encode(
+        &SegmentWriter {
+            nonce: WriterNonce([7; 16]),
+            prev_digest: SegmentDigest::ROOT,
+            backend_id: &backend_id,
+            client_id: "c",
+        },
+        &events(1, 9, "forged"),
+    )
+    .unwrap();
+    let bytes = pack::encode(&[forged.bytes.as_ref()]).unwrap();
+    let key = pack_keys(&place).await[0].clone();
+    place
+        .store
+        .put(&key, PutPayload::from(bytes))
+        .await
+        .unwrap();
+    let report = verify(&place).await;
+    assert_eq!(report.faults.len(), 1, "{report:?}");
+    assert_eq!(report.faults[0].key, key.to_string());
+    assert!(report.faults[0].message.contains("disagrees"), "{report:?}");
+}
