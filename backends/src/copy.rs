@@ -28,11 +28,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use object_store::{ObjectStore, PutMode, PutPayload};
 use serde::Serialize;
 
 use crate::paths::LogPaths;
-use crate::segment_log::{SegmentLog, SegmentLogConfig};
+use crate::segment_log::{SegmentLog, SegmentLogConfig, get_if_present};
 use crate::{BackendError, GlobalSeq, SyncBackend};
 
 /// How many objects are copied at once (GETs and PUTs in flight).
@@ -155,7 +155,7 @@ pub async fn copy_store(
     let source = from.log().map_err(CopyError::Source)?;
     let target = to.log().map_err(CopyError::Target)?;
     let json_key = source.paths().store_json();
-    let json = get(&from.store, &json_key)
+    let json = get_if_present(from.store.as_ref(), &json_key)
         .await
         .map_err(CopyError::Source)?
         .ok_or_else(|| CopyError::NoSource {
@@ -228,7 +228,7 @@ async fn copy_family(
             let target_key = relative
                 .into_iter()
                 .fold(to_log.root().clone(), |path, part| path.join(part));
-            let bytes = get(&from.store, &key)
+            let bytes = get_if_present(from.store.as_ref(), &key)
                 .await
                 .map_err(CopyError::Source)?
                 .ok_or_else(|| {
@@ -301,28 +301,15 @@ async fn compare(
     key: &Path,
     bytes: &Bytes,
 ) -> Result<Written, CopyError> {
-    match get(store, key).await.map_err(CopyError::Target)? {
+    match get_if_present(store.as_ref(), key)
+        .await
+        .map_err(CopyError::Target)?
+    {
         Some(there) if there == *bytes => Ok(Written::Before),
         Some(_) => Ok(Written::Other),
         None => Err(CopyError::Target(BackendError::Unavailable {
             message: format!("creating {key} failed, and it is not there"),
         })),
-    }
-}
-
-/// The object at `key`, or `None` when there is none.
-pub(crate) async fn get(
-    store: &Arc<dyn ObjectStore>,
-    key: &Path,
-) -> Result<Option<Bytes>, BackendError> {
-    match store.get(key).await {
-        Ok(result) => result
-            .bytes()
-            .await
-            .map(Some)
-            .map_err(|e| crate::segment_log::store_error("reading", key, e)),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(crate::segment_log::store_error("reading", key, e)),
     }
 }
 

@@ -22,10 +22,10 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use serde::Serialize;
 
-use crate::copy::{StoreLocation, get};
+use crate::copy::StoreLocation;
 use crate::paths::LogPaths;
 use crate::segment::{self, SegmentDigest};
-use crate::segment_log::{SegmentLog, SegmentLogConfig, store_error};
+use crate::segment_log::{SegmentLog, SegmentLogConfig, get_if_present, store_error};
 use crate::{BackendError, GlobalSeq, SyncBackend};
 
 /// How many objects are read at once.
@@ -223,7 +223,7 @@ async fn audit_segments(
         .map(|(first, key)| {
             let store = place.store.clone();
             async move {
-                let bytes = get(&store, &key).await?;
+                let bytes = get_if_present(store.as_ref(), &key).await?;
                 Ok::<_, BackendError>((first, key, bytes))
             }
         })
@@ -330,7 +330,7 @@ impl ObjectAudit for PackAudit {
                     message,
                 })
             };
-            let Some(bytes) = get(store, &key).await? else {
+            let Some(bytes) = get_if_present(store.as_ref(), &key).await? else {
                 fault("it was listed but is gone".into());
                 continue;
             };

@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use object_store::{ObjectStore, PutMode, PutPayload};
 use serde::Serialize;
 
 use super::identity::Incarnation;
-use super::{SegmentLog, corrupt, store_error};
+use super::{SegmentLog, corrupt, get_if_present, store_error};
 use crate::segment::{self, SegmentDigest};
 use crate::{BackendError, GlobalSeq, pack};
 
@@ -50,7 +50,7 @@ impl SegmentLog {
             .map(|first| {
                 let key = log.paths.segment(first);
                 async move {
-                    let bytes = get(store, &key).await?;
+                    let bytes = get_if_present(store.as_ref(), &key).await?;
                     Ok::<_, BackendError>((first, key, bytes))
                 }
             })
@@ -116,7 +116,7 @@ async fn write_pack(
         Ok(_) => true,
         Err(error) => {
             // Another packer won, or the reply was lost: read back and compare.
-            let there = get(store, &key).await?;
+            let there = get_if_present(store.as_ref(), &key).await?;
             match there {
                 // Lost to another packer (the same bytes), or our own create whose reply
                 // was lost.
@@ -198,19 +198,4 @@ async fn list_segments_after(
         .filter_map(|key| log.paths.parse_segment(key))
         .filter(|&first| first >= from)
         .collect())
-}
-
-async fn get(
-    store: &std::sync::Arc<dyn ObjectStore>,
-    key: &Path,
-) -> Result<Option<Bytes>, BackendError> {
-    match store.get(key).await {
-        Ok(result) => result
-            .bytes()
-            .await
-            .map(Some)
-            .map_err(|e| store_error("reading", key, e)),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(store_error("reading", key, e)),
-    }
 }

@@ -13,11 +13,11 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMode, PutPayload};
+use object_store::{PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use super::known::Known;
-use super::{Inner, corrupt, store_error};
+use super::{Inner, corrupt, get_if_present, store_error};
 use crate::BackendError;
 use crate::paths::{BackendId, LogPaths, STORE_LAYOUT_VERSION};
 
@@ -117,16 +117,9 @@ impl Inner {
     /// The backend id in `store.json`, or `None` when there is no `store.json`.
     pub(super) async fn read_store_json(&self) -> Result<Option<BackendId>, BackendError> {
         let key = self.paths.store_json();
-        match self.store.get(&key).await {
-            Ok(result) => {
-                let bytes = result
-                    .bytes()
-                    .await
-                    .map_err(|e| store_error("reading", &key, e))?;
-                parse(&key, &bytes).map(Some)
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(store_error("reading", &key, e)),
+        match get_if_present(self.store.as_ref(), &key).await? {
+            Some(bytes) => parse(&key, &bytes).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -227,6 +220,7 @@ fn parse(key: &Path, bytes: &[u8]) -> Result<BackendId, BackendError> {
 mod tests {
     use super::*;
     use crate::SegmentLog;
+    use object_store::ObjectStoreExt;
 
     fn body(version: u16, id: &str) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({

@@ -3,11 +3,10 @@
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
 
 use super::identity::Incarnation;
 use super::known::{SegmentMeta, Tail};
-use super::{Inner, corrupt, definitive, store_error};
+use super::{Inner, corrupt, definitive, get_if_present, store_error};
 use crate::segment::{self, Segment, SegmentDigest};
 use crate::{BackendError, GlobalSeq};
 
@@ -57,16 +56,7 @@ impl Inner {
         log: &Incarnation,
         first: GlobalSeq,
     ) -> Result<Option<Bytes>, BackendError> {
-        let key = log.paths.segment(first);
-        match self.store.get(&key).await {
-            Ok(result) => result
-                .bytes()
-                .await
-                .map(Some)
-                .map_err(|e| store_error("reading", &key, e)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(store_error("reading", &key, e)),
-        }
+        get_if_present(self.store.as_ref(), &log.paths.segment(first)).await
     }
 
     /// Finds the current tail of `log` and checks, concurrently (no added latency), that

@@ -37,8 +37,9 @@ pub use config::{MIN_SEGMENT_BYTES, SegmentLogConfig};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use object_store::ObjectStore;
+use bytes::Bytes;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::paths::{LogPaths, StorePaths};
 use crate::store_id::StoreId;
@@ -267,6 +268,23 @@ pub(crate) fn store_error(action: &str, key: &Path, error: object_store::Error) 
             message: format!("{message} (this object store cannot serve an event log)"),
         },
         _ => BackendError::Unavailable { message },
+    }
+}
+
+/// The object at `key`, or `None` when there is none: the one GET-or-absent of the backends,
+/// with its errors mapped as [`store_error`] maps them.
+pub(crate) async fn get_if_present(
+    store: &dyn ObjectStore,
+    key: &Path,
+) -> Result<Option<Bytes>, BackendError> {
+    match store.get(key).await {
+        Ok(result) => result
+            .bytes()
+            .await
+            .map(Some)
+            .map_err(|e| store_error("reading", key, e)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(store_error("reading", key, e)),
     }
 }
 
