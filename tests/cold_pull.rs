@@ -1,19 +1,27 @@
 //! A cold pull: a fresh client reads a log of many small segments in pages of many segments
 //! each (one leader transaction a page, not one a segment) and ends with the backend's log
 //! and the state it builds; a damaged segment stops the pull there, with the client holding
-//! exactly the checked events before it, nothing of the damaged segment or after.
+//! exactly the checked events before it, nothing of the damaged segment or after. A fresh
+//! client of a packed log reads the packs, then the segments after them, and ends identical
+//! to one that read the segments; a corrupt pack costs it only the segments of its range.
 
 mod support;
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use eventsync::ErrorKind;
 use eventsync::backends::conformance::make_events;
-use eventsync::backends::{GlobalEvent, GlobalSeq, SegmentLog};
+use eventsync::backends::fault::CountingStore;
+use eventsync::backends::{GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend};
 use eventsync_todo::todo_schema;
 use object_store::memory::InMemory;
-use object_store::{ObjectStoreExt, PutPayload};
-use support::{TODOS_DUMP, backend_log, memory_backend, open_store, synced, todos_from_scratch};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use support::{
+    TODOS_DUMP, backend_log, memory_backend, open_store, synced, todos_from_scratch, wait_until,
+};
 
 const STORE: &str = "cold";
 
@@ -131,4 +139,158 @@ async fn test_cold_pull_stops_at_a_damaged_segment_keeping_what_came_before() {
     assert_eq!(synced(&store.eventlog().await.expect("eventlog")), before);
     assert!(store.sync().await.is_err());
     store.shutdown().await.expect("shutdown");
+}
+
+/// A segment log of the test store over `store` that packs in windows of `window` events.
+fn packing_client(store: Arc<dyn ObjectStore>, window: u64) -> SegmentLog {
+    let config = SegmentLogConfig {
+        pack_window_events: window,
+        poll_min: std::time::Duration::from_millis(5),
+        poll_max: std::time::Duration::from_millis(50),
+        ..SegmentLogConfig::default()
+    };
+    SegmentLog::new(store, object_store::path::Path::from("test"), STORE, config)
+        .expect("a segment log")
+}
+
+/// Opens a fresh store over `counting` and lets its cold pull take the whole log (`events`
+/// events); returns its events, its tables and the segments and packs it fetched. It waits
+/// for the pull the store starts when it opens, without `sync()`: a sync restarts the pull
+/// (so that it sees the backend's head as of the call), and a pull dropped while it reads
+/// ahead has fetched objects for nothing; this measures the cold reader alone.
+async fn fresh_pull(
+    schema: &Arc<eventsync::schema::Schema>,
+    counting: &Arc<CountingStore>,
+    events: u64,
+) -> (Vec<GlobalEvent>, Vec<serde_json::Value>, Vec<String>) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let backend: Arc<dyn SyncBackend> = Arc::new(packing_client(counting.clone(), 256));
+    let store = open_store(schema, dir.path(), "fresh", backend).await;
+    wait_until("the cold pull took the log", || {
+        let pulled = store.stats().pulled;
+        async move { pulled >= events }
+    })
+    .await;
+    let fetched = counting
+        .fetched()
+        .into_iter()
+        .filter(|key| key.ends_with(".seg") || key.ends_with(".pack"))
+        .collect();
+    let taken = synced(&store.eventlog().await.expect("eventlog"));
+    let state = store.query_leader(TODOS_DUMP).await.expect("query");
+    store.shutdown().await.expect("shutdown");
+    (taken, state, fetched)
+}
+
+/// A fresh client of a packed log (600 segments, 1,200 events, packs of 256-event windows)
+/// ends with the same events, in the same order, and the same tables as a client that read
+/// the segments before the log was packed; it fetched each pack and each segment after the
+/// last pack once, and nothing else. With a pack corrupted, it reads that pack's segments
+/// instead and still ends identical.
+#[tokio::test]
+async fn test_cold_pull_through_packs_ends_identical_to_one_through_segments() {
+    let schema = Arc::new(todo_schema());
+    let memory = Arc::new(InMemory::new());
+    let log = write_log(&memory, 600, &[1, 3, 1, 2, 3]).await;
+
+    // A client that reads the segments, before there are packs.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let segments_reader = open_store(
+        &schema,
+        dir.path(),
+        "segments",
+        memory_backend(&memory, STORE),
+    )
+    .await;
+    segments_reader.sync().await.expect("sync");
+    let by_segments = synced(&segments_reader.eventlog().await.expect("eventlog"));
+    let state_by_segments = segments_reader
+        .query_leader(TODOS_DUMP)
+        .await
+        .expect("query");
+    segments_reader.shutdown().await.expect("shutdown");
+    assert_eq!(by_segments, log);
+
+    let packer = packing_client(memory.clone(), 256);
+    let report = packer.compact().await.expect("compact");
+    // Windows 1-256 .. 769-1024 are complete (the log goes on to 1,200).
+    assert_eq!(report.written, 4, "{report:?}");
+    let paths = packer.log_paths().await.expect("the log's keys");
+    let tail: Vec<String> = memory
+        .list(Some(paths.segments_dir()))
+        .map(|meta| meta.expect("a listed key").location)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .filter(|key| paths.parse_segment(key).expect("a segment key").0 > report.packed_through)
+        .map(|key| key.to_string())
+        .collect();
+    assert!(!tail.is_empty());
+
+    let counting = Arc::new(CountingStore::new(memory.clone()));
+    let (events, state, fetched) = fresh_pull(&schema, &counting, log.len() as u64).await;
+    assert_eq!(events, by_segments);
+    assert_eq!(state, state_by_segments);
+    assert_eq!(state, todos_from_scratch(&schema, &log));
+    let packs = fetched.iter().filter(|key| key.ends_with(".pack")).count();
+    assert_eq!(packs, 4, "{fetched:?}");
+    let segments: Vec<&String> = fetched.iter().filter(|key| key.ends_with(".seg")).collect();
+    assert!(
+        segments.iter().all(|key| tail.contains(key)),
+        "a segment inside a pack was fetched: {segments:?}"
+    );
+    assert!(
+        fetched.len() <= 4 + tail.len(),
+        "{} objects fetched for 4 packs and {} tail segments",
+        fetched.len(),
+        tail.len()
+    );
+
+    // The second pack corrupted: its segments serve instead.
+    let mut packs = memory
+        .list(Some(paths.packs_dir()))
+        .map(|meta| meta.expect("a listed key").location)
+        .collect::<Vec<_>>()
+        .await;
+    packs.sort();
+    let second = &packs[1];
+    let mut bytes = memory
+        .get(second)
+        .await
+        .expect("the pack")
+        .bytes()
+        .await
+        .expect("its bytes")
+        .to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    memory
+        .put(second, PutPayload::from(bytes))
+        .await
+        .expect("overwrite");
+    let counting = Arc::new(CountingStore::new(memory.clone()));
+    let (events, state, fetched) = fresh_pull(&schema, &counting, log.len() as u64).await;
+    assert_eq!(events, by_segments);
+    assert_eq!(state, state_by_segments);
+    assert_eq!(
+        fetched.iter().filter(|key| key.ends_with(".pack")).count(),
+        4,
+        "{fetched:?}"
+    );
+    let (first, last) = paths.parse_pack(second).expect("a pack key");
+    let segments: Vec<&String> = fetched.iter().filter(|key| key.ends_with(".seg")).collect();
+    assert!(
+        segments.contains(&&paths.segment(first).to_string()),
+        "{fetched:?}"
+    );
+    // The refused pack's segments and the tail: none of the other packs' segments.
+    assert!(
+        segments.iter().all(|key| {
+            let at = paths
+                .parse_segment(&Path::from(key.as_str()))
+                .expect("a segment key");
+            (first <= at && at <= last) || tail.contains(key)
+        }),
+        "{segments:?}"
+    );
 }

@@ -28,6 +28,7 @@ mod config;
 mod identity;
 mod index;
 mod known;
+mod pack_read;
 mod pull;
 mod push;
 

@@ -4,10 +4,13 @@
 //! was wiped or replaced.
 //!
 //! A cold pull (a fresh client, or one whose cursor this process has not seen) LISTs the
-//! segment keys from the cursor's segment on, once, and reads them [`READ_AHEAD`] at a time
-//! in key order, checking each against the one before; its pages gather whole segments up
-//! to `page_events` events. What follows the listing (segments written since, and the live
-//! polls) is read one GET at a time, one segment a page, as a warm pull reads.
+//! packs once and reads the chain of them that covers the log from its cursor (see
+//! `pack_read.rs`; a refused pack is named in a warning and its segments are read instead);
+//! then it LISTs the segment keys from the cursor's segment on (after the last pack), once,
+//! and reads them [`READ_AHEAD`] at a time in key order, checking each against the one
+//! before; its pages gather whole segments up to `page_events` events. What follows the
+//! listing (segments written since, and the live polls) is read one GET at a time, one
+//! segment a page, as a warm pull reads.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,8 +21,10 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::time::Instant;
 
+use super::compact::list_packs;
 use super::identity::Incarnation;
 use super::index::verify_segment;
+use super::pack_read::{self, PackAhead, PackRead};
 use super::{Inner, corrupt, definitive};
 use crate::segment::{Segment, SegmentDigest};
 use crate::{BackendError, GlobalEvent, GlobalSeq, PageInfo, PullPage, PullStream};
@@ -73,6 +78,10 @@ struct PullState {
     /// A live pull sent a `More` page and then failed to read on: the next poll that finds
     /// nothing new must say `NoMore`, or a caller waiting to be caught up waits forever.
     owes_no_more: bool,
+    /// A cold pull's chain of packs still to read; `None` once it is used up (the segments
+    /// are listed from there then), or for a pull that found no pack. While `ahead` holds
+    /// the segments of a refused pack's range, the packs wait.
+    packs: Option<PackAhead>,
     /// A cold pull's listed segments still to read; `None` once they are used up, after a
     /// failed read, or for a pull that did not LIST. Its stream is `Send` but not `Sync`, so
     /// the methods that await take `&mut self`.
@@ -102,6 +111,7 @@ pub(super) fn pull(
         buffer: VecDeque::new(),
         listed_max: None,
         owes_no_more: false,
+        packs: None,
         ahead: None,
         deferred: None,
         phase: Phase::Start,
@@ -273,7 +283,7 @@ impl PullState {
     /// from a gap there.
     async fn fill(&mut self) -> Result<(), BackendError> {
         while self.buffer.len() < self.inner.config.page_events
-            && self.ahead.is_some()
+            && (self.packs.is_some() || self.ahead.is_some())
             && let Some(key) = self.next_key
         {
             match self.read_segment(key).await? {
@@ -286,9 +296,23 @@ impl PullState {
         Ok(())
     }
 
-    /// The segment at `key`, checked against the one before: from the read-ahead while it
-    /// has `key` next, else with one GET.
+    /// The segment at `key`, checked against the one before: from the packs while they
+    /// have it (the segments of a refused pack's range are listed and read ahead, and once
+    /// the packs are used up, the segments from `key` on), from the read-ahead while it has
+    /// `key` next, else with one GET.
     async fn read_segment(&mut self, key: GlobalSeq) -> Result<Option<Segment>, BackendError> {
+        if self.ahead.is_none()
+            && let Some(packs) = &mut self.packs
+        {
+            match packs.next(&self.log, key, self.prev_digest).await {
+                PackRead::Segment(segment) => return Ok(Some(segment)),
+                PackRead::Refused { last } => self.list_ahead(key, Some(last)).await?,
+                PackRead::UsedUp => {
+                    self.packs = None;
+                    self.list_ahead(key, None).await?;
+                }
+            }
+        }
         if let Some(ahead) = &mut self.ahead {
             let next = if ahead.left > 0 {
                 ahead.left -= 1;
@@ -333,6 +357,54 @@ impl PullState {
         key
     }
 
+    /// LISTs the segment keys from `key` on (a listing that starts there, not a full one)
+    /// and starts reading them ahead, those up to `until` only when given.
+    async fn list_ahead(
+        &mut self,
+        key: GlobalSeq,
+        until: Option<GlobalSeq>,
+    ) -> Result<(), BackendError> {
+        let listed = self
+            .inner
+            .list_segments(&self.log, Some(GlobalSeq(key.0 - 1)))
+            .await?;
+        self.listed_max = listed.last().copied().max(self.listed_max);
+        let until = until.unwrap_or(GlobalSeq(u64::MAX));
+        self.read_ahead(
+            listed
+                .into_iter()
+                .filter(|first| key <= *first && *first <= until)
+                .collect(),
+        );
+        Ok(())
+    }
+
+    /// A cold pull's packs: LISTs them once and, when a chain of them holds `wanted`, starts
+    /// reading it; returns the key of its first segment and the digest that segment must
+    /// chain to, when this client knows it. A failed LIST of the packs is no failure of the
+    /// pull: it reads the segments, as it would without packs.
+    async fn start_packs(
+        &mut self,
+        wanted: GlobalSeq,
+    ) -> Option<(GlobalSeq, Option<SegmentDigest>)> {
+        let packs = match list_packs(&self.inner.store, &self.log).await {
+            Ok(packs) => packs,
+            Err(error) => {
+                tracing::warn!(%error, "could not list the packs; reading segments");
+                return None;
+            }
+        };
+        let chain = pack_read::plan(&packs, wanted);
+        let key = chain.first()?.0;
+        let prev = self.log.known().digest_ending_at(GlobalSeq(key.0 - 1));
+        self.packs = Some(PackAhead::start(
+            self.inner.clone(),
+            self.log.clone(),
+            chain,
+        ));
+        Some((key, prev))
+    }
+
     /// Starts reading the listed segments `keys` (ascending), [`READ_AHEAD`] at a time.
     fn read_ahead(&mut self, keys: Vec<GlobalSeq>) {
         if keys.is_empty() {
@@ -374,7 +446,8 @@ impl PullState {
     /// segment must chain to when this client knows it.
     async fn locate(&mut self) -> Result<GlobalSeq, BackendError> {
         let wanted = self.cursor.next();
-        let (known, behind) = {
+        let window = self.inner.config.pack_window_events;
+        let (known, behind, far_behind) = {
             let known = self.log.known();
             // `e0` ends at the root, but a client that knows nothing of the log yet (no
             // segment read or written, no LIST) starts cold: it LISTs, then reads ahead.
@@ -383,6 +456,9 @@ impl PullState {
             // So does a client that knows the log goes on past its cursor (a pull restarted
             // by `sync` during a cold pull, say): one LIST, rather than a GET at a time.
             let behind = tail.is_some_and(|tail| tail.head > self.cursor);
+            // Packs are worth a LIST when the cursor may be a window or more behind.
+            let far_behind =
+                tail.is_some_and(|tail| tail.head.0.saturating_sub(self.cursor.0) >= window);
             let place = if let Some(digest) = known.digest_ending_at(self.cursor).filter(|_| warm) {
                 Some((wanted, Some(digest)))
             } else {
@@ -391,10 +467,17 @@ impl PullState {
                     (meta.first, prev)
                 })
             };
-            (place, behind)
+            (place, behind, far_behind)
         };
-        let (key, prev) = match known {
-            Some((key, prev)) if behind => {
+        // A cold pull reads the packs that cover its cursor first, if there are any.
+        let packed = if far_behind || known.is_none() {
+            self.start_packs(wanted).await
+        } else {
+            None
+        };
+        let (key, prev) = match (packed, known) {
+            (Some(found), _) => found,
+            (None, Some((key, prev))) if behind => {
                 // The keys from `key` on: LIST after the key just below it.
                 let listed = self
                     .inner
@@ -404,8 +487,8 @@ impl PullState {
                 self.read_ahead(listed.into_iter().filter(|first| *first >= key).collect());
                 (key, prev)
             }
-            Some(found) => found,
-            None => {
+            (None, Some(found)) => found,
+            (None, None) => {
                 let floor = self.log.known().floor_first(wanted);
                 let listed = self.list_from(floor, wanted).await?;
                 self.listed_max = listed.last().copied().max(self.listed_max);

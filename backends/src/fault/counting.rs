@@ -1,0 +1,166 @@
+//! [`CountingStore`]: a store that records the requests made through it, for tests that
+//! assert how many objects a reader fetched and how it listed them.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
+};
+
+/// One LIST made through a [`CountingStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// The prefix listed.
+    pub prefix: String,
+    /// The key the listing started after, for `list_with_offset`; `None` for a full listing.
+    pub offset: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Requests {
+    /// Keys of GETs that found an object, in the order they were asked.
+    fetched: Vec<String>,
+    /// GETs that found nothing.
+    missed: u64,
+    listings: Vec<Listing>,
+}
+
+/// Wraps a store; forwards everything and records the GETs (the keys of those that found an
+/// object) and the LISTs.
+pub struct CountingStore {
+    inner: Arc<dyn ObjectStore>,
+    requests: Mutex<Requests>,
+}
+
+impl CountingStore {
+    /// A counting wrapper of `inner`, with nothing recorded yet.
+    pub fn new(inner: Arc<dyn ObjectStore>) -> CountingStore {
+        CountingStore {
+            inner,
+            requests: Mutex::default(),
+        }
+    }
+
+    fn requests(&self) -> std::sync::MutexGuard<'_, Requests> {
+        self.requests.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The keys of the objects fetched (GETs that found one) since the last reset.
+    pub fn fetched(&self) -> Vec<String> {
+        self.requests().fetched.clone()
+    }
+
+    /// How many GETs found no object since the last reset.
+    pub fn missed(&self) -> u64 {
+        self.requests().missed
+    }
+
+    /// The LISTs made since the last reset.
+    pub fn listings(&self) -> Vec<Listing> {
+        self.requests().listings.clone()
+    }
+
+    /// Forgets what was recorded.
+    pub fn reset(&self) {
+        *self.requests() = Requests::default();
+    }
+
+    fn listed(&self, prefix: Option<&Path>, offset: Option<&Path>) {
+        self.requests().listings.push(Listing {
+            prefix: prefix.map(|p| p.to_string()).unwrap_or_default(),
+            offset: offset.map(|o| o.to_string()),
+        });
+    }
+}
+
+impl fmt::Debug for CountingStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CountingStore")
+            .field("inner", &self.inner.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for CountingStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CountingStore({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for CountingStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        let result = self.inner.get_opts(location, options).await;
+        match &result {
+            Ok(_) => self.requests().fetched.push(location.to_string()),
+            Err(object_store::Error::NotFound { .. }) => self.requests().missed += 1,
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        let result = self.inner.get_ranges(location, ranges).await;
+        if result.is_ok() {
+            self.requests().fetched.push(location.to_string());
+        }
+        result
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.listed(prefix, None);
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.listed(prefix, Some(offset));
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.listed(prefix, None);
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        self.inner.rename_opts(from, to, options).await
+    }
+}
