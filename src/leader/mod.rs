@@ -16,10 +16,13 @@
 //!
 //! # Layout
 //!
-//! - `mod.rs`: the actor ([`Leader`]): boot, the run loop, the core step
-//!   ([`Leader::apply_step`]: one durable batch, changesets onto pending, the state head, every
-//!   session told) that admission, advance and rebase share, merging what the backend
-//!   confirmed, `sync` waiters, backend failures, shutdown and close.
+//! - `mod.rs`: the actor ([`Leader`]): boot, the run loop, one durable commit per wake-up,
+//!   pulled pages, backend failures, shutdown and close.
+//! - `step.rs`: the core step ([`Leader::apply_step`]: one durable batch, changesets onto
+//!   pending, the state head, every session told) that admission, advance and rebase share,
+//!   and merging what the backend confirmed.
+//! - `waiters.rs`: callers of `Store::sync` and when they are answered.
+//! - `task.rs`: [`LeaderTask`], where the actor runs (its own thread, or inline).
 //! - `admit.rs`: session pushes: the pure admission check with its typed refusal, new sessions.
 //! - `push.rs`: group commit to the backend and the outcome of a push.
 //! - `pull.rs`: the pull task and the retry backoff.
@@ -51,6 +54,9 @@ mod messages;
 mod pull;
 mod push;
 mod reseed;
+mod step;
+mod task;
+mod waiters;
 
 pub use messages::StoreStats;
 pub(crate) use messages::{
@@ -62,22 +68,24 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use eventsync_backends::{BackendError, Entropy, GlobalEvent, GlobalSeq, SyncBackend};
+use eventsync_backends::{BackendError, Entropy, GlobalEvent, SyncBackend};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::data_dir::DirLock;
 use crate::error::{Error, ErrorKind};
 use crate::event::EncodedEvent;
-use crate::materialize::Record;
 use crate::schema::Schema;
 use crate::seq::EventSeq;
 use crate::settings::Tuning;
-use crate::sync_state::{LocalPush, MergeOptions, MergeResult, Payload, SyncState, merge};
-use db::{LeaderDb, NewEvent};
+use crate::sync_state::{Payload, SyncState};
+use db::LeaderDb;
 use identity::{AtOpen, Identity};
 use pull::{Backoff, PullEvent, Restart};
 use reseed::ReseedError;
+use step::NextState;
+pub(crate) use task::LeaderTask;
+use waiters::SyncWaiter;
 
 /// A session the leader serves.
 struct SessionLink {
@@ -86,20 +94,6 @@ struct SessionLink {
     /// Pushes with a lower epoch are stale: an earlier push of this session was refused, and
     /// a later event of the old numbering must never overtake it (LiveStore's prefix fence).
     min_epoch: u64,
-}
-
-/// A caller of `Store::sync`, answered once its condition holds (see [`Leader::check_waiters`]).
-struct SyncWaiter {
-    /// Where the answer goes: `Ok` when synced, else the first backend error or the close.
-    reply: oneshot::Sender<Result<(), Error>>,
-    /// How many session events had been committed when `sync` was called: all of them must
-    /// be admitted (or abandoned) first.
-    committed: u64,
-    /// The pull restart started for this waiter: only a page of this pull or a later one
-    /// can say the backend has nothing newer.
-    pull_epoch: u64,
-    /// Whether such a pull reached the backend's head (`PageInfo::NoMore`).
-    pulled_current: bool,
 }
 
 /// A push to the backend that ended.
@@ -145,14 +139,6 @@ struct Online {
     backend_id: Option<String>,
     /// Whether `backend_id` is known to be the backend's (see `identity.rs`).
     identity: Identity,
-}
-
-/// How the leader's [`SyncState`] moves in a [core step](Leader::apply_step).
-enum NextState {
-    /// Session events were admitted: they join pending ([`SyncState::push_local`]).
-    Admitted,
-    /// A merge of what the backend confirmed produced this state.
-    Merged(SyncState),
 }
 
 /// Which transfer with the backend failed (see [`Leader::on_backend_error`]).
@@ -654,163 +640,6 @@ impl Leader {
         self.fail_waiters(&Error::from(error));
     }
 
-    /// Merges events the backend confirmed (pulled, or our own push that succeeded) into
-    /// the leader: confirms pending events, appends new ones, or rolls back and replays.
-    fn integrate_upstream(&mut self, incoming: Vec<EncodedEvent>) {
-        let Some(last) = incoming.last() else { return };
-        let confirmed_head = last.seq.global;
-        // Kept for a page of many segments that holds an event this client cannot apply:
-        // the events before that one are taken, as they would be one segment a page.
-        let page = (incoming.len() > 1).then(|| incoming.clone());
-        let payload = Payload::UpstreamAdvance {
-            new_events: incoming,
-        };
-        let result = match merge(&self.state, payload, MergeOptions::IGNORE_CLIENT_ONLY) {
-            Ok(result) => result,
-            Err(violation) => return self.fail_internal(&violation.to_string()),
-        };
-        let Some(downstream) = result.downstream_payload() else {
-            return self.fail_internal("an upstream advance was rejected");
-        };
-        let (new_state, rebase) = match result {
-            MergeResult::Advance { new_state, .. } => (new_state, false),
-            MergeResult::Rebase {
-                new_state,
-                new_events,
-                rollback_events,
-            } => {
-                self.counters.rebases.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(
-                    rolled_back = rollback_events.len(),
-                    new = new_events.len(),
-                    head = %new_state.local_head,
-                    "rebasing pending events on the backend's new head"
-                );
-                (new_state, true)
-            }
-            MergeResult::Reject { .. } => return,
-        };
-        if let Err(error) = self.apply_step(
-            NextState::Merged(new_state),
-            downstream,
-            Some(confirmed_head),
-        ) {
-            let Some(page) = page else {
-                return self.fail(error);
-            };
-            // Again one event at a time: the events before the one that fails are taken,
-            // and that one stops the leader with its own error.
-            for event in page {
-                self.integrate_upstream(vec![event]);
-                if self.closed.is_some() {
-                    return;
-                }
-            }
-            return;
-        }
-        if rebase && let Some(online) = &mut self.online {
-            // The rebased events are new: push them without waiting out an old backoff.
-            online.push_retry_at = None;
-            online.push_backoff.reset();
-        }
-    }
-
-    /// The leader's core step, shared by admission, advance and rebase. In one batch of
-    /// [`LeaderDb::apply_batch`] (the eventlog commits first, then the state): rolls back the payload's rollback events, materializes its new
-    /// events (recording a changeset for each one the new state holds pending, as it may
-    /// still be rolled back), moves the state head, and records `confirmed_head` when given.
-    /// Then the sync state moves (`next`), the pending events take the recorded changesets
-    /// (rollback reads them from `state.db`; new sessions seed their journal from these),
-    /// and the payload is queued for every session until the step is durable. On error nothing moved in memory; the caller
-    /// stops the leader.
-    fn apply_step(
-        &mut self,
-        next: NextState,
-        mut payload: Payload,
-        confirmed_head: Option<GlobalSeq>,
-    ) -> Result<(), Error> {
-        let upstream_head = match &next {
-            NextState::Admitted => self.state.upstream_head,
-            NextState::Merged(state) => state.upstream_head,
-        };
-        let (rollback, new_events) = match &mut payload {
-            Payload::UpstreamAdvance { new_events } => (&[][..], new_events),
-            Payload::UpstreamRebase {
-                rollback_events,
-                new_events,
-            } => (&rollback_events[..], new_events),
-            Payload::LocalPush { .. } => {
-                return Err(Error::internal(
-                    "leader: a local push is not a payload for sessions",
-                ));
-            }
-        };
-        let state_head = match new_events.last() {
-            None => self.state_head,
-            // Appended only: a confirmed client-only event can leave the state head ahead.
-            Some(last) if rollback.is_empty() => EventSeq::max_position(self.state_head, last.seq),
-            Some(last) => last.seq,
-        };
-        let mut items: Vec<NewEvent<'_>> = new_events
-            .iter_mut()
-            .map(|event| NewEvent {
-                record: if event.seq.is_after(&upstream_head) {
-                    Record::Changeset
-                } else {
-                    Record::Nothing
-                },
-                event,
-            })
-            .collect();
-        let recorded = items
-            .iter()
-            .filter(|item| item.record == Record::Changeset)
-            .count();
-        self.db
-            .apply_batch(
-                &self.schema,
-                rollback,
-                &mut items,
-                state_head,
-                confirmed_head,
-            )
-            .map_err(db_error)?;
-        match next {
-            NextState::Admitted => {
-                // The pending copies are cloned from the events, recorded changesets included.
-                let admitted = std::mem::take(new_events);
-                match self.state.push_local(admitted, MergeOptions::default()) {
-                    LocalPush::Advance { new_events: back } => *new_events = back,
-                    LocalPush::Reject { .. } => {
-                        return Err(Error::internal(
-                            "leader: an admitted push does not extend the leader's head",
-                        ));
-                    }
-                }
-            }
-            NextState::Merged(state) => {
-                self.state = state;
-                // The recorded events are the newest pending ones (a rebase's replayed tail).
-                for (pending, applied) in self
-                    .state
-                    .pending
-                    .iter_mut()
-                    .rev()
-                    .zip(new_events.iter().rev().take(recorded))
-                {
-                    debug_assert_eq!(
-                        pending.seq, applied.seq,
-                        "pending and recorded events differ"
-                    );
-                    pending.meta.changeset = applied.meta.changeset.clone();
-                }
-            }
-        }
-        self.state_head = state_head;
-        self.broadcast(payload);
-        Ok(())
-    }
-
     fn restart_pull(&mut self) {
         self.restart_pull_with(false);
     }
@@ -835,62 +664,6 @@ impl Leader {
                 epoch: online.pull_epoch,
                 reread_id,
             });
-        }
-    }
-
-    fn on_sync(&mut self, committed: u64, reply: oneshot::Sender<Result<(), Error>>) {
-        if let Some(reason) = &self.closed {
-            let _ = reply.send(Err(Error::new(ErrorKind::Closed, reason.clone())));
-            return;
-        }
-        if self.online.is_none() {
-            let _ = reply.send(Err(Error::invalid(
-                "the store is offline: open it online to sync",
-            )));
-            return;
-        }
-        self.restart_pull();
-        let pull_epoch = self
-            .online
-            .as_ref()
-            .map(|online| online.pull_epoch)
-            .unwrap_or(0);
-        self.waiters.push(SyncWaiter {
-            reply,
-            committed,
-            pull_epoch,
-            pulled_current: false,
-        });
-    }
-
-    fn check_waiters(&mut self) {
-        if self.waiters.is_empty() {
-            return;
-        }
-        let idle = self.synced_pending() == 0
-            && self
-                .online
-                .as_ref()
-                .is_some_and(|online| !online.push_in_flight);
-        if !idle {
-            return;
-        }
-        // Events of sessions the leader closed were never admitted, and never will be.
-        let admitted = self.counters.admitted.load(Ordering::Relaxed)
-            + self.counters.abandoned.load(Ordering::Relaxed);
-        let (done, waiting): (Vec<_>, Vec<_>) = self
-            .waiters
-            .drain(..)
-            .partition(|waiter| waiter.pulled_current && admitted >= waiter.committed);
-        self.waiters = waiting;
-        for waiter in done {
-            let _ = waiter.reply.send(Ok(()));
-        }
-    }
-
-    fn fail_waiters(&mut self, error: &Error) {
-        for waiter in self.waiters.drain(..) {
-            let _ = waiter.reply.send(Err(error.clone()));
         }
     }
 
@@ -925,90 +698,6 @@ impl Leader {
             let _ = link.sender.send(SessionMessage::Closed {
                 reason: reason.to_owned(),
             });
-        }
-    }
-}
-
-/// The running leader, as the store handle holds it (see [`Tuning::leader_thread`]).
-pub(crate) enum LeaderTask {
-    /// A task on the caller's runtime.
-    Inline(tokio::task::JoinHandle<()>),
-    /// An OS thread with a runtime of its own.
-    Thread {
-        /// Stops the actor at its next await, as a cancelled task would be.
-        abort: oneshot::Sender<()>,
-        /// Fires (or is dropped) when the thread has dropped the actor.
-        done: oneshot::Receiver<()>,
-    },
-}
-
-impl LeaderTask {
-    fn thread(
-        run: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<LeaderTask, Error> {
-        let (abort, abort_rx) = oneshot::channel::<()>();
-        let (done_tx, done) = oneshot::channel();
-        std::thread::Builder::new()
-            .name("eventsync-leader".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(error) => {
-                        tracing::error!(%error, "the leader's runtime did not start");
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    // Only an explicit abort stops it; a dropped handle leaves it running
-                    // until its command channel closes, as the inline task does.
-                    let aborted = async {
-                        if abort_rx.await.is_err() {
-                            std::future::pending::<()>().await;
-                        }
-                    };
-                    tokio::select! {
-                        biased;
-                        () = aborted => {}
-                        () = run => {}
-                    }
-                });
-                drop(runtime);
-                let _ = done_tx.send(());
-            })
-            .map_err(|error| {
-                Error::new(ErrorKind::Internal, "starting the leader's thread").with_source(error)
-            })?;
-        Ok(LeaderTask::Thread { abort, done })
-    }
-
-    /// Waits until the leader has stopped (after a shutdown or a close).
-    pub(crate) async fn join(self) -> Result<(), Error> {
-        match self {
-            LeaderTask::Inline(task) => task.await.map_err(|error| {
-                Error::new(ErrorKind::Internal, "the leader's task failed").with_source(error)
-            }),
-            LeaderTask::Thread { abort, done } => {
-                let _keep_running = abort;
-                let _ = done.await;
-                Ok(())
-            }
-        }
-    }
-
-    /// Stops the leader at whatever it was awaiting and waits until it has been dropped.
-    pub(crate) async fn abort(self) {
-        match self {
-            LeaderTask::Inline(task) => {
-                task.abort();
-                let _ = task.await;
-            }
-            LeaderTask::Thread { abort, done } => {
-                let _ = abort.send(());
-                let _ = done.await;
-            }
         }
     }
 }

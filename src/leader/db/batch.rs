@@ -1,0 +1,225 @@
+//! The leader's writes: steps staged in one open transaction per file
+//! ([`LeaderDb::apply_batch`]) and committed once, the eventlog first ([`LeaderDb::commit`]);
+//! see the parent module's doc for the order and what a crash leaves.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use eventsync_backends::GlobalSeq;
+
+use super::{
+    Commits, DbError, EVENTLOG, LeaderDb, NewEvent, STATE, UNKNOWN_EVENT_HASH, apply_to_state,
+    changeset_row, set_state_head, sql, trim_changesets, write_commits,
+};
+use crate::event::{Changeset, EncodedEvent};
+use crate::materialize;
+use crate::schema::Schema;
+use crate::seq::EventSeq;
+
+impl LeaderDb {
+    /// Stages one step: rolls back `rollback` (by their recorded changesets, newest first,
+    /// deleting them from the eventlog), materializes and appends `new` (recording
+    /// changesets as asked), moves the state head to `state_head`, and when `confirmed_head`
+    /// is given records it and trims the changesets it confirms.
+    ///
+    /// Steps accumulate in one open transaction per file until [`Self::commit`], so that
+    /// everything the leader took in one wake-up costs one durable commit. Each step is a
+    /// savepoint: a step that fails is undone alone, and the steps before it stay staged.
+    pub(crate) fn apply_batch(
+        &mut self,
+        schema: &Schema,
+        rollback: &[EncodedEvent],
+        new: &mut [NewEvent<'_>],
+        state_head: EventSeq,
+        confirmed_head: Option<GlobalSeq>,
+    ) -> Result<(), DbError> {
+        self.begin()?;
+        savepoint(&self.state, STATE, "SAVEPOINT step")?;
+        if let Err(error) = savepoint(&self.log, EVENTLOG, "SAVEPOINT step") {
+            let _ = savepoint(&self.state, STATE, "ROLLBACK TO step; RELEASE step");
+            return Err(error);
+        }
+        match self.stage(schema, rollback, new, state_head, confirmed_head) {
+            Ok(staged) => {
+                savepoint(&self.state, STATE, "RELEASE step")?;
+                savepoint(&self.log, EVENTLOG, "RELEASE step")?;
+                self.staged = staged;
+                Ok(())
+            }
+            Err(error) => {
+                let _ = savepoint(&self.state, STATE, "ROLLBACK TO step; RELEASE step");
+                let _ = savepoint(&self.log, EVENTLOG, "ROLLBACK TO step; RELEASE step");
+                Err(error)
+            }
+        }
+    }
+
+    /// Whether steps are staged and not committed yet.
+    pub(crate) fn has_staged(&self) -> bool {
+        self.open
+    }
+
+    /// Makes the staged steps durable: the eventlog commits first (one fsync, the durable
+    /// point), then the state (no fsync); see the module doc. On an error the staged steps
+    /// are rolled back (those the eventlog did not commit are lost; a state behind is
+    /// levelled at the next boot).
+    pub(crate) fn commit(&mut self) -> Result<(), DbError> {
+        if !self.open {
+            return Ok(());
+        }
+        self.open = false;
+        if let Err(error) = self.log.execute_batch("COMMIT") {
+            let _ = self.log.execute_batch("ROLLBACK");
+            let _ = self.state.execute_batch("ROLLBACK");
+            self.staged = self.commits;
+            return Err(sql(EVENTLOG)(error));
+        }
+        self.commits = self.staged;
+        self.state.execute_batch("COMMIT").map_err(|error| {
+            let _ = self.state.execute_batch("ROLLBACK");
+            sql(STATE)(error)
+        })
+    }
+
+    /// Opens the transactions of both files, unless they are open.
+    fn begin(&mut self) -> Result<(), DbError> {
+        if self.open {
+            return Ok(());
+        }
+        self.state.execute_batch("BEGIN").map_err(sql(STATE))?;
+        if let Err(error) = self.log.execute_batch("BEGIN") {
+            let _ = self.state.execute_batch("ROLLBACK");
+            return Err(sql(EVENTLOG)(error));
+        }
+        self.open = true;
+        Ok(())
+    }
+
+    /// The writes of one step, inside the open transactions; returns the commit numbers it
+    /// leaves.
+    fn stage(
+        &self,
+        schema: &Schema,
+        rollback: &[EncodedEvent],
+        new: &mut [NewEvent<'_>],
+        state_head: EventSeq,
+        confirmed_head: Option<GlobalSeq>,
+    ) -> Result<Commits, DbError> {
+        if !rollback.is_empty() {
+            roll_back(&self.state, rollback)?;
+        }
+        for item in new.iter_mut() {
+            apply_to_state(&self.state, schema, item.event, item.record)?;
+        }
+        if let Some(head) = confirmed_head {
+            trim_changesets(&self.state, head)?;
+        }
+        let commits = Commits {
+            last: self.staged.last + 1,
+            rewrite: if rollback.is_empty() {
+                self.staged.rewrite
+            } else {
+                self.staged.last + 1
+            },
+        };
+        set_state_head(&self.state, state_head, commits.last)?;
+        if !rollback.is_empty() {
+            let mut delete = self
+                .log
+                .prepare_cached("DELETE FROM eventlog WHERE seq_global = ?1 AND seq_client = ?2")
+                .map_err(sql(EVENTLOG))?;
+            for event in rollback {
+                delete
+                    .execute(params![event.seq.global.0 as i64, event.seq.client])
+                    .map_err(sql(EVENTLOG))?;
+            }
+        }
+        for item in new.iter() {
+            self.insert_event(&self.log, item.event)?;
+        }
+        if let Some(head) = confirmed_head {
+            self.log
+                .execute(
+                    "UPDATE sync_status SET head = ?1 WHERE id = 1",
+                    [head.0 as i64],
+                )
+                .map_err(sql(EVENTLOG))?;
+        }
+        write_commits(&self.log, commits)?;
+        Ok(commits)
+    }
+
+    fn insert_event(&self, tx: &Connection, event: &EncodedEvent) -> Result<(), DbError> {
+        let hash = self
+            .event_hashes
+            .get(&event.name)
+            .map(String::as_str)
+            .unwrap_or(UNKNOWN_EVENT_HASH);
+        let sync_metadata = event
+            .meta
+            .sync_metadata
+            .as_ref()
+            .map(|value| value.to_string());
+        tx.prepare_cached(
+            "INSERT INTO eventlog VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![
+                event.seq.global.0 as i64,
+                event.seq.client,
+                event.seq.generation,
+                event.parent.global.0 as i64,
+                event.parent.client,
+                event.parent.generation,
+                event.name,
+                event.args.to_string(),
+                event.client_id,
+                event.session_id,
+                hash,
+                sync_metadata,
+            ])
+        })
+        .map(drop)
+        .map_err(sql(EVENTLOG))
+    }
+}
+
+/// Rolls back `rollback` in the state (by their recorded changesets, newest first) and
+/// deletes their changesets.
+fn roll_back(tx: &Connection, rollback: &[EncodedEvent]) -> Result<(), DbError> {
+    let mut changesets = Vec::with_capacity(rollback.len());
+    {
+        let mut select = tx
+            .prepare_cached(
+                "SELECT changeset FROM __eventsync_changeset WHERE seq_global = ?1 AND seq_client = ?2",
+            )
+            .map_err(sql(STATE))?;
+        for event in rollback {
+            let row: Option<Option<Vec<u8>>> = select
+                .query_row(
+                    params![event.seq.global.0 as i64, event.seq.client],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(sql(STATE))?;
+            changesets.push(changeset_row(row));
+        }
+    }
+    let refs: Vec<&Changeset> = changesets.iter().collect();
+    materialize::rollback(tx, &refs)?;
+    let mut delete = tx
+        .prepare_cached(
+            "DELETE FROM __eventsync_changeset WHERE seq_global = ?1 AND seq_client = ?2",
+        )
+        .map_err(sql(STATE))?;
+    for event in rollback {
+        delete
+            .execute(params![event.seq.global.0 as i64, event.seq.client])
+            .map_err(sql(STATE))?;
+    }
+    Ok(())
+}
+
+/// Runs a savepoint statement on one file.
+fn savepoint(conn: &Connection, file: &str, statement: &str) -> Result<(), DbError> {
+    conn.execute_batch(statement).map_err(sql(file))
+}

@@ -1,0 +1,152 @@
+//! Bringing `state.db` level with `eventlog.db`: at boot ([`LeaderDb::level_state`], by
+//! replaying what the state lacks, or rebuilding it when it cannot be a prefix of the
+//! eventlog), and when the backend was wiped and recreated ([`LeaderDb::reset`]).
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    Commits, DbError, EVENTLOG, LeaderDb, STATE, apply_to_state, read_meta, set_state_head, sql,
+    trim_changesets, write_commits,
+};
+use crate::materialize::Record;
+use crate::schema::Schema;
+use crate::seq::EventSeq;
+
+impl LeaderDb {
+    /// Brings the state tables level with the eventlog (see the module doc for the crash
+    /// windows this covers): rebuilds them from scratch when the schema changed or the state
+    /// cannot be a prefix of the eventlog, else replays what is missing.
+    ///
+    /// One transaction of `state.db`: dropping the old tables, creating the schema's,
+    /// recording its hash, replaying the events and moving the state head commit together or
+    /// not at all. A crash (or a failing materializer) part-way leaves `state.db` as it was,
+    /// so the next boot decides again from the same facts; committing the new hash before
+    /// the replay would let it trust the old head over empty tables.
+    pub(crate) fn level_state(&mut self, schema: &Schema) -> Result<(), DbError> {
+        let tx = self.state.unchecked_transaction().map_err(sql(STATE))?;
+        let recorded_hash = read_meta(&tx, "__eventsync_meta", "schema_hash", STATE)?;
+        let state_head = self.state_head()?;
+        let level_with: u64 = tx
+            .query_row(
+                "SELECT eventlog_commit FROM __eventsync_level WHERE id = 1",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map_err(sql(STATE))? as u64;
+        let head_in_eventlog = state_head == EventSeq::ROOT
+            || self
+                .log
+                .query_row(
+                    "SELECT seq_generation FROM eventlog WHERE seq_global = ?1 AND seq_client = ?2",
+                    params![state_head.global.0 as i64, state_head.client],
+                    |row| row.get::<_, u32>(0),
+                )
+                .optional()
+                .map_err(sql(EVENTLOG))?
+                == Some(state_head.generation);
+        let rebuild = recorded_hash.as_deref() != Some(self.schema_hash.as_str())
+            || level_with > self.commits.last
+            || level_with < self.commits.rewrite
+            || !head_in_eventlog;
+        let (confirmed_head, _) = self.sync_status()?;
+        let replay_from = if rebuild {
+            drop_user_tables(&tx)?;
+            tx.execute("DELETE FROM __eventsync_changeset", [])
+                .map_err(sql(STATE))?;
+            schema.create_tables(&tx).map_err(|error| DbError::Format {
+                file: STATE.into(),
+                message: format!("creating the schema's tables: {error}"),
+            })?;
+            self.record_schema_hash(&tx)?;
+            EventSeq::ROOT
+        } else {
+            // Events confirmed while the state lagged keep no changeset.
+            trim_changesets(&tx, confirmed_head)?;
+            state_head
+        };
+        // Read inside the transaction: after a rebuild, no event has a changeset any more.
+        let mut missing = self.events_after(replay_from)?;
+        for event in &mut missing {
+            // Events after the backend-confirmed head (client-only ones on its global too) may
+            // still be rolled back, so they keep a changeset.
+            let record = if event.seq.position() <= (confirmed_head.0, 0) {
+                Record::Nothing
+            } else {
+                Record::Changeset
+            };
+            apply_to_state(&tx, schema, event, record)?;
+        }
+        let head = missing.last().map(|event| event.seq).unwrap_or(replay_from);
+        set_state_head(&tx, head, self.commits.last)?;
+        tx.commit().map_err(sql(STATE))
+    }
+
+    /// Records that the user tables are those of this leader's schema.
+    fn record_schema_hash(&self, tx: &Connection) -> Result<(), DbError> {
+        tx.execute(
+            "INSERT OR REPLACE INTO __eventsync_meta VALUES ('schema_hash', ?1)",
+            [&self.schema_hash],
+        )
+        .map(drop)
+        .map_err(sql(STATE))
+    }
+
+    /// Deletes every event, changeset and user table (the backend was wiped and recreated),
+    /// records the new backend id, and recreates empty tables (recording the schema's hash,
+    /// so that the tables and the hash agree). Two commits in the order of
+    /// [`Self::apply_batch`]; the eventlog's counts as a rewrite, so a crash between them
+    /// makes the next boot rebuild the (empty) state.
+    pub(crate) fn reset(&mut self, schema: &Schema, backend_id: &str) -> Result<(), DbError> {
+        self.commit()?;
+        let commits = Commits {
+            last: self.commits.last + 1,
+            rewrite: self.commits.last + 1,
+        };
+        let state_tx = self.state.unchecked_transaction().map_err(sql(STATE))?;
+        state_tx
+            .execute("DELETE FROM __eventsync_changeset", [])
+            .map_err(sql(STATE))?;
+        drop_user_tables(&state_tx)?;
+        schema
+            .create_tables(&state_tx)
+            .map_err(|error| DbError::Format {
+                file: STATE.into(),
+                message: format!("creating the schema's tables: {error}"),
+            })?;
+        self.record_schema_hash(&state_tx)?;
+        set_state_head(&state_tx, EventSeq::ROOT, commits.last)?;
+        let log_tx = self.log.unchecked_transaction().map_err(sql(EVENTLOG))?;
+        log_tx
+            .execute_batch("DELETE FROM eventlog; UPDATE sync_status SET head = 0 WHERE id = 1;")
+            .map_err(sql(EVENTLOG))?;
+        log_tx
+            .execute(
+                "UPDATE sync_status SET backend_id = ?1 WHERE id = 1",
+                [backend_id],
+            )
+            .map_err(sql(EVENTLOG))?;
+        write_commits(&log_tx, commits)?;
+        log_tx.commit().map_err(sql(EVENTLOG))?;
+        self.commits = commits;
+        self.staged = commits;
+        state_tx.commit().map_err(sql(STATE))
+    }
+}
+
+fn drop_user_tables(tx: &Connection) -> Result<(), DbError> {
+    let names: Vec<String> = tx
+        .prepare(
+            "SELECT name FROM main.sqlite_schema WHERE type = 'table'
+             AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '__eventsync_%'",
+        )
+        .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
+        .map_err(sql(STATE))?;
+    for name in names {
+        tx.execute_batch(&format!(
+            "DROP TABLE main.\"{}\"",
+            name.replace('"', "\"\"")
+        ))
+        .map_err(sql(STATE))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! The leader's core step ([`Leader::apply_step`]: one durable batch, changesets onto
+//! pending, the state head, every session told), which admission, advance and rebase share,
+//! and the merge of what the backend confirmed ([`Leader::integrate_upstream`]).
+
+use std::sync::atomic::Ordering;
+
+use eventsync_backends::GlobalSeq;
+
+use super::db::NewEvent;
+use super::{Leader, db_error};
+use crate::error::Error;
+use crate::event::EncodedEvent;
+use crate::materialize::Record;
+use crate::seq::EventSeq;
+use crate::sync_state::{LocalPush, MergeOptions, MergeResult, Payload, SyncState, merge};
+
+/// How the leader's [`SyncState`] moves in a [core step](Leader::apply_step).
+pub(super) enum NextState {
+    /// Session events were admitted: they join pending ([`SyncState::push_local`]).
+    Admitted,
+    /// A merge of what the backend confirmed produced this state.
+    Merged(SyncState),
+}
+
+impl Leader {
+    /// Merges events the backend confirmed (pulled, or our own push that succeeded) into
+    /// the leader: confirms pending events, appends new ones, or rolls back and replays.
+    pub(super) fn integrate_upstream(&mut self, incoming: Vec<EncodedEvent>) {
+        let Some(last) = incoming.last() else { return };
+        let confirmed_head = last.seq.global;
+        // Kept for a page of many segments that holds an event this client cannot apply:
+        // the events before that one are taken, as they would be one segment a page.
+        let page = (incoming.len() > 1).then(|| incoming.clone());
+        let payload = Payload::UpstreamAdvance {
+            new_events: incoming,
+        };
+        let result = match merge(&self.state, payload, MergeOptions::IGNORE_CLIENT_ONLY) {
+            Ok(result) => result,
+            Err(violation) => return self.fail_internal(&violation.to_string()),
+        };
+        let Some(downstream) = result.downstream_payload() else {
+            return self.fail_internal("an upstream advance was rejected");
+        };
+        let (new_state, rebase) = match result {
+            MergeResult::Advance { new_state, .. } => (new_state, false),
+            MergeResult::Rebase {
+                new_state,
+                new_events,
+                rollback_events,
+            } => {
+                self.counters.rebases.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    rolled_back = rollback_events.len(),
+                    new = new_events.len(),
+                    head = %new_state.local_head,
+                    "rebasing pending events on the backend's new head"
+                );
+                (new_state, true)
+            }
+            MergeResult::Reject { .. } => return,
+        };
+        if let Err(error) = self.apply_step(
+            NextState::Merged(new_state),
+            downstream,
+            Some(confirmed_head),
+        ) {
+            let Some(page) = page else {
+                return self.fail(error);
+            };
+            // Again one event at a time: the events before the one that fails are taken,
+            // and that one stops the leader with its own error.
+            for event in page {
+                self.integrate_upstream(vec![event]);
+                if self.closed.is_some() {
+                    return;
+                }
+            }
+            return;
+        }
+        if rebase && let Some(online) = &mut self.online {
+            // The rebased events are new: push them without waiting out an old backoff.
+            online.push_retry_at = None;
+            online.push_backoff.reset();
+        }
+    }
+
+    /// The leader's core step, shared by admission, advance and rebase. In one batch of
+    /// [`LeaderDb::apply_batch`] (the eventlog commits first, then the state): rolls back the payload's rollback events, materializes its new
+    /// events (recording a changeset for each one the new state holds pending, as it may
+    /// still be rolled back), moves the state head, and records `confirmed_head` when given.
+    /// Then the sync state moves (`next`), the pending events take the recorded changesets
+    /// (rollback reads them from `state.db`; new sessions seed their journal from these),
+    /// and the payload is queued for every session until the step is durable. On error nothing moved in memory; the caller
+    /// stops the leader.
+    pub(super) fn apply_step(
+        &mut self,
+        next: NextState,
+        mut payload: Payload,
+        confirmed_head: Option<GlobalSeq>,
+    ) -> Result<(), Error> {
+        let upstream_head = match &next {
+            NextState::Admitted => self.state.upstream_head,
+            NextState::Merged(state) => state.upstream_head,
+        };
+        let (rollback, new_events) = match &mut payload {
+            Payload::UpstreamAdvance { new_events } => (&[][..], new_events),
+            Payload::UpstreamRebase {
+                rollback_events,
+                new_events,
+            } => (&rollback_events[..], new_events),
+            Payload::LocalPush { .. } => {
+                return Err(Error::internal(
+                    "leader: a local push is not a payload for sessions",
+                ));
+            }
+        };
+        let state_head = match new_events.last() {
+            None => self.state_head,
+            // Appended only: a confirmed client-only event can leave the state head ahead.
+            Some(last) if rollback.is_empty() => EventSeq::max_position(self.state_head, last.seq),
+            Some(last) => last.seq,
+        };
+        let mut items: Vec<NewEvent<'_>> = new_events
+            .iter_mut()
+            .map(|event| NewEvent {
+                record: if event.seq.is_after(&upstream_head) {
+                    Record::Changeset
+                } else {
+                    Record::Nothing
+                },
+                event,
+            })
+            .collect();
+        let recorded = items
+            .iter()
+            .filter(|item| item.record == Record::Changeset)
+            .count();
+        self.db
+            .apply_batch(
+                &self.schema,
+                rollback,
+                &mut items,
+                state_head,
+                confirmed_head,
+            )
+            .map_err(db_error)?;
+        match next {
+            NextState::Admitted => {
+                // The pending copies are cloned from the events, recorded changesets included.
+                let admitted = std::mem::take(new_events);
+                match self.state.push_local(admitted, MergeOptions::default()) {
+                    LocalPush::Advance { new_events: back } => *new_events = back,
+                    LocalPush::Reject { .. } => {
+                        return Err(Error::internal(
+                            "leader: an admitted push does not extend the leader's head",
+                        ));
+                    }
+                }
+            }
+            NextState::Merged(state) => {
+                self.state = state;
+                // The recorded events are the newest pending ones (a rebase's replayed tail).
+                for (pending, applied) in self
+                    .state
+                    .pending
+                    .iter_mut()
+                    .rev()
+                    .zip(new_events.iter().rev().take(recorded))
+                {
+                    debug_assert_eq!(
+                        pending.seq, applied.seq,
+                        "pending and recorded events differ"
+                    );
+                    pending.meta.changeset = applied.meta.changeset.clone();
+                }
+            }
+        }
+        self.state_head = state_head;
+        self.broadcast(payload);
+        Ok(())
+    }
+}
