@@ -456,11 +456,14 @@ async fn test_an_idle_leader_notices_a_wipe_without_pushing() {
         store.eventlog().await.is_ok_and(|events| events.is_empty())
     })
     .await;
-    assert!(
-        session
-            .closed()
-            .is_some_and(|reason| reason.contains("reset"))
-    );
+    // The leader sent the close before answering, but the session takes its messages on
+    // its own task: wait for it, then check why it closed.
+    wait_until("the session heard of the reset", || async {
+        session.closed().is_some()
+    })
+    .await;
+    let reason = session.closed().unwrap_or_default();
+    assert!(reason.contains("reset"), "{reason}");
     assert_fresh_client_reads(&bucket, &[]).await;
     store.shutdown().await.unwrap();
 }
