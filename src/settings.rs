@@ -42,6 +42,15 @@ pub struct Tuning {
     /// with the leader on another thread, timeouts (a `sync` guard, the wait for the data
     /// dir's lock) fire while the leader is still working.
     pub leader_thread: bool,
+    /// The leader packs the backend's log by itself each time the backend-confirmed head
+    /// has moved this many events since it last did (and once in a process, as soon as
+    /// the head passes this many): it asks the backend to pack every complete window of
+    /// segments after the last pack, on a task of its own (for the segment log, about 2
+    /// LISTs, a GET of each segment after the last pack and a PUT a pack). Packs let a
+    /// cold reader fetch one object a window instead of one a segment. `0` never packs
+    /// (`eventsync compact` still does, on demand). Default 4096, the segment log's pack
+    /// window (`pack-window-events`): about one attempt per window.
+    pub pack_after_events: u64,
 }
 
 impl Default for Tuning {
@@ -52,6 +61,7 @@ impl Default for Tuning {
             lock_timeout: Duration::from_secs(10),
             on_backend_id_mismatch: OnBackendIdMismatch::Reset,
             leader_thread: true,
+            pack_after_events: 4096,
         }
     }
 }

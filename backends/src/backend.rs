@@ -119,6 +119,15 @@ pub trait SyncBackend: Send + Sync + std::fmt::Debug {
         Ok(true)
     }
 
+    /// Packs what has gathered, so that cold readers fetch fewer objects: for the segment
+    /// log, every complete window of segments after the last pack
+    /// ([`SegmentLog::compact`](crate::SegmentLog::compact)). Returns how many packs it
+    /// wrote. Safe to run from any number of clients at once; the log's events do not
+    /// change. The default does nothing and answers 0: a backend without packs.
+    async fn pack(&self) -> Result<u64, BackendError> {
+        Ok(0)
+    }
+
     /// Replaces the store with a new, empty one under a new backend id, and works in that
     /// one from now on; returns the new id. For an import that starts a store over. Clients
     /// of the old store then get [`BackendError::BackendIdMismatch`] and follow their policy.

@@ -217,3 +217,34 @@ async fn test_verify_names_a_pack_that_disagrees_with_its_segments() {
     assert_eq!(report.faults[0].key, key.to_string());
     assert!(report.faults[0].message.contains("disagrees"), "{report:?}");
 }
+
+/// Packing reads the segments of the complete windows and the one segment that closes them,
+/// not those of the window still filling; run again with nothing new, it reads none.
+#[tokio::test]
+async fn test_compact_reads_only_what_it_packs() {
+    let place = memory();
+    fill(&place).await;
+    let counting = Arc::new(eventsync_backends::fault::CountingStore::new(
+        place.store.clone(),
+    ));
+    let counted = StoreLocation {
+        store: counting.clone(),
+        prefix: place.prefix.clone(),
+        store_id: place.store_id.clone(),
+    };
+    let report = client(&counted).compact().await.unwrap();
+    assert_eq!(report.written, 3);
+    let segments = |counting: &eventsync_backends::fault::CountingStore| {
+        counting
+            .fetched()
+            .iter()
+            .filter(|key| key.ends_with(".seg"))
+            .count()
+    };
+    // Segments 1, 4, ... 22 (packed) and 25 (closes window 17-24); not 28.
+    assert_eq!(segments(&counting), 9, "{:?}", counting.fetched());
+    counting.reset();
+    let again = client(&counted).compact().await.unwrap();
+    assert_eq!((again.written, again.packed_through), (0, 24));
+    assert_eq!(segments(&counting), 0, "{:?}", counting.fetched());
+}

@@ -51,6 +51,7 @@ mod admit;
 pub(crate) mod db;
 pub(crate) mod identity;
 mod messages;
+mod pack;
 mod pull;
 mod push;
 mod reseed;
@@ -139,6 +140,8 @@ struct Online {
     backend_id: Option<String>,
     /// Whether `backend_id` is known to be the backend's (see `identity.rs`).
     identity: Identity,
+    /// Packing by itself (see `pack.rs`).
+    packer: pack::Packer,
 }
 
 /// Which transfer with the backend failed (see [`Leader::on_backend_error`]).
@@ -302,6 +305,7 @@ impl Leader {
                 } else {
                     Identity::Unverified
                 },
+                packer: pack::Packer::default(),
             }
         });
         let mut leader = Leader {

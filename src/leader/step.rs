@@ -82,6 +82,7 @@ impl Leader {
             online.push_retry_at = None;
             online.push_backoff.reset();
         }
+        self.maybe_start_pack();
     }
 
     /// The leader's core step, shared by admission, advance and rebase. In one batch of

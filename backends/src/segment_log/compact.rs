@@ -46,7 +46,26 @@ impl SegmentLog {
         let mut position = packed_through(store, &log).await?.next();
         report.packed_through = position.0 - 1;
         let listed = list_segments_after(store, &log, position).await?;
-        let mut reads = futures::stream::iter(listed)
+        // Only windows before the one of the last listed key can be complete: read their
+        // segments and the first one after them (which proves they are complete, being on
+        // the chain), not the segments of the window still filling.
+        let Some(filling) = listed.last().map(|&last| window(last)) else {
+            return Ok(report);
+        };
+        let closing = listed
+            .iter()
+            .copied()
+            .find(|&first| window(first) >= filling);
+        let needed: Vec<GlobalSeq> = listed
+            .iter()
+            .copied()
+            .take_while(|&first| window(first) < filling)
+            .chain(closing)
+            .collect();
+        if needed.len() < 2 {
+            return Ok(report);
+        }
+        let mut reads = futures::stream::iter(needed)
             .map(|first| {
                 let key = log.paths.segment(first);
                 async move {

@@ -245,6 +245,10 @@ impl SyncBackend for SegmentLog {
         Ok(self.inner.replace().await?.id.to_string())
     }
 
+    async fn pack(&self) -> Result<u64, BackendError> {
+        Ok(self.compact().await?.written)
+    }
+
     fn info(&self) -> BackendInfo {
         BackendInfo {
             name: self.inner.name.clone(),

@@ -16,11 +16,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use object_store::ObjectStoreExt;
 
 use super::identity::Incarnation;
 use super::known::SegmentMeta;
-use super::{Inner, corrupt, store_error};
+use super::{Inner, corrupt, get_if_present};
 use crate::segment::{Segment, SegmentDigest};
 use crate::{BackendError, GlobalSeq, pack};
 
@@ -190,16 +189,7 @@ impl Inner {
         log: &Incarnation,
         range: PackRange,
     ) -> Result<Option<Bytes>, BackendError> {
-        let key = log.paths.pack(range.0, range.1);
-        match self.store.get(&key).await {
-            Ok(result) => result
-                .bytes()
-                .await
-                .map(Some)
-                .map_err(|e| store_error("reading", &key, e)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(store_error("reading", &key, e)),
-        }
+        get_if_present(self.store.as_ref(), &log.paths.pack(range.0, range.1)).await
     }
 }
 
