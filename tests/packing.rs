@@ -1,14 +1,16 @@
 //! A leader packs the backend's log by itself (`Tuning::pack_after_events`): once the
 //! confirmed head has moved that far, it packs every complete window after the last pack,
 //! and again as the log grows; at 0 it never packs. Two leaders that write and pack one log
-//! at once leave a log that `verify` passes, packs included, with the same events in both.
+//! at once leave a log that `verify` passes, packs included, with the same events in both
+//! (on memory, a folder, and S3 when `EVENTSYNC_TEST_S3_URL` is set).
 
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventsync::backends::conformance::make_events;
+use eventsync::backends::conformance::not_run::test_name;
+use eventsync::backends::conformance::{S3_NOT_CONFIGURED, in_ci, make_events, report_not_run};
 use eventsync::backends::copy::StoreLocation;
 use eventsync::backends::verify::{PackAudit, verify_store};
 use eventsync::backends::{
@@ -158,19 +160,10 @@ async fn test_a_leader_with_packing_off_never_packs() {
     assert_eq!(packs(&place).await, []);
 }
 
-/// Two leaders on one folder, each committing 20 todos (syncing after each) and packing
-/// every 8 confirmed events: the log verifies (every pack against its segments), the packs
-/// chain from `e1` over every complete window, and both stores hold the backend's 40 events.
-#[tokio::test]
-async fn test_two_leaders_packing_at_once_leave_a_valid_log() {
-    let bucket = tempfile::tempdir().expect("a temp dir");
-    let url = format!("file://{}", bucket.path().display());
-    let (store, prefix) = open_object_store(&url, &OpenOptions::default()).expect("a folder");
-    let place = StoreLocation {
-        store,
-        prefix,
-        store_id: STORE.into(),
-    };
+/// Two leaders on one log, each committing 20 todos (syncing after each) and packing every
+/// 8 confirmed events: the log verifies (every pack against its segments), the packs chain
+/// from `e1` over every complete window, and both stores hold the backend's 40 events.
+async fn two_leaders_packing_at_once_leave_a_valid_log(place: StoreLocation) {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = open(&place, dir_a.path(), "a", 8).await;
     let b = open(&place, dir_b.path(), "b", 8).await;
@@ -196,4 +189,46 @@ async fn test_two_leaders_packing_at_once_leave_a_valid_log() {
         .expect("verify");
     assert!(report.is_sound(), "{report:?}");
     assert!(report.families[0].checked >= 4, "{report:?}");
+}
+
+#[tokio::test]
+async fn test_two_leaders_packing_at_once_leave_a_valid_log_on_memory() {
+    two_leaders_packing_at_once_leave_a_valid_log(memory()).await;
+}
+
+#[tokio::test]
+async fn test_two_leaders_packing_at_once_leave_a_valid_log_on_a_folder() {
+    let bucket = tempfile::tempdir().expect("a temp dir");
+    let url = format!("file://{}", bucket.path().display());
+    let (store, prefix) = open_object_store(&url, &OpenOptions::default()).expect("a folder");
+    two_leaders_packing_at_once_leave_a_valid_log(StoreLocation {
+        store,
+        prefix,
+        store_id: STORE.into(),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn test_two_leaders_packing_at_once_leave_a_valid_log_on_s3() {
+    let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
+        assert!(!in_ci(), "CI requires the S3 run, but {S3_NOT_CONFIGURED}");
+        report_not_run(
+            &test_name(
+                "eventsync",
+                "packing",
+                "test_two_leaders_packing_at_once_leave_a_valid_log_on_s3",
+            ),
+            S3_NOT_CONFIGURED,
+        );
+        return;
+    };
+    let (store, prefix) = open_object_store(&url, &OpenOptions::default()).expect("S3");
+    let run = eventsync::backends::Entropy::from_os().hex::<4>();
+    two_leaders_packing_at_once_leave_a_valid_log(StoreLocation {
+        store,
+        prefix: prefix.join(format!("packing-{run}")),
+        store_id: STORE.into(),
+    })
+    .await;
 }

@@ -1,9 +1,12 @@
 //! Packs: `SegmentLog::compact` packs every complete window, two packers at once leave one
 //! valid set of packs, a stale writer still cannot fork the log after packing (segments stay),
-//! and `verify` names a corrupted pack and a pack that disagrees with its segments.
+//! and `verify` names a corrupted pack and a pack that disagrees with its segments. On
+//! memory and a folder, and on S3 when `EVENTSYNC_TEST_S3_URL` is set (otherwise the S3
+//! tests report that they did not run, and fail under CI).
 
 use std::sync::Arc;
 
+use eventsync_backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
 use eventsync_backends::copy::StoreLocation;
 use eventsync_backends::object_store::path::Path as Key;
 use eventsync_backends::object_store::{ObjectStoreExt, PutPayload};
@@ -30,6 +33,24 @@ fn folder(dir: &tempfile::TempDir) -> StoreLocation {
         prefix,
         store_id: "s".into(),
     }
+}
+
+fn s3(test: &str) -> Option<StoreLocation> {
+    let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
+        assert!(!in_ci(), "CI requires the S3 run, but {S3_NOT_CONFIGURED}");
+        report_not_run(
+            &format!("eventsync-backends --test packs {test}"),
+            S3_NOT_CONFIGURED,
+        );
+        return None;
+    };
+    let (store, prefix) = open_object_store(&url, &OpenOptions::default()).unwrap();
+    let run = eventsync_backends::Entropy::from_os().hex::<4>();
+    Some(StoreLocation {
+        store,
+        prefix: prefix.join(format!("packs-{run}")),
+        store_id: "s".into(),
+    })
 }
 
 /// A client packing in windows of 8 events.
@@ -118,11 +139,18 @@ async fn test_compact_packs_complete_windows_on_a_folder() {
     compact_packs_complete_windows(folder(&dir)).await;
 }
 
-/// Two packers at once write each pack once between them, with the same bytes.
 #[tokio::test]
-async fn test_two_packers_at_once_leave_a_valid_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let place = folder(&dir);
+async fn test_compact_packs_complete_windows_on_s3() {
+    let Some(place) = s3("test_compact_packs_complete_windows_on_s3") else {
+        return;
+    };
+    compact_packs_complete_windows(place).await;
+}
+
+/// Two packers at once write each pack once between them, with the same bytes. (Not on
+/// memory: its requests answer within one poll, so one packer would finish before the
+/// other starts.)
+async fn two_packers_at_once_leave_a_valid_log(place: StoreLocation) {
     fill(&place).await;
     let (a, b) = (client(&place), client(&place));
     let (ra, rb) = futures::join!(a.compact(), b.compact());
@@ -134,11 +162,23 @@ async fn test_two_packers_at_once_leave_a_valid_log() {
     assert!(checked.is_sound(), "{checked:?}");
 }
 
+#[tokio::test]
+async fn test_two_packers_at_once_leave_a_valid_log() {
+    let dir = tempfile::tempdir().unwrap();
+    two_packers_at_once_leave_a_valid_log(folder(&dir)).await;
+}
+
+#[tokio::test]
+async fn test_two_packers_at_once_leave_a_valid_log_on_s3() {
+    let Some(place) = s3("test_two_packers_at_once_leave_a_valid_log_on_s3") else {
+        return;
+    };
+    two_packers_at_once_leave_a_valid_log(place).await;
+}
+
 /// A writer whose head is old pushes after packing: the key of its batch still exists
 /// (segments are never deleted), so it gets ServerAhead; after a rebase its event lands once.
-#[tokio::test]
-async fn test_a_stale_writer_cannot_fork_the_log_after_packing() {
-    let place = memory();
+async fn a_stale_writer_cannot_fork_the_log_after_packing(place: StoreLocation) {
     let all = fill(&place).await;
     let stale = client(&place);
     stale.backend_id().await.unwrap();
@@ -157,10 +197,27 @@ async fn test_a_stale_writer_cannot_fork_the_log_after_packing() {
     assert!(verify(&place).await.is_sound());
 }
 
-/// A flipped byte in a pack is named by its key; the segments stay sound.
 #[tokio::test]
-async fn test_verify_names_a_corrupted_pack() {
-    let place = memory();
+async fn test_a_stale_writer_cannot_fork_the_log_after_packing() {
+    a_stale_writer_cannot_fork_the_log_after_packing(memory()).await;
+}
+
+#[tokio::test]
+async fn test_a_stale_writer_cannot_fork_the_log_after_packing_on_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    a_stale_writer_cannot_fork_the_log_after_packing(folder(&dir)).await;
+}
+
+#[tokio::test]
+async fn test_a_stale_writer_cannot_fork_the_log_after_packing_on_s3() {
+    let Some(place) = s3("test_a_stale_writer_cannot_fork_the_log_after_packing_on_s3") else {
+        return;
+    };
+    a_stale_writer_cannot_fork_the_log_after_packing(place).await;
+}
+
+/// A flipped byte in a pack is named by its key; the segments stay sound.
+async fn verify_names_a_corrupted_pack(place: StoreLocation) {
     fill(&place).await;
     client(&place).compact().await.unwrap();
     let key = pack_keys(&place).await[1].clone();
@@ -185,6 +242,19 @@ async fn test_verify_names_a_corrupted_pack() {
     assert_eq!(report.faults[0].key, key.to_string());
     assert!(report.faults[0].message.contains("checksum"), "{report:?}");
     assert_eq!(report.head, 30);
+}
+
+#[tokio::test]
+async fn test_verify_names_a_corrupted_pack() {
+    verify_names_a_corrupted_pack(memory()).await;
+}
+
+#[tokio::test]
+async fn test_verify_names_a_corrupted_pack_on_s3() {
+    let Some(place) = s3("test_verify_names_a_corrupted_pack_on_s3") else {
+        return;
+    };
+    verify_names_a_corrupted_pack(place).await;
 }
 
 /// A pack that is valid on its own (checksums, chain, this store's backend id) but holds
