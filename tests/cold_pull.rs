@@ -13,7 +13,7 @@ use futures::StreamExt;
 
 use eventsync::ErrorKind;
 use eventsync::backends::conformance::make_events;
-use eventsync::backends::fault::CountingStore;
+use eventsync::backends::fault::RecordingStore;
 use eventsync::backends::{GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend};
 use eventsync_todo::todo_schema;
 use object_store::memory::InMemory;
@@ -160,7 +160,7 @@ fn packing_client(store: Arc<dyn ObjectStore>, window: u64) -> SegmentLog {
 /// ahead has fetched objects for nothing; this measures the cold reader alone.
 async fn fresh_pull(
     schema: &Arc<eventsync::schema::Schema>,
-    counting: &Arc<CountingStore>,
+    counting: &Arc<RecordingStore>,
     events: u64,
 ) -> (Vec<GlobalEvent>, Vec<serde_json::Value>, Vec<String>) {
     let dir = tempfile::tempdir().expect("a temp dir");
@@ -227,7 +227,7 @@ async fn test_cold_pull_through_packs_ends_identical_to_one_through_segments() {
         .collect();
     assert!(!tail.is_empty());
 
-    let counting = Arc::new(CountingStore::new(memory.clone()));
+    let counting = Arc::new(RecordingStore::new(memory.clone()));
     let (events, state, fetched) = fresh_pull(&schema, &counting, log.len() as u64).await;
     assert_eq!(events, by_segments);
     assert_eq!(state, state_by_segments);
@@ -268,7 +268,7 @@ async fn test_cold_pull_through_packs_ends_identical_to_one_through_segments() {
         .put(second, PutPayload::from(bytes))
         .await
         .expect("overwrite");
-    let counting = Arc::new(CountingStore::new(memory.clone()));
+    let counting = Arc::new(RecordingStore::new(memory.clone()));
     let (events, state, fetched) = fresh_pull(&schema, &counting, log.len() as u64).await;
     assert_eq!(events, by_segments);
     assert_eq!(state, state_by_segments);

@@ -17,14 +17,14 @@
 //! requests come in the same order (the simulation makes sure they do).
 //!
 //! [`CheckThenWriteStore`] is the other broken store the tests use: its creates are right one
-//! at a time but not under a race (`fault/check_then_write.rs`). [`CountingStore`] does not
-//! misbehave: it records the GETs and LISTs made through it (`fault/counting.rs`).
+//! at a time but not under a race (`fault/check_then_write.rs`). [`RecordingStore`] does not
+//! misbehave: it records the GETs and LISTs made through it (`fault/recording.rs`).
 
 mod check_then_write;
-mod counting;
+mod recording;
 
 pub use check_then_write::CheckThenWriteStore;
-pub use counting::{CountingStore, Listing};
+pub use recording::{Listing, RecordingStore};
 
 use std::collections::VecDeque;
 use std::fmt;

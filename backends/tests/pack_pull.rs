@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use eventsync_backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
 use eventsync_backends::copy::StoreLocation;
-use eventsync_backends::fault::CountingStore;
+use eventsync_backends::fault::RecordingStore;
 use eventsync_backends::object_store::path::Path as Key;
 use eventsync_backends::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use eventsync_backends::segment::{SegmentDigest, SegmentWriter, WriterNonce};
@@ -107,13 +107,13 @@ async fn pull_all(log: &SegmentLog, cursor: u64) -> Vec<GlobalEvent> {
 }
 
 /// A fresh client over a counting store, and the store.
-fn fresh(place: &StoreLocation) -> (SegmentLog, Arc<CountingStore>) {
-    let counting = Arc::new(CountingStore::new(place.store.clone()));
+fn fresh(place: &StoreLocation) -> (SegmentLog, Arc<RecordingStore>) {
+    let counting = Arc::new(RecordingStore::new(place.store.clone()));
     (client_over(place, counting.clone()), counting)
 }
 
 /// The names (last path part) of the segments and packs `counting` fetched.
-fn fetched_objects(counting: &CountingStore) -> Vec<String> {
+fn fetched_objects(counting: &RecordingStore) -> Vec<String> {
     counting
         .fetched()
         .iter()

@@ -294,7 +294,7 @@ async fn test_verify_names_a_pack_that_disagrees_with_its_segments() {
 async fn test_compact_reads_only_what_it_packs() {
     let place = memory();
     fill(&place).await;
-    let counting = Arc::new(eventsync_backends::fault::CountingStore::new(
+    let counting = Arc::new(eventsync_backends::fault::RecordingStore::new(
         place.store.clone(),
     ));
     let counted = StoreLocation {
@@ -304,7 +304,7 @@ async fn test_compact_reads_only_what_it_packs() {
     };
     let report = client(&counted).compact().await.unwrap();
     assert_eq!(report.written, 3);
-    let segments = |counting: &eventsync_backends::fault::CountingStore| {
+    let segments = |counting: &eventsync_backends::fault::RecordingStore| {
         counting
             .fetched()
             .iter()

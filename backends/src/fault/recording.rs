@@ -1,4 +1,4 @@
-//! [`CountingStore`]: a store that records the requests made through it, for tests that
+//! [`RecordingStore`]: a store that records the requests made through it, for tests that
 //! assert how many objects a reader fetched and how it listed them.
 
 use std::fmt;
@@ -13,7 +13,7 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
 };
 
-/// One LIST made through a [`CountingStore`].
+/// One LIST made through a [`RecordingStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
     /// The prefix listed.
@@ -33,15 +33,15 @@ struct Requests {
 
 /// Wraps a store; forwards everything and records the GETs (the keys of those that found an
 /// object) and the LISTs.
-pub struct CountingStore {
+pub struct RecordingStore {
     inner: Arc<dyn ObjectStore>,
     requests: Mutex<Requests>,
 }
 
-impl CountingStore {
+impl RecordingStore {
     /// A counting wrapper of `inner`, with nothing recorded yet.
-    pub fn new(inner: Arc<dyn ObjectStore>) -> CountingStore {
-        CountingStore {
+    pub fn new(inner: Arc<dyn ObjectStore>) -> RecordingStore {
+        RecordingStore {
             inner,
             requests: Mutex::default(),
         }
@@ -79,22 +79,22 @@ impl CountingStore {
     }
 }
 
-impl fmt::Debug for CountingStore {
+impl fmt::Debug for RecordingStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CountingStore")
+        f.debug_struct("RecordingStore")
             .field("inner", &self.inner.to_string())
             .finish_non_exhaustive()
     }
 }
 
-impl fmt::Display for CountingStore {
+impl fmt::Display for RecordingStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CountingStore({})", self.inner)
+        write!(f, "RecordingStore({})", self.inner)
     }
 }
 
 #[async_trait::async_trait]
-impl ObjectStore for CountingStore {
+impl ObjectStore for RecordingStore {
     async fn put_opts(
         &self,
         location: &Path,
