@@ -281,9 +281,15 @@ impl Store {
         self.ask(|reply| Command::Query { sql, reply }).await?
     }
 
-    /// What the leader did so far.
+    /// What the leader did so far, and the requests its backend made.
     pub fn stats(&self) -> StoreStats {
-        self.inner.counters.snapshot()
+        let mut stats = self.inner.counters.snapshot();
+        stats.requests = self
+            .inner
+            .backend
+            .as_ref()
+            .and_then(|backend| backend.requests());
+        stats
     }
 
     /// This client's id.

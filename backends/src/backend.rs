@@ -3,7 +3,7 @@
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
-use crate::{BackendError, GlobalEvent, GlobalSeq};
+use crate::{BackendError, GlobalEvent, GlobalSeq, RequestCounts};
 
 /// Whether more events are known to follow a pulled page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +111,13 @@ pub trait SyncBackend: Send + Sync + std::fmt::Debug {
 
     /// What and where this backend is, safe to print.
     fn info(&self) -> BackendInfo;
+
+    /// How many requests of each kind this backend made of its object store so far (shared
+    /// by its clones), for tests and for `eventsync bench`'s requests per event and per
+    /// poll. `None` (the default) for a backend that does not count them.
+    fn requests(&self) -> Option<RequestCounts> {
+        None
+    }
 
     /// Whether the store exists (it has an identity: some client created it), without
     /// creating it; everything else may create a missing store on first contact. A dry run

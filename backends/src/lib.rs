@@ -11,6 +11,8 @@
 //! - [`segment`]: the segment byte format (documented byte by byte in `docs/FORMAT.md`).
 //! - [`paths`]: the object keys of a store, written down in one place.
 //! - [`segment_log`]: [`SegmentLog`], the backend over `Arc<dyn ObjectStore>`.
+//! - [`requests`]: [`RequestCounts`], the requests a backend made by kind, counted by the
+//!   [`CountingStore`] wrapper every segment log puts around its object store.
 //! - [`export`](mod@export): LiveStore's export format (version 1) of a log, written and
 //!   read as streams, and the import of a file into a backend.
 //! - [`duration`]: the one parser of durations in settings (`"500us"`, `"2s"`).
@@ -54,6 +56,7 @@ pub mod pack;
 pub mod paths;
 pub mod probe;
 pub mod redact;
+pub mod requests;
 pub mod s3;
 pub mod segment;
 pub mod segment_log;
@@ -71,6 +74,7 @@ pub use ext::{GapError, ReadAllError, SyncBackendExt, check_gapless};
 pub use open::{OpenOptions, open_backend, open_object_store};
 pub use probe::{ProbeCheck, ProbeOptions, ProbeReport, probe, probe_url, probe_with};
 pub use redact::redact_url;
+pub use requests::{CountingStore, RequestCounts};
 pub use s3::S3Options;
 pub use segment_log::{SegmentLog, SegmentLogConfig};
 pub use store_id::{StoreId, validate_store_id};

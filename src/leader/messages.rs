@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use eventsync_backends::GlobalSeq;
+use eventsync_backends::{GlobalSeq, RequestCounts};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -184,6 +184,11 @@ pub struct StoreStats {
     pub pull_starts: u64,
     /// Pages the pulls delivered.
     pub pulled_pages: u64,
+    /// The requests the backend made of its object store, by kind
+    /// ([`SyncBackend::requests`](eventsync_backends::SyncBackend::requests)): since the
+    /// backend was made, so they include those of whoever else shares it. `None` when the
+    /// store is offline or its backend does not count them.
+    pub requests: Option<RequestCounts>,
 }
 
 impl std::ops::AddAssign<&StoreStats> for StoreStats {
@@ -198,6 +203,7 @@ impl std::ops::AddAssign<&StoreStats> for StoreStats {
             pulled,
             pull_starts,
             pulled_pages,
+            requests,
         } = other;
         self.committed += committed;
         self.pushes += pushes;
@@ -207,6 +213,9 @@ impl std::ops::AddAssign<&StoreStats> for StoreStats {
         self.pulled += pulled;
         self.pull_starts += pull_starts;
         self.pulled_pages += pulled_pages;
+        if let Some(requests) = requests {
+            *self.requests.get_or_insert_default() += requests;
+        }
     }
 }
 
@@ -241,12 +250,15 @@ impl Counters {
             pulled: self.pulled.load(Ordering::Relaxed),
             pull_starts: self.pull_starts.load(Ordering::Relaxed),
             pulled_pages: self.pulled_pages.load(Ordering::Relaxed),
+            requests: None,
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use eventsync_backends::RequestCounts;
+
     use super::StoreStats;
 
     #[test]
@@ -260,6 +272,13 @@ mod tests {
             pulled: 6,
             pull_starts: 7,
             pulled_pages: 8,
+            requests: Some(RequestCounts {
+                puts: 1,
+                gets: 2,
+                heads: 0,
+                lists: 3,
+                deletes: 0,
+            }),
         };
         let mut total = one.clone();
         total += &one;
@@ -274,7 +293,17 @@ mod tests {
                 pulled: 12,
                 pull_starts: 14,
                 pulled_pages: 16,
+                requests: Some(RequestCounts {
+                    puts: 2,
+                    gets: 4,
+                    heads: 0,
+                    lists: 6,
+                    deletes: 0,
+                }),
             }
         );
+        // A store without counted requests adds nothing to them.
+        total += &StoreStats::default();
+        assert_eq!(total.requests.unwrap().total(), 12);
     }
 }

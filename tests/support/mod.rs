@@ -140,6 +140,9 @@ impl SyncBackend for GatedBackend {
     fn info(&self) -> BackendInfo {
         self.inner.info()
     }
+    fn requests(&self) -> Option<eventsync::backends::RequestCounts> {
+        self.inner.requests()
+    }
 }
 
 /// Every event of the backend, read with a non-live pull and checked to be one gapless

@@ -43,6 +43,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::paths::{LogPaths, StorePaths};
+use crate::requests::{CountingStore, RequestCounts};
 use crate::store_id::StoreId;
 use crate::{
     BackendError, BackendInfo, Capabilities, Entropy, GlobalEvent, GlobalSeq, PullStream,
@@ -62,7 +63,10 @@ pub struct SegmentLog {
 
 /// What every clone and every pull stream of one `SegmentLog` shares.
 struct Inner {
+    /// The object store, through the wrapper that counts this log's requests.
     store: Arc<dyn ObjectStore>,
+    /// The same wrapper, for reading its counters ([`SyncBackend::requests`]).
+    counting: CountingStore,
     paths: StorePaths,
     store_id: StoreId,
     config: SegmentLogConfig,
@@ -82,7 +86,8 @@ impl SegmentLog {
     ///
     /// Fails with [`BackendError::Invalid`] for a bad store id or config. Nothing is read or
     /// written until the first call; `store.json` is created by whoever comes first.
-    /// Several `SegmentLog`s over one `InMemory` act as several clients of one backend.
+    /// Several `SegmentLog`s over one `InMemory` act as several clients of one backend, and
+    /// each counts its own requests ([`SyncBackend::requests`]).
     pub fn new(
         store: Arc<dyn ObjectStore>,
         prefix: Path,
@@ -92,10 +97,12 @@ impl SegmentLog {
         let store_id = StoreId::new(store_id)?;
         config.validate()?;
         let url = format!("{store}/{prefix}");
+        let counting = CountingStore::new(store);
         Ok(SegmentLog {
             inner: Arc::new(Inner {
                 paths: StorePaths::new(&prefix, &store_id),
-                store,
+                store: Arc::new(counting.clone()),
+                counting,
                 store_id,
                 config,
                 name: "object_store".into(),
@@ -123,10 +130,12 @@ impl SegmentLog {
     }
 
     /// This log with `change` made to its settings. Meant for a log just built: a log that
-    /// is already shared (cloned) gets a fresh copy with empty caches.
+    /// is already shared (cloned) gets a fresh copy with empty caches (its request counters
+    /// stay shared).
     fn rebuilt(self, change: impl FnOnce(&mut Inner)) -> SegmentLog {
         let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             store: shared.store.clone(),
+            counting: shared.counting.clone(),
             paths: shared.paths.clone(),
             store_id: shared.store_id.clone(),
             config: shared.config.clone(),
@@ -247,6 +256,10 @@ impl SyncBackend for SegmentLog {
 
     async fn pack(&self) -> Result<u64, BackendError> {
         Ok(self.compact().await?.written)
+    }
+
+    fn requests(&self) -> Option<RequestCounts> {
+        Some(self.inner.counting.counts())
     }
 
     fn info(&self) -> BackendInfo {
