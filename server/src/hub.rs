@@ -318,6 +318,7 @@ impl StoreHub {
             }
             Err(e) => return Err(fail(e)),
         };
+        tracing::debug!(store = %self.id, cursor = cursor.0, head = head.0, "pull: backlog");
         let mut stream = self.backend.pull(cursor, false).await.map_err(fail)?;
         let mut last = cursor;
         let mut sent_any = false;
@@ -342,6 +343,7 @@ impl StoreHub {
                     PageInfo::MoreUnknown
                 };
                 sent_any = true;
+                tracing::debug!(store = %self.id, events = events.len(), last = last.0, page = ?info, "pull: chunk");
                 let response = pull_response(events, None, info, &backend_id);
                 if !sink.send(crate::protocol::chunk(request_id, response)) {
                     return Ok(None);
