@@ -326,7 +326,11 @@ async fn shutdown_stops_keeping_local_data(bucket: Bucket) {
     for needle in ["shutdown", wiped.old_id.as_str(), new_id.as_str()] {
         assert!(message.contains(needle), "{needle:?} not in {message:?}");
     }
-    assert!(wiped.session.closed().is_some(), "sessions are closed too");
+    // The session takes the leader's close notice on its own task: wait for it.
+    wait_until("sessions are closed too", || async {
+        wiped.session.closed().is_some()
+    })
+    .await;
     wiped.store.shutdown().await.unwrap();
 
     let offline = Store::builder(Arc::new(todo_schema()))
