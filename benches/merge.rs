@@ -29,7 +29,7 @@ fn events(base: EventSeq, count: usize, client: &str) -> Vec<EncodedEvent> {
 fn pending_state(pending: Vec<EncodedEvent>) -> SyncState {
     let local_head = pending.last().map_or(EventSeq::ROOT, |event| event.seq);
     SyncState {
-        pending,
+        pending: pending.into(),
         upstream_head: EventSeq::ROOT,
         local_head,
     }
@@ -85,6 +85,40 @@ fn bench_merge(c: &mut Criterion) {
         )
     });
     run(c, "merge/advance_rebase", &rebase);
+
+    // What the leader does on every confirmed push: 100 of its pending events confirmed,
+    // the rest staying. `merge` copies and validates the whole backlog; the in-place path
+    // (`SyncState::plan`, as the leader and the sessions merge, then `apply`) touches the
+    // 100 only. The copy the in-place path starts from is made outside the timing.
+    let mut group = c.benchmark_group("merge/confirm_100_of_pending");
+    for pending in [1_000, 10_000, 100_000] {
+        let mine = events(EventSeq::ROOT, pending, "me");
+        let state = pending_state(mine.clone());
+        let payload = Payload::UpstreamAdvance {
+            new_events: mine[..100].to_vec(),
+        };
+        group.throughput(Throughput::Elements(100));
+        group.bench_function(BenchmarkId::new("merge", pending), |b| {
+            b.iter_batched(
+                || payload.clone(),
+                |payload| merge(&state, payload, MergeOptions::default()).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+        group.bench_function(BenchmarkId::new("in_place", pending), |b| {
+            b.iter_batched(
+                || (state.clone(), payload.clone()),
+                |(mut state, payload)| {
+                    state
+                        .merge_in_place(payload, MergeOptions::default())
+                        .unwrap();
+                    state
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(benches, bench_merge);

@@ -29,7 +29,7 @@ use crate::materialize::{self, Record};
 use crate::rows;
 use crate::schema::Schema;
 use crate::seq::EventSeq;
-use crate::sync_state::{LocalPush, MergeOptions, MergeResult, Payload, SyncState, merge};
+use crate::sync_state::{LocalPush, MergeOptions, Merged, Payload, SyncState};
 
 /// A value bound to an SQL parameter.
 pub(crate) type SqlValue = rusqlite::types::Value;
@@ -320,7 +320,7 @@ impl ClientSession {
 
     /// The events this session committed that the leader has not confirmed yet.
     pub fn pending(&self) -> Vec<EncodedEvent> {
-        self.inner.lock().state.pending.clone()
+        self.inner.lock().state.pending.iter().cloned().collect()
     }
 
     /// Why this session is closed, or `None` while it is open. The leader closes its
@@ -392,7 +392,7 @@ impl SessionInner {
                     // pending events are numbered on the latest head: push them all again.
                     core.epoch = epoch + 1;
                     let (epoch, base) = (core.epoch, core.state.upstream_head);
-                    self.send_to_leader(epoch, base, core.state.pending.clone());
+                    self.send_to_leader(epoch, base, core.state.pending.iter().cloned().collect());
                 }
             }
             SessionMessage::Payload { payload, heads } => {
@@ -413,20 +413,19 @@ impl SessionInner {
     ) -> Result<()> {
         core.confirmed_head = heads.confirmed_head;
         core.leader_pending = heads.leader_pending;
-        let result = merge(&core.state, payload, MergeOptions::default())
+        // Planned, then applied once the events are materialized: the session's pending
+        // events are not copied (see `SyncState::plan`).
+        let (merged, change) = core
+            .state
+            .plan(payload, MergeOptions::default())
             .map_err(|violation| Error::internal(format!("session: {violation}")))?;
         let mut tables = BTreeSet::new();
-        match result {
-            MergeResult::Advance {
-                new_state,
-                new_events,
-                ..
-            } => {
+        match merged {
+            Merged::Advance { new_events, .. } => {
                 self.materialize(core, &new_events, &mut tables)?;
-                core.state = new_state;
+                core.state.apply(change);
             }
-            MergeResult::Rebase {
-                new_state,
+            Merged::Rebase {
                 new_events,
                 rollback_events,
             } => {
@@ -453,14 +452,14 @@ impl SessionInner {
                 );
                 tx.commit().map_err(sqlite_error)?;
                 self.materialize(core, &new_events, &mut tables)?;
-                core.state = new_state;
+                core.state.apply(change);
                 if !core.state.pending.is_empty() {
                     core.epoch += 1;
                     let (epoch, base) = (core.epoch, core.state.upstream_head);
-                    self.send_to_leader(epoch, base, core.state.pending.clone());
+                    self.send_to_leader(epoch, base, core.state.pending.iter().cloned().collect());
                 }
             }
-            MergeResult::Reject { .. } => {
+            Merged::Reject { .. } => {
                 return Err(Error::internal("session: a leader payload was rejected"));
             }
         }

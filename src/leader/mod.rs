@@ -264,7 +264,7 @@ impl Leader {
         }
         let pending = db.events_after(upstream_head).map_err(db_error)?;
         let state = SyncState {
-            pending,
+            pending: pending.into(),
             upstream_head,
             local_head: EventSeq::max_position(upstream_head, local_head),
         };

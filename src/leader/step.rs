@@ -12,14 +12,15 @@ use crate::error::Error;
 use crate::event::EncodedEvent;
 use crate::materialize::Record;
 use crate::seq::EventSeq;
-use crate::sync_state::{LocalPush, MergeOptions, MergeResult, Payload, SyncState, merge};
+use crate::sync_state::{LocalPush, MergeOptions, Merged, Payload, StateChange};
 
 /// How the leader's [`SyncState`] moves in a [core step](Leader::apply_step).
 pub(super) enum NextState {
     /// Session events were admitted: they join pending ([`SyncState::push_local`]).
     Admitted,
-    /// A merge of what the backend confirmed produced this state.
-    Merged(SyncState),
+    /// A merge of what the backend confirmed moves the state so
+    /// ([`SyncState::plan`](crate::sync_state::SyncState::plan)), once its step is written.
+    Merged(StateChange),
 }
 
 impl Leader {
@@ -34,17 +35,15 @@ impl Leader {
         let payload = Payload::UpstreamAdvance {
             new_events: incoming,
         };
-        let result = match merge(&self.state, payload, MergeOptions::IGNORE_CLIENT_ONLY) {
-            Ok(result) => result,
+        // Planned, not applied: the state moves only once the step is written, so that a
+        // page retried one event at a time below starts from the state as it was.
+        let (merged, change) = match self.state.plan(payload, MergeOptions::IGNORE_CLIENT_ONLY) {
+            Ok(planned) => planned,
             Err(violation) => return self.fail_internal(&violation.to_string()),
         };
-        let Some(downstream) = result.downstream_payload() else {
-            return self.fail_internal("an upstream advance was rejected");
-        };
-        let (new_state, rebase) = match result {
-            MergeResult::Advance { new_state, .. } => (new_state, false),
-            MergeResult::Rebase {
-                new_state,
+        let rebase = match &merged {
+            Merged::Advance { .. } => false,
+            Merged::Rebase {
                 new_events,
                 rollback_events,
             } => {
@@ -52,18 +51,19 @@ impl Leader {
                 tracing::debug!(
                     rolled_back = rollback_events.len(),
                     new = new_events.len(),
-                    head = %new_state.local_head,
+                    head = %change.local_head(),
                     "rebasing pending events on the backend's new head"
                 );
-                (new_state, true)
+                true
             }
-            MergeResult::Reject { .. } => return,
+            Merged::Reject { .. } => return,
         };
-        if let Err(error) = self.apply_step(
-            NextState::Merged(new_state),
-            downstream,
-            Some(confirmed_head),
-        ) {
+        let Some(downstream) = merged.into_downstream_payload() else {
+            return self.fail_internal("an upstream advance was rejected");
+        };
+        if let Err(error) =
+            self.apply_step(NextState::Merged(change), downstream, Some(confirmed_head))
+        {
             let Some(page) = page else {
                 return self.fail(error);
             };
@@ -101,7 +101,7 @@ impl Leader {
     ) -> Result<(), Error> {
         let upstream_head = match &next {
             NextState::Admitted => self.state.upstream_head,
-            NextState::Merged(state) => state.upstream_head,
+            NextState::Merged(change) => change.upstream_head(),
         };
         let (rollback, new_events) = match &mut payload {
             Payload::UpstreamAdvance { new_events } => (&[][..], new_events),
@@ -158,8 +158,8 @@ impl Leader {
                     }
                 }
             }
-            NextState::Merged(state) => {
-                self.state = state;
+            NextState::Merged(change) => {
+                self.state.apply(change);
                 // The recorded events are the newest pending ones (a rebase's replayed tail).
                 for (pending, applied) in self
                     .state

@@ -22,6 +22,8 @@
 //! a head moving backwards, an upstream head past the local head) are bugs in the caller,
 //! never an outcome: they panic in debug builds and return [`InvariantViolation`] in release.
 
+use std::collections::VecDeque;
+
 use crate::event::EncodedEvent;
 use crate::seq::EventSeq;
 
@@ -35,8 +37,10 @@ mod tests;
 /// What a node knows about its sync position.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SyncState {
-    /// Local events not yet confirmed by the next node upstream, ascending.
-    pub pending: Vec<EncodedEvent>,
+    /// Local events not yet confirmed by the next node upstream, ascending. A deque: upstream
+    /// confirms the oldest, local pushes append the newest, and neither should move the
+    /// events in between.
+    pub pending: VecDeque<EncodedEvent>,
     /// What this node believes the upstream node's head is.
     pub upstream_head: EventSeq,
     /// The last event this node has: `pending.last()` when pending is non-empty.
@@ -48,7 +52,7 @@ impl SyncState {
     /// node is `SyncState::at(EventSeq::ROOT)`, a booted one starts at its confirmed head).
     pub fn at(head: EventSeq) -> SyncState {
         SyncState {
-            pending: Vec::new(),
+            pending: VecDeque::new(),
             upstream_head: head,
             local_head: head,
         }
@@ -280,15 +284,325 @@ impl SyncState {
                 .filter(|event| !(options.ignore_client_only && event.is_client_only()))
                 .cloned(),
         );
-        self.local_head = self.pending.last().map_or_else(
+        self.local_head = self.pending.back().map_or_else(
             || EventSeq::max_position(self.local_head, self.upstream_head),
             |event| event.seq,
         );
         debug_assert!(
-            validate_pending(&self.pending[joined_from..]).is_ok(),
+            validate_pending(self.pending.range(joined_from..)).is_ok(),
             "a local push broke the pending chain"
         );
         LocalPush::Advance { new_events }
+    }
+}
+
+/// What a merge does to a [`SyncState`], kept apart from the merge so that a caller can do
+/// the merge's work first (materialize, write) and move its state only once that succeeded
+/// ([`SyncState::apply`]). It names only what changes: moving the state costs time in
+/// proportion to the events confirmed, rolled back or added, never to the events that stay
+/// pending.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    /// How many pending events leave pending, oldest first (confirmed, or rolled back).
+    drop_front: usize,
+    /// The events that join pending after them (a local push's, a rebase's replayed ones).
+    append: Vec<EncodedEvent>,
+    /// The upstream head after the merge.
+    upstream_head: EventSeq,
+    /// The local head after the merge.
+    local_head: EventSeq,
+}
+
+impl StateChange {
+    /// The upstream head the state will have.
+    pub fn upstream_head(&self) -> EventSeq {
+        self.upstream_head
+    }
+
+    /// The local head the state will have.
+    pub fn local_head(&self) -> EventSeq {
+        self.local_head
+    }
+}
+
+/// What [`SyncState::plan`] says a merge does: [`MergeResult`] without the new state (see
+/// [`StateChange`] for that).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Merged {
+    /// Events appended; nothing rolled back.
+    Advance {
+        /// The events to materialize, ascending.
+        new_events: Vec<EncodedEvent>,
+        /// How many pending events, oldest first, upstream confirmed.
+        confirmed: usize,
+    },
+    /// Pending events rolled back and replayed (renumbered) on a new head.
+    Rebase {
+        /// The events to materialize after the rollback: upstream's, then the replayed
+        /// pending ones, ascending.
+        new_events: Vec<EncodedEvent>,
+        /// The events to roll back, ascending (undone newest first).
+        rollback_events: Vec<EncodedEvent>,
+    },
+    /// A local push that does not extend the local head.
+    Reject {
+        /// The lowest number the push's first event could have had.
+        expected_minimum_id: EventSeq,
+    },
+}
+
+impl Merged {
+    /// The payload that forwards this result downstream, as
+    /// [`MergeResult::downstream_payload`], taking the events instead of copying them.
+    pub fn into_downstream_payload(self) -> Option<Payload> {
+        match self {
+            Merged::Advance { new_events, .. } => Some(Payload::UpstreamAdvance { new_events }),
+            Merged::Rebase {
+                new_events,
+                rollback_events,
+            } => Some(Payload::UpstreamRebase {
+                rollback_events,
+                new_events,
+            }),
+            Merged::Reject { .. } => None,
+        }
+    }
+}
+
+impl SyncState {
+    /// [`merge`] without the copy of the state: the same rules and results, as a
+    /// [`Merged`] (what to materialize) and a [`StateChange`] (how the state moves, applied
+    /// with [`SyncState::apply`]). `merge` copies `pending` and validates all of it on every
+    /// call, which costs time in proportion to the backlog; this touches only what the
+    /// payload confirms, rolls back or adds, and validates only that part. The leader and
+    /// the sessions merge this way; `merge` stays LiveStore's pure function, and property
+    /// tests check that both agree.
+    ///
+    /// # Errors
+    ///
+    /// [`InvariantViolation`] when the payload breaks merge's preconditions against this
+    /// state, or the change would break its postconditions (debug builds panic instead).
+    pub fn plan(
+        &self,
+        payload: Payload,
+        options: MergeOptions,
+    ) -> Result<(Merged, StateChange), InvariantViolation> {
+        validate_payload(&payload)?;
+        let planned = match payload {
+            Payload::LocalPush { new_events } => self.plan_local_push(new_events, options),
+            Payload::UpstreamAdvance { new_events } => {
+                self.plan_upstream_advance(new_events, options)?
+            }
+            Payload::UpstreamRebase {
+                rollback_events,
+                new_events,
+            } => self.plan_upstream_rebase(rollback_events, new_events),
+        };
+        self.validate_change(&planned.1)?;
+        Ok(planned)
+    }
+
+    /// Moves the state as `change` says (from [`SyncState::plan`] on this same state).
+    pub fn apply(&mut self, change: StateChange) {
+        debug_assert!(change.drop_front <= self.pending.len());
+        self.pending
+            .drain(..change.drop_front.min(self.pending.len()));
+        self.pending.extend(change.append);
+        self.upstream_head = change.upstream_head;
+        self.local_head = change.local_head;
+    }
+
+    /// [`SyncState::plan`], then [`SyncState::apply`] when it succeeded.
+    ///
+    /// # Errors
+    ///
+    /// As [`SyncState::plan`]; the state is then unchanged.
+    pub fn merge_in_place(
+        &mut self,
+        payload: Payload,
+        options: MergeOptions,
+    ) -> Result<Merged, InvariantViolation> {
+        let (merged, change) = self.plan(payload, options)?;
+        self.apply(change);
+        Ok(merged)
+    }
+
+    fn unchanged(&self) -> StateChange {
+        StateChange {
+            drop_front: 0,
+            append: Vec::new(),
+            upstream_head: self.upstream_head,
+            local_head: self.local_head,
+        }
+    }
+
+    fn plan_local_push(
+        &self,
+        new_events: Vec<EncodedEvent>,
+        options: MergeOptions,
+    ) -> (Merged, StateChange) {
+        let Some(first) = new_events.first() else {
+            let merged = Merged::Advance {
+                new_events,
+                confirmed: 0,
+            };
+            return (merged, self.unchanged());
+        };
+        if !first.seq.is_after(&self.local_head) {
+            let head = self.local_head;
+            let merged = Merged::Reject {
+                expected_minimum_id: head.next_pair(true, head.generation).seq,
+            };
+            return (merged, self.unchanged());
+        }
+        let append: Vec<EncodedEvent> = new_events
+            .iter()
+            .filter(|event| !(options.ignore_client_only && event.is_client_only()))
+            .cloned()
+            .collect();
+        let local_head = append.last().or(self.pending.back()).map_or_else(
+            || EventSeq::max_position(self.local_head, self.upstream_head),
+            |event| event.seq,
+        );
+        let change = StateChange {
+            drop_front: 0,
+            append,
+            upstream_head: self.upstream_head,
+            local_head,
+        };
+        let merged = Merged::Advance {
+            new_events,
+            confirmed: 0,
+        };
+        (merged, change)
+    }
+
+    fn plan_upstream_advance(
+        &self,
+        incoming: Vec<EncodedEvent>,
+        options: MergeOptions,
+    ) -> Result<(Merged, StateChange), InvariantViolation> {
+        let (Some(first), Some(last)) = (incoming.first(), incoming.last()) else {
+            let merged = Merged::Advance {
+                new_events: incoming,
+                confirmed: 0,
+            };
+            return Ok((merged, self.unchanged()));
+        };
+        if self.upstream_head.is_after(&first.seq) || self.upstream_head == first.seq {
+            return Err(violation(format!(
+                "incoming events must be after the upstream head {}, got [{}]",
+                self.upstream_head,
+                seq_list(&incoming)
+            )));
+        }
+        let upstream_head = last.seq;
+        match find_divergence(&self.pending, &incoming, options.ignore_client_only) {
+            None => {
+                let new_events: Vec<EncodedEvent> = incoming
+                    .iter()
+                    .filter(|event| !contains_position(&self.pending, event.seq))
+                    .cloned()
+                    .collect();
+                let confirmed = confirmed_prefix_len(&self.pending, &incoming, options);
+                let local_head = match self.pending.back() {
+                    Some(last) if confirmed < self.pending.len() => last.seq,
+                    _ => EventSeq::max_position(self.local_head, upstream_head),
+                };
+                let change = StateChange {
+                    drop_front: confirmed,
+                    append: Vec::new(),
+                    upstream_head,
+                    local_head,
+                };
+                Ok((
+                    Merged::Advance {
+                        new_events,
+                        confirmed,
+                    },
+                    change,
+                ))
+            }
+            Some(divergence) => {
+                let rollback_events: Vec<EncodedEvent> = self
+                    .pending
+                    .range(divergence.pending_index..)
+                    .cloned()
+                    .collect();
+                let rebased = rebase_events(&rollback_events, upstream_head);
+                // `rollback_events` is non-empty, so `rebased` is too.
+                let local_head = rebased.last().map_or(upstream_head, |event| event.seq);
+                let mut new_events = incoming;
+                new_events.drain(..divergence.incoming_index);
+                new_events.extend(rebased.iter().cloned());
+                let change = StateChange {
+                    drop_front: self.pending.len(),
+                    append: rebased,
+                    upstream_head,
+                    local_head,
+                };
+                Ok((
+                    Merged::Rebase {
+                        new_events,
+                        rollback_events,
+                    },
+                    change,
+                ))
+            }
+        }
+    }
+
+    fn plan_upstream_rebase(
+        &self,
+        mut rollback_events: Vec<EncodedEvent>,
+        mut new_events: Vec<EncodedEvent>,
+    ) -> (Merged, StateChange) {
+        rollback_events.extend(self.pending.iter().cloned());
+        let upstream_head = new_events
+            .last()
+            .map_or(self.upstream_head, |event| event.seq);
+        let rebased = rebase_events(self.pending.iter(), upstream_head);
+        let local_head = rebased.last().map_or(upstream_head, |event| event.seq);
+        new_events.extend(rebased.iter().cloned());
+        let change = StateChange {
+            drop_front: self.pending.len(),
+            append: rebased,
+            upstream_head,
+            local_head,
+        };
+        let merged = Merged::Rebase {
+            new_events,
+            rollback_events,
+        };
+        (merged, change)
+    }
+
+    /// `merge`'s postconditions for `change`, checked on what it touches: the appended
+    /// events chain on the pending event they follow, and the heads are in order and did
+    /// not move backwards.
+    fn validate_change(&self, change: &StateChange) -> Result<(), InvariantViolation> {
+        let kept = self.pending.len().saturating_sub(change.drop_front);
+        let joined = if kept > 0 { self.pending.back() } else { None };
+        validate_pending(joined.into_iter().chain(&change.append))?;
+        if change.upstream_head.is_after(&change.local_head) {
+            return Err(violation(format!(
+                "upstream head {} must not be after local head {}",
+                change.upstream_head, change.local_head
+            )));
+        }
+        if self.local_head.is_after(&change.local_head) {
+            return Err(violation(format!(
+                "local head moved backwards from {} to {}",
+                self.local_head, change.local_head
+            )));
+        }
+        if self.upstream_head.is_after(&change.upstream_head) {
+            return Err(violation(format!(
+                "upstream head moved backwards from {} to {}",
+                self.upstream_head, change.upstream_head
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -319,23 +633,27 @@ fn upstream_advance(
                 .cloned()
                 .collect();
             let split = confirmed_prefix_len(&state.pending, &incoming, options);
-            let (confirmed, remaining) = state.pending.split_at(split);
-            let local_head = remaining.last().map_or_else(
+            let remaining: VecDeque<EncodedEvent> = state.pending.range(split..).cloned().collect();
+            let local_head = remaining.back().map_or_else(
                 || EventSeq::max_position(state.local_head, new_upstream_head),
                 |event| event.seq,
             );
             Ok(MergeResult::Advance {
                 new_state: SyncState {
-                    pending: remaining.to_vec(),
+                    pending: remaining,
                     upstream_head: new_upstream_head,
                     local_head,
                 },
                 new_events,
-                confirmed_events: confirmed.to_vec(),
+                confirmed_events: state.pending.range(..split).cloned().collect(),
             })
         }
         Some(divergence) => {
-            let rollback_events = state.pending[divergence.pending_index..].to_vec();
+            let rollback_events: Vec<EncodedEvent> = state
+                .pending
+                .range(divergence.pending_index..)
+                .cloned()
+                .collect();
             let rebased = rebase_events(&rollback_events, new_upstream_head);
             // `rollback_events` is non-empty, so `rebased` is too.
             let local_head = rebased.last().map_or(new_upstream_head, |event| event.seq);
@@ -344,7 +662,7 @@ fn upstream_advance(
             new_events.extend(rebased.iter().cloned());
             Ok(MergeResult::Rebase {
                 new_state: SyncState {
-                    pending: rebased,
+                    pending: rebased.into(),
                     upstream_head: new_upstream_head,
                     local_head,
                 },
@@ -369,7 +687,7 @@ fn upstream_rebase(
     new_events.extend(rebased.iter().cloned());
     MergeResult::Rebase {
         new_state: SyncState {
-            pending: rebased,
+            pending: rebased.into(),
             upstream_head,
             local_head,
         },
@@ -407,7 +725,7 @@ struct Divergence {
 /// events, so the index comes from the first scan instead: the count of matched incoming
 /// events.
 fn find_divergence(
-    pending: &[EncodedEvent],
+    pending: &VecDeque<EncodedEvent>,
     incoming: &[EncodedEvent],
     ignore_client_only: bool,
 ) -> Option<Divergence> {
@@ -431,7 +749,7 @@ fn find_divergence(
 /// same event (the pairing is [`find_divergence`]'s), so only the counterpart's existence is
 /// left to check.
 fn confirmed_prefix_len(
-    pending: &[EncodedEvent],
+    pending: &VecDeque<EncodedEvent>,
     incoming: &[EncodedEvent],
     options: MergeOptions,
 ) -> usize {
@@ -445,7 +763,7 @@ fn confirmed_prefix_len(
 
 /// True when an event of the (validated, strictly ascending) `pending` sits at `seq`'s
 /// position.
-fn contains_position(pending: &[EncodedEvent], seq: EventSeq) -> bool {
+fn contains_position(pending: &VecDeque<EncodedEvent>, seq: EventSeq) -> bool {
     pending
         .binary_search_by(|event| event.seq.position_cmp(&seq))
         .is_ok()
@@ -453,11 +771,14 @@ fn contains_position(pending: &[EncodedEvent], seq: EventSeq) -> bool {
 
 /// LiveStore's `rebaseEvents`: renumbers `events` one after the other starting on `base`,
 /// each keeping its client-only-ness, all with generation `base.generation + 1`.
-fn rebase_events(events: &[EncodedEvent], base: EventSeq) -> Vec<EncodedEvent> {
+fn rebase_events<'a>(
+    events: impl IntoIterator<Item = &'a EncodedEvent>,
+    base: EventSeq,
+) -> Vec<EncodedEvent> {
     let generation = base.generation.saturating_add(1);
     let mut previous = base;
     events
-        .iter()
+        .into_iter()
         .map(|event| {
             let rebased = event.rebased(previous, generation);
             previous = rebased.seq;
@@ -474,16 +795,20 @@ fn validate_sync_state(state: &SyncState) -> Result<(), InvariantViolation> {
 }
 
 /// Pending events are strictly ascending, and chain where they share a global.
-fn validate_pending(pending: &[EncodedEvent]) -> Result<(), InvariantViolation> {
-    for (index, pair) in pending.windows(2).enumerate() {
-        let (previous, next) = (&pair[0], &pair[1]);
+fn validate_pending<'a, I>(pending: I) -> Result<(), InvariantViolation>
+where
+    I: IntoIterator<Item = &'a EncodedEvent>,
+    I::IntoIter: Clone,
+{
+    let pending = pending.into_iter();
+    for (index, (previous, next)) in pending.clone().zip(pending.clone().skip(1)).enumerate() {
         if !next.seq.is_after(&previous.seq) {
             return Err(violation(format!(
                 "pending events must be strictly ascending, got {} then {} at index {} of [{}]",
                 previous.seq,
                 next.seq,
                 index + 1,
-                seq_list(pending)
+                seq_list(pending.clone())
             )));
         }
         if next.seq.global > previous.seq.global {
@@ -550,9 +875,9 @@ fn validate_merge_result(
     Ok(())
 }
 
-fn seq_list(events: &[EncodedEvent]) -> String {
+fn seq_list<'a>(events: impl IntoIterator<Item = &'a EncodedEvent>) -> String {
     events
-        .iter()
+        .into_iter()
         .map(|event| event.seq.to_string())
         .collect::<Vec<_>>()
         .join(", ")

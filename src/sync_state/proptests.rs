@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use serde_json::json;
 
-use super::strategies::{Op, chunk_sizes, ops};
+use super::strategies::{Op, assert_in_place_agrees, chunk_sizes, ops};
 use super::*;
 use crate::event::EventMeta;
 
@@ -142,7 +142,9 @@ impl Replica {
     /// Merges, checks the properties of the step, applies the result.
     fn merge(&mut self, payload: Payload, options: MergeOptions) -> MergeResult {
         let before = self.state.clone();
-        let result = merge(&before, payload, options).expect("merge of a valid history");
+        let result = merge(&before, payload.clone(), options).expect("merge of a valid history");
+        // The leader and the sessions merge in place: it must agree at every step.
+        assert_in_place_agrees(&before, payload, options, &result);
         match &result {
             MergeResult::Advance {
                 new_state,
@@ -164,8 +166,9 @@ impl Replica {
                     "rollback events are the materialized tail"
                 );
                 // The rolled-back events are the old pending tail, replayed on the new head.
-                assert!(before.pending.ends_with(rollback_events));
-                assert_rebased(rollback_events, &new_state.pending, new_state.upstream_head);
+                assert!(Vec::from(before.pending.clone()).ends_with(rollback_events));
+                let rebased = Vec::from(new_state.pending.clone());
+                assert_rebased(rollback_events, &rebased, new_state.upstream_head);
                 self.materialized.truncate(keep);
                 self.materialized.extend(new_events.iter().cloned());
                 self.state = new_state.clone();
@@ -188,9 +191,10 @@ impl Replica {
     /// The replica holds exactly the upstream events it pulled, in order, followed by its
     /// pending events.
     fn assert_consistent(&self, upstream: &Upstream) {
-        assert!(self.materialized.ends_with(&self.state.pending));
+        let pending = Vec::from(self.state.pending.clone());
+        assert!(self.materialized.ends_with(&pending));
         let view = self.upstream_view(&self.materialized);
-        let pending = self.upstream_view(&self.state.pending);
+        let pending = self.upstream_view(&pending);
         let expected: Vec<&EncodedEvent> = upstream.log[..self.delivered]
             .iter()
             .chain(pending)

@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
+use super::{MergeOptions, MergeResult, Merged, Payload, SyncState};
 use crate::event::{EncodedEvent, EventMeta};
 use crate::seq::EventSeq;
 
@@ -97,4 +98,67 @@ pub(super) fn ops(replicas: usize, ignore_client_only: bool) -> impl Strategy<Va
 /// Sizes in which a log is delivered: each chunk holds 1 to 5 events.
 pub(super) fn chunk_sizes() -> impl Strategy<Value = Vec<usize>> {
     prop::collection::vec(1..6usize, 1..20)
+}
+
+/// Runs `payload` through the in-place path ([`SyncState::merge_in_place`]) on a copy of
+/// `before` and checks that it gives what [`merge`] gave (`result`): the same events, the
+/// same confirmed prefix, the same state after.
+pub(super) fn assert_in_place_agrees(
+    before: &SyncState,
+    payload: Payload,
+    options: MergeOptions,
+    result: &MergeResult,
+) {
+    let mut state = before.clone();
+    let merged = state
+        .merge_in_place(payload, options)
+        .expect("the in-place path accepts what merge accepts");
+    match (result, &merged) {
+        (
+            MergeResult::Advance {
+                new_state,
+                new_events,
+                confirmed_events,
+            },
+            Merged::Advance {
+                new_events: in_place,
+                confirmed,
+            },
+        ) => {
+            assert_eq!(in_place, new_events, "new events");
+            assert_eq!(*confirmed, confirmed_events.len(), "confirmed count");
+            assert!(
+                before.pending.iter().take(*confirmed).eq(confirmed_events),
+                "confirmed events are the oldest pending ones"
+            );
+            assert_eq!(&state, new_state, "state after an advance");
+        }
+        (
+            MergeResult::Rebase {
+                new_state,
+                new_events,
+                rollback_events,
+            },
+            Merged::Rebase {
+                new_events: in_place,
+                rollback_events: rolled_back,
+            },
+        ) => {
+            assert_eq!(in_place, new_events, "new events");
+            assert_eq!(rolled_back, rollback_events, "rollback events");
+            assert_eq!(&state, new_state, "state after a rebase");
+        }
+        (
+            MergeResult::Reject {
+                expected_minimum_id,
+            },
+            Merged::Reject {
+                expected_minimum_id: in_place,
+            },
+        ) => {
+            assert_eq!(in_place, expected_minimum_id);
+            assert_eq!(&state, before, "a reject leaves the state");
+        }
+        _ => panic!("merge gave {result:?}, the in-place path {merged:?}"),
+    }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::strategies::{e0_1, e1_0, e1_1, e1_2, e1_3, e2_0, e2_1, event};
+use super::strategies::{assert_in_place_agrees, e0_1, e1_0, e1_1, e1_2, e1_3, e2_0, e2_1, event};
 use super::*;
 
 const ROOT: EventSeq = EventSeq::ROOT;
@@ -11,10 +11,24 @@ const IGNORE: MergeOptions = MergeOptions::IGNORE_CLIENT_ONLY;
 
 fn state(pending: Vec<EncodedEvent>, upstream_head: EventSeq, local_head: EventSeq) -> SyncState {
     SyncState {
-        pending,
+        pending: pending.into(),
         upstream_head,
         local_head,
     }
+}
+
+/// [`super::merge`], and the in-place path on the same input, which must agree: every case
+/// below checks both.
+fn merge(
+    state: &SyncState,
+    payload: Payload,
+    options: MergeOptions,
+) -> Result<MergeResult, InvariantViolation> {
+    let result = super::merge(state, payload.clone(), options);
+    if let Ok(result) = &result {
+        assert_in_place_agrees(state, payload, options, result);
+    }
+    result
 }
 
 fn local_push(new_events: Vec<EncodedEvent>) -> Payload {
@@ -492,7 +506,7 @@ fn test_rebase_generation_is_base_generation_plus_one() {
         )
         .unwrap(),
     );
-    assert_eq!(seqs(&new_state.pending), ["e3r2"]);
+    assert_eq!(seqs(&Vec::from(new_state.pending)), ["e3r2"]);
 }
 
 #[test]
