@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 use rusqlite::fallible_streaming_iterator::FallibleStreamingIterator;
-use rusqlite::session::{ChangesetIter, ConflictAction, ConflictType, Session};
+use rusqlite::session::{Changegroup, ChangesetIter, ConflictAction, ConflictType, Session};
 
 use crate::event::{Changeset, EncodedEvent};
 pub use crate::schema::MaterializeError;
@@ -242,15 +242,74 @@ pub fn rollback(
         });
     }
     let tables = Arc::new(Mutex::new(BTreeSet::new()));
-    for (index, changeset) in changesets.iter().enumerate().rev() {
-        let Changeset::Data(bytes) = changeset else {
-            continue;
-        };
+    let recorded: Vec<(usize, &[u8])> = changesets
+        .iter()
+        .enumerate()
+        .filter_map(|(index, changeset)| match changeset {
+            Changeset::Data(bytes) => Some((index, bytes.as_slice())),
+            _ => None,
+        })
+        .collect();
+    if recorded.len() > 1 {
+        // One changeset for all of them, inverted and applied once: SQLite prepares its
+        // statements per apply, so one apply per event costs that many times over. Only if
+        // it fails are they undone one by one again, to name the event that conflicts.
+        if let Ok(combined) = combine(&recorded) {
+            conn.execute_batch("SAVEPOINT eventsync_rollback")
+                .map_err(|error| MaterializeError::Rollback {
+                    index: 0,
+                    message: format!("SQLite: {error}"),
+                })?;
+            match undo_one(conn, &combined, &tables) {
+                Ok(()) => {
+                    conn.execute_batch("RELEASE eventsync_rollback")
+                        .map_err(|error| MaterializeError::Rollback {
+                            index: 0,
+                            message: format!("SQLite: {error}"),
+                        })?;
+                    // Changes that cancel out are not in the combined changeset; the tables
+                    // touched are still those of every event's own.
+                    let mut touched = tables.lock().map(|t| t.clone()).unwrap_or_default();
+                    for &(index, bytes) in &recorded {
+                        touched.extend(changeset_tables(bytes).map_err(|error| {
+                            MaterializeError::Rollback {
+                                index,
+                                message: format!("SQLite: {error}"),
+                            }
+                        })?);
+                    }
+                    return Ok(touched);
+                }
+                Err(_) => {
+                    conn.execute_batch(
+                        "ROLLBACK TO eventsync_rollback; RELEASE eventsync_rollback",
+                    )
+                    .map_err(|error| MaterializeError::Rollback {
+                        index: 0,
+                        message: format!("SQLite: {error}"),
+                    })?;
+                }
+            }
+        }
+    }
+    for &(index, bytes) in recorded.iter().rev() {
         undo_one(conn, bytes, &tables)
             .map_err(|message| MaterializeError::Rollback { index, message })?;
     }
     let tables = tables.lock().map(|t| t.clone()).unwrap_or_default();
     Ok(tables)
+}
+
+/// The changesets of consecutive events as one: what they changed together, in order.
+fn combine(recorded: &[(usize, &[u8])]) -> rusqlite::Result<Vec<u8>> {
+    let mut group = Changegroup::new()?;
+    for &(_, bytes) in recorded {
+        let mut input: &[u8] = bytes;
+        group.add_stream(&mut input)?;
+    }
+    let mut combined = Vec::new();
+    group.output_strm(&mut combined)?;
+    Ok(combined)
 }
 
 /// Inverts one changeset and applies it, collecting the table names it touches.
