@@ -34,6 +34,8 @@ pub mod schema;
 mod seq;
 mod session;
 mod settings;
+#[doc(hidden)]
+pub mod snapshot;
 mod store;
 pub mod sync_state;
 
@@ -52,4 +54,5 @@ pub use schema::{EventDef, MaterializeContext, MaterializerError, Schema, Statem
 pub use seq::{EventSeq, ParseSeqError, SeqPair};
 pub use session::{ClientSession, Subscription, SyncStatus};
 pub use settings::{OnBackendIdMismatch, Tuning};
+pub use snapshot::SnapshotBoot;
 pub use store::{Store, StoreBuilder, StoreStatus};

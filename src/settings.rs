@@ -51,6 +51,18 @@ pub struct Tuning {
     /// (`eventsync compact` still does, on demand). Default 4096, the segment log's pack
     /// window (`pack-window-events`): about one attempt per window.
     pub pack_after_events: u64,
+    /// Write a snapshot of the state to the backend every this many events the backend
+    /// confirmed (0: never). A fresh client then boots from the newest snapshot and pulls
+    /// only the tail, instead of replaying the whole log. Each snapshot costs one dump of
+    /// the user tables on the leader (between two batches), one compression and one PUT;
+    /// a store of N events with a snapshot every K replays at most K events on a fresh
+    /// client. Default 0 (off): a snapshot is also written on demand
+    /// ([`Store::snapshot`](crate::Store::snapshot), `eventsync snapshot`).
+    pub snapshot_every: u64,
+    /// Whether a client with no local data looks for the newest snapshot of its schema in
+    /// the backend and starts from it (then pulls the tail). With `false` it replays the
+    /// whole log. Default `true`.
+    pub boot_from_snapshot: bool,
 }
 
 impl Default for Tuning {
@@ -62,6 +74,8 @@ impl Default for Tuning {
             on_backend_id_mismatch: OnBackendIdMismatch::Reset,
             leader_thread: true,
             pack_after_events: 4096,
+            snapshot_every: 0,
+            boot_from_snapshot: true,
         }
     }
 }

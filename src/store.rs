@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use eventsync_backends::{Entropy, GlobalSeq, StoreId, SyncBackend};
+use eventsync_backends::{BackendError, Entropy, GlobalSeq, SnapshotPut, StoreId, SyncBackend};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -17,6 +17,7 @@ use crate::leader::{BootArgs, Command, Counters, Leader, LeaderTask, StoreStats,
 use crate::schema::Schema;
 use crate::seq::EventSeq;
 use crate::session::ClientSession;
+use crate::snapshot::SnapshotBoot;
 
 use crate::settings::Tuning;
 
@@ -126,6 +127,14 @@ impl StoreBuilder {
             backend.as_ref(),
         )
         .await?;
+        let snapshot_boot = match &backend {
+            Some(backend)
+                if self.tuning.boot_from_snapshot && db.is_empty().map_err(db_error)? =>
+            {
+                boot_from_snapshot(&mut db, &self.schema, backend.as_ref()).await
+            }
+            _ => SnapshotBoot::NotTried,
+        };
         let counters = Arc::new(Counters::default());
         let (commands, task) = Leader::boot(BootArgs {
             schema: self.schema.clone(),
@@ -136,6 +145,7 @@ impl StoreBuilder {
             tuning: self.tuning,
             lock,
             entropy: self.entropy.fork(),
+            client_id: client_id.clone(),
         })?;
         Ok(Store {
             inner: Arc::new(StoreInner {
@@ -147,6 +157,7 @@ impl StoreBuilder {
                 counters,
                 task: tokio::sync::Mutex::new(Some(task)),
                 entropy: self.entropy,
+                snapshot_boot,
             }),
         })
     }
@@ -197,6 +208,8 @@ struct StoreInner {
     task: tokio::sync::Mutex<Option<LeaderTask>>,
     /// Session ids come from it.
     entropy: Entropy,
+    /// How the opening used the snapshots in the bucket.
+    snapshot_boot: SnapshotBoot,
 }
 
 impl Store {
@@ -259,6 +272,31 @@ impl Store {
             pending: leader.leader_pending,
             backend_head,
         })
+    }
+
+    /// Writes a snapshot of the state at the backend-confirmed head to the backend (created
+    /// once per schema and event: when another client wrote that one first, `created` is
+    /// false and nothing is written). Fails with `Invalid` offline or before the backend
+    /// confirmed any event.
+    pub async fn snapshot(&self) -> Result<SnapshotPut> {
+        let Some(backend) = self.inner.backend.clone() else {
+            return Err(Error::invalid(
+                "a snapshot needs a backend: the store is offline",
+            ));
+        };
+        let (at, dump) = self.ask(|reply| Command::DumpConfirmed { reply }).await??;
+        if at == GlobalSeq::ZERO {
+            return Err(Error::invalid(
+                "nothing to snapshot: the backend confirmed no event of this store yet",
+            ));
+        }
+        let schema_hash = self.inner.schema.hash();
+        Ok(crate::snapshot::put(&*backend, &schema_hash, at, dump, &self.inner.client_id).await?)
+    }
+
+    /// How this store's opening used the snapshots in the bucket.
+    pub fn snapshot_boot(&self) -> &SnapshotBoot {
+        &self.inner.snapshot_boot
     }
 
     /// Every event of this leader's eventlog, ascending (client-only events included).
@@ -339,6 +377,53 @@ impl Store {
     pub async fn abort(self) {
         if let Some(task) = self.inner.task.lock().await.take() {
             task.abort().await;
+        }
+    }
+}
+
+/// Starts an empty store from the newest snapshot of its schema, when there is a good one
+/// (see [`SnapshotBoot`]); otherwise leaves it empty, to replay the log.
+async fn boot_from_snapshot(
+    db: &mut LeaderDb,
+    schema: &Schema,
+    backend: &dyn SyncBackend,
+) -> SnapshotBoot {
+    let found = match backend.latest_snapshot(&schema.hash()).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return SnapshotBoot::NoneFound,
+        Err(BackendError::Corrupt { key, message }) => {
+            tracing::warn!(%key, %message, "refused a snapshot; replaying the log instead");
+            return SnapshotBoot::Refused { key, message };
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not look for a snapshot; replaying the log instead");
+            return SnapshotBoot::Unavailable {
+                message: error.to_string(),
+            };
+        }
+    };
+    let snapshot = &found.snapshot;
+    let loaded =
+        crate::snapshot::decompress(&snapshot.body, snapshot.content_len, &snapshot.content_hash)
+            .map_err(|error| error.to_string())
+            .and_then(|dump| {
+                db.load_snapshot(schema, snapshot.at, &dump.bytes)
+                    .map_err(|error| error.to_string())
+            });
+    match loaded {
+        Ok(()) => {
+            tracing::info!(key = %found.key, at = %snapshot.at, "started from a snapshot");
+            SnapshotBoot::Loaded {
+                key: found.key,
+                at: snapshot.at.0,
+            }
+        }
+        Err(message) => {
+            tracing::warn!(key = %found.key, %message, "refused a snapshot; replaying the log instead");
+            SnapshotBoot::Refused {
+                key: found.key,
+                message,
+            }
         }
     }
 }

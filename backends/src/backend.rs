@@ -3,7 +3,45 @@
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
+use crate::snapshot::Snapshot;
 use crate::{BackendError, GlobalEvent, GlobalSeq, RequestCounts};
+
+/// What [`SyncBackend::put_snapshot`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotPut {
+    /// The snapshot's key.
+    pub key: String,
+    /// The event whose state it holds (`S`).
+    pub at: GlobalSeq,
+    /// `true` when this call created it; `false` when a snapshot of the same schema at the
+    /// same event was already there (another client came first: both hold a state of the
+    /// same log at the same event, so the first one stays and this one moves on).
+    pub created: bool,
+}
+
+/// The state a caller hands to [`SyncBackend::put_snapshot`]: opaque to the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotContent {
+    /// The hash of the state, as the caller defines it.
+    pub content_hash: [u8; 32],
+    /// How many bytes the body decodes to (a bound the reader checks).
+    pub content_len: u64,
+    /// The encoded state.
+    pub body: Vec<u8>,
+    /// The writing client's id (informational).
+    pub writer: String,
+}
+
+/// A snapshot read from the backend and checked against the log (see
+/// [`SyncBackend::latest_snapshot`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundSnapshot {
+    /// Its key, for messages.
+    pub key: String,
+    /// The decoded snapshot.
+    pub snapshot: Snapshot,
+}
 
 /// Whether more events are known to follow a pulled page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +171,36 @@ pub trait SyncBackend: Send + Sync + std::fmt::Debug {
     /// change. The default does nothing and answers 0: a backend without packs.
     async fn pack(&self) -> Result<u64, BackendError> {
         Ok(0)
+    }
+
+    /// Writes a snapshot of the state at event `at` under schema `schema_hash`, created once
+    /// (the first writer of a key wins; a later one gets `created: false` and moves on). The
+    /// backend fills in the hash-chain link at `at`, which must end a segment; `body` and
+    /// `content_hash` are the caller's (the root crate's table dump). The default fails with
+    /// [`BackendError::Invalid`]: a backend that cannot hold snapshots says so.
+    async fn put_snapshot(
+        &self,
+        schema_hash: &str,
+        at: GlobalSeq,
+        content: SnapshotContent,
+    ) -> Result<SnapshotPut, BackendError> {
+        let _ = (schema_hash, at, content);
+        Err(BackendError::Invalid {
+            message: format!("backend {} cannot hold snapshots", self.info().name),
+        })
+    }
+
+    /// The newest snapshot of schema `schema_hash`, checked: its checksum, that it sits
+    /// where its key says, and that its link is the digest of the segment that ends at its
+    /// `S` (read now). From then on, a pull from `S` checks that the tail chains onto it.
+    /// `Ok(None)` when there is none; a damaged or lying one is [`BackendError::Corrupt`]
+    /// naming its key, and the caller replays the log instead. The default has none.
+    async fn latest_snapshot(
+        &self,
+        schema_hash: &str,
+    ) -> Result<Option<FoundSnapshot>, BackendError> {
+        let _ = schema_hash;
+        Ok(None)
     }
 
     /// Replaces the store with a new, empty one under a new backend id, and works in that

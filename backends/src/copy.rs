@@ -18,10 +18,9 @@
 //! **Verified.** At the end both logs are pulled through [`SegmentLog`] (every checksum, the
 //! numbering and the hash chain) and compared event by event, streaming.
 //!
-//! **What is copied** is listed in [`FAMILIES`]: the segments and the packs. The snapshots
-//! of issue 12 are immutable, created-once objects of the same kind: each adds an entry
-//! there (the folder to list, and which keys belong to it) and is copied, resumed and
-//! skipped the same way.
+//! **What is copied** is listed in [`FAMILIES`]: the segments, the packs and the snapshots,
+//! all immutable, created-once objects: each family is an entry there (the folder to list,
+//! and which keys belong to it) and is copied, resumed and skipped the same way.
 
 use std::sync::Arc;
 
@@ -82,6 +81,11 @@ pub const FAMILIES: &[Family] = &[
         name: "packs",
         dir: |log| log.packs_dir().clone(),
         is_member: |log, key| log.parse_pack(key).is_some(),
+    },
+    Family {
+        name: "snapshots",
+        dir: |log| log.snapshots_dir().clone(),
+        is_member: |log, key| log.parse_snapshot(key).is_some(),
     },
 ];
 

@@ -9,6 +9,8 @@
 //! - [`event`]: [`GlobalEvent`], the wire event, with LiveStore's JSON field names.
 //! - [`error`]: [`BackendError`], typed so callers can tell "retry" from "fix the input".
 //! - [`segment`]: the segment byte format (documented byte by byte in `docs/FORMAT.md`).
+//! - [`snapshot`](mod@snapshot): the snapshot byte format (the state at an event `S`, tied to
+//!   the log by the hash-chain link at `S`).
 //! - [`paths`]: the object keys of a store, written down in one place.
 //! - [`segment_log`]: [`SegmentLog`], the backend over `Arc<dyn ObjectStore>`.
 //! - [`requests`]: [`RequestCounts`], the requests a backend made by kind, counted by the
@@ -60,13 +62,17 @@ pub mod requests;
 pub mod s3;
 pub mod segment;
 pub mod segment_log;
+pub mod snapshot;
 pub mod store_id;
 pub mod verify;
 
 /// The object store crate a [`SegmentLog`] runs over: use this one, so the versions match.
 pub use object_store;
 
-pub use backend::{BackendInfo, Capabilities, PageInfo, PullPage, PullStream, SyncBackend};
+pub use backend::{
+    BackendInfo, Capabilities, FoundSnapshot, PageInfo, PullPage, PullStream, SnapshotContent,
+    SnapshotPut, SyncBackend,
+};
 pub use entropy::Entropy;
 pub use error::BackendError;
 pub use event::{GlobalEvent, GlobalSeq};

@@ -4,6 +4,7 @@
 //! {prefix}/{store}/store.json                               identity: layout version and backend id, created once
 //! {prefix}/{store}/{backend_id}/segments/{first:020}.seg    one immutable segment, named by its first event's number
 //! {prefix}/{store}/{backend_id}/packs/{first:020}-{last:020}.pack   a run of whole segments, events first..=last
+//! {prefix}/{store}/{backend_id}/snapshots/{schema_hash}/{S:020}.snap   the state at event S
 //! {prefix}/.eventsync-probe/{run}/...                       scratch keys of the capability probe (deleted after it)
 //! ```
 //!
@@ -35,6 +36,11 @@ pub const SEGMENT_EXTENSION: &str = ".seg";
 pub const PACKS_DIR: &str = "packs";
 /// The file extension of a pack.
 pub const PACK_EXTENSION: &str = ".pack";
+/// The folder (inside a backend id's folder) that holds the snapshots, one folder per
+/// schema hash.
+pub const SNAPSHOTS_DIR: &str = "snapshots";
+/// The file extension of a snapshot.
+pub const SNAPSHOT_EXTENSION: &str = ".snap";
 /// The folder (inside the prefix) of the capability probe's scratch keys. It starts with a
 /// dot, which no store id may, so it can never collide with a store.
 pub const PROBE_DIR: &str = ".eventsync-probe";
@@ -121,10 +127,12 @@ impl StorePaths {
         let root = self.root.clone().join(id.as_str());
         let segments = root.clone().join(SEGMENTS_DIR);
         let packs = root.clone().join(PACKS_DIR);
+        let snapshots = root.clone().join(SNAPSHOTS_DIR);
         LogPaths {
             root,
             segments,
             packs,
+            snapshots,
         }
     }
 }
@@ -138,6 +146,8 @@ pub struct LogPaths {
     segments: Path,
     /// `{prefix}/{store}/{backend_id}/packs`.
     packs: Path,
+    /// `{prefix}/{store}/{backend_id}/snapshots`.
+    snapshots: Path,
 }
 
 impl LogPaths {
@@ -208,6 +218,43 @@ impl LogPaths {
         };
         let (first, last) = (number(first)?, number(last)?);
         (GlobalSeq::FIRST <= first && first <= last).then_some((first, last))
+    }
+}
+
+impl LogPaths {
+    /// `{prefix}/{store}/{backend_id}/snapshots`: every schema's snapshots.
+    pub fn snapshots_dir(&self) -> &Path {
+        &self.snapshots
+    }
+
+    /// `{prefix}/{store}/{backend_id}/snapshots/{schema_hash}`: one schema's snapshots. The
+    /// caller passes a hash that is one safe key segment (`snapshot::valid_schema_hash`).
+    pub fn schema_snapshots_dir(&self, schema_hash: &str) -> Path {
+        self.snapshots.clone().join(schema_hash)
+    }
+
+    /// `{prefix}/{store}/{backend_id}/snapshots/{schema_hash}/{at:020}.snap`: the snapshot
+    /// of the state at event `at` under schema `schema_hash`.
+    pub fn snapshot(&self, schema_hash: &str, at: GlobalSeq) -> Path {
+        self.schema_snapshots_dir(schema_hash)
+            .join(format!("{:020}{SNAPSHOT_EXTENSION}", at.0))
+    }
+
+    /// The schema hash and event number in a snapshot key, or `None` when `location` is not
+    /// a snapshot key of this log (a stray file is ignored, not an error).
+    pub fn parse_snapshot(&self, location: &Path) -> Option<(String, GlobalSeq)> {
+        let mut rest = location.prefix_match(&self.snapshots)?;
+        let schema = rest.next()?;
+        let name = rest.next()?;
+        if rest.next().is_some() || !crate::snapshot::valid_schema_hash(schema.as_ref()) {
+            return None;
+        }
+        let digits = name.as_ref().strip_suffix(SNAPSHOT_EXTENSION)?;
+        if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let at = digits.parse::<u64>().ok().map(GlobalSeq)?;
+        (at >= GlobalSeq::FIRST).then(|| (schema.as_ref().to_owned(), at))
     }
 }
 
@@ -313,6 +360,30 @@ mod tests {
             "p/s/b1/segments/00000000000000000001-00000000000000004096.pack",
         ] {
             assert_eq!(log.parse_pack(&Path::from(stray)), None, "{stray}");
+        }
+    }
+
+    #[test]
+    fn test_snapshot_keys_round_trip_and_ignore_strays() {
+        let log = log();
+        let key = log.snapshot("ab12", GlobalSeq(4096));
+        assert_eq!(
+            key.as_ref(),
+            "p/s/b1/snapshots/ab12/00000000000000004096.snap"
+        );
+        assert_eq!(
+            log.parse_snapshot(&key),
+            Some(("ab12".into(), GlobalSeq(4096)))
+        );
+        for stray in [
+            "p/s/b1/snapshots/ab12/4096.snap",
+            "p/s/b1/snapshots/00000000000000004096.snap",
+            "p/s/b1/snapshots/ab12/00000000000000000000.snap",
+            "p/s/b1/snapshots/ab12/x/00000000000000004096.snap",
+            "p/s/b1/snapshots/a.b/00000000000000004096.snap",
+            "p/s/b1/packs/ab12/00000000000000004096.snap",
+        ] {
+            assert_eq!(log.parse_snapshot(&Path::from(stray)), None, "{stray}");
         }
     }
 

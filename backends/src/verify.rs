@@ -26,6 +26,7 @@ use crate::copy::StoreLocation;
 use crate::paths::LogPaths;
 use crate::segment::{self, SegmentDigest};
 use crate::segment_log::{SegmentLog, SegmentLogConfig, get_if_present, store_error};
+use crate::snapshot::Snapshot;
 use crate::{BackendError, GlobalSeq, SyncBackend};
 
 /// How many objects are read at once.
@@ -374,6 +375,116 @@ impl ObjectAudit for PackAudit {
                         break;
                     }
                 }
+            }
+        }
+        Ok(checked)
+    }
+}
+
+/// A check of a snapshot's state against the log, beyond what this crate can see (the
+/// root crate replays the log into a fresh database and compares the dump's hash). Called
+/// in ascending order of `S`, so an implementation may replay once, incrementally.
+#[async_trait::async_trait]
+pub trait SnapshotContentCheck: Send + Sync {
+    /// Checks `snapshot`: `Ok(None)` when its state is right or cannot be judged here (a
+    /// schema this check does not know), `Ok(Some(message))` for a wrong state, `Err` when
+    /// the log could not be read.
+    async fn check(&self, snapshot: &Snapshot) -> Result<Option<String>, BackendError>;
+}
+
+/// The snapshots hook: every snapshot's checksum and header (`snapshot::decode`), that its
+/// key names its schema hash and `S`, that `S` is on the sound chain, and that its link is
+/// the digest of the segment of the chain that ends at `S`. With a [`SnapshotContentCheck`]
+/// (`verify --snapshots`), also its state against a replay of the log.
+#[derive(Default)]
+pub struct SnapshotAudit<'a> {
+    /// The replay check, when asked for.
+    pub content: Option<&'a dyn SnapshotContentCheck>,
+}
+
+impl std::fmt::Debug for SnapshotAudit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotAudit")
+            .field("content", &self.content.is_some())
+            .finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectAudit for SnapshotAudit<'_> {
+    fn name(&self) -> &'static str {
+        "snapshots"
+    }
+
+    async fn audit(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        log: &LogPaths,
+        _backend_id: &str,
+        chain: &Chain,
+        faults: &mut Vec<Fault>,
+    ) -> Result<u64, BackendError> {
+        let dir = log.snapshots_dir();
+        let mut keys: Vec<(GlobalSeq, String, Path)> = store
+            .list(Some(dir))
+            .map_ok(|meta| meta.location)
+            .try_filter_map(|key| async move {
+                Ok(log
+                    .parse_snapshot(&key)
+                    .map(|(schema, at)| (at, schema, key)))
+            })
+            .try_collect()
+            .await
+            .map_err(|e| store_error("listing", dir, e))?;
+        keys.sort();
+        let mut checked = 0;
+        for (at, schema, key) in keys {
+            checked += 1;
+            let mut fault = |message: String| {
+                faults.push(Fault {
+                    key: key.to_string(),
+                    message,
+                })
+            };
+            let Some(bytes) = get_if_present(store.as_ref(), &key).await? else {
+                fault("it was listed but is gone".into());
+                continue;
+            };
+            let snapshot = match crate::snapshot::decode(&bytes) {
+                Ok(snapshot) => snapshot,
+                Err(error) => {
+                    fault(error.to_string());
+                    continue;
+                }
+            };
+            if snapshot.at != at || snapshot.schema_hash != schema {
+                fault(format!(
+                    "its key says the state at {at} under schema {schema}, it holds {} under {}",
+                    snapshot.at, snapshot.schema_hash
+                ));
+                continue;
+            }
+            if at > chain.head {
+                fault(format!(
+                    "it is at {at}, past the end of the sound log ({})",
+                    chain.head
+                ));
+                continue;
+            }
+            match chain.links.get(&snapshot.link.segment_first) {
+                Some(link) if link.last == at && link.digest == snapshot.link.digest => {}
+                _ => {
+                    fault(format!(
+                        "its chain link at {at} is not the segment {} of the log",
+                        log.segment(snapshot.link.segment_first)
+                    ));
+                    continue;
+                }
+            }
+            if let Some(content) = self.content
+                && let Some(message) = content.check(&snapshot).await?
+            {
+                fault(message);
             }
         }
         Ok(checked)

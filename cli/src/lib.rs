@@ -16,6 +16,7 @@ mod export;
 mod import;
 mod log;
 mod serve;
+mod snapshot;
 mod status;
 mod sync;
 mod todo;
@@ -114,6 +115,9 @@ pub enum Command {
     /// Pack every complete window of segments after the last pack into one object each
     /// (segments are kept); safe to run from several clients at once
     Compact(compact::CompactArgs),
+    /// Sync, then write a snapshot of the state at the backend-confirmed head into the
+    /// backend: fresh clients of this schema boot from it and pull only the events after it
+    Snapshot(snapshot::SnapshotArgs),
     /// Several simulated clients committing concurrently through one backend (a fresh
     /// temp folder unless --backend is given), then checks that they converged
     Demo(demo::DemoArgs),
@@ -140,6 +144,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Copy(args) => copy::run(&config, args).await,
         Command::Verify(args) => verify::run(&config, args).await,
         Command::Compact(args) => compact::run(&config, args).await,
+        Command::Snapshot(args) => snapshot::run(&config, args).await,
         Command::Demo(args) => demo::run(&config, args).await,
         Command::Bench(args) => bench::run(&config, args).await,
         Command::Serve(args) => serve::run(&config, args).await,

@@ -4,10 +4,15 @@
 use clap::Args;
 use eventsync_backends::copy::StoreLocation;
 use eventsync_backends::open_object_store;
-use eventsync_backends::verify::{ObjectAudit, PackAudit, VerifyError, VerifyReport, verify_store};
+use eventsync_backends::verify::{
+    ObjectAudit, PackAudit, SnapshotAudit, SnapshotContentCheck, VerifyError, VerifyReport,
+    verify_store,
+};
+use std::sync::Arc;
 
 use super::{backend, out, progress_bar};
 use crate::config::Config;
+use eventsync::snapshot::ReplayCheck;
 use eventsync::{Error, ErrorKind, Result};
 
 /// Arguments of `verify`.
@@ -16,7 +21,9 @@ pub struct VerifyArgs {
     /// Print one JSON object (the report, camelCase, with every fault)
     #[arg(long)]
     json: bool,
-    /// Also check the snapshots against their sequence number, schema hash and the log
+    /// Also replay the log into a fresh database up to each snapshot of this build's schema
+    /// and compare the state with the snapshot's content hash (every snapshot's header, S,
+    /// schema folder and chain link are checked without it)
     #[arg(long)]
     snapshots: bool,
 }
@@ -24,13 +31,6 @@ pub struct VerifyArgs {
 /// Runs `verify`.
 pub(crate) async fn run(config: &Config, args: &VerifyArgs) -> Result<()> {
     let url = &config.backend;
-    if args.snapshots {
-        // The hook is `ObjectAudit`; there is no snapshot format to audit yet.
-        return Err(Error::new(
-            ErrorKind::Invalid,
-            "verify --snapshots: this build has no snapshots in the bucket to check",
-        ));
-    }
     let (store, prefix) = open_object_store(url, &config.backend_options)
         .map_err(|e| backend::backend_error(url, e))?;
     let place = StoreLocation {
@@ -38,7 +38,20 @@ pub(crate) async fn run(config: &Config, args: &VerifyArgs) -> Result<()> {
         prefix,
         store_id: config.store_id.clone(),
     };
-    let hooks: Vec<&dyn ObjectAudit> = vec![&PackAudit];
+    let replay = if args.snapshots {
+        let backend = backend::open_backend(config, url, &config.store_id).await?;
+        let check = ReplayCheck::new(Arc::new(eventsync_todo::todo_schema()), backend)
+            .map_err(|e| Error::internal("preparing the replay").with_source(e))?;
+        Some(check)
+    } else {
+        None
+    };
+    let snapshots = SnapshotAudit {
+        content: replay
+            .as_ref()
+            .map(|check| check as &dyn SnapshotContentCheck),
+    };
+    let hooks: Vec<&dyn ObjectAudit> = vec![&PackAudit, &snapshots];
     let bar = progress_bar("segments checked");
     let shown = bar.clone();
     let verified = verify_store(&place, &hooks, &move |done, total| {

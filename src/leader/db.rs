@@ -119,6 +119,10 @@ pub(crate) struct LeaderDb {
     open: bool,
     event_hashes: BTreeMap<String, String>,
     schema_hash: String,
+    /// The event the eventlog starts after: 0, or `S` for a store booted from a snapshot
+    /// at `S` (its events up to `S` are in the tables, not in the eventlog). Recorded in
+    /// `eventlog.db`'s `meta` as `base`.
+    base: GlobalSeq,
 }
 
 /// An event to materialize in a batch, and whether to keep its changeset.
@@ -205,6 +209,13 @@ impl LeaderDb {
         }
         let commits = read_commits(&log)?;
         let event_hashes = schema.event_hashes().into_iter().collect();
+        let base = match read_meta(&log, "meta", "base", EVENTLOG)? {
+            None => GlobalSeq::ZERO,
+            Some(text) => GlobalSeq(text.parse().map_err(|_| DbError::Format {
+                file: EVENTLOG.into(),
+                message: format!("meta base {text:?} is not a number"),
+            })?),
+        };
         Ok(LeaderDb {
             state,
             log,
@@ -213,6 +224,7 @@ impl LeaderDb {
             open: false,
             event_hashes,
             schema_hash: schema.hash(),
+            base,
         })
     }
 
@@ -238,7 +250,8 @@ impl LeaderDb {
             .map_err(sql(EVENTLOG))
     }
 
-    /// The last event of the eventlog by position (`ROOT` when empty).
+    /// The last event of the eventlog by position: when it holds none, its base (`ROOT`,
+    /// or the snapshot's `S` it starts after).
     pub(crate) fn eventlog_head(&self) -> Result<EventSeq, DbError> {
         self.log
             .query_row(
@@ -248,8 +261,17 @@ impl LeaderDb {
                 read_seq(0),
             )
             .optional()
-            .map(|head| head.unwrap_or(EventSeq::ROOT))
+            .map(|head| head.unwrap_or(EventSeq::from(self.base)))
             .map_err(sql(EVENTLOG))
+    }
+
+    /// Whether this store holds nothing yet: no event, nothing confirmed, no snapshot. Only
+    /// such a store boots from a snapshot.
+    pub(crate) fn is_empty(&self) -> Result<bool, DbError> {
+        let (confirmed, _) = self.sync_status()?;
+        Ok(self.base == GlobalSeq::ZERO
+            && confirmed == GlobalSeq::ZERO
+            && self.eventlog_head()? == EventSeq::ROOT)
     }
 
     /// The events after `after` (by position), ascending, with their changesets (read from
@@ -466,6 +488,7 @@ fn parse_json(text: &str, seq: &EventSeq) -> Result<serde_json::Value, DbError> 
 
 mod batch;
 mod level;
+mod snapshot;
 
 #[cfg(test)]
 mod tests;

@@ -36,6 +36,11 @@ pub(crate) enum Command {
     Events {
         reply: oneshot::Sender<Result<Vec<EncodedEvent>, Error>>,
     },
+    /// The canonical dump of the state at the backend-confirmed head, and that head.
+    DumpConfirmed {
+        reply:
+            oneshot::Sender<Result<(eventsync_backends::GlobalSeq, crate::snapshot::Dump), Error>>,
+    },
     /// A read-only query of the leader's state tables, rows as JSON objects.
     Query {
         sql: String,

@@ -69,7 +69,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use eventsync_backends::{BackendError, Entropy, GlobalEvent, SyncBackend};
+use eventsync_backends::{BackendError, Entropy, GlobalEvent, GlobalSeq, SyncBackend};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -213,6 +213,10 @@ pub(crate) struct Leader {
     outbox: Vec<Outgoing>,
     /// A shutdown under way.
     stopping: Option<Stopping>,
+    /// This client's id (the writer named in the snapshots it writes).
+    client_id: String,
+    /// The backend-confirmed head at the last automatic snapshot (or at boot).
+    last_snapshot: GlobalSeq,
     /// The data dir's lock. The leader holds it, not the store handle: a dropped handle
     /// leaves the leader running until its sessions' commits are admitted, and a second
     /// leader on the same files must wait until then. Last field: dropped after `db`.
@@ -231,6 +235,8 @@ pub(crate) struct BootArgs {
     pub lock: DirLock,
     /// Where retry jitter comes from.
     pub entropy: Entropy,
+    /// This client's id.
+    pub client_id: String,
 }
 
 impl Leader {
@@ -248,6 +254,7 @@ impl Leader {
             tuning,
             lock,
             entropy,
+            client_id,
         } = args;
         let leader_thread = tuning.leader_thread;
         db.level_state(&schema).map_err(db_error)?;
@@ -323,6 +330,8 @@ impl Leader {
             io,
             outbox: Vec::new(),
             stopping: None,
+            client_id,
+            last_snapshot: confirmed_head,
             _lock: lock,
         };
         if at_open.reseed && leader.online.is_some() {
@@ -378,6 +387,7 @@ impl Leader {
             self.take_ready(&mut pulled, &mut tasks_done, &mut commands);
             self.make_durable();
             self.check_waiters();
+            self.maybe_snapshot();
         }
     }
 
@@ -509,6 +519,9 @@ impl Leader {
                         Command::Events { reply } => {
                             let _ = reply.send(self.db.all_events().map_err(db_error));
                         }
+                        Command::DumpConfirmed { reply } => {
+                            let _ = reply.send(self.dump_confirmed().map_err(db_error));
+                        }
                         Command::Query { sql, reply } => {
                             let rows = crate::rows::read_json(self.db.connection(), &sql, &[]);
                             let _ = reply.send(rows.map_err(Error::from));
@@ -529,6 +542,48 @@ impl Leader {
             }
         }
         self.admit(pushes);
+    }
+
+    /// The state at the backend-confirmed head (pending events rolled back inside a
+    /// savepoint; see [`LeaderDb::dump_confirmed`]), and that head.
+    fn dump_confirmed(&mut self) -> Result<(GlobalSeq, crate::snapshot::Dump), db::DbError> {
+        let confirmed = self.state.upstream_head.global;
+        let pending = self.db.events_after(EventSeq::from(confirmed))?;
+        let dump = self.db.dump_confirmed(&pending)?;
+        Ok((confirmed, dump))
+    }
+
+    /// Writes a snapshot in the background when the backend confirmed
+    /// [`Tuning::snapshot_every`] events since the last one this leader wrote (or since it
+    /// booted). The dump is made here, on the leader, between two durable batches; the
+    /// upload runs on the caller's runtime and a failure is logged, never fatal.
+    fn maybe_snapshot(&mut self) {
+        let every = self.tuning.snapshot_every;
+        let Some(online) = &self.online else {
+            return;
+        };
+        let confirmed = self.state.upstream_head.global;
+        if every == 0 || self.closed.is_some() || confirmed.0 < self.last_snapshot.0 + every {
+            return;
+        }
+        self.last_snapshot = confirmed;
+        let backend = online.backend.clone();
+        let dumped = self.dump_confirmed();
+        let (at, dump) = match dumped {
+            Ok(dumped) => dumped,
+            Err(error) => {
+                tracing::warn!(%error, "could not dump the state for a snapshot");
+                return;
+            }
+        };
+        let schema_hash = self.schema.hash();
+        let writer = self.client_id.clone();
+        self.io.spawn(async move {
+            match crate::snapshot::put(&*backend, &schema_hash, at, dump, &writer).await {
+                Ok(put) => tracing::debug!(key = %put.key, created = put.created, "snapshot"),
+                Err(error) => tracing::warn!(%error, "could not write a snapshot"),
+            }
+        });
     }
 
     fn heads(&self) -> LeaderHeads {

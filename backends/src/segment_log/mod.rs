@@ -31,6 +31,7 @@ mod known;
 mod pack_read;
 mod pull;
 mod push;
+mod snapshots;
 
 pub use compact::CompactReport;
 pub use config::{MIN_SEGMENT_BYTES, SegmentLogConfig};
@@ -46,8 +47,8 @@ use crate::paths::{LogPaths, StorePaths};
 use crate::requests::{CountingStore, RequestCounts};
 use crate::store_id::StoreId;
 use crate::{
-    BackendError, BackendInfo, Capabilities, Entropy, GlobalEvent, GlobalSeq, PullStream,
-    SyncBackend,
+    BackendError, BackendInfo, Capabilities, Entropy, FoundSnapshot, GlobalEvent, GlobalSeq,
+    PullStream, SnapshotContent, SnapshotPut, SyncBackend,
 };
 
 use identity::Incarnation;
@@ -260,6 +261,22 @@ impl SyncBackend for SegmentLog {
 
     fn requests(&self) -> Option<RequestCounts> {
         Some(self.inner.counting.counts())
+    }
+
+    async fn put_snapshot(
+        &self,
+        schema_hash: &str,
+        at: GlobalSeq,
+        content: SnapshotContent,
+    ) -> Result<SnapshotPut, BackendError> {
+        self.inner.put_snapshot(schema_hash, at, content).await
+    }
+
+    async fn latest_snapshot(
+        &self,
+        schema_hash: &str,
+    ) -> Result<Option<FoundSnapshot>, BackendError> {
+        self.inner.latest_snapshot(schema_hash).await
     }
 
     fn info(&self) -> BackendInfo {

@@ -2,6 +2,7 @@
 //! replaying what the state lacks, or rebuilding it when it cannot be a prefix of the
 //! eventlog), and when the backend was wiped and recreated ([`LeaderDb::reset`]).
 
+use eventsync_backends::GlobalSeq;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
@@ -23,31 +24,14 @@ impl LeaderDb {
     /// so the next boot decides again from the same facts; committing the new hash before
     /// the replay would let it trust the old head over empty tables.
     pub(crate) fn level_state(&mut self, schema: &Schema) -> Result<(), DbError> {
+        let (rebuild, state_head) = self.needs_rebuild()?;
+        if rebuild && self.base > GlobalSeq::ZERO {
+            // The events up to the base are in no local file: the state cannot be rebuilt
+            // here. Start the store over (it pulls the log again, or boots from a snapshot
+            // of this schema), unless that would lose events not yet pushed.
+            self.start_over()?;
+        }
         let tx = self.state.unchecked_transaction().map_err(sql(STATE))?;
-        let recorded_hash = read_meta(&tx, "__eventsync_meta", "schema_hash", STATE)?;
-        let state_head = self.state_head()?;
-        let level_with: u64 = tx
-            .query_row(
-                "SELECT eventlog_commit FROM __eventsync_level WHERE id = 1",
-                [],
-                |row| row.get::<_, i64>(0),
-            )
-            .map_err(sql(STATE))? as u64;
-        let head_in_eventlog = state_head == EventSeq::ROOT
-            || self
-                .log
-                .query_row(
-                    "SELECT seq_generation FROM eventlog WHERE seq_global = ?1 AND seq_client = ?2",
-                    params![state_head.global.0 as i64, state_head.client],
-                    |row| row.get::<_, u32>(0),
-                )
-                .optional()
-                .map_err(sql(EVENTLOG))?
-                == Some(state_head.generation);
-        let rebuild = recorded_hash.as_deref() != Some(self.schema_hash.as_str())
-            || level_with > self.commits.last
-            || level_with < self.commits.rewrite
-            || !head_in_eventlog;
         let (confirmed_head, _) = self.sync_status()?;
         let replay_from = if rebuild {
             drop_user_tables(&tx)?;
@@ -81,8 +65,84 @@ impl LeaderDb {
         tx.commit().map_err(sql(STATE))
     }
 
+    /// Empties the eventlog of a store booted from a snapshot whose state must be rebuilt (the
+    /// schema changed, or a crash inside the snapshot's load), so that it starts over from
+    /// the backend. Refuses, naming the count, when it holds events the backend has not
+    /// confirmed: they would be lost.
+    fn start_over(&mut self) -> Result<(), DbError> {
+        let (confirmed, _) = self.sync_status()?;
+        let pending: i64 = self
+            .log
+            .query_row(
+                "SELECT COUNT(*) FROM eventlog WHERE seq_global > ?1 OR seq_client > 0",
+                [confirmed.0 as i64],
+                |row| row.get(0),
+            )
+            .map_err(sql(EVENTLOG))?;
+        if pending > 0 {
+            return Err(DbError::Format {
+                file: EVENTLOG.into(),
+                message: format!(
+                    "this store started from a snapshot at {} and its state must be rebuilt \
+                     (the schema changed), but {pending} of its events are not pushed yet: \
+                     open it with the schema it had and sync first",
+                    self.base
+                ),
+            });
+        }
+        let commits = Commits {
+            last: self.commits.last + 1,
+            rewrite: self.commits.last + 1,
+        };
+        let log_tx = self.log.unchecked_transaction().map_err(sql(EVENTLOG))?;
+        log_tx
+            .execute_batch(
+                "DELETE FROM eventlog; UPDATE sync_status SET head = 0 WHERE id = 1;
+                 DELETE FROM meta WHERE key = 'base';",
+            )
+            .map_err(sql(EVENTLOG))?;
+        write_commits(&log_tx, commits)?;
+        log_tx.commit().map_err(sql(EVENTLOG))?;
+        self.commits = commits;
+        self.staged = commits;
+        self.base = GlobalSeq::ZERO;
+        Ok(())
+    }
+
+    /// Whether boot must rebuild the state from the eventlog (see the module doc), and the
+    /// state head.
+    fn needs_rebuild(&self) -> Result<(bool, EventSeq), DbError> {
+        let recorded_hash = read_meta(&self.state, "__eventsync_meta", "schema_hash", STATE)?;
+        let state_head = self.state_head()?;
+        let level_with: u64 = self
+            .state
+            .query_row(
+                "SELECT eventlog_commit FROM __eventsync_level WHERE id = 1",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map_err(sql(STATE))? as u64;
+        let head_in_eventlog = state_head == EventSeq::ROOT
+            || (self.base > GlobalSeq::ZERO && state_head == EventSeq::from(self.base))
+            || self
+                .log
+                .query_row(
+                    "SELECT seq_generation FROM eventlog WHERE seq_global = ?1 AND seq_client = ?2",
+                    params![state_head.global.0 as i64, state_head.client],
+                    |row| row.get::<_, u32>(0),
+                )
+                .optional()
+                .map_err(sql(EVENTLOG))?
+                == Some(state_head.generation);
+        let rebuild = recorded_hash.as_deref() != Some(self.schema_hash.as_str())
+            || level_with > self.commits.last
+            || level_with < self.commits.rewrite
+            || !head_in_eventlog;
+        Ok((rebuild, state_head))
+    }
+
     /// Records that the user tables are those of this leader's schema.
-    fn record_schema_hash(&self, tx: &Connection) -> Result<(), DbError> {
+    pub(super) fn record_schema_hash(&self, tx: &Connection) -> Result<(), DbError> {
         tx.execute(
             "INSERT OR REPLACE INTO __eventsync_meta VALUES ('schema_hash', ?1)",
             [&self.schema_hash],
@@ -117,7 +177,10 @@ impl LeaderDb {
         set_state_head(&state_tx, EventSeq::ROOT, commits.last)?;
         let log_tx = self.log.unchecked_transaction().map_err(sql(EVENTLOG))?;
         log_tx
-            .execute_batch("DELETE FROM eventlog; UPDATE sync_status SET head = 0 WHERE id = 1;")
+            .execute_batch(
+                "DELETE FROM eventlog; UPDATE sync_status SET head = 0 WHERE id = 1;
+                 DELETE FROM meta WHERE key = 'base';",
+            )
             .map_err(sql(EVENTLOG))?;
         log_tx
             .execute(
@@ -129,11 +192,12 @@ impl LeaderDb {
         log_tx.commit().map_err(sql(EVENTLOG))?;
         self.commits = commits;
         self.staged = commits;
+        self.base = GlobalSeq::ZERO;
         state_tx.commit().map_err(sql(STATE))
     }
 }
 
-fn drop_user_tables(tx: &Connection) -> Result<(), DbError> {
+pub(super) fn drop_user_tables(tx: &Connection) -> Result<(), DbError> {
     let names: Vec<String> = tx
         .prepare(
             "SELECT name FROM main.sqlite_schema WHERE type = 'table'

@@ -1,0 +1,237 @@
+//! Snapshots in the bucket: writing one at a segment boundary (created once, the first writer
+//! wins) and finding the newest one of a schema, checked against the segment it links to.
+
+use object_store::path::Path;
+use object_store::{PutMode, PutPayload};
+
+use super::identity::Incarnation;
+use super::known::SegmentMeta;
+use super::{Inner, corrupt, get_if_present, store_error};
+use crate::snapshot::{self, Snapshot, SnapshotLink};
+use crate::{BackendError, FoundSnapshot, GlobalSeq, SnapshotContent, SnapshotPut, segment};
+
+impl Inner {
+    /// See [`SyncBackend::put_snapshot`](crate::SyncBackend::put_snapshot).
+    pub(super) async fn put_snapshot(
+        &self,
+        schema_hash: &str,
+        at: GlobalSeq,
+        content: SnapshotContent,
+    ) -> Result<SnapshotPut, BackendError> {
+        if !snapshot::valid_schema_hash(schema_hash) {
+            return Err(BackendError::Invalid {
+                message: format!(
+                    "schema hash {:?} cannot name a snapshot folder",
+                    schema_hash.escape_default().to_string()
+                ),
+            });
+        }
+        if at == GlobalSeq::ZERO {
+            return Err(BackendError::Invalid {
+                message: "nothing to snapshot: the backend confirmed no event yet".into(),
+            });
+        }
+        let (log, _) = self.incarnation().await?;
+        let link = self.link_at(&log, at).await?;
+        let snapshot = Snapshot {
+            at,
+            schema_hash: schema_hash.to_owned(),
+            link,
+            content_hash: content.content_hash,
+            content_len: content.content_len,
+            writer: content.writer,
+            body: content.body,
+        };
+        let bytes = snapshot::encode(&snapshot).map_err(|error| BackendError::Invalid {
+            message: format!("snapshot at {at}: {error}"),
+        })?;
+        let key = log.paths.snapshot(schema_hash, at);
+        let created = match self
+            .store
+            .put_opts(&key, PutPayload::from(bytes), PutMode::Create.into())
+            .await
+        {
+            Ok(_) => true,
+            // Taken, or an ambiguous outcome (a retried create that met its own first try):
+            // read what is there. A valid snapshot at this key is a state of this log at
+            // this event under this schema: ours or another client's, the first one stays.
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                let there =
+                    self.read_snapshot(&key)
+                        .await?
+                        .ok_or_else(|| BackendError::Unavailable {
+                            message: format!("creating {key}: it exists, then it was gone"),
+                        })?;
+                if there.content_hash != snapshot.content_hash {
+                    tracing::warn!(
+                        %key,
+                        writer = %there.writer,
+                        "another client's snapshot at this event holds a different state \
+                         (a materializer that is not deterministic?); keeping the first one"
+                    );
+                }
+                false
+            }
+            Err(error) => return Err(store_error("creating", &key, error)),
+        };
+        Ok(SnapshotPut {
+            key: key.to_string(),
+            at,
+            created,
+        })
+    }
+
+    /// See [`SyncBackend::latest_snapshot`](crate::SyncBackend::latest_snapshot).
+    pub(super) async fn latest_snapshot(
+        &self,
+        schema_hash: &str,
+    ) -> Result<Option<FoundSnapshot>, BackendError> {
+        if !snapshot::valid_schema_hash(schema_hash) {
+            return Ok(None);
+        }
+        let (log, _) = self.incarnation().await?;
+        let dir = log.paths.schema_snapshots_dir(schema_hash);
+        let newest = self
+            .list_keys(&dir)
+            .await?
+            .into_iter()
+            .filter_map(|key| {
+                log.paths
+                    .parse_snapshot(&key)
+                    .filter(|(schema, _)| schema == schema_hash)
+                    .map(|(_, at)| (at, key))
+            })
+            .max();
+        let Some((at, key)) = newest else {
+            return Ok(None);
+        };
+        let Some(snapshot) = self.read_snapshot(&key).await? else {
+            return Ok(None);
+        };
+        if snapshot.at != at || snapshot.schema_hash != schema_hash {
+            return Err(corrupt(
+                &key,
+                format!(
+                    "it holds the state at {} under schema {}, its key says {at} under {schema_hash}",
+                    snapshot.at, snapshot.schema_hash
+                ),
+            ));
+        }
+        self.check_link(&log, &key, &snapshot).await?;
+        // The link is now a fact about the log: a pull from `S` checks its first segment
+        // against it, as it checks every later one against the one before.
+        log.known().insert(SegmentMeta {
+            first: snapshot.link.segment_first,
+            last: snapshot.at,
+            digest: snapshot.link.digest,
+        });
+        Ok(Some(FoundSnapshot {
+            key: key.to_string(),
+            snapshot,
+        }))
+    }
+
+    /// Reads and decodes the snapshot at `key` (`None` when it is missing).
+    async fn read_snapshot(&self, key: &Path) -> Result<Option<Snapshot>, BackendError> {
+        let Some(bytes) = get_if_present(self.store.as_ref(), key).await? else {
+            return Ok(None);
+        };
+        snapshot::decode(&bytes)
+            .map(Some)
+            .map_err(|error| corrupt(key, error))
+    }
+
+    /// Checks that the segment `snapshot` links to exists, ends at its `S`, belongs to this
+    /// backend id and has its digest; a failure is [`BackendError::Corrupt`] naming `key`.
+    async fn check_link(
+        &self,
+        log: &Incarnation,
+        key: &Path,
+        snapshot: &Snapshot,
+    ) -> Result<(), BackendError> {
+        let first = snapshot.link.segment_first;
+        let segment_key = log.paths.segment(first);
+        let Some(bytes) = get_if_present(self.store.as_ref(), &segment_key).await? else {
+            return Err(corrupt(
+                key,
+                format!("it links to {segment_key}, which does not exist"),
+            ));
+        };
+        let segment = segment::decode(&bytes).map_err(|error| {
+            corrupt(
+                key,
+                format!("it links to {segment_key}, which is damaged: {error}"),
+            )
+        })?;
+        if segment.header.first != first
+            || segment.header.last() != snapshot.at
+            || segment.header.backend_id != log.id.as_str()
+            || segment.digest != snapshot.link.digest
+        {
+            return Err(corrupt(
+                key,
+                format!(
+                    "its chain link at {} does not match {segment_key} (events {} to {}, digest {})",
+                    snapshot.at,
+                    segment.header.first,
+                    segment.header.last(),
+                    segment.digest
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The link at `at`: the segment that ends there, from what this client knows or else
+    /// from a listing and one GET. Fails with [`BackendError::Invalid`] when no segment ends
+    /// at `at` (a snapshot is taken at a confirmed head, which always ends a segment).
+    async fn link_at(
+        &self,
+        log: &Incarnation,
+        at: GlobalSeq,
+    ) -> Result<SnapshotLink, BackendError> {
+        if let Some(meta) = log.known().containing(at).filter(|meta| meta.last == at) {
+            return Ok(SnapshotLink {
+                segment_first: meta.first,
+                digest: meta.digest,
+            });
+        }
+        let firsts = self.list_segments(log, None).await?;
+        let Some(first) = firsts.into_iter().filter(|first| *first <= at).max() else {
+            return Err(BackendError::Invalid {
+                message: format!("no segment of the log holds {at}"),
+            });
+        };
+        let key = log.paths.segment(first);
+        let bytes = get_if_present(self.store.as_ref(), &key)
+            .await?
+            .ok_or_else(|| BackendError::Unavailable {
+                message: format!("reading {key}: it was listed but is gone"),
+            })?;
+        let segment = segment::decode(&bytes).map_err(|error| corrupt(&key, error))?;
+        if segment.header.last() != at {
+            return Err(BackendError::Invalid {
+                message: format!(
+                    "{at} does not end a segment ({key} holds {} to {}): a snapshot is taken at a confirmed head",
+                    segment.header.first,
+                    segment.header.last()
+                ),
+            });
+        }
+        Ok(SnapshotLink {
+            segment_first: first,
+            digest: segment.digest,
+        })
+    }
+
+    /// Every key under `dir`.
+    async fn list_keys(&self, dir: &Path) -> Result<Vec<Path>, BackendError> {
+        use futures::TryStreamExt;
+        self.store
+            .list(Some(dir))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| store_error("listing", dir, e))
+    }
+}

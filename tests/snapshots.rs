@@ -1,0 +1,435 @@
+//! Snapshots in the bucket: a fresh client boots from the newest snapshot of its schema and
+//! pulls only the tail, ending with exactly the state of a client that replayed the whole
+//! log; a client of another schema ignores it; a damaged snapshot is refused, named, and the
+//! client replays the log instead; two clients snapshotting the same event leave one valid
+//! snapshot; a leader with `snapshot_every` writes them by itself. Each scenario runs on
+//! memory, on a folder, and on S3 when `EVENTSYNC_TEST_S3_URL` is set.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventsync::backends::conformance::make_events;
+use eventsync::backends::conformance::not_run::test_name;
+use eventsync::backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
+use eventsync::backends::copy::StoreLocation;
+use eventsync::backends::verify::{
+    ObjectAudit, PackAudit, SnapshotAudit, SnapshotContentCheck, VerifyReport, verify_store,
+};
+use eventsync::backends::{
+    GlobalSeq, OpenOptions, SegmentLog, SegmentLogConfig, SyncBackend, open_object_store,
+};
+use eventsync::schema::Schema;
+use eventsync::snapshot::ReplayCheck;
+use eventsync::{SnapshotBoot, Store, Tuning};
+use eventsync_todo::{TodoCompleted, TodoCreated, TodoDeleted, todo_schema, todo_schema_builder};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde_json::Value;
+use support::{TODOS_DUMP, backend_log, fast_tuning, todos_from_scratch, wait_until};
+
+/// Where the log lives: an object store, a prefix and a store id. Each [`Bucket::client`]
+/// is a new client with its own caches, as another process would have.
+struct Bucket {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    store_id: String,
+}
+
+impl Bucket {
+    fn memory() -> Bucket {
+        Bucket {
+            store: Arc::new(object_store::memory::InMemory::new()),
+            prefix: Path::from("test"),
+            store_id: "snap".into(),
+        }
+    }
+
+    fn url(url: &str, store_id: String) -> Bucket {
+        let (store, prefix) =
+            open_object_store(url, &OpenOptions::default()).expect("the object store opens");
+        Bucket {
+            store,
+            prefix,
+            store_id,
+        }
+    }
+
+    fn client(&self) -> Arc<dyn SyncBackend> {
+        let config = SegmentLogConfig {
+            poll_min: Duration::from_millis(5),
+            poll_max: Duration::from_millis(50),
+            ..SegmentLogConfig::default()
+        };
+        Arc::new(
+            SegmentLog::new(
+                self.store.clone(),
+                self.prefix.clone(),
+                &self.store_id,
+                config,
+            )
+            .expect("a valid segment log"),
+        )
+    }
+
+    fn location(&self) -> StoreLocation {
+        StoreLocation {
+            store: self.store.clone(),
+            prefix: self.prefix.clone(),
+            store_id: self.store_id.clone(),
+        }
+    }
+
+    /// `eventsync verify`, with `--snapshots` when `replay`.
+    async fn verify(&self, schema: &Arc<Schema>, replay: bool) -> VerifyReport {
+        let check = ReplayCheck::new(schema.clone(), self.client()).expect("a replay");
+        let audit = SnapshotAudit {
+            content: replay.then_some(&check as &dyn SnapshotContentCheck),
+        };
+        let hooks: Vec<&dyn ObjectAudit> = vec![&PackAudit, &audit];
+        verify_store(&self.location(), &hooks, &|_, _| {})
+            .await
+            .expect("the audit runs")
+    }
+
+    async fn open(&self, schema: &Arc<Schema>, dir: &std::path::Path, tuning: Tuning) -> Store {
+        Store::builder(schema.clone())
+            .with_backend(self.client())
+            .with_data_dir(dir)
+            .with_client_id(format!(
+                "c{}",
+                dir.file_name().unwrap().to_string_lossy().len()
+            ))
+            .with_tuning(tuning)
+            .open()
+            .await
+            .expect("the store opens")
+    }
+}
+
+/// The todo schema with one more table: another schema hash, the same events.
+fn changed_schema() -> Arc<Schema> {
+    Arc::new(
+        todo_schema_builder()
+            .table("notes", "CREATE TABLE notes (id TEXT PRIMARY KEY)")
+            .build()
+            .expect("a valid schema"),
+    )
+}
+
+/// Commits `count` todos (every third completed, every fifth deleted) and syncs.
+async fn commit_todos(store: &Store, from: usize, count: usize) {
+    let session = store.session().await.expect("a session");
+    for i in from..from + count {
+        let id = format!("t{i}");
+        session
+            .commit(&TodoCreated {
+                id: id.clone(),
+                text: format!("todo {i}"),
+            })
+            .expect("commit");
+        if i % 3 == 0 {
+            session
+                .commit(&TodoCompleted { id: id.clone() })
+                .expect("commit");
+        }
+        if i % 5 == 0 {
+            session
+                .commit(&TodoDeleted {
+                    id,
+                    deleted_at: i as i64,
+                })
+                .expect("commit");
+        }
+    }
+    store.sync().await.expect("sync");
+}
+
+async fn todos(store: &Store) -> Vec<Value> {
+    store.query_leader(TODOS_DUMP).await.expect("query")
+}
+
+/// The whole scenario on one bucket.
+async fn snapshot_run(bucket: Bucket) {
+    let schema = Arc::new(todo_schema());
+    let dirs: Vec<_> = (0..6)
+        .map(|_| tempfile::tempdir().expect("a temp dir"))
+        .collect();
+
+    // A writer commits, snapshots at its confirmed head, and goes on (the tail).
+    let writer = bucket.open(&schema, dirs[0].path(), fast_tuning()).await;
+    commit_todos(&writer, 0, 40).await;
+    let put = writer.snapshot().await.expect("a snapshot");
+    assert!(put.created, "{put:?}");
+    assert!(
+        put.key.ends_with(".snap") && put.key.contains("/snapshots/"),
+        "{}",
+        put.key
+    );
+    let at = writer
+        .status()
+        .await
+        .expect("status")
+        .backend_confirmed_head
+        .global;
+    // A second snapshot at the same event writes nothing.
+    assert!(!writer.snapshot().await.expect("again").created);
+    commit_todos(&writer, 40, 15).await;
+    let log = backend_log(&writer.backend().expect("online")).await;
+    assert!(log.len() as u64 > at.0);
+
+    // A fresh client boots from the snapshot and pulls the tail only.
+    let fresh = bucket.open(&schema, dirs[1].path(), fast_tuning()).await;
+    assert_eq!(
+        fresh.snapshot_boot(),
+        &SnapshotBoot::Loaded {
+            key: put.key.clone(),
+            at: at.0
+        }
+    );
+    fresh.sync().await.expect("sync");
+    assert_eq!(
+        fresh.stats().pulled,
+        log.len() as u64 - at.0,
+        "only the tail is pulled"
+    );
+    let expected = todos_from_scratch(&schema, &log);
+    assert_eq!(todos(&fresh).await, expected);
+    assert_eq!(todos(&writer).await, expected);
+    // Its eventlog starts after the snapshot; its heads are the log's.
+    let eventlog = fresh.eventlog().await.expect("eventlog");
+    assert_eq!(eventlog.first().map(|e| e.seq.global), Some(at.next()));
+    let status = fresh.status().await.expect("status");
+    assert_eq!(status.local_head.global.0, log.len() as u64);
+    assert_eq!(status.backend_head, Some(GlobalSeq(log.len() as u64)));
+
+    // A client that replays the whole log ends identical.
+    let replayer = bucket
+        .open(
+            &schema,
+            dirs[2].path(),
+            Tuning {
+                boot_from_snapshot: false,
+                ..fast_tuning()
+            },
+        )
+        .await;
+    replayer.sync().await.expect("sync");
+    assert_eq!(replayer.snapshot_boot(), &SnapshotBoot::NotTried);
+    assert_eq!(todos(&replayer).await, expected);
+
+    // The snapshot-booted client writes on (its pending events rebase on others' work), and
+    // every replica converges; reopened, it keeps its state without a second boot.
+    commit_todos(&fresh, 100, 5).await;
+    commit_todos(&replayer, 200, 5).await;
+    for store in [&writer, &fresh, &replayer] {
+        store.sync().await.expect("sync");
+    }
+    let log = backend_log(&writer.backend().expect("online")).await;
+    let expected = todos_from_scratch(&schema, &log);
+    for store in [&writer, &fresh, &replayer] {
+        wait_until("the replica has the whole log", || async {
+            store.status().await.expect("status").local_head.global.0 == log.len() as u64
+        })
+        .await;
+        assert_eq!(todos(store).await, expected);
+    }
+    fresh.shutdown().await.expect("shutdown");
+    let fresh = bucket.open(&schema, dirs[1].path(), fast_tuning()).await;
+    assert_eq!(fresh.snapshot_boot(), &SnapshotBoot::NotTried);
+    fresh.sync().await.expect("sync");
+    assert_eq!(todos(&fresh).await, expected);
+    fresh.shutdown().await.expect("shutdown");
+
+    // Another schema ignores the todo schema's snapshots and replays the log.
+    let other = changed_schema();
+    assert_ne!(other.hash(), schema.hash());
+    let changed = bucket.open(&other, dirs[3].path(), fast_tuning()).await;
+    assert_eq!(changed.snapshot_boot(), &SnapshotBoot::NoneFound);
+    changed.sync().await.expect("sync");
+    assert_eq!(changed.stats().pulled, log.len() as u64);
+    assert_eq!(todos(&changed).await, expected);
+    changed.shutdown().await.expect("shutdown");
+
+    // Two clients snapshot the same event: one creates it, the other moves on.
+    writer.sync().await.expect("sync");
+    replayer.sync().await.expect("sync");
+    let (a, b) = tokio::join!(writer.snapshot(), replayer.snapshot());
+    let (a, b) = (a.expect("a snapshot"), b.expect("a snapshot"));
+    assert_eq!(a.key, b.key);
+    assert!(
+        a.created != b.created,
+        "exactly one created it: {a:?} {b:?}"
+    );
+
+    // A damaged newest snapshot is refused, named, and the client replays the log.
+    let key = Path::from(a.key.as_str());
+    let mut bytes = bucket
+        .store
+        .get(&key)
+        .await
+        .expect("the snapshot")
+        .bytes()
+        .await
+        .expect("its bytes")
+        .to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    bucket
+        .store
+        .put(&key, PutPayload::from(bytes))
+        .await
+        .expect("damage it");
+    let refused = bucket.open(&schema, dirs[4].path(), fast_tuning()).await;
+    match refused.snapshot_boot() {
+        SnapshotBoot::Refused { key, message } => {
+            assert_eq!(key, &a.key);
+            assert!(message.contains("checksum"), "{message}");
+        }
+        other => panic!("a damaged snapshot was not refused: {other:?}"),
+    }
+    refused.sync().await.expect("sync");
+    assert_eq!(refused.stats().pulled, log.len() as u64);
+    assert_eq!(todos(&refused).await, expected);
+    refused.shutdown().await.expect("shutdown");
+    // verify names it.
+    let report = bucket.verify(&schema, false).await;
+    assert_eq!(report.faults.len(), 1, "{:?}", report.faults);
+    assert_eq!(report.faults[0].key, a.key);
+
+    writer.shutdown().await.expect("shutdown");
+    replayer.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn test_snapshots_on_memory() {
+    snapshot_run(Bucket::memory()).await;
+}
+
+#[tokio::test]
+async fn test_snapshots_on_a_folder() {
+    let folder = tempfile::tempdir().expect("a temp dir");
+    snapshot_run(Bucket::url(
+        &format!("file://{}", folder.path().display()),
+        "snap".into(),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn test_snapshots_on_s3() {
+    let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
+        assert!(!in_ci(), "CI requires the S3 run, but {S3_NOT_CONFIGURED}");
+        let test = test_name(
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_CRATE_NAME"),
+            "test_snapshots_on_s3",
+        );
+        report_not_run(&test, S3_NOT_CONFIGURED);
+        return;
+    };
+    // A new store id per run, so that runs never see each other's logs.
+    let run = eventsync::backends::Entropy::from_os().hex::<4>();
+    snapshot_run(Bucket::url(&url, format!("snap-{run}"))).await;
+}
+
+#[tokio::test]
+async fn test_a_leader_writes_a_snapshot_every_n_confirmed_events() {
+    let bucket = Bucket::memory();
+    let schema = Arc::new(todo_schema());
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let tuning = Tuning {
+        snapshot_every: 10,
+        ..fast_tuning()
+    };
+    let writer = bucket.open(&schema, dir.path(), tuning).await;
+    commit_todos(&writer, 0, 30).await;
+    let backend = writer.backend().expect("online");
+    wait_until("a snapshot was written", || async {
+        backend
+            .latest_snapshot(&schema.hash())
+            .await
+            .expect("the bucket answers")
+            .is_some_and(|found| found.snapshot.at.0 >= 10)
+    })
+    .await;
+    writer.shutdown().await.expect("shutdown");
+    let fresh_dir = tempfile::tempdir().expect("a temp dir");
+    let fresh = bucket.open(&schema, fresh_dir.path(), fast_tuning()).await;
+    assert!(
+        matches!(fresh.snapshot_boot(), SnapshotBoot::Loaded { .. }),
+        "{:?}",
+        fresh.snapshot_boot()
+    );
+    fresh.sync().await.expect("sync");
+    let log = backend_log(&backend).await;
+    assert_eq!(todos(&fresh).await, todos_from_scratch(&schema, &log));
+    fresh.shutdown().await.expect("shutdown");
+}
+
+/// A snapshot whose state is not the log's (written by a buggy or hostile client with
+/// bucket credentials) passes the checks that need no replay, and `verify --snapshots`
+/// names it. A snapshot cannot claim an event that does not end a segment.
+#[tokio::test]
+async fn test_verify_with_replay_finds_a_snapshot_whose_state_is_not_the_logs() {
+    let bucket = Bucket::memory();
+    let schema = Arc::new(todo_schema());
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let writer = bucket.open(&schema, dir.path(), fast_tuning()).await;
+    commit_todos(&writer, 0, 12).await;
+    let at = writer
+        .status()
+        .await
+        .expect("status")
+        .backend_confirmed_head
+        .global;
+    // The state of another history: one todo the log never created.
+    let other = rusqlite::Connection::open_in_memory().expect("a database");
+    schema.create_tables(&other).expect("tables");
+    other
+        .execute(
+            "INSERT INTO todos (id, text, completed, created_seq) VALUES ('x', 'forged', 0, 1)",
+            [],
+        )
+        .expect("insert");
+    let forged = eventsync::snapshot::dump_tables(&other).expect("a dump");
+    let backend = bucket.client();
+    let put = eventsync::snapshot::put(&*backend, &schema.hash(), at, forged.clone(), "liar")
+        .await
+        .expect("the backend takes it: it cannot tell");
+    assert!(put.created);
+    let report = bucket.verify(&schema, false).await;
+    assert!(report.is_sound(), "{:?}", report.faults);
+    let report = bucket.verify(&schema, true).await;
+    assert_eq!(report.faults.len(), 1, "{:?}", report.faults);
+    assert_eq!(report.faults[0].key, put.key);
+    assert!(
+        report.faults[0].message.contains("not the log's"),
+        "{}",
+        report.faults[0].message
+    );
+    writer.shutdown().await.expect("shutdown");
+
+    // Not at a segment's end (e2 of a segment of three): refused, nothing written.
+    let bucket = Bucket::memory();
+    let backend = bucket.client();
+    backend
+        .push(make_events(GlobalSeq::ZERO, 3, "w", 10))
+        .await
+        .expect("push");
+    let error = eventsync::snapshot::put(&*backend, &schema.hash(), GlobalSeq(2), forged, "w")
+        .await
+        .expect_err("not a segment boundary");
+    assert!(
+        error.to_string().contains("does not end a segment"),
+        "{error}"
+    );
+    assert!(
+        backend
+            .latest_snapshot(&schema.hash())
+            .await
+            .expect("the bucket answers")
+            .is_none()
+    );
+}
