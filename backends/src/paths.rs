@@ -228,7 +228,7 @@ impl LogPaths {
     }
 
     /// `{prefix}/{store}/{backend_id}/snapshots/{schema_hash}`: one schema's snapshots. The
-    /// caller passes a hash that is one safe key segment (`snapshot::valid_schema_hash`).
+    /// caller passes a hash that is one safe key segment ([`valid_schema_hash`]).
     pub fn schema_snapshots_dir(&self, schema_hash: &str) -> Path {
         self.snapshots.clone().join(schema_hash)
     }
@@ -246,7 +246,7 @@ impl LogPaths {
         let mut rest = location.prefix_match(&self.snapshots)?;
         let schema = rest.next()?;
         let name = rest.next()?;
-        if rest.next().is_some() || !crate::snapshot::valid_schema_hash(schema.as_ref()) {
+        if rest.next().is_some() || !valid_schema_hash(schema.as_ref()) {
             return None;
         }
         let digits = name.as_ref().strip_suffix(SNAPSHOT_EXTENSION)?;
@@ -256,6 +256,19 @@ impl LogPaths {
         let at = digits.parse::<u64>().ok().map(GlobalSeq)?;
         (at >= GlobalSeq::FIRST).then(|| (schema.as_ref().to_owned(), at))
     }
+}
+
+/// Longest schema hash accepted in a snapshot key.
+pub const MAX_SCHEMA_HASH_LEN: usize = 128;
+
+/// Whether `hash` may name a snapshot folder: 1 to [`MAX_SCHEMA_HASH_LEN`] characters of
+/// `[A-Za-z0-9_-]` (a schema hash is lowercase hex; the check keeps keys safe).
+pub fn valid_schema_hash(hash: &str) -> bool {
+    !hash.is_empty()
+        && hash.len() <= MAX_SCHEMA_HASH_LEN
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `{prefix}/.eventsync-probe/{run}`: the scratch folder of one probe run.

@@ -12,6 +12,7 @@
 use sha2::{Digest as _, Sha256};
 
 use crate::GlobalSeq;
+pub use crate::paths::{MAX_SCHEMA_HASH_LEN, valid_schema_hash};
 use crate::segment::SegmentDigest;
 
 /// The first eight bytes of every snapshot.
@@ -22,8 +23,6 @@ pub const FORMAT_VERSION: u16 = 1;
 pub const FIXED_HEADER_LEN: usize = 8 + 2 + 2 + 8 + 8 + 8 + 32 + 32 + 8 + 1;
 /// Bytes of the trailer (a SHA-256 of every byte before it).
 pub const TRAILER_LEN: usize = 32;
-/// Longest schema hash accepted (it is a key segment: `[A-Za-z0-9_-]`).
-pub const MAX_SCHEMA_HASH_LEN: usize = 128;
 /// Longest writer client id accepted.
 pub const MAX_WRITER_LEN: usize = 1024;
 
@@ -99,16 +98,6 @@ fn malformed(message: impl Into<String>) -> SnapshotError {
     SnapshotError::Malformed {
         message: message.into(),
     }
-}
-
-/// Whether `hash` may name a snapshot folder: 1 to [`MAX_SCHEMA_HASH_LEN`] characters of
-/// `[A-Za-z0-9_-]` (a schema hash is lowercase hex; the check keeps keys safe).
-pub fn valid_schema_hash(hash: &str) -> bool {
-    !hash.is_empty()
-        && hash.len() <= MAX_SCHEMA_HASH_LEN
-        && hash
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Encodes `snapshot` (see `docs/FORMAT.md`). Fails on a field this format cannot hold.

@@ -1,6 +1,7 @@
 //! `eventsync verify` through the binary: a sound store passes (exit 0, JSON report); a
-//! corrupted segment is named by its key, with exit 1 and one error line; `--snapshots` is
-//! refused while there are no snapshots to check.
+//! corrupted segment is named by its key, with exit 1 and one error line; `eventsync
+//! snapshot` writes a snapshot (once per event), a fresh data dir boots from it, `verify
+//! --snapshots` replays the log to check it, and names it once it is damaged.
 
 mod cli_support;
 
@@ -86,12 +87,54 @@ fn test_verify_passes_a_sound_store_and_names_a_corrupted_segment() {
 }
 
 #[test]
-fn test_verify_snapshots_is_refused_without_snapshots() {
+fn test_snapshot_is_written_once_verified_by_replay_and_named_when_damaged() {
     let dir = tempfile::tempdir().unwrap();
-    run(dir.path(), &["todo", "add", "one"]).ok();
-    let refused = run(dir.path(), &["verify", "--snapshots"]);
-    assert!(
-        refused.one_line_error().contains("snapshots"),
-        "{refused:?}"
+    for text in ["one", "two", "three"] {
+        run(dir.path(), &["todo", "add", text]).ok();
+    }
+    let wrote: Value = serde_json::from_str(run(dir.path(), &["snapshot", "--json"]).ok()).unwrap();
+    assert_eq!(
+        (wrote["created"].clone(), wrote["at"].clone()),
+        (true.into(), 3.into())
     );
+    let key = wrote["key"].as_str().unwrap().to_owned();
+    assert!(key.ends_with("00000000000000000003.snap"), "{key}");
+    let again = run(dir.path(), &["snapshot"]);
+    assert!(again.ok().contains("already there"), "{again:?}");
+
+    let report: Value =
+        serde_json::from_str(run(dir.path(), &["verify", "--snapshots", "--json"]).ok()).unwrap();
+    assert_eq!(report["sound"], true, "{report}");
+    assert_eq!(report["families"][1]["name"], "snapshots", "{report}");
+    assert_eq!(report["families"][1]["checked"], 1, "{report}");
+
+    // A fresh data dir boots from it and lists the same todos.
+    let fresh = dir.path().join("fresh");
+    let backend = dir.path().join("b");
+    let listed = eventsync(
+        dir.path(),
+        &[
+            "--store",
+            "s",
+            "--data-dir",
+            fresh.to_str().unwrap(),
+            "--backend",
+            backend.to_str().unwrap(),
+            "todo",
+            "list",
+        ],
+    );
+    let out = listed.ok();
+    for text in ["one", "two", "three"] {
+        assert!(out.contains(text), "{out}");
+    }
+
+    // A folder backend's keys are paths inside its folder.
+    let file = backend.join(&key);
+    let mut bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    bytes[20] ^= 0x01;
+    std::fs::write(&file, bytes).unwrap();
+    let failed = run(dir.path(), &["verify", "--snapshots"]);
+    assert!(failed.one_line_error().contains(".snap"), "{failed:?}");
+    assert!(failed.stdout.contains("FAULT "), "{failed:?}");
 }
