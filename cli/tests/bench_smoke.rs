@@ -23,6 +23,8 @@ const KEYS: &[&str] = &[
     "events_per_put",
     "cold_pull_busy_writer",
     "cold_pull_one_per_segment",
+    "cold_pull_packed",
+    "cold_read_objects",
     "reopen_first_query",
     "rss_after_commits",
     "rebase",

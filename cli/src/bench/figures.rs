@@ -14,6 +14,7 @@ use eventsync::{ClientSession, EncodedEvent, EventMeta, EventSeq, Store, StoreSt
 use eventsync::{Error, ErrorKind, Result};
 use eventsync_backends::object_store::ObjectStore;
 use eventsync_backends::object_store::path::Path;
+use eventsync_backends::segment_log::CompactReport;
 use eventsync_backends::{
     GlobalEvent, GlobalSeq, OpenOptions, SegmentLog, SyncBackend, SyncBackendExt,
 };
@@ -73,7 +74,12 @@ impl Bench {
             .with_store_id(self.store_id(name))
             .with_data_dir(self.temp.join(name).join(client))
             .with_client_id(client)
-            .with_tuning(self.tuning.clone())
+            // No packing by the leaders: the figures that read segments measure a log of
+            // segments; packs have their own figures (`cold_pull_packed`).
+            .with_tuning(Tuning {
+                pack_after_events: 0,
+                ..self.tuning.clone()
+            })
             .open()
             .await
             .map_err(|e| e.context(format!("bench: opening store {name} as {client}")))
@@ -243,6 +249,49 @@ fn global_todo(n: u64) -> GlobalEvent {
         client_id: "writer".into(),
         session_id: "s1".into(),
     }
+}
+
+/// Packs store `name`'s log: every complete window after the last pack.
+pub(crate) async fn compact(bench: &Bench, name: &str) -> Result<CompactReport> {
+    bench
+        .log(name)?
+        .compact()
+        .await
+        .map_err(|e| backend_error(&bench.url, e))
+}
+
+/// The objects a cold reader of store `name` fetches from `e1`: the chain of packs through
+/// `packed_through` (as `SegmentLog::compact` reported it), then every segment after it.
+pub(crate) async fn cold_read_keys(
+    bench: &Bench,
+    name: &str,
+    packed_through: u64,
+) -> Result<Vec<Path>> {
+    let paths = bench
+        .log(name)?
+        .log_paths()
+        .await
+        .map_err(|e| backend_error(&bench.url, e))?;
+    let mut chain = Vec::new();
+    let mut position = 1;
+    for key in limits::list(&bench.object_store, paths.packs_dir()).await? {
+        if let Some((first, last)) = paths.parse_pack(&key)
+            && first.0 == position
+            && last.0 <= packed_through
+        {
+            chain.push(key);
+            position = last.0 + 1;
+        }
+    }
+    for key in limits::list(&bench.object_store, paths.segments_dir()).await? {
+        if paths
+            .parse_segment(&key)
+            .is_some_and(|first| first.0 > packed_through)
+        {
+            chain.push(key);
+        }
+    }
+    Ok(chain)
 }
 
 /// The segment keys of store `name`'s log.

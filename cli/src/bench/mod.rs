@@ -154,7 +154,7 @@ pub(crate) async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
 }
 
 /// Steps of the progress bar (one per `step` call in [`measure`]).
-const STEPS: u64 = 13;
+const STEPS: u64 = 15;
 
 fn step(progress: &ProgressBar, message: impl Into<String>) {
     progress.inc(1);
@@ -428,6 +428,60 @@ async fn measure(
                 .note(format!("{} segments", keys.len())),
         );
     }
+
+    // The one-event-per-segment log packed (`SegmentLog::compact`), and a cold pull through
+    // its packs: the packs that cover the log, then the segments after the last pack.
+    step(progress, "packing the log written one event per segment");
+    let packed = figures::compact(bench, "single").await?;
+    step(
+        progress,
+        format!("cold pull through packs: {} events", sizes.large),
+    );
+    let pull = figures::cold_pull(bench, "single", "pack-puller", sizes.large).await?;
+    let objects = figures::cold_read_keys(bench, "single", packed.packed_through).await?;
+    let packs = objects
+        .iter()
+        .filter(|key| key.as_ref().ends_with(".pack"))
+        .count();
+    let tail = objects.len() - packs;
+    let (get_time, _) = limits::get(&bench.object_store, &objects, IN_FLIGHT).await?;
+    let insert = limits::insert(&bench.temp, sizes.large, batch, false)?;
+    figures.push(
+        Figure::new(
+            "cold_pull_packed",
+            "cold pull through packs, one event per segment, packed, into a fresh leader",
+            rate(sizes.large, pull),
+            "events/s",
+        )
+        .events(sizes.large)
+        .higher_is_better()
+        .limit(
+            rate(sizes.large, get_time + insert),
+            format!("GETs of its {packs} packs and {tail} tail segments, {IN_FLIGHT} in flight, + raw inserts of the rows without changesets"),
+        )
+        .goal("≥ 0.5 × limit", Goal::RatioAtLeast(0.5))
+        .note(format!(
+            "packs of {} events; packed through e{}",
+            bench.options.segment_log.pack_window_events, packed.packed_through
+        )),
+    );
+    figures.push(
+        Figure::new(
+            "cold_read_objects",
+            "objects a cold reader fetches: packs + segments after the last pack",
+            objects.len() as f64,
+            "objects",
+        )
+        .events(sizes.large)
+        .goal(
+            "≤ 1 per 1,000 events (≤ 1,000 for 1,000,000)",
+            Goal::AtMost((sizes.large as f64 / 1000.0).max(1.0)),
+        )
+        .note(format!(
+            "{packs} packs + {tail} segments, counted from the bucket's keys (the chain of packs from e1, then every segment after it), not from requests; {} segments without packs",
+            sizes.large
+        )),
+    );
 
     // Reopen of the large store, RSS after committing its events.
     step(progress, "reopen");
