@@ -222,7 +222,7 @@ impl ClientSession {
         }
         let head = core.state.local_head;
         let pair = head.next_pair(client_only, head.generation);
-        let mut event = EncodedEvent {
+        let event = EncodedEvent {
             seq: pair.seq,
             parent: pair.parent,
             name: name.to_owned(),
@@ -246,7 +246,8 @@ impl ClientSession {
                 }
             }
         };
-        event.meta.changeset = applied.changeset.clone();
+        // The changeset stays in the journal only: neither the pending copy nor the leader
+        // (which records its own) needs it.
         // Numbered on the local head, so the push always extends it. `push_local` keeps its
         // own copy as pending and hands the event back: that one goes to the leader.
         let events = match core.state.push_local(vec![event], MergeOptions::default()) {

@@ -78,12 +78,9 @@ impl Leader {
             Error::new(ErrorKind::Internal, "opening a session database").with_source(error)
         })?;
         self.db.copy_state_into(&mut connection).map_err(db_error)?;
-        let journal = self
-            .state
-            .pending
-            .iter()
-            .map(|event| (event.seq, event.meta.changeset.clone()))
-            .collect();
+        // From `state.db`, where the leader keeps them: its pending events in memory carry
+        // none (a backlog of 100,000 would hold every changeset twice).
+        let journal = self.db.pending_changesets().map_err(db_error)?;
         let (sender, messages) = mpsc::unbounded_channel();
         let key = self.next_session;
         self.next_session += 1;

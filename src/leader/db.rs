@@ -274,24 +274,10 @@ impl LeaderDb {
             && self.eventlog_head()? == EventSeq::ROOT)
     }
 
-    /// The events after `after` (by position), ascending, with their changesets (read from
-    /// `state.db`: call it when the state is level, or inside the state's transaction).
+    /// The events after `after` (by position), ascending, without changesets: those stay in
+    /// `state.db` ([`Self::pending_changesets`]).
     pub(crate) fn events_after(&self, after: EventSeq) -> Result<Vec<EncodedEvent>, DbError> {
         let key = params![after.global.0 as i64, after.client];
-        let mut changesets: BTreeMap<(u64, u32), Option<Vec<u8>>> = self
-            .state
-            .prepare_cached(
-                "SELECT seq_global, seq_client, changeset FROM __eventsync_changeset
-                 WHERE (seq_global, seq_client) > (?1, ?2)",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_map(key, |row| {
-                        Ok(((row.get::<_, i64>(0)? as u64, row.get(1)?), row.get(2)?))
-                    })?
-                    .collect()
-            })
-            .map_err(sql(STATE))?;
         let mut statement = self
             .log
             .prepare_cached(
@@ -327,11 +313,27 @@ impl LeaderDb {
             event.meta.sync_metadata = sync_metadata
                 .map(|text| parse_json(&text, &event.seq))
                 .transpose()?;
-            event.meta.changeset =
-                changeset_row(changesets.remove(&(event.seq.global.0, event.seq.client)));
             events.push(event);
         }
         Ok(events)
+    }
+
+    /// The recorded changesets of the events the backend has not confirmed (every event that
+    /// may still be rolled back), oldest first: a new session's journal.
+    pub(crate) fn pending_changesets(&self) -> Result<Vec<(EventSeq, Changeset)>, DbError> {
+        self.state
+            .prepare_cached(
+                "SELECT seq_global, seq_client, seq_generation, changeset FROM __eventsync_changeset
+                 ORDER BY seq_global, seq_client",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| {
+                        Ok((read_seq(0)(row)?, changeset_row(Some(row.get(3)?))))
+                    })?
+                    .collect()
+            })
+            .map_err(sql(STATE))
     }
 
     /// The seq number of the last event reflected in the state tables.
@@ -425,7 +427,6 @@ fn apply_to_state(
             })
             .map_err(sql(STATE))?;
     }
-    event.meta.changeset = applied.changeset;
     Ok(())
 }
 

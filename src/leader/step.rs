@@ -89,9 +89,9 @@ impl Leader {
     /// [`LeaderDb::apply_batch`] (the eventlog commits first, then the state): rolls back the payload's rollback events, materializes its new
     /// events (recording a changeset for each one the new state holds pending, as it may
     /// still be rolled back), moves the state head, and records `confirmed_head` when given.
-    /// Then the sync state moves (`next`), the pending events take the recorded changesets
-    /// (rollback reads them from `state.db`; new sessions seed their journal from these),
-    /// and the payload is queued for every session until the step is durable. On error nothing moved in memory; the caller
+    /// Then the sync state moves (`next`); the recorded changesets stay in `state.db` only
+    /// (rollback reads them there, and new sessions seed their journal from there), and the
+    /// payload is queued for every session until the step is durable. On error nothing moved in memory; the caller
     /// stops the leader.
     pub(super) fn apply_step(
         &mut self,
@@ -132,10 +132,6 @@ impl Leader {
                 event,
             })
             .collect();
-        let recorded = items
-            .iter()
-            .filter(|item| item.record == Record::Changeset)
-            .count();
         self.db
             .apply_batch(
                 &self.schema,
@@ -160,20 +156,6 @@ impl Leader {
             }
             NextState::Merged(change) => {
                 self.state.apply(change);
-                // The recorded events are the newest pending ones (a rebase's replayed tail).
-                for (pending, applied) in self
-                    .state
-                    .pending
-                    .iter_mut()
-                    .rev()
-                    .zip(new_events.iter().rev().take(recorded))
-                {
-                    debug_assert_eq!(
-                        pending.seq, applied.seq,
-                        "pending and recorded events differ"
-                    );
-                    pending.meta.changeset = applied.meta.changeset.clone();
-                }
             }
         }
         self.state_head = state_head;

@@ -6,7 +6,7 @@ use eventsync_backends::GlobalSeq;
 
 use super::level::drop_user_tables;
 use super::{Commits, DbError, EVENTLOG, LeaderDb, STATE, set_state_head, sql, write_commits};
-use crate::event::{Changeset, EncodedEvent};
+use crate::event::Changeset;
 use crate::materialize;
 use crate::schema::Schema;
 use crate::seq::EventSeq;
@@ -72,20 +72,22 @@ impl LeaderDb {
     }
 
     /// The canonical dump of the user tables as of the backend-confirmed head: the state
-    /// with `pending` (the events after it, ascending, each with its changeset) rolled back,
+    /// with the events after it rolled back by their recorded changesets
+    /// ([`Self::pending_changesets`]: exactly the events the backend has not confirmed),
     /// inside a savepoint that is then undone, so `state.db` is left as it was.
-    pub(crate) fn dump_confirmed(
-        &mut self,
-        pending: &[EncodedEvent],
-    ) -> Result<crate::snapshot::Dump, DbError> {
+    pub(crate) fn dump_confirmed(&mut self) -> Result<crate::snapshot::Dump, DbError> {
         self.commit()?;
+        let pending: Vec<Changeset> = self
+            .pending_changesets()?
+            .into_iter()
+            .map(|(_, changeset)| changeset)
+            .collect();
         self.state
             .execute_batch("SAVEPOINT dump")
             .map_err(sql(STATE))?;
         let dumped = (|| {
             if !pending.is_empty() {
-                let changesets: Vec<&Changeset> =
-                    pending.iter().map(|event| &event.meta.changeset).collect();
+                let changesets: Vec<&Changeset> = pending.iter().collect();
                 materialize::rollback(&self.state, &changesets)?;
             }
             crate::snapshot::dump_tables(&self.state).map_err(|error| DbError::Format {

@@ -186,11 +186,12 @@ fn test_level_state_replays_nothing_when_level_and_only_the_missing_appends_when
     assert_eq!(items_of(&db), ["a", "b", "c", "d"]);
     assert_eq!(db.state_head().unwrap(), E4);
     assert_eq!(changesets(&db), [3, 4], "e2 is confirmed: no changeset");
-    let pending = db.events_after(E2).unwrap();
+    let journal = db.pending_changesets().unwrap();
+    assert_eq!(journal.len(), 2, "e3 and e4");
     assert!(
-        pending
+        journal
             .iter()
-            .all(|event| matches!(event.meta.changeset, Changeset::Data(_)))
+            .all(|(_, changeset)| matches!(changeset, Changeset::Data(_)))
     );
 }
 
@@ -222,7 +223,7 @@ fn test_state_behind_a_rebase_is_rebuilt_from_the_eventlog() {
         &mut [(mine.clone(), Record::Changeset)],
         None,
     );
-    mine.meta = db.events_after(E2).unwrap().remove(0).meta;
+    mine.meta.changeset = db.pending_changesets().unwrap().remove(0).1;
     drop(db);
     let before_rebase = files.save(&files.dir.state_db());
 
