@@ -265,6 +265,11 @@ impl LeaderDb {
             .map_err(sql(EVENTLOG))
     }
 
+    /// The event the eventlog starts after (see the field's doc): `e0`, or a snapshot's `S`.
+    pub(crate) fn base(&self) -> GlobalSeq {
+        self.base
+    }
+
     /// Whether this store holds nothing yet: no event, nothing confirmed, no snapshot. Only
     /// such a store boots from a snapshot.
     pub(crate) fn is_empty(&self) -> Result<bool, DbError> {

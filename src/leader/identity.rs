@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use eventsync_backends::{BackendError, GlobalEvent, SyncBackend};
+use eventsync_backends::{BackendError, GlobalEvent, GlobalSeq, SyncBackend};
 
 use super::db::LeaderDb;
 use super::reseed::ReseedError;
@@ -267,6 +267,18 @@ impl Leader {
     /// The synced events the backend had confirmed, in wire form, ascending.
     fn confirmed_events(&self) -> Result<Vec<GlobalEvent>, Error> {
         let head = self.state.upstream_head.global;
+        let base = self.db.base();
+        if base > GlobalSeq::ZERO {
+            // Its events up to the snapshot are in no local file: it cannot put them back.
+            return Err(Error::new(
+                ErrorKind::Closed,
+                format!(
+                    "on_backend_id_mismatch = ignore cannot carry this store into the new one: \
+                     it started from a snapshot at {base} and does not hold events e1 to {base} \
+                     (use `reset`)"
+                ),
+            ));
+        }
         Ok(self
             .db
             .all_events()

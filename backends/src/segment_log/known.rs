@@ -36,6 +36,10 @@ pub(super) struct Known {
     segments: BTreeMap<u64, SegmentMeta>,
     /// A LIST found the tail once; from now on probing forward is enough.
     listed: bool,
+    /// Digests of segments ending at an event, learned from a checked snapshot's link
+    /// (last event → digest): a pull from there checks its first segment against it, yet
+    /// the client stays cold (it lists and reads ahead, and reads packs, for the tail).
+    links: BTreeMap<u64, SegmentDigest>,
 }
 
 impl Known {
@@ -73,6 +77,13 @@ impl Known {
         self.containing(seq)
             .filter(|meta| meta.last == seq)
             .map(|meta| meta.digest)
+            .or_else(|| self.links.get(&seq.0).copied())
+    }
+
+    /// Records that a checked segment ends at `last` with `digest` (a snapshot's link),
+    /// without counting it as a known segment: the tail stays unknown.
+    pub(super) fn insert_link(&mut self, last: GlobalSeq, digest: SegmentDigest) {
+        self.links.insert(last.0, digest);
     }
 
     /// Records that a LIST found the tail: from now on probing forward is enough.
@@ -141,5 +152,17 @@ mod tests {
             Some(SegmentDigest::ROOT)
         );
         assert_eq!(known.floor_first(GlobalSeq(12)), Some(GlobalSeq(4)));
+    }
+
+    #[test]
+    fn test_a_snapshot_link_gives_a_digest_but_no_tail() {
+        let mut known = Known::default();
+        known.insert_link(GlobalSeq(40), SegmentDigest([5; 32]));
+        assert_eq!(known.tail(), None, "the client is still cold");
+        assert_eq!(
+            known.digest_ending_at(GlobalSeq(40)),
+            Some(SegmentDigest([5; 32]))
+        );
+        assert_eq!(known.digest_ending_at(GlobalSeq(41)), None);
     }
 }

@@ -5,7 +5,6 @@ use object_store::path::Path;
 use object_store::{PutMode, PutPayload};
 
 use super::identity::Incarnation;
-use super::known::SegmentMeta;
 use super::{Inner, corrupt, get_if_present, store_error};
 use crate::snapshot::{self, Snapshot, SnapshotLink};
 use crate::{BackendError, FoundSnapshot, GlobalSeq, SnapshotContent, SnapshotPut, segment};
@@ -119,12 +118,10 @@ impl Inner {
         }
         self.check_link(&log, &key, &snapshot).await?;
         // The link is now a fact about the log: a pull from `S` checks its first segment
-        // against it, as it checks every later one against the one before.
-        log.known().insert(SegmentMeta {
-            first: snapshot.link.segment_first,
-            last: snapshot.at,
-            digest: snapshot.link.digest,
-        });
+        // against it, as it checks every later one against the one before. Only the link:
+        // the client still knows nothing of the tail, so it pulls it cold (one LIST from
+        // `S`, reads ahead, packs), not one GET a segment.
+        log.known().insert_link(snapshot.at, snapshot.link.digest);
         Ok(Some(FoundSnapshot {
             key: key.to_string(),
             snapshot,

@@ -350,3 +350,107 @@ fn test_staged_steps_are_lost_together_without_a_commit() {
     assert_eq!(items_of(&db), ["a"]);
     assert_eq!(db.eventlog_head().unwrap(), E1);
 }
+
+/// The canonical dump of an `items` table holding `ids` (a snapshot's state).
+fn items_dump(ids: &[&str]) -> Vec<u8> {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch("CREATE TABLE items (id TEXT PRIMARY KEY)")
+        .unwrap();
+    for id in ids {
+        conn.execute("INSERT INTO items VALUES (?1)", [id]).unwrap();
+    }
+    crate::snapshot::dump_tables(&conn).unwrap().bytes
+}
+
+#[test]
+fn test_a_store_loaded_from_a_snapshot_starts_after_it_and_stays_level() {
+    let files = Files::new();
+    let (mut db, _) = files.open();
+    assert!(db.is_empty().unwrap());
+    db.load_snapshot(&files.schema, GlobalSeq(2), &items_dump(&["a", "b"]))
+        .unwrap();
+    assert!(!db.is_empty().unwrap());
+    assert_eq!(
+        db.eventlog_head().unwrap(),
+        E2,
+        "the eventlog starts after e2"
+    );
+    assert_eq!(db.sync_status().unwrap().0, GlobalSeq(2));
+    drop(db);
+    let (mut db, replayed) = files.open();
+    assert_eq!(replayed, 0, "a loaded snapshot is level: nothing to replay");
+    assert_eq!(items_of(&db), ["a", "b"]);
+    assert_eq!(db.state_head().unwrap(), E2);
+    let schema = &files.schema;
+    batch(
+        &mut db,
+        schema,
+        &[],
+        &mut [(add(E3, E2, "c"), Record::Nothing)],
+        Some(3),
+    );
+    drop(db);
+    let (db, replayed) = files.open();
+    assert_eq!(replayed, 0);
+    assert_eq!(items_of(&db), ["a", "b", "c"]);
+    assert_eq!(
+        db.all_events().unwrap().len(),
+        1,
+        "only e3 is in the eventlog"
+    );
+}
+
+#[test]
+fn test_a_lost_state_commit_of_a_snapshot_load_starts_the_store_over() {
+    let files = Files::new();
+    let (db, _) = files.open();
+    drop(db);
+    let empty_state = files.save(&files.dir.state_db());
+    let (mut db, _) = files.open();
+    db.load_snapshot(&files.schema, GlobalSeq(2), &items_dump(&["a", "b"]))
+        .unwrap();
+    drop(db);
+    // The eventlog committed the load, the state commit was lost.
+    files.restore(&files.dir.state_db(), &empty_state);
+    let (db, _) = files.open();
+    assert!(
+        db.is_empty().unwrap(),
+        "it starts over, to boot again from the backend"
+    );
+    assert_eq!(db.eventlog_head().unwrap(), ROOT);
+    assert!(items_of(&db).is_empty());
+}
+
+#[test]
+fn test_a_snapshot_store_with_unpushed_events_refuses_to_start_over_on_a_schema_change() {
+    let files = Files::new();
+    let (mut db, _) = files.open();
+    db.load_snapshot(&files.schema, GlobalSeq(2), &items_dump(&["a"]))
+        .unwrap();
+    batch(
+        &mut db,
+        &files.schema,
+        &[],
+        &mut [(add(E3, E2, "c"), Record::Changeset)],
+        None,
+    );
+    drop(db);
+    let changed = Schema::builder()
+        .table("items", "CREATE TABLE items (id TEXT PRIMARY KEY)")
+        .table("more", "CREATE TABLE more (id TEXT PRIMARY KEY)")
+        .define_event(
+            EventDef::synced("v1.Add"),
+            |id: String, _: &MaterializeContext<'_>| {
+                Ok(vec![Statement::new(
+                    "INSERT INTO items VALUES (?1)",
+                    vec![id.into()],
+                )])
+            },
+        )
+        .build()
+        .unwrap();
+    let mut db = LeaderDb::open(&files.dir, &changed).unwrap();
+    let error = db.level_state(&changed).unwrap_err().to_string();
+    assert!(error.contains("not pushed yet"), "{error}");
+    assert_eq!(db.eventlog_head().unwrap(), E3, "nothing was dropped");
+}
