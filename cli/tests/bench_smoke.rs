@@ -21,6 +21,7 @@ const KEYS: &[&str] = &[
     "single_commits_durable",
     "single_commits_confirmed",
     "events_per_put",
+    "requests_per_event",
     "cold_pull_busy_writer",
     "cold_pull_one_per_segment",
     "cold_pull_packed",

@@ -363,10 +363,8 @@ pub(crate) fn rebase(bench: &Bench, pending: u64) -> Result<Duration> {
 pub(crate) struct Writers {
     /// Until the last writer's `sync` returned.
     pub elapsed: Duration,
-    /// Pushes refused with `ServerAhead`, summed.
-    pub server_ahead: u64,
-    /// Segments written, summed.
-    pub pushes: u64,
+    /// The writers' counters, summed (pushes, `ServerAhead`, rebases, requests).
+    pub stats: StoreStats,
     /// `None` when the log holds each committed todo once and nothing else; else what is
     /// wrong.
     pub problem: Option<String>,
@@ -410,11 +408,9 @@ pub(crate) async fn writers(
     for outcome in outcomes {
         outcome.map_err(|e| Error::internal("bench: a writer task failed").with_source(e))??;
     }
-    let (mut server_ahead, mut pushes) = (0, 0);
+    let mut stats = StoreStats::default();
     for store in &stores {
-        let stats = store.stats();
-        server_ahead += stats.server_ahead;
-        pushes += stats.pushes;
+        stats += &store.stats();
     }
     for store in stores {
         if let Ok(store) = Rc::try_unwrap(store) {
@@ -444,9 +440,54 @@ pub(crate) async fn writers(
     };
     Ok(Writers {
         elapsed,
-        server_ahead,
-        pushes,
+        stats,
         problem,
+    })
+}
+
+/// What an idle live pull asked of the backend in a window of real time.
+pub(crate) struct IdlePolls {
+    /// Polls the backoff schedule makes in the window (`poll_min` doubling to `poll_max`).
+    pub polls: u64,
+    /// The requests the store's backend made in the window.
+    pub requests: eventsync_backends::RequestCounts,
+    /// The window.
+    pub window: Duration,
+}
+
+/// A store that pulled store `name`'s one event (written by another client) and then sits
+/// idle: the requests of its backend in a window of at least `at_least` after its `sync`,
+/// against the polls the backoff schedule makes in that window. The window ends halfway
+/// between two polls, so that a poll a little late is still counted where it belongs.
+pub(crate) async fn idle_polls(bench: &Bench, name: &str, at_least: Duration) -> Result<IdlePolls> {
+    let writer = bench.log(name)?;
+    writer
+        .push(vec![global_todo(1)])
+        .await
+        .map_err(|e| backend_error(&bench.url, e))?;
+    let store = bench.open(name, "idle").await?;
+    store.sync().await?;
+    let before = store.stats().requests;
+    let config = &bench.options.segment_log;
+    let (mut at, mut delay, mut polls) = (Duration::ZERO, config.poll_min, 0);
+    while at < at_least {
+        at += delay;
+        polls += 1;
+        delay = (delay * 2).min(config.poll_max);
+    }
+    let window = at + delay / 2;
+    tokio::time::sleep(window).await;
+    let after = store.stats().requests;
+    store.shutdown().await?;
+    let (Some(before), Some(after)) = (before, after) else {
+        return Err(Error::internal(
+            "bench: the segment log did not count its requests",
+        ));
+    };
+    Ok(IdlePolls {
+        polls,
+        requests: after - before,
+        window,
     })
 }
 

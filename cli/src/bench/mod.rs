@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use super::{backend, out};
 use crate::config::{Config, Origin, generate_id};
+use eventsync::StoreStats;
 use figures::{Bench, percentile_us};
 use limits::IN_FLIGHT;
 use report::{Figure, Goal, Limit, Report};
@@ -47,6 +48,9 @@ pub struct BenchArgs {
     /// Everything tiny: a smoke test of the bench itself, not a measurement
     #[arg(long)]
     quick: bool,
+    /// Only the several-writers and idle-pull figures (the backend's side), quickly
+    #[arg(long)]
+    writers_only: bool,
 }
 
 /// The sizes of one run.
@@ -129,7 +133,11 @@ pub(crate) async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
     let sizes = Sizes::new(args);
     let progress = progress_bar(STEPS);
     let start = Instant::now();
-    let result = measure(&bench, &sizes, &progress).await;
+    let result = if args.writers_only {
+        measure_writers(&bench, &sizes, &progress).await
+    } else {
+        measure(&bench, &sizes, &progress).await
+    };
     progress.finish_and_clear();
     let (figures, limits) = result?;
     let report = Report {
@@ -154,7 +162,7 @@ pub(crate) async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
 }
 
 /// Steps of the progress bar (one per `step` call in [`measure`]).
-const STEPS: u64 = 15;
+const STEPS: u64 = 16;
 
 fn step(progress: &ProgressBar, message: impl Into<String>) {
     progress.inc(1);
@@ -355,6 +363,25 @@ async fn measure(
         )
         .goal("≥ 20", Goal::AtLeast(20.0)),
     );
+    let requests = ingest.stats.requests.unwrap_or_default();
+    figures.push(
+        Figure::new(
+            "requests_per_event",
+            "backend requests per event under that load",
+            requests.total() as f64 / count as f64,
+            "requests",
+        )
+        .events(count)
+        .limit(
+            1.0 / batch as f64,
+            "one PUT per push of the batch limit (Tuning::push_batch_events)",
+        )
+        .goal_text("a figure to watch (issue 11 sets no bound)")
+        .note(format!(
+            "{} PUT, {} GET, {} LIST, {} HEAD from the open to the last confirmation, {} pushes",
+            requests.puts, requests.gets, requests.lists, requests.heads, ingest.stats.pushes
+        )),
+    );
 
     // Raw PUTs and GETs of one-event segments, one at a time and 16 in flight.
     step(progress, "raw PUTs and GETs");
@@ -535,12 +562,69 @@ async fn measure(
     );
 
     // Several writers on one log, against one writer committing the same events.
+    let (figure, one) = writers_figure(bench, sizes, progress).await?;
+    server_ahead += one.server_ahead;
+    single_writer_pushes += one.pushes;
+    figures.push(figure);
+
+    figures.push(
+        Figure::new(
+            "server_ahead_single_writer",
+            "ServerAhead answers to a single writer",
+            server_ahead as f64,
+            "refusals",
+        )
+        .goal("0", Goal::AtMost(0.0))
+        .note(format!(
+            "summed over the single-writer runs above, {single_writer_pushes} pushes"
+        )),
+    );
+    figures.push(idle_figure(bench, sizes, progress).await?);
+    Ok((figures, limits))
+}
+
+/// An idle store's live pull: its requests against the polls of the backoff schedule.
+async fn idle_figure(bench: &Rc<Bench>, sizes: &Sizes, progress: &ProgressBar) -> Result<Figure> {
+    step(progress, "idle live pull");
+    let at_least = if sizes.commits < 1_000 {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(5)
+    };
+    let idle = figures::idle_polls(bench, "idle", at_least).await?;
+    Ok(Figure::new(
+        "idle_pull_requests_per_poll",
+        "idle live pull, requests per poll",
+        idle.requests.total() as f64 / idle.polls.max(1) as f64,
+        "requests",
+    )
+    .goal("1, the poll backing off to its maximum", Goal::AtMost(1.0))
+    .note(format!(
+        "{} requests ({} GET, {} PUT, {} LIST) in {:.2} s idle, where the backoff ({:?} doubling to {:?}) polls {} times",
+        idle.requests.total(),
+        idle.requests.gets,
+        idle.requests.puts,
+        idle.requests.lists,
+        idle.window.as_secs_f64(),
+        bench.options.segment_log.poll_min,
+        bench.options.segment_log.poll_max,
+        idle.polls
+    )))
+}
+
+/// Several writers on one log, against one writer committing the same events; with the
+/// one writer's counters (for the single-writer `ServerAhead` figure).
+async fn writers_figure(
+    bench: &Rc<Bench>,
+    sizes: &Sizes,
+    progress: &ProgressBar,
+) -> Result<(Figure, StoreStats)> {
     let (writers, each) = sizes.writers;
     step(progress, format!("{writers} writers × {each} events"));
     let one = figures::writers(bench, "one-writer", 1, writers * each).await?;
-    server_ahead += one.server_ahead;
-    single_writer_pushes += one.pushes;
     let many = figures::writers(bench, "writers", writers, each).await?;
+    let stats = &many.stats;
+    let requests = stats.requests.unwrap_or_default();
     let mut figure = Figure::new(
         "writers_aggregate",
         format!("{writers} writers on one log, aggregate"),
@@ -558,36 +642,33 @@ async fn measure(
         Goal::RatioAtLeast(0.5),
     )
     .note(format!(
-        "until each writer had its own confirmed; {} pushes, {} ServerAhead",
-        many.pushes, many.server_ahead
+        "until each writer had its own confirmed; {} pushes, {} ServerAhead, {} rebases, {} pull starts, {} pulled pages; requests {:.2}/event ({} PUT, {} GET, {} LIST)",
+        stats.pushes,
+        stats.server_ahead,
+        stats.rebases,
+        stats.pull_starts,
+        stats.pulled_pages,
+        requests.total() as f64 / (writers * each) as f64,
+        requests.puts,
+        requests.gets,
+        requests.lists,
     ));
     for problem in [one.problem, many.problem].into_iter().flatten() {
         figure = figure.failed(problem);
     }
-    figures.push(figure);
+    Ok((figure, one.stats))
+}
 
-    figures.push(
-        Figure::new(
-            "server_ahead_single_writer",
-            "ServerAhead answers to a single writer",
-            server_ahead as f64,
-            "refusals",
-        )
-        .goal("0", Goal::AtMost(0.0))
-        .note(format!(
-            "summed over the single-writer runs above, {single_writer_pushes} pushes"
-        )),
-    );
-    figures.push(
-        Figure::missing(
-            "idle_pull_requests_per_poll",
-            "idle live pull, requests per poll",
-            "requests",
-            "the backend does not count its requests yet (no StoreStats or SegmentLog counter)",
-        )
-        .goal_text("1, the poll backing off to its maximum"),
-    );
-    Ok((figures, limits))
+/// `--writers-only`: the several-writers and idle-pull figures alone, for a quick look at
+/// the backend's side.
+async fn measure_writers(
+    bench: &Rc<Bench>,
+    sizes: &Sizes,
+    progress: &ProgressBar,
+) -> Result<(Vec<Figure>, Vec<Limit>)> {
+    let (figure, _) = writers_figure(bench, sizes, progress).await?;
+    let idle = idle_figure(bench, sizes, progress).await?;
+    Ok((vec![figure, idle], Vec::new()))
 }
 
 /// Where this run's raw objects go: beside its stores, never inside one.

@@ -1,0 +1,199 @@
+//! Eight writers on one log: eight stores, each with its own data dir and client id, commit
+//! concurrently through one backend. Every push races seven others for the same key; the
+//! losers pull, rebase and push again. At the end the backend's log holds every committed
+//! event exactly once, as one gapless chain, and every store holds exactly that log and the
+//! state it materializes to. Runs on memory, on a folder, and on S3 when
+//! `EVENTSYNC_TEST_S3_URL` is set (a failure under `CI=true` when it is not).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventsync::backends::conformance::not_run::test_name;
+use eventsync::backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
+use eventsync::backends::fault::{FaultConfig, FaultStore};
+use eventsync::backends::{OpenOptions, SegmentLog, SegmentLogConfig, SyncBackend, open_backend};
+use eventsync::{Store, StoreStats};
+use eventsync_todo::{Todo, TodoCreated, list_todos_sql, todo_schema};
+use object_store::ObjectStore;
+use object_store::memory::InMemory;
+use support::{TODOS_DUMP, backend_log, fast_tuning, synced, todos_from_scratch};
+
+const WRITERS: usize = 8;
+const COMMITS_PER_WRITER: usize = 40;
+
+/// Where the log lives; each [`Bucket::client`] is a new client with its own caches.
+enum Bucket {
+    /// One in-memory object store whose requests each wait up to 1 ms, so that pushes
+    /// overlap as they do on a real store.
+    Memory(Arc<dyn ObjectStore>),
+    /// A URL (`file://` or `s3://`) and the store id to use in it.
+    Url { url: String, store: String },
+}
+
+fn config() -> SegmentLogConfig {
+    SegmentLogConfig {
+        poll_min: Duration::from_millis(5),
+        poll_max: Duration::from_millis(50),
+        ..SegmentLogConfig::default()
+    }
+}
+
+impl Bucket {
+    fn memory() -> Bucket {
+        let faults = FaultConfig {
+            latency: 1.0,
+            max_latency: Duration::from_millis(1),
+            ..FaultConfig::default()
+        };
+        let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        Bucket::Memory(Arc::new(FaultStore::seeded(inner, 8, faults)))
+    }
+
+    async fn client(&self) -> Arc<dyn SyncBackend> {
+        match self {
+            Bucket::Memory(memory) => Arc::new(
+                SegmentLog::new(memory.clone(), "test".into(), "eight", config())
+                    .expect("a valid segment log"),
+            ),
+            Bucket::Url { url, store } => {
+                let options = OpenOptions {
+                    segment_log: config(),
+                    ..OpenOptions::default()
+                };
+                open_backend(url, store, &options)
+                    .await
+                    .expect("the backend opens")
+            }
+        }
+    }
+}
+
+async fn eight_writers_run(bucket: Bucket) {
+    let schema = Arc::new(todo_schema());
+    let dirs: Vec<_> = (0..WRITERS).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut stores = Vec::new();
+    for (index, dir) in dirs.iter().enumerate() {
+        let store = Store::builder(schema.clone())
+            .with_backend(bucket.client().await)
+            .with_data_dir(dir.path())
+            .with_client_id(format!("w{index}"))
+            .with_tuning(fast_tuning())
+            .open()
+            .await
+            .expect("the store opens");
+        stores.push(store);
+    }
+    let tasks: Vec<_> = stores
+        .iter()
+        .enumerate()
+        .map(|(index, store)| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let session = store.session().await.expect("a session");
+                for n in 0..COMMITS_PER_WRITER {
+                    session
+                        .commit(&TodoCreated {
+                            id: format!("w{index}-{n}"),
+                            text: format!("writer {index}, todo {n}"),
+                        })
+                        .expect("commit");
+                    // Now and then let the leader push, so that commits keep arriving while
+                    // pushes race.
+                    if n % 4 == 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+                store.sync().await.expect("sync");
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a writer task");
+    }
+    // Every writer's own events are in the log; one more round takes in the others'.
+    for store in &stores {
+        store.sync().await.expect("sync");
+    }
+
+    let log = backend_log(&bucket.client().await).await;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for event in &log {
+        let id = event.args["id"].as_str().expect("a todo id").to_owned();
+        *counts.entry(id).or_default() += 1;
+    }
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(
+        twice.is_empty(),
+        "events in the log more than once: {twice:?}"
+    );
+    assert_eq!(
+        log.len(),
+        WRITERS * COMMITS_PER_WRITER,
+        "the log holds every committed event"
+    );
+    let expected = todos_from_scratch(&schema, &log);
+    let mut total = StoreStats::default();
+    for store in &stores {
+        let eventlog = store.eventlog().await.expect("the eventlog");
+        assert_eq!(
+            synced(&eventlog),
+            log,
+            "{} holds the backend's log, in its order",
+            store.client_id()
+        );
+        assert_eq!(
+            store.query_leader(TODOS_DUMP).await.expect("query"),
+            expected,
+            "{}'s state is the log's",
+            store.client_id()
+        );
+        let session = store.session().await.expect("a session");
+        let todos: Vec<Todo> = session.query(list_todos_sql(), &[]).expect("query");
+        assert_eq!(todos.len(), log.len(), "{}'s session", store.client_id());
+        total += &store.stats();
+    }
+    // For the record (not asserted: how often pushes lose races depends on timing).
+    eprintln!("{WRITERS} writers × {COMMITS_PER_WRITER}: {total:?}");
+    for store in stores {
+        store.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_eight_writers_on_memory() {
+    eight_writers_run(Bucket::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_eight_writers_on_a_folder() {
+    let folder = tempfile::tempdir().expect("a temp dir");
+    eight_writers_run(Bucket::Url {
+        url: format!("file://{}", folder.path().display()),
+        store: "eight".into(),
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_eight_writers_on_s3() {
+    let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
+        assert!(!in_ci(), "CI requires the S3 run, but {S3_NOT_CONFIGURED}");
+        let test = test_name(
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_CRATE_NAME"),
+            "test_eight_writers_on_s3",
+        );
+        report_not_run(&test, S3_NOT_CONFIGURED);
+        return;
+    };
+    // A new store id per run, so that runs never see each other's logs.
+    let run = eventsync::backends::Entropy::from_os().hex::<4>();
+    eight_writers_run(Bucket::Url {
+        url,
+        store: format!("eight-{run}"),
+    })
+    .await;
+}
