@@ -22,9 +22,10 @@ pub struct SegmentLogConfig {
     /// Default 4 MiB. A single event larger than this can never be pushed.
     #[serde(alias = "max_bytes_per_segment")]
     pub max_bytes_per_segment: usize,
-    /// Most events in one pull page. A cold pull (one that LISTed) gathers whole segments
-    /// into a page up to this; a warm or live pull's page holds one segment at most. The
-    /// leader applies a page in one transaction. Default 1000.
+    /// Most events in one pull page. A pull gathers whole consecutive segments into a page
+    /// up to this (a page holds at least one segment, however large): a cold pull from its
+    /// listing, a live pull from what it finds at a poll. The leader applies a page in one
+    /// step (one transaction, at most one rebase). Default 1000.
     #[serde(alias = "page_events")]
     pub page_events: usize,
     /// The delay between polls of an active live pull, and the first delay after new

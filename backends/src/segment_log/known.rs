@@ -96,6 +96,22 @@ impl Known {
         self.listed
     }
 
+    /// The first numbers of the known segments from `first` on, when they follow each
+    /// other without a hole up to the highest known one; empty otherwise (or when no segment
+    /// starts at `first`).
+    pub(super) fn chain_from(&self, first: GlobalSeq) -> Vec<GlobalSeq> {
+        let mut chain = Vec::new();
+        let mut expected = first;
+        for meta in self.segments.range(first.0..).map(|(_, meta)| meta) {
+            if meta.first != expected {
+                return Vec::new();
+            }
+            chain.push(meta.first);
+            expected = meta.last.next();
+        }
+        chain
+    }
+
     /// The highest known first number at or below `seq`.
     pub(super) fn floor_first(&self, seq: GlobalSeq) -> Option<GlobalSeq> {
         self.segments
@@ -164,5 +180,21 @@ mod tests {
             Some(SegmentDigest([5; 32]))
         );
         assert_eq!(known.digest_ending_at(GlobalSeq(41)), None);
+    }
+
+    #[test]
+    fn test_known_chains_only_without_holes() {
+        let mut known = Known::default();
+        known.insert(meta(1, 3, 1));
+        known.insert(meta(4, 9, 2));
+        known.insert(meta(10, 10, 3));
+        assert_eq!(
+            known.chain_from(GlobalSeq(4)),
+            [GlobalSeq(4), GlobalSeq(10)]
+        );
+        assert_eq!(known.chain_from(GlobalSeq(5)), []);
+        known.insert(meta(12, 12, 4));
+        assert_eq!(known.chain_from(GlobalSeq(1)), [], "a hole at 11");
+        assert_eq!(known.chain_from(GlobalSeq(12)), [GlobalSeq(12)]);
     }
 }

@@ -8,9 +8,15 @@
 //! `pack_read.rs`; a refused pack is named in a warning and its segments are read instead);
 //! then it LISTs the segment keys from the cursor's segment on (after the last pack), once,
 //! and reads them [`READ_AHEAD`] at a time in key order, checking each against the one
-//! before; its pages gather whole segments up to `page_events` events. What follows the
-//! listing (segments written since, and the live polls) is read one GET at a time, one
-//! segment a page, as a warm pull reads.
+//! before. A pull that knows the segments ahead of its cursor already (this client read or
+//! wrote them: a writer that lost a race has just probed the winners' segments) reads them
+//! ahead the same way, without a LIST. What follows (segments written since, and the live
+//! polls) is read one GET at a time.
+//!
+//! Every page gathers whole consecutive segments up to `page_events` events: a live reader
+//! that finds several new segments at a poll delivers them in one page, which the leader
+//! takes in one step (one rebase of its pending events, not one per segment). The GET that
+//! found the end of the log while gathering is not repeated to tell `More` from `NoMore`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -89,6 +95,10 @@ struct PullState {
     /// A read that failed while filling a page with events already in it: the page goes
     /// out first, this error with the next read.
     deferred: Option<BackendError>,
+    /// The key that filling the page just found missing (the end of the log as of that
+    /// read): the read that tells `More` from `NoMore` right after it need not repeat it.
+    /// Cleared when used, and whenever it may be stale.
+    missing: Option<GlobalSeq>,
     phase: Phase,
 }
 
@@ -114,6 +124,7 @@ pub(super) fn pull(
         packs: None,
         ahead: None,
         deferred: None,
+        missing: None,
         phase: Phase::Start,
     };
     futures::stream::unfold(state, |mut state| async move {
@@ -222,6 +233,7 @@ impl PullState {
         }
         let more = PageInfo::More { remaining: None };
         if !self.buffer.is_empty() {
+            self.missing = None;
             self.phase = Phase::Streaming;
             return PullPage {
                 events,
@@ -266,7 +278,12 @@ impl PullState {
             None => self.locate().await?,
         };
         loop {
-            let Some(segment) = self.read_segment(key).await? else {
+            let segment = if self.missing.take() == Some(key) {
+                None
+            } else {
+                self.read_segment(key).await?
+            };
+            let Some(segment) = segment else {
                 self.check_no_gap(key).await?;
                 return Ok(false);
             };
@@ -277,20 +294,24 @@ impl PullState {
         }
     }
 
-    /// A cold pull gathers the segments its read-ahead has for it into the buffer, up to a
-    /// page of events (many small segments make one page, and one transaction for the
-    /// caller). Stops at a missing key: [`PullState::advance`] tells the end of the log
-    /// from a gap there.
+    /// Gathers the segments that follow the buffered ones into the buffer, up to a page of
+    /// events (many small segments make one page, and one step for the caller): from the
+    /// packs and the read-ahead while they have them, then one GET at a time. Stops at a
+    /// missing key and remembers it: [`PullState::advance`] tells the end of the log from a
+    /// gap there.
     async fn fill(&mut self) -> Result<(), BackendError> {
+        self.missing = None;
         while self.buffer.len() < self.inner.config.page_events
-            && (self.packs.is_some() || self.ahead.is_some())
             && let Some(key) = self.next_key
         {
             match self.read_segment(key).await? {
                 Some(segment) => {
                     self.take_segment(segment);
                 }
-                None => break,
+                None => {
+                    self.missing = Some(key);
+                    break;
+                }
             }
         }
         Ok(())
@@ -475,8 +496,19 @@ impl PullState {
         } else {
             None
         };
+        let chain = match known {
+            Some((key, _)) => self.log.known().chain_from(key),
+            None => Vec::new(),
+        };
         let (key, prev) = match (packed, known) {
             (Some(found), _) => found,
+            (None, Some((key, prev))) if behind && !chain.is_empty() => {
+                // This client knows every segment from `key` to the tail it knows (it read
+                // or wrote them): read those ahead without a LIST; what came since, one GET
+                // at a time.
+                self.read_ahead(chain);
+                (key, prev)
+            }
             (None, Some((key, prev))) if behind => {
                 // The keys from `key` on: LIST after the key just below it.
                 let listed = self
