@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 
 use eventsync::Event;
+use eventsync::backends::copy::StoreLocation;
+use eventsync::backends::verify::{PackAudit, VerifyError, verify_store};
 use eventsync::backends::{
     GlobalEvent, GlobalSeq, ReadAllError, SegmentLog, SegmentLogConfig, SyncBackendExt,
 };
@@ -40,6 +42,7 @@ pub async fn audit(world: &mut World) {
         }
     };
     world.stats.backend_events = log.len() as u64;
+    check_packs(world, &mut violations).await;
     check_chain(&world.schema, &log, &mut violations);
     check_backend(&world.ledger, &world.schema, &log, &mut violations);
     let expected = materialize(&world.schema, &log, &mut violations);
@@ -124,6 +127,27 @@ async fn read_backend(world: &World) -> Result<Vec<GlobalEvent>, String> {
         ReadAllError::Gap(gap) => format!("backend log: not one gapless chain: {gap}"),
         ReadAllError::Backend(error) => format!("auditor: pull from the backend failed: {error}"),
     })
+}
+
+/// `eventsync verify`'s audit of the whole store, packs included: every pack the pack
+/// actions wrote (some of them while faults hit) holds exactly the segments it covers.
+async fn check_packs(world: &World, violations: &mut Vec<String>) {
+    let place = StoreLocation {
+        store: world.memory.clone(),
+        prefix: StorePath::from("sim"),
+        store_id: STORE_ID.to_string(),
+    };
+    match verify_store(&place, &[&PackAudit], &|_, _| {}).await {
+        Ok(report) => violations.extend(
+            report
+                .faults
+                .iter()
+                .map(|fault| format!("verify: {}: {}", fault.key, fault.message)),
+        ),
+        // A store no client created has nothing to verify; the other checks say the rest.
+        Err(VerifyError::NoStore { .. }) => {}
+        Err(error) => violations.push(format!("verify: {error}")),
+    }
 }
 
 /// No client-only event in the backend log. (That the log is one gapless chain `e1..en` is
