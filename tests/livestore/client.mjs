@@ -17,26 +17,12 @@
 //   STORAGE_DIR        keep the client's databases in this folder (adapter-node `fs` storage),
 //                      so that a second run resumes from its cursor; in memory when unset
 import { makeAdapter } from '@livestore/adapter-node'
-import { createStorePromise, Events, makeSchema, queryDb, Schema, State } from '@livestore/livestore'
+import { createStorePromise, queryDb } from '@livestore/livestore'
 import { makeHttpSync, makeWsSync } from '@livestore/sync-cf/client'
 
-const [clientId, transport, storeId, n, expectedTotal, url, token] = process.argv.slice(2)
+import { events, schema, todos } from './schema.mjs'
 
-// The todo app's v1.TodoCreated event, as eventsync's todo app defines it.
-const todos = State.SQLite.table({
-  name: 'todos',
-  columns: { id: State.SQLite.text({ primaryKey: true }), text: State.SQLite.text({ default: '' }) },
-})
-const events = {
-  todoCreated: Events.synced({
-    name: 'v1.TodoCreated',
-    schema: Schema.Struct({ id: Schema.String, text: Schema.String }),
-  }),
-}
-const materializers = State.SQLite.materializers(events, {
-  'v1.TodoCreated': ({ id, text }) => todos.insert({ id, text }),
-})
-const schema = makeSchema({ events, state: State.SQLite.makeState({ tables: { todos }, materializers }) })
+const [clientId, transport, storeId, n, expectedTotal, url, token] = process.argv.slice(2)
 
 const backend =
   transport === 'ws' ? makeWsSync({ url }) : makeHttpSync({ url, livePull: { pollInterval: 200 } })

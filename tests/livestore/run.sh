@@ -9,7 +9,9 @@
 #   - more than 100 events: a fresh client's pull pages, with MoreKnown before the last chunk;
 #   - the server restarted over the kept log: a client with its databases on disk resumes from
 #     its cursor, commits more, and a fresh client sees all of it;
-#   - two `serve` processes over one backend, one client on each, converge.
+#   - two `serve` processes over one backend, one client on each, converge;
+#   - LiveStore's own CLI (`livestore sync export|import`) through the server, both ways with
+#     `eventsync export|import`.
 # Needs node >= 20 and npm. Usage: tests/livestore/run.sh [path/to/eventsync]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -179,11 +181,13 @@ restart_case() { # transport backend label
     mkdir -p "$storage"
     start_server "$label" "$backend"
     url="$(url_of "$transport" "$addr")"
-    # This run ends by itself (3 s after it saw its todos), so that it takes the echo of its
-    # push and stores the cursor it resumes from.
-    client "$label-A" "$transport" "$url" 3 3 STORAGE_DIR="$storage"
+    # The first run stops once its events are in the log and it had 3 s more to take the echo
+    # of its push (the server sends it at once) and store the cursor it resumes from.
+    client "$label-A" "$transport" "$url" 3 3 STORAGE_DIR="$storage" LINGER_MS=60000
     wait_for_log "$label" "$backend" 3
-    wait "$client_pid" || fail "$label" "the first run did not see its 3 todos"
+    sleep 3
+    stop_client "$client_pid"
+    ids_of "$label-A" | grep -q . || fail "$label" "the first run printed no todos"
     stop_server "$pid" "$label"
     start_server "$label" "$backend"
     url="$(url_of "$transport" "$addr")"
@@ -224,6 +228,50 @@ two_servers_case() { # transport backend label
     echo "livestore $label: a client on each of two servers over one backend converged"
 }
 
+# LiveStore's own CLI (`@livestore/cli` 0.4.0, `livestore sync export|import`) against
+# `eventsync serve`, both ways: its export of a store eventsync clients wrote is a file
+# `eventsync import` takes into another backend, `eventsync verify` finds sound, and whose
+# events `eventsync export` gives back the same; and `eventsync export`'s file, imported by
+# LiveStore's CLI through the server into an empty store, gives the same log.
+interop_case() { # transport backend label
+    local label="$3" source="$work/interop-source" copy="$work/interop-copy" empty="$work/interop-empty"
+    local es="$bin --store s1"
+    mkdir -p "$source" "$empty"
+    local i
+    for i in 1 2 3; do
+        $es --backend "$source" --data-dir "$work/interop-writer" todo add "todo $i of the eventsync CLI" >/dev/null
+    done
+    $es --backend "$source" --data-dir "$work/interop-writer" sync >/dev/null
+    local livestore=(node "${node_flags[@]}" node_modules/@livestore/cli/dist/bin.js)
+    start_server "$label" "$source"
+    SYNC_URL="ws://$addr/sync" SYNC_TOKEN=tok "${livestore[@]}" sync export -c ./livestore.config.mjs \
+        -i s1 "$work/livestore-export.json" >"$work/$label.cli.out" 2>&1 ||
+        { cat "$work/$label.cli.out" >&2; fail "$label" "livestore sync export failed"; }
+    stop_server "$pid" "$label"
+    $es --backend "$copy" --data-dir "$work/interop-copy-client" import "$work/livestore-export.json" >/dev/null ||
+        fail "$label" "eventsync import refused LiveStore's export"
+    $es --backend "$copy" --data-dir "$work/interop-copy-client" verify >/dev/null ||
+        fail "$label" "eventsync verify found the imported store unsound"
+    $es --backend "$copy" --data-dir "$work/interop-copy-client" export "$work/eventsync-export.json" >/dev/null
+    # The same events, field by field (the two writers order an event's keys differently).
+    node -e 'const canon = (v) => Array.isArray(v) ? v.map(canon) : v && typeof v === "object"
+               ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon(v[k])])) : v
+             const [a, b] = process.argv.slice(1).map((f) => JSON.parse(require("fs").readFileSync(f, "utf8")))
+             const same = a.eventCount === 3 && JSON.stringify(canon(a.events)) === JSON.stringify(canon(b.events))
+             process.exit(same ? 0 : 1)' "$work/livestore-export.json" "$work/eventsync-export.json" ||
+        fail "$label" "LiveStore's export and eventsync's export of the imported copy differ (or hold not 3 events)"
+    # The other way: eventsync's export, imported by LiveStore's CLI through the server.
+    start_server "$label" "$empty"
+    SYNC_URL="ws://$addr/sync" SYNC_TOKEN=tok "${livestore[@]}" sync import -c ./livestore.config.mjs \
+        -i s1 "$work/eventsync-export.json" >"$work/$label.cli.out" 2>&1 ||
+        { cat "$work/$label.cli.out" >&2; fail "$label" "livestore sync import failed"; }
+    stop_server "$pid" "$label"
+    [ "$($es --backend "$empty" --data-dir "$work/interop-empty-client" log --json)" = \
+      "$($es --backend "$source" --data-dir "$work/interop-source-client" log --json)" ] ||
+        fail "$label" "the log LiveStore's CLI imported through the server differs from the source's"
+    echo "livestore $label: LiveStore's CLI exported through eventsync serve into a file eventsync imports, and imported eventsync's export back"
+}
+
 if [ -n "${LIVESTORE_ONLY:-}" ]; then
     "$LIVESTORE_ONLY" ws "$work/bucket-only" "ws-only"
     exit 0
@@ -235,6 +283,7 @@ done
 paging_case ws "$work/bucket-paging" ws-paging
 restart_case ws "$work/bucket-restart" ws-restart
 two_servers_case ws "$work/bucket-two" ws-two-servers
+interop_case ws unused livestore-cli
 if [ -n "${EVENTSYNC_TEST_S3_URL:-}" ]; then
     s3="${EVENTSYNC_TEST_S3_URL%/}/livestore-$(date +%s)-$$"
     pair_case ws "$s3-ws" ws-s3
