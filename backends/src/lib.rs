@@ -23,6 +23,8 @@
 //! - [`store_id`]: the rules of a store id, a safe key segment and folder name.
 //! - [`open`]: a backend from a URL (`memory://`, `file://`, `s3://`) and options; [`s3`]:
 //!   the S3 settings and client; [`redact`]: keeping credentials out of output.
+//! - [`remote`]: [`RemoteBackend`], a backend behind `eventsync serve`
+//!   (`eventsync+ws://`), spoken to with LiveStore's WebSocket protocol.
 //! - [`probe`](mod@probe): the capability probe that refuses stores that ignore preconditions.
 //! - [`copy`](mod@copy): a store copied to another object store with its history and backend
 //!   id, resumable, verified at the end.
@@ -58,6 +60,7 @@ pub mod pack;
 pub mod paths;
 pub mod probe;
 pub mod redact;
+pub mod remote;
 pub mod requests;
 pub mod s3;
 pub mod segment;
@@ -80,6 +83,7 @@ pub use ext::{GapError, ReadAllError, SyncBackendExt, check_gapless};
 pub use open::{OpenOptions, open_backend, open_object_store};
 pub use probe::{ProbeCheck, ProbeOptions, ProbeReport, probe, probe_url, probe_with};
 pub use redact::redact_url;
+pub use remote::{RemoteBackend, RemoteOptions};
 pub use requests::{CountingStore, RequestCounts};
 pub use s3::S3Options;
 pub use segment_log::{SegmentLog, SegmentLogConfig};

@@ -8,6 +8,7 @@ use object_store::path::Path;
 use serde::Deserialize;
 
 use crate::redact::redact_url;
+use crate::remote::{RemoteBackend, RemoteOptions, is_remote_url};
 use crate::s3::{S3Options, open_s3};
 use crate::segment_log::{SegmentLog, SegmentLogConfig};
 use crate::store_id::StoreId;
@@ -22,6 +23,8 @@ pub struct OpenOptions {
     /// Segment sizes, page sizes and poll intervals.
     #[serde(alias = "segment_log")]
     pub segment_log: SegmentLogConfig,
+    /// Settings of a backend behind `eventsync serve` (`eventsync+ws://`): its auth token.
+    pub remote: RemoteOptions,
 }
 
 /// The kind of store a URL names.
@@ -56,6 +59,12 @@ fn object_store_for(
     options: &OpenOptions,
 ) -> Result<(Arc<dyn ObjectStore>, Path, Kind), BackendError> {
     let invalid = |message: String| BackendError::Invalid { message };
+    if is_remote_url(url) {
+        return Err(invalid(format!(
+            "{} names an eventsync server, not an object store; this needs memory://, file:///path, a folder or s3://bucket/prefix",
+            redact_url(url)
+        )));
+    }
     if !url.contains("://") {
         if url.is_empty() {
             return Err(invalid("the backend URL is empty".into()));
@@ -101,7 +110,7 @@ fn object_store_for(
             redact_url(url)
         ))),
         other => Err(invalid(format!(
-            "unknown backend scheme \"{other}\" in {}; use memory://, file:///path, a relative path or s3://bucket/prefix",
+            "unknown backend scheme \"{other}\" in {}; use memory://, file:///path, a relative path, s3://bucket/prefix or eventsync+ws://host:port/path",
             redact_url(url)
         ))),
     }
@@ -122,7 +131,7 @@ fn open_folder(path: &std::path::Path) -> Result<(Arc<dyn ObjectStore>, Path, Ki
 }
 
 /// Opens the backend of store `store_id` at `url`: a [`SegmentLog`] over the object store
-/// the URL names. Fails with [`BackendError::Invalid`] for a bad URL, store id or option.
+/// the URL names, or a [`RemoteBackend`] for `eventsync+ws://` and `eventsync+wss://`. Fails with [`BackendError::Invalid`] for a bad URL, store id or option.
 /// Nothing is read or written yet. Each `memory://` call gives a new, empty store; to share
 /// one in-memory store between clients, build [`SegmentLog::new`] over one `InMemory`.
 pub async fn open_backend(
@@ -130,6 +139,13 @@ pub async fn open_backend(
     store_id: &str,
     options: &OpenOptions,
 ) -> Result<Arc<dyn SyncBackend>, BackendError> {
+    if is_remote_url(url) {
+        return Ok(Arc::new(RemoteBackend::new(
+            url,
+            store_id,
+            &options.remote,
+        )?));
+    }
     let store_id = StoreId::new(store_id)?;
     let (store, prefix, kind) = object_store_for(url, options)?;
     let log = SegmentLog::new(

@@ -6,7 +6,9 @@
 //! `EVENTSYNC_CONFIG` (which must then exist):
 //!
 //! ```toml
-//! backend = "s3://my-bucket/apps"   # or "file:///abs/path", "some/folder", "memory://"
+//! backend = "s3://my-bucket/apps"   # or "file:///abs/path", "some/folder", "memory://",
+//!                                   # "eventsync+ws://host:8787/sync" (through `eventsync serve`;
+//!                                   # its token comes from EVENTSYNC_AUTH_TOKEN)
 //! store = "default"
 //! data_dir = ".eventsync"           # relative paths are relative to the current directory
 //! client_id = "laptop"              # default: generated once per data dir and kept
@@ -305,6 +307,11 @@ impl Config {
             backend_options: OpenOptions {
                 s3: file.s3,
                 segment_log: file.segment_log,
+                // The same variable `eventsync serve --auth-token` reads: the token an
+                // eventsync+ws:// backend sends (never written to a config file).
+                remote: eventsync_backends::RemoteOptions {
+                    auth_token: env("EVENTSYNC_AUTH_TOKEN"),
+                },
             },
             tuning: file.tuning,
             config_file,
