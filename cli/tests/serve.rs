@@ -1,7 +1,8 @@
 //! `eventsync serve` through the binary: it prints where it listens, refuses a request
 //! without the auth token (401) and never prints the token, takes a LiveStore push over
 //! HTTP that an eventsync client reading the bucket directly then sees as a todo, and stops
-//! on SIGTERM with exit status 0.
+//! on SIGTERM with exit status 0; and a client syncing through it with
+//! `--backend eventsync+ws://…` that converges with a client reading the folder directly.
 
 mod cli_support;
 
@@ -112,4 +113,121 @@ async fn test_serve_auth_push_reaches_a_direct_client_and_sigterm_stops_it() {
         stderr.contains("request refused"),
         "refusals are logged: {stderr}"
     );
+}
+
+/// Runs the binary as a client of store `s` with its own data dir, through `backend`,
+/// sending `token` (EVENTSYNC_AUTH_TOKEN) when given.
+fn client_run(
+    dir: &std::path::Path,
+    data: &str,
+    backend: &str,
+    token: Option<&str>,
+    args: &[&str],
+) -> cli_support::Run {
+    let data = dir.join(data);
+    let mut all = vec!["--backend", backend, "--store", "s", "--data-dir"];
+    all.push(data.to_str().unwrap());
+    all.extend_from_slice(args);
+    let env: Vec<(&str, &str)> = token
+        .map(|t| ("EVENTSYNC_AUTH_TOKEN", t))
+        .into_iter()
+        .collect();
+    cli_support::eventsync_env(dir, &all, &env)
+}
+
+fn todo_texts(run: &cli_support::Run) -> Vec<String> {
+    let todos: Value = serde_json::from_str(run.ok()).unwrap();
+    let mut texts: Vec<String> = todos
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["text"].as_str().unwrap().to_string())
+        .collect();
+    texts.sort();
+    texts
+}
+
+#[test]
+fn test_a_client_syncs_through_serve_with_eventsync_ws_and_converges_with_a_direct_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let bucket = bucket.to_str().unwrap();
+    let (mut child, addr) = spawn_serve(dir.path(), bucket);
+    let remote = format!("eventsync+ws://{addr}/sync");
+    let token = Some("sekrit-token");
+
+    // Through the server, with no bucket access at all.
+    client_run(
+        dir.path(),
+        "a",
+        &remote,
+        token,
+        &["todo", "add", "via the server"],
+    )
+    .ok();
+    client_run(dir.path(), "a", &remote, token, &["sync"]).ok();
+    // Straight from the folder.
+    client_run(dir.path(), "b", bucket, None, &["sync"]).ok();
+    client_run(
+        dir.path(),
+        "b",
+        bucket,
+        None,
+        &["todo", "add", "straight from the folder"],
+    )
+    .ok();
+    client_run(dir.path(), "b", bucket, None, &["sync"]).ok();
+    client_run(dir.path(), "a", &remote, token, &["sync"]).ok();
+    let both = vec![
+        "straight from the folder".to_string(),
+        "via the server".to_string(),
+    ];
+    let a = client_run(dir.path(), "a", &remote, token, &["todo", "list", "--json"]);
+    let b = client_run(dir.path(), "b", bucket, None, &["todo", "list", "--json"]);
+    assert_eq!(todo_texts(&a), both);
+    assert_eq!(todo_texts(&b), both);
+
+    // A refused token: a clear one-line error, a non-zero exit, no token printed.
+    for bad in [Some("guessed-xyz"), None] {
+        let run = client_run(dir.path(), "c", &remote, bad, &["sync"]);
+        // The leader logs its retries as warnings; the last line is the error.
+        assert_eq!(run.code, 1, "{run:?}");
+        let line = run.stderr.lines().last().unwrap_or_default();
+        assert!(line.starts_with("eventsync: "), "{run:?}");
+        assert!(
+            line.contains("access denied") && line.contains("auth token"),
+            "{line}"
+        );
+        assert!(!run.stderr.contains("guessed-xyz") && !run.stdout.contains("guessed-xyz"));
+    }
+    // A bad server URL is named, without its credentials.
+    let run = client_run(
+        dir.path(),
+        "d",
+        &format!("eventsync+ws://u:hunter22@{addr}/sync"),
+        token,
+        &["sync"],
+    );
+    let line = run.one_line_error();
+    assert!(
+        line.contains("credentials") && !line.contains("hunter22"),
+        "{line}"
+    );
+    let run = client_run(
+        dir.path(),
+        "d",
+        &format!("{remote}?storeId=x"),
+        token,
+        &["sync"],
+    );
+    assert!(run.one_line_error().contains("query"), "{run:?}");
+
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!all.contains("sekrit"), "the server never prints the token");
 }
