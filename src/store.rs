@@ -396,7 +396,13 @@ async fn boot_from_snapshot(
             return SnapshotBoot::Refused { key, message };
         }
         Err(error) => {
-            tracing::warn!(%error, "could not look for a snapshot; replaying the log instead");
+            // An unreachable backend is the sync's to report (once, as its error); only
+            // another kind of failure is worth a warning of its own here.
+            if error.is_retryable() {
+                tracing::debug!(%error, "could not look for a snapshot; replaying the log instead");
+            } else {
+                tracing::warn!(%error, "could not look for a snapshot; replaying the log instead");
+            }
             return SnapshotBoot::Unavailable {
                 message: error.to_string(),
             };

@@ -18,6 +18,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 bin="${1:-$root/target/debug/eventsync}"
 [ -x "$bin" ] || { echo "livestore: no eventsync binary at $bin (cargo build -p eventsync-cli)" >&2; exit 2; }
+# An absolute path: the cases run from this folder.
+bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 cd "$here"
 [ -d node_modules/@livestore/sync-cf ] || npm ci --no-audit --no-fund --ignore-scripts
 work="$(mktemp -d)"
