@@ -227,3 +227,37 @@ print_not_run() {
             }
         }' "$file"
 }
+
+# --- Chromium, for the LiveStore browser test ---------------------------------------------------
+#
+# Makes sure Debian's Chromium is at $CHROMIUM (default /usr/bin/chromium): where it is missing,
+# installs the packages chromium and chromium-driver with apt-get (as root or through sudo).
+# Returns 1, after saying why on stderr, when it is still missing.
+ensure_chromium() {
+    local chromium="${CHROMIUM:-/usr/bin/chromium}" sudo=""
+    [ -x "$chromium" ] && return 0
+    if [ -n "${CHROMIUM:-}" ]; then
+        echo "eventsync: CHROMIUM=$CHROMIUM is not an executable file" >&2
+        return 1
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "eventsync: Chromium is missing at $chromium and there is no apt-get to install it" >&2
+        return 1
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            sudo="sudo"
+        else
+            echo "eventsync: Chromium is missing at $chromium; apt-get needs root (or sudo) to install it" >&2
+            return 1
+        fi
+    fi
+    echo "eventsync: Chromium is missing (the LiveStore browser test needs it); installing chromium and chromium-driver with apt-get" >&2
+    if $sudo apt-get update -qq >/dev/null &&
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null &&
+        [ -x "$chromium" ]; then
+        return 0
+    fi
+    echo "eventsync: apt-get could not install chromium (see above); $chromium is missing" >&2
+    return 1
+}

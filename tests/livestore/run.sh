@@ -11,7 +11,12 @@
 #     its cursor, commits more, and a fresh client sees all of it;
 #   - two `serve` processes over one backend, one client on each, converge;
 #   - LiveStore's own CLI (`livestore sync export|import`) through the server, both ways with
-#     `eventsync export|import`.
+#     `eventsync export|import`;
+#   - a LiveStore web page (browser/: @livestore/adapter-web, built with Vite) in headless
+#     Chromium commits a todo, a node client sees it through the server, and the page lists the
+#     node client's todo (ws and http, a folder); a screenshot goes to $LIVESTORE_ARTIFACTS
+#     (default .build/livestore/). Chromium is installed with apt-get when missing (a failure
+#     under CI=true, else reported as `livestore browser: NOT RUN`).
 # Needs node >= 20 and npm. Usage: tests/livestore/run.sh [path/to/eventsync]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -24,13 +29,25 @@ cd "$here"
 [ -d node_modules/@livestore/sync-cf ] || npm ci --no-audit --no-fund --ignore-scripts
 work="$(mktemp -d)"
 servers=()
+helpers=()
 cleanup() {
     local pid
-    for pid in "${servers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${servers[@]}"; do wait "$pid" 2>/dev/null || true; done
+    for pid in "${helpers[@]}" "${servers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${helpers[@]}" "${servers[@]}"; do wait "$pid" 2>/dev/null || true; done
     [ -n "${LIVESTORE_KEEP:-}" ] && echo "livestore: kept $work" >&2 || rm -rf "$work"
 }
 trap cleanup EXIT
+# Screenshots of the browser case: kept after the run (the path is printed).
+artifacts="${LIVESTORE_ARTIFACTS:-$root/.build/livestore}"
+mkdir -p "$artifacts"
+artifacts="$(cd "$artifacts" && pwd)"
+. "$root/scripts/lib.sh"
+in_ci() {
+    case "${CI:-}" in
+        "" | false | 0 | no) return 1 ;;
+        *) return 0 ;;
+    esac
+}
 node_flags=(--experimental-websocket)
 [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 22 ] && node_flags=()
 
@@ -274,7 +291,63 @@ interop_case() { # transport backend label
     echo "livestore $label: LiveStore's CLI exported through eventsync serve into a file eventsync imports, and imported eventsync's export back"
 }
 
+# A LiveStore web page (browser/: @livestore/adapter-web with OPFS, a SharedWorker and a leader
+# worker, built with Vite, served from 127.0.0.1) in headless Chromium, driven by playwright-core:
+# the page commits a todo (typed into its form), a node LiveStore client sees it through the
+# server, and the page lists the node client's todo in return; a screenshot of the page is kept
+# in $artifacts. Then the backend's log holds both events, gapless, and an eventsync CLI client
+# reading the backend sees the same todos.
+browser_case() { # transport backend label
+    local transport="$1" backend="$2" label="$3" url bpid shot="$artifacts/$3.png"
+    start_server "$label" "$backend"
+    url="$(url_of "$transport" "$addr")"
+    rm -f "$shot"
+    node browser/browser.mjs "$transport" "$url" tok s1 2 "$shot" >"$work/$label-page.out" 2>"$work/$label-page.err" &
+    bpid=$!
+    helpers+=("$bpid")
+    # The page boots (Chromium, the workers, OPFS) and commits; 120 s at most.
+    for _ in $(seq 1200); do
+        grep -q '^COMMITTED ' "$work/$label-page.out" && break
+        kill -0 "$bpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -q '^COMMITTED ' "$work/$label-page.out" ||
+        { tail -n 40 "$work/$label-page.err" >&2; fail "$label" "the page did not commit its todo"; }
+    # The page's todo reaches the backend before the node client starts, so that the node client
+    # can only know it through the server.
+    wait_for_log "$label" "$backend" 1
+    client "$label-node" "$transport" "$url" 1 2 LINGER_MS=3000
+    wait "$client_pid" || { tail -n 20 "$work/$label-node.err" >&2; fail "$label" "the node client did not see the page's todo"; }
+    ids_of "$label-node" | grep -q '"browser-0"' || fail "$label" "the node client's todos lack the page's: $(ids_of "$label-node")"
+    wait "$bpid" || { tail -n 40 "$work/$label-page.err" >&2; fail "$label" "the page did not list the node client's todo"; }
+    [ "$(ids_of "$label-page")" = "$(ids_of "$label-node")" ] ||
+        fail "$label" "the page lists $(ids_of "$label-page"), the node client $(ids_of "$label-node")"
+    [ -s "$shot" ] || fail "$label" "no screenshot at $shot"
+    stop_server "$pid" "$label"
+    check_backend "$label" "$backend" 2 "$label-node"
+    echo "livestore $label: a LiveStore web page in headless Chromium and a node client synced both ways through eventsync serve ($(ids_of "$label-page")); screenshot $shot"
+}
+
+# Chromium (installed by ensure_chromium when missing), the page's npm packages (npm ci, from
+# browser/package-lock.json), and the page built with Vite into browser/dist.
+browser_setup() {
+    if ! ensure_chromium; then
+        if in_ci; then
+            fail browser "Chromium is missing after the install attempt (CI=true)"
+        fi
+        echo "livestore browser: NOT RUN: Chromium is missing and could not be installed (see above)" >&2
+        return 1
+    fi
+    [ -d browser/node_modules/@livestore/adapter-web ] ||
+        (cd browser && npm ci --no-audit --no-fund --ignore-scripts) || fail browser "npm ci in browser/ failed"
+    (cd browser && node_modules/.bin/vite build --logLevel warn) || fail browser "vite build of the page failed"
+}
+
 if [ -n "${LIVESTORE_ONLY:-}" ]; then
+    if [ "$LIVESTORE_ONLY" = browser_case ]; then
+        browser_setup || exit 1
+        browser_case http "$work/bucket-only-http" http-only
+    fi
     "$LIVESTORE_ONLY" ws "$work/bucket-only" "ws-only"
     exit 0
 fi
@@ -286,6 +359,10 @@ paging_case ws "$work/bucket-paging" ws-paging
 restart_case ws "$work/bucket-restart" ws-restart
 two_servers_case ws "$work/bucket-two" ws-two-servers
 interop_case ws unused livestore-cli
+if browser_setup; then
+    browser_case ws "$work/bucket-browser-ws" browser-ws
+    browser_case http "$work/bucket-browser-http" browser-http
+fi
 if [ -n "${EVENTSYNC_TEST_S3_URL:-}" ]; then
     s3="${EVENTSYNC_TEST_S3_URL%/}/livestore-$(date +%s)-$$"
     pair_case ws "$s3-ws" ws-s3
