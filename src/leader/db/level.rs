@@ -95,12 +95,7 @@ impl LeaderDb {
             rewrite: self.commits.last + 1,
         };
         let log_tx = self.log.unchecked_transaction().map_err(sql(EVENTLOG))?;
-        log_tx
-            .execute_batch(
-                "DELETE FROM eventlog; UPDATE sync_status SET head = 0 WHERE id = 1;
-                 DELETE FROM meta WHERE key = 'base';",
-            )
-            .map_err(sql(EVENTLOG))?;
+        empty_eventlog(&log_tx, GlobalSeq::ZERO)?;
         write_commits(&log_tx, commits)?;
         log_tx.commit().map_err(sql(EVENTLOG))?;
         self.commits = commits;
@@ -153,10 +148,26 @@ impl LeaderDb {
 
     /// Deletes every event, changeset and user table (the backend was wiped and recreated),
     /// records the new backend id, and recreates empty tables (recording the schema's hash,
-    /// so that the tables and the hash agree). Two commits in the order of
-    /// [`Self::apply_batch`]; the eventlog's counts as a rewrite, so a crash between them
-    /// makes the next boot rebuild the (empty) state.
+    /// so that the tables and the hash agree). See [`Self::start_afresh`] for the crash
+    /// window.
     pub(crate) fn reset(&mut self, schema: &Schema, backend_id: &str) -> Result<(), DbError> {
+        self.start_afresh(schema, GlobalSeq::ZERO, Some(backend_id), |_| Ok(()))
+    }
+
+    /// Starts the store over at `base` (`e0`, or a snapshot's `S`): no event, no changeset,
+    /// the schema's tables made anew and filled by `fill` (nothing, or a snapshot's rows),
+    /// the schema hash recorded, the state head and the backend-confirmed head at `base`,
+    /// and, when given, a new backend id. Two commits in the order of
+    /// [`Self::apply_batch`]; the eventlog's counts as a rewrite, so a crash between them
+    /// makes the next boot rebuild the state (or, for a store with a base, start it over:
+    /// see [`Self::level_state`]).
+    pub(super) fn start_afresh(
+        &mut self,
+        schema: &Schema,
+        base: GlobalSeq,
+        backend_id: Option<&str>,
+        fill: impl FnOnce(&Connection) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
         self.commit()?;
         let commits = Commits {
             last: self.commits.last + 1,
@@ -173,31 +184,53 @@ impl LeaderDb {
                 file: STATE.into(),
                 message: format!("creating the schema's tables: {error}"),
             })?;
+        fill(&state_tx)?;
         self.record_schema_hash(&state_tx)?;
-        set_state_head(&state_tx, EventSeq::ROOT, commits.last)?;
+        set_state_head(&state_tx, EventSeq::from(base), commits.last)?;
         let log_tx = self.log.unchecked_transaction().map_err(sql(EVENTLOG))?;
-        log_tx
-            .execute_batch(
-                "DELETE FROM eventlog; UPDATE sync_status SET head = 0 WHERE id = 1;
-                 DELETE FROM meta WHERE key = 'base';",
-            )
-            .map_err(sql(EVENTLOG))?;
-        log_tx
-            .execute(
-                "UPDATE sync_status SET backend_id = ?1 WHERE id = 1",
-                [backend_id],
-            )
-            .map_err(sql(EVENTLOG))?;
+        empty_eventlog(&log_tx, base)?;
+        if let Some(backend_id) = backend_id {
+            log_tx
+                .execute(
+                    "UPDATE sync_status SET backend_id = ?1 WHERE id = 1",
+                    [backend_id],
+                )
+                .map_err(sql(EVENTLOG))?;
+        }
         write_commits(&log_tx, commits)?;
         log_tx.commit().map_err(sql(EVENTLOG))?;
         self.commits = commits;
         self.staged = commits;
-        self.base = GlobalSeq::ZERO;
+        self.base = base;
         state_tx.commit().map_err(sql(STATE))
     }
 }
 
-pub(super) fn drop_user_tables(tx: &Connection) -> Result<(), DbError> {
+/// Empties the eventlog and makes it start after `base`: the backend-confirmed head is
+/// `base`, and `meta` records it (or nothing, for `e0`).
+fn empty_eventlog(log_tx: &Connection, base: GlobalSeq) -> Result<(), DbError> {
+    log_tx
+        .execute("DELETE FROM eventlog", [])
+        .map_err(sql(EVENTLOG))?;
+    log_tx
+        .execute(
+            "UPDATE sync_status SET head = ?1 WHERE id = 1",
+            [base.0 as i64],
+        )
+        .map_err(sql(EVENTLOG))?;
+    if base == GlobalSeq::ZERO {
+        log_tx.execute("DELETE FROM meta WHERE key = 'base'", [])
+    } else {
+        log_tx.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('base', ?1)",
+            [base.0.to_string()],
+        )
+    }
+    .map(drop)
+    .map_err(sql(EVENTLOG))
+}
+
+fn drop_user_tables(tx: &Connection) -> Result<(), DbError> {
     let names: Vec<String> = tx
         .prepare(
             "SELECT name FROM main.sqlite_schema WHERE type = 'table'

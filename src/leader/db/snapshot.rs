@@ -4,12 +4,10 @@
 
 use eventsync_backends::GlobalSeq;
 
-use super::level::drop_user_tables;
-use super::{Commits, DbError, EVENTLOG, LeaderDb, STATE, set_state_head, sql, write_commits};
+use super::{DbError, LeaderDb, STATE, sql};
 use crate::event::Changeset;
 use crate::materialize;
 use crate::schema::Schema;
-use crate::seq::EventSeq;
 
 impl LeaderDb {
     /// Makes this (empty) store start at snapshot `at`: the user tables hold `dump` (the
@@ -25,50 +23,12 @@ impl LeaderDb {
         at: GlobalSeq,
         dump: &[u8],
     ) -> Result<(), DbError> {
-        self.commit()?;
-        let commits = Commits {
-            last: self.commits.last + 1,
-            rewrite: self.commits.last + 1,
-        };
-        let state_tx = self.state.unchecked_transaction().map_err(sql(STATE))?;
-        state_tx
-            .execute("DELETE FROM __eventsync_changeset", [])
-            .map_err(sql(STATE))?;
-        drop_user_tables(&state_tx)?;
-        schema
-            .create_tables(&state_tx)
-            .map_err(|error| DbError::Format {
+        self.start_afresh(schema, at, None, |state_tx| {
+            crate::snapshot::load_tables(state_tx, dump).map_err(|error| DbError::Format {
                 file: STATE.into(),
-                message: format!("creating the schema's tables: {error}"),
-            })?;
-        crate::snapshot::load_tables(&state_tx, dump).map_err(|error| DbError::Format {
-            file: STATE.into(),
-            message: format!("loading the snapshot at {at}: {error}"),
-        })?;
-        self.record_schema_hash(&state_tx)?;
-        set_state_head(&state_tx, EventSeq::from(at), commits.last)?;
-        let log_tx = self.log.unchecked_transaction().map_err(sql(EVENTLOG))?;
-        log_tx
-            .execute("DELETE FROM eventlog", [])
-            .map_err(sql(EVENTLOG))?;
-        log_tx
-            .execute(
-                "UPDATE sync_status SET head = ?1 WHERE id = 1",
-                [at.0 as i64],
-            )
-            .map_err(sql(EVENTLOG))?;
-        log_tx
-            .execute(
-                "INSERT OR REPLACE INTO meta VALUES ('base', ?1)",
-                [at.0.to_string()],
-            )
-            .map_err(sql(EVENTLOG))?;
-        write_commits(&log_tx, commits)?;
-        log_tx.commit().map_err(sql(EVENTLOG))?;
-        self.commits = commits;
-        self.staged = commits;
-        self.base = at;
-        state_tx.commit().map_err(sql(STATE))
+                message: format!("loading the snapshot at {at}: {error}"),
+            })
+        })
     }
 
     /// The canonical dump of the user tables as of the backend-confirmed head: the state
