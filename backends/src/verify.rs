@@ -311,36 +311,17 @@ impl ObjectAudit for PackAudit {
         chain: &Chain,
         faults: &mut Vec<Fault>,
     ) -> Result<u64, BackendError> {
-        let dir = log.packs_dir();
-        let mut keys: Vec<(GlobalSeq, GlobalSeq, Path)> = store
-            .list(Some(dir))
-            .map_ok(|meta| meta.location)
-            .try_filter_map(|key| async move {
-                Ok(log.parse_pack(&key).map(|(first, last)| (first, last, key)))
-            })
-            .try_collect()
-            .await
-            .map_err(|e| store_error("listing", dir, e))?;
-        keys.sort();
-        let mut checked = 0;
-        for (first, last, key) in keys {
-            checked += 1;
+        let keys = list_parsed(store, log.packs_dir(), |key| log.parse_pack(key)).await?;
+        let checked = keys.len() as u64;
+        for ((first, last), key) in keys {
+            let Some(pack) = read_decoded(store, &key, crate::pack::decode, faults).await? else {
+                continue;
+            };
             let mut fault = |message: String| {
                 faults.push(Fault {
                     key: key.to_string(),
                     message,
                 })
-            };
-            let Some(bytes) = get_if_present(store.as_ref(), &key).await? else {
-                fault("it was listed but is gone".into());
-                continue;
-            };
-            let pack = match crate::pack::decode(&bytes) {
-                Ok(pack) => pack,
-                Err(error) => {
-                    fault(error.to_string());
-                    continue;
-                }
             };
             if (pack.first, pack.last) != (first, last) {
                 fault(format!(
@@ -424,38 +405,22 @@ impl ObjectAudit for SnapshotAudit<'_> {
         chain: &Chain,
         faults: &mut Vec<Fault>,
     ) -> Result<u64, BackendError> {
-        let dir = log.snapshots_dir();
-        let mut keys: Vec<(GlobalSeq, String, Path)> = store
-            .list(Some(dir))
-            .map_ok(|meta| meta.location)
-            .try_filter_map(|key| async move {
-                Ok(log
-                    .parse_snapshot(&key)
-                    .map(|(schema, at)| (at, schema, key)))
-            })
-            .try_collect()
-            .await
-            .map_err(|e| store_error("listing", dir, e))?;
-        keys.sort();
-        let mut checked = 0;
-        for (at, schema, key) in keys {
-            checked += 1;
+        // In ascending order of `S` (what a [`SnapshotContentCheck`] needs), then of schema.
+        let keys = list_parsed(store, log.snapshots_dir(), |key| {
+            log.parse_snapshot(key).map(|(schema, at)| (at, schema))
+        })
+        .await?;
+        let checked = keys.len() as u64;
+        for ((at, schema), key) in keys {
+            let Some(snapshot) = read_decoded(store, &key, crate::snapshot::decode, faults).await?
+            else {
+                continue;
+            };
             let mut fault = |message: String| {
                 faults.push(Fault {
                     key: key.to_string(),
                     message,
                 })
-            };
-            let Some(bytes) = get_if_present(store.as_ref(), &key).await? else {
-                fault("it was listed but is gone".into());
-                continue;
-            };
-            let snapshot = match crate::snapshot::decode(&bytes) {
-                Ok(snapshot) => snapshot,
-                Err(error) => {
-                    fault(error.to_string());
-                    continue;
-                }
             };
             if snapshot.at != at || snapshot.schema_hash != schema {
                 fault(format!(
@@ -489,4 +454,45 @@ impl ObjectAudit for SnapshotAudit<'_> {
         }
         Ok(checked)
     }
+}
+
+/// The keys under `dir` that `parse` understands, sorted by what it makes of them.
+async fn list_parsed<K: Ord>(
+    store: &Arc<dyn ObjectStore>,
+    dir: &Path,
+    parse: impl Fn(&Path) -> Option<K>,
+) -> Result<Vec<(K, Path)>, BackendError> {
+    let mut keys: Vec<(K, Path)> = store
+        .list(Some(dir))
+        .map_ok(|meta| meta.location)
+        .try_collect::<Vec<Path>>()
+        .await
+        .map_err(|e| store_error("listing", dir, e))?
+        .into_iter()
+        .filter_map(|key| parse(&key).map(|parsed| (parsed, key)))
+        .collect();
+    keys.sort();
+    Ok(keys)
+}
+
+/// Reads and decodes the object at `key`; a vanished or undecodable one is a [`Fault`] naming
+/// it, and `None`.
+async fn read_decoded<T, E: std::fmt::Display>(
+    store: &Arc<dyn ObjectStore>,
+    key: &Path,
+    decode: impl FnOnce(&[u8]) -> Result<T, E>,
+    faults: &mut Vec<Fault>,
+) -> Result<Option<T>, BackendError> {
+    let message = match get_if_present(store.as_ref(), key).await? {
+        None => "it was listed but is gone".to_owned(),
+        Some(bytes) => match decode(&bytes) {
+            Ok(decoded) => return Ok(Some(decoded)),
+            Err(error) => error.to_string(),
+        },
+    };
+    faults.push(Fault {
+        key: key.to_string(),
+        message,
+    });
+    Ok(None)
 }
