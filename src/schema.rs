@@ -122,12 +122,20 @@ impl EventDef {
 pub struct TableDef {
     name: String,
     ddl: String,
+    /// Whether the table holds client-only state (see [`SchemaBuilder::client_only_table`]).
+    client_only: bool,
 }
 
 impl TableDef {
     /// The table's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// True for a client-only table: its rows are this client's own state, kept out of
+    /// snapshots (see [`SchemaBuilder::client_only_table`]).
+    pub fn is_client_only(&self) -> bool {
+        self.client_only
     }
 
     /// The `CREATE TABLE` statement(s), possibly followed by `CREATE INDEX` statements.
@@ -197,6 +205,22 @@ impl SchemaBuilder {
         self.tables.push(TableDef {
             name: name.to_string(),
             ddl: ddl.trim().to_string(),
+            client_only: false,
+        });
+        self
+    }
+
+    /// Declares a client-only table (LiveStore's client documents): state of this client
+    /// alone, such as a list filter, written by client-only events. Its rows are never in a
+    /// snapshot, since a snapshot is the state every client shares at an event: a client
+    /// that boots from one starts with the table empty, as a client that replays the log
+    /// does (client-only events are not in the log). Write it only from client-only events;
+    /// a synced event's writes to it would be missing on a client booted from a snapshot.
+    pub fn client_only_table(mut self, name: &str, ddl: &str) -> SchemaBuilder {
+        self.tables.push(TableDef {
+            name: name.to_string(),
+            ddl: ddl.trim().to_string(),
+            client_only: true,
         });
         self
     }
@@ -442,6 +466,13 @@ impl Schema {
         self.user_tables.contains(name)
     }
 
+    /// True when `name` is a client-only table (kept out of snapshots).
+    pub fn is_client_only_table(&self, name: &str) -> bool {
+        self.tables
+            .iter()
+            .any(|table| table.client_only && table.name == name)
+    }
+
     /// The policy for events the schema does not define.
     pub fn unknown_event_policy(&self) -> UnknownEventPolicy {
         self.unknown_events
@@ -482,12 +513,18 @@ impl Schema {
         hex(&hasher.finalize())
     }
 
-    /// One hash per table (hex SHA-256 of its name and DDL), stable across runs.
+    /// One hash per table (hex SHA-256 of its name, DDL and, for a client-only table, that
+    /// mark: it decides what a snapshot holds), stable across runs.
     pub fn table_hashes(&self) -> BTreeMap<String, String> {
         self.tables
             .iter()
             .map(|table| {
-                let text = format!("table\0{}\0{}", table.name, table.ddl);
+                let mark = if table.client_only {
+                    "\0client_only"
+                } else {
+                    ""
+                };
+                let text = format!("table\0{}\0{}{mark}", table.name, table.ddl);
                 (table.name.clone(), hex(&Sha256::digest(text)))
             })
             .collect()

@@ -18,6 +18,8 @@ use rusqlite::types::ValueRef;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::schema::Schema;
+
 /// Largest dump a reader inflates: a hostile `content_len` or a compression bomb cannot make
 /// it allocate more (2 GiB; a state that large should be reconsidered anyway).
 pub const MAX_DUMP_BYTES: u64 = 2 << 30;
@@ -48,15 +50,19 @@ pub struct Dump {
     pub hash: [u8; 32],
 }
 
-/// The user tables of `conn` (not SQLite's, not eventsync's `__eventsync_*`), by name.
-fn user_tables(conn: &Connection) -> Result<Vec<String>, DumpError> {
+/// The tables of `conn` a snapshot holds, by name: the user tables (not SQLite's, not
+/// eventsync's `__eventsync_*`) but those `schema` marks client-only.
+fn snapshot_tables(conn: &Connection, schema: &Schema) -> Result<Vec<String>, DumpError> {
     let mut names: Vec<String> = conn
         .prepare(
             "SELECT name FROM main.sqlite_schema WHERE type = 'table'
              AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '__eventsync_%'",
         )?
         .query_map([], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<String>, _>>()?
+        .into_iter()
+        .filter(|name| !schema.is_client_only_table(name))
+        .collect();
     names.sort();
     Ok(names)
 }
@@ -85,9 +91,10 @@ fn put_str(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
 }
 
-/// Dumps the user tables of `conn` canonically.
-pub fn dump_tables(conn: &Connection) -> Result<Dump, DumpError> {
-    let tables = user_tables(conn)?;
+/// Dumps the user tables of `conn` canonically, but for `schema`'s client-only tables (each
+/// client's own state, never in a snapshot).
+pub fn dump_tables(conn: &Connection, schema: &Schema) -> Result<Dump, DumpError> {
+    let tables = snapshot_tables(conn, schema)?;
     let mut out = Vec::new();
     out.extend_from_slice(&(tables.len() as u32).to_le_bytes());
     for table in &tables {
@@ -314,7 +321,7 @@ impl ReplayCheck {
                 return Ok(Err(format!("the log ends at {head}, before {at}")));
             }
         }
-        Ok(dump_tables(conn).map_err(|error| error.to_string()))
+        Ok(dump_tables(conn, &self.schema).map_err(|error| error.to_string()))
     }
 }
 
@@ -389,11 +396,12 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Fills the (empty) user tables of `conn` (made by the snapshot's schema) from `dump`. The dump must
-/// name exactly those tables with exactly their columns; anything else is
-/// [`DumpError::Malformed`], and the caller's transaction is rolled back.
-pub fn load_tables(conn: &Connection, dump: &[u8]) -> Result<(), DumpError> {
-    let expected = user_tables(conn)?;
+/// Fills the (empty) user tables of `conn` (made by `schema`, the snapshot's) from `dump`,
+/// but for the client-only tables, which stay empty. The dump must name exactly those
+/// tables with exactly their columns; anything else is [`DumpError::Malformed`], and the
+/// caller's transaction is rolled back.
+pub fn load_tables(conn: &Connection, schema: &Schema, dump: &[u8]) -> Result<(), DumpError> {
+    let expected = snapshot_tables(conn, schema)?;
     let mut reader = Reader {
         bytes: dump,
         position: 0,
@@ -481,6 +489,11 @@ pub fn load_tables(conn: &Connection, dump: &[u8]) -> Result<(), DumpError> {
 mod tests {
     use super::*;
 
+    /// A schema that marks no table client-only (the tests make their tables by hand).
+    fn none() -> Schema {
+        Schema::default()
+    }
+
     fn tables(conn: &Connection) {
         conn.execute_batch(
             "CREATE TABLE b (id TEXT PRIMARY KEY, n INTEGER, x REAL, data BLOB);
@@ -507,10 +520,13 @@ mod tests {
              INSERT INTO b VALUES ('y', NULL, -2.0, NULL), ('x', 1, 1.5, x'00ff');",
         )
         .unwrap();
-        let (d1, d2) = (dump_tables(&one).unwrap(), dump_tables(&two).unwrap());
+        let (d1, d2) = (
+            dump_tables(&one, &none()).unwrap(),
+            dump_tables(&two, &none()).unwrap(),
+        );
         assert_eq!(d1, d2);
         two.execute("UPDATE a SET k = 4 WHERE k = 3", []).unwrap();
-        assert_ne!(dump_tables(&two).unwrap().hash, d1.hash);
+        assert_ne!(dump_tables(&two, &none()).unwrap().hash, d1.hash);
     }
 
     #[test]
@@ -520,13 +536,13 @@ mod tests {
         source
             .execute_batch("INSERT INTO b VALUES ('x', 7, 0.25, x'01'); INSERT INTO a VALUES (9);")
             .unwrap();
-        let dump = dump_tables(&source).unwrap();
+        let dump = dump_tables(&source, &none()).unwrap();
         let body = compress(&dump.bytes);
         let back = decompress(&body, dump.bytes.len() as u64, &dump.hash).unwrap();
         let target = Connection::open_in_memory().unwrap();
         tables(&target);
-        load_tables(&target, &back.bytes).unwrap();
-        assert_eq!(dump_tables(&target).unwrap(), dump);
+        load_tables(&target, &none(), &back.bytes).unwrap();
+        assert_eq!(dump_tables(&target, &none()).unwrap(), dump);
     }
 
     #[test]
@@ -534,7 +550,7 @@ mod tests {
         let source = Connection::open_in_memory().unwrap();
         tables(&source);
         source.execute_batch("INSERT INTO a VALUES (1);").unwrap();
-        let dump = dump_tables(&source).unwrap();
+        let dump = dump_tables(&source, &none()).unwrap();
         let body = compress(&dump.bytes);
         let len = dump.bytes.len() as u64;
         assert!(matches!(
@@ -548,7 +564,7 @@ mod tests {
             let target = Connection::open_in_memory().unwrap();
             tables(&target);
             assert!(
-                load_tables(&target, &dump.bytes[..cut]).is_err(),
+                load_tables(&target, &none(), &dump.bytes[..cut]).is_err(),
                 "cut {cut}"
             );
         }

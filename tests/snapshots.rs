@@ -393,7 +393,7 @@ async fn test_verify_with_replay_finds_a_snapshot_whose_state_is_not_the_logs() 
             [],
         )
         .expect("insert");
-    let forged = eventsync::snapshot::dump_tables(&other).expect("a dump");
+    let forged = eventsync::snapshot::dump_tables(&other, &schema).expect("a dump");
     let backend = bucket.client();
     let put = eventsync::snapshot::put(&*backend, &schema.hash(), at, forged.clone(), "liar")
         .await
@@ -432,4 +432,70 @@ async fn test_verify_with_replay_finds_a_snapshot_whose_state_is_not_the_logs() 
             .expect("the bucket answers")
             .is_none()
     );
+}
+
+/// A snapshot holds the state every client shares, not a client's own: the todo app's
+/// `ui_state` (a client-only table, written by the client-only `UiStateSet`) is kept out.
+/// `verify --snapshots` passes it (a replay of the log, which holds no client-only event,
+/// has that table empty), a client booted from it starts with its own `ui_state` empty, as a
+/// client that replays the log does, and the writer keeps its filter.
+#[tokio::test]
+async fn test_snapshots_leave_out_client_only_tables() {
+    use eventsync_todo::{TodoFilter, UiStateSet};
+    let bucket = Bucket::memory();
+    let schema = Arc::new(todo_schema());
+    assert!(schema.is_client_only_table("ui_state") && !schema.is_client_only_table("todos"));
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("a temp dir"))
+        .collect();
+    let writer = bucket.open(&schema, dirs[0].path(), fast_tuning()).await;
+    let session = writer.session().await.expect("a session");
+    session
+        .commit(&UiStateSet {
+            filter: TodoFilter::Completed,
+        })
+        .expect("commit");
+    commit_todos(&writer, 0, 8).await;
+    let put = writer.snapshot().await.expect("a snapshot");
+    assert!(put.created);
+    let filter = "SELECT filter FROM ui_state";
+    let writer_filter = writer.query_leader(filter).await.expect("query");
+    assert_eq!(writer_filter.len(), 1, "the writer keeps its filter");
+
+    let report = bucket.verify(&schema, true).await;
+    assert!(report.is_sound(), "{:?}", report.faults);
+    assert_eq!(report.families[1].checked, 1);
+
+    let fresh = bucket.open(&schema, dirs[1].path(), fast_tuning()).await;
+    assert!(
+        matches!(fresh.snapshot_boot(), SnapshotBoot::Loaded { .. }),
+        "{:?}",
+        fresh.snapshot_boot()
+    );
+    let replayer = bucket
+        .open(
+            &schema,
+            dirs[2].path(),
+            Tuning {
+                boot_from_snapshot: false,
+                ..fast_tuning()
+            },
+        )
+        .await;
+    replayer.sync().await.expect("sync");
+    fresh.sync().await.expect("sync");
+    for store in [&fresh, &replayer] {
+        assert_eq!(
+            store.query_leader(filter).await.expect("query"),
+            Vec::<Value>::new()
+        );
+        assert_eq!(todos(store).await, todos(&writer).await);
+    }
+    assert_eq!(
+        writer.query_leader(filter).await.expect("query"),
+        writer_filter
+    );
+    for store in [writer, fresh, replayer] {
+        store.shutdown().await.expect("shutdown");
+    }
 }

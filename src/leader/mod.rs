@@ -548,7 +548,7 @@ impl Leader {
     /// savepoint; see [`LeaderDb::dump_confirmed`]), and that head.
     fn dump_confirmed(&mut self) -> Result<(GlobalSeq, crate::snapshot::Dump), db::DbError> {
         let confirmed = self.state.upstream_head.global;
-        let dump = self.db.dump_confirmed()?;
+        let dump = self.db.dump_confirmed(&self.schema)?;
         Ok((confirmed, dump))
     }
 

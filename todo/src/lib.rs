@@ -161,7 +161,7 @@ pub fn todo_schema() -> Schema {
 pub fn todo_schema_builder() -> SchemaBuilder {
     Schema::builder()
         .table("todos", TODOS_DDL)
-        .table("ui_state", UI_STATE_DDL)
+        .client_only_table("ui_state", UI_STATE_DDL)
         .event(|args: TodoCreated, ctx: &MaterializeContext<'_>| {
             let created_seq = i64::try_from(ctx.event().seq.global.0).map_err(|_| {
                 eventsync::schema::MaterializerError::new("sequence number exceeds i64")

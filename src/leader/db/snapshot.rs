@@ -24,7 +24,7 @@ impl LeaderDb {
         dump: &[u8],
     ) -> Result<(), DbError> {
         self.start_afresh(schema, at, None, |state_tx| {
-            crate::snapshot::load_tables(state_tx, dump).map_err(|error| DbError::Format {
+            crate::snapshot::load_tables(state_tx, schema, dump).map_err(|error| DbError::Format {
                 file: STATE.into(),
                 message: format!("loading the snapshot at {at}: {error}"),
             })
@@ -35,7 +35,10 @@ impl LeaderDb {
     /// with the events after it rolled back by their recorded changesets
     /// ([`Self::pending_changesets`]: exactly the events the backend has not confirmed),
     /// inside a savepoint that is then undone, so `state.db` is left as it was.
-    pub(crate) fn dump_confirmed(&mut self) -> Result<crate::snapshot::Dump, DbError> {
+    pub(crate) fn dump_confirmed(
+        &mut self,
+        schema: &Schema,
+    ) -> Result<crate::snapshot::Dump, DbError> {
         self.commit()?;
         let pending: Vec<Changeset> = self
             .pending_changesets()?
@@ -50,7 +53,7 @@ impl LeaderDb {
                 let changesets: Vec<&Changeset> = pending.iter().collect();
                 materialize::rollback(&self.state, &changesets)?;
             }
-            crate::snapshot::dump_tables(&self.state).map_err(|error| DbError::Format {
+            crate::snapshot::dump_tables(&self.state, schema).map_err(|error| DbError::Format {
                 file: STATE.into(),
                 message: format!("dumping the tables: {error}"),
             })

@@ -359,7 +359,9 @@ fn items_dump(ids: &[&str]) -> Vec<u8> {
     for id in ids {
         conn.execute("INSERT INTO items VALUES (?1)", [id]).unwrap();
     }
-    crate::snapshot::dump_tables(&conn).unwrap().bytes
+    crate::snapshot::dump_tables(&conn, &crate::schema::Schema::default())
+        .unwrap()
+        .bytes
 }
 
 #[test]
