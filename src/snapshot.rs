@@ -12,7 +12,9 @@
 
 use std::io::{Read as _, Write as _};
 
-use eventsync_backends::{BackendError, GlobalSeq, SnapshotContent, SnapshotPut, SyncBackend};
+use eventsync_backends::{
+    BackendError, GlobalSeq, RefusedSnapshot, SnapshotContent, SnapshotPut, SyncBackend,
+};
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 use serde::Serialize;
@@ -225,14 +227,15 @@ pub enum SnapshotBoot {
         key: String,
         /// Its `S`.
         at: u64,
+        /// The newer snapshots of this schema that were refused (damaged, not matching the
+        /// log, or not loadable), newest first: the store fell back past them.
+        refused: Vec<RefusedSnapshot>,
     },
-    /// The newest snapshot of this schema was refused (damaged, or not matching the log);
-    /// the store replays the log from `e1` instead.
+    /// Every snapshot of this schema was refused (newest first, each with why); the store
+    /// replays the log from `e1` instead.
     Refused {
-        /// The snapshot's key.
-        key: String,
-        /// Why it was refused.
-        message: String,
+        /// The snapshots refused, newest first.
+        refused: Vec<RefusedSnapshot>,
     },
     /// The bucket could not be asked (unreachable); the store replays the log.
     Unavailable {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use eventsync_backends::{BackendError, Entropy, GlobalSeq, SnapshotPut, StoreId, SyncBackend};
+use eventsync_backends::{Entropy, GlobalSeq, RefusedSnapshot, SnapshotPut, StoreId, SyncBackend};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -381,54 +381,71 @@ impl Store {
     }
 }
 
-/// Starts an empty store from the newest snapshot of its schema, when there is a good one
-/// (see [`SnapshotBoot`]); otherwise leaves it empty, to replay the log.
+/// Starts an empty store from the newest good snapshot of its schema, when there is one
+/// (see [`SnapshotBoot`]): a snapshot the backend refuses, or whose state does not load, is
+/// named (a warning, and in the outcome) and the next older one is tried; with none left,
+/// the store stays empty, to replay the log.
 async fn boot_from_snapshot(
     db: &mut LeaderDb,
     schema: &Schema,
     backend: &dyn SyncBackend,
 ) -> SnapshotBoot {
-    let found = match backend.latest_snapshot(&schema.hash()).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return SnapshotBoot::NoneFound,
-        Err(BackendError::Corrupt { key, message }) => {
-            tracing::warn!(%key, %message, "refused a snapshot; replaying the log instead");
-            return SnapshotBoot::Refused { key, message };
-        }
-        Err(error) => {
-            // An unreachable backend is the sync's to report (once, as its error); only
-            // another kind of failure is worth a warning of its own here.
-            if error.is_retryable() {
-                tracing::debug!(%error, "could not look for a snapshot; replaying the log instead");
-            } else {
-                tracing::warn!(%error, "could not look for a snapshot; replaying the log instead");
+    let mut refused = Vec::new();
+    let mut before = None;
+    loop {
+        let search = match backend.latest_snapshot(&schema.hash(), before).await {
+            Ok(search) => search,
+            Err(error) => {
+                // An unreachable backend is the sync's to report (once, as its error); only
+                // another kind of failure is worth a warning of its own here.
+                if error.is_retryable() {
+                    tracing::debug!(%error, "could not look for a snapshot; replaying the log instead");
+                } else {
+                    tracing::warn!(%error, "could not look for a snapshot; replaying the log instead");
+                }
+                return SnapshotBoot::Unavailable {
+                    message: error.to_string(),
+                };
             }
-            return SnapshotBoot::Unavailable {
-                message: error.to_string(),
-            };
-        }
-    };
-    let snapshot = &found.snapshot;
-    let loaded =
-        crate::snapshot::decompress(&snapshot.body, snapshot.content_len, &snapshot.content_hash)
-            .map_err(|error| error.to_string())
-            .and_then(|dump| {
-                db.load_snapshot(schema, snapshot.at, &dump.bytes)
-                    .map_err(|error| error.to_string())
-            });
-    match loaded {
-        Ok(()) => {
-            tracing::info!(key = %found.key, at = %snapshot.at, "started from a snapshot");
-            SnapshotBoot::Loaded {
-                key: found.key,
-                at: snapshot.at.0,
+        };
+        refused.extend(search.refused);
+        let Some(found) = search.found else {
+            if refused.is_empty() {
+                return SnapshotBoot::NoneFound;
             }
-        }
-        Err(message) => {
-            tracing::warn!(key = %found.key, %message, "refused a snapshot; replaying the log instead");
-            SnapshotBoot::Refused {
-                key: found.key,
-                message,
+            tracing::warn!(
+                refused = refused.len(),
+                "no snapshot of this schema could be used; replaying the log instead"
+            );
+            return SnapshotBoot::Refused { refused };
+        };
+        let snapshot = &found.snapshot;
+        let loaded = crate::snapshot::decompress(
+            &snapshot.body,
+            snapshot.content_len,
+            &snapshot.content_hash,
+        )
+        .map_err(|error| error.to_string())
+        .and_then(|dump| {
+            db.load_snapshot(schema, snapshot.at, &dump.bytes)
+                .map_err(|error| error.to_string())
+        });
+        match loaded {
+            Ok(()) => {
+                tracing::info!(key = %found.key, at = %snapshot.at, "started from a snapshot");
+                return SnapshotBoot::Loaded {
+                    key: found.key,
+                    at: snapshot.at.0,
+                    refused,
+                };
+            }
+            Err(message) => {
+                tracing::warn!(key = %found.key, %message, "refused a snapshot; trying an older one");
+                before = Some(snapshot.at);
+                refused.push(RefusedSnapshot {
+                    key: found.key,
+                    message,
+                });
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Snapshots in the bucket: a fresh client boots from the newest snapshot of its schema and
 //! pulls only the tail, ending with exactly the state of a client that replayed the whole
 //! log; a client of another schema ignores it; a damaged snapshot is refused, named, and the
-//! client replays the log instead; two clients snapshotting the same event leave one valid
+//! client falls back to the next older snapshot, or replays the log when none is good; two clients snapshotting the same event leave one valid
 //! snapshot; a leader with `snapshot_every` writes them by itself. Each scenario runs on
 //! memory, on a folder, and on S3 when `EVENTSYNC_TEST_S3_URL` is set.
 
@@ -150,6 +150,27 @@ async fn todos(store: &Store) -> Vec<Value> {
     store.query_leader(TODOS_DUMP).await.expect("query")
 }
 
+/// Flips a byte in the middle of the object at `key` (a damaged snapshot).
+async fn damage(bucket: &Bucket, key: &str) {
+    let key = Path::from(key);
+    let mut bytes = bucket
+        .store
+        .get(&key)
+        .await
+        .expect("the snapshot")
+        .bytes()
+        .await
+        .expect("its bytes")
+        .to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    bucket
+        .store
+        .put(&key, PutPayload::from(bytes))
+        .await
+        .expect("damage it");
+}
+
 /// The whole scenario on one bucket.
 async fn snapshot_run(bucket: Bucket) {
     let schema = Arc::new(todo_schema());
@@ -185,7 +206,8 @@ async fn snapshot_run(bucket: Bucket) {
         fresh.snapshot_boot(),
         &SnapshotBoot::Loaded {
             key: put.key.clone(),
-            at: at.0
+            at: at.0,
+            refused: vec![],
         }
     );
     fresh.sync().await.expect("sync");
@@ -263,40 +285,46 @@ async fn snapshot_run(bucket: Bucket) {
         "exactly one created it: {a:?} {b:?}"
     );
 
-    // A damaged newest snapshot is refused, named, and the client replays the log.
-    let key = Path::from(a.key.as_str());
-    let mut bytes = bucket
-        .store
-        .get(&key)
-        .await
-        .expect("the snapshot")
-        .bytes()
-        .await
-        .expect("its bytes")
-        .to_vec();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x55;
-    bucket
-        .store
-        .put(&key, PutPayload::from(bytes))
-        .await
-        .expect("damage it");
-    let refused = bucket.open(&schema, dirs[4].path(), fast_tuning()).await;
-    match refused.snapshot_boot() {
-        SnapshotBoot::Refused { key, message } => {
-            assert_eq!(key, &a.key);
-            assert!(message.contains("checksum"), "{message}");
+    // A damaged newest snapshot is refused, named, and the client falls back to the next
+    // older snapshot of its schema (the first one), not to a replay of the whole log.
+    damage(&bucket, &a.key).await;
+    let fallback = bucket.open(&schema, dirs[4].path(), fast_tuning()).await;
+    match fallback.snapshot_boot() {
+        SnapshotBoot::Loaded {
+            key,
+            at: loaded_at,
+            refused,
+        } => {
+            assert_eq!((key, *loaded_at), (&put.key, at.0));
+            assert_eq!(refused.len(), 1, "{refused:?}");
+            assert_eq!(refused[0].key, a.key);
+            assert!(refused[0].message.contains("checksum"), "{refused:?}");
         }
-        other => panic!("a damaged snapshot was not refused: {other:?}"),
+        other => panic!("the client did not fall back to the older snapshot: {other:?}"),
+    }
+    fallback.sync().await.expect("sync");
+    assert_eq!(fallback.stats().pulled, log.len() as u64 - at.0);
+    assert_eq!(todos(&fallback).await, expected);
+    fallback.shutdown().await.expect("shutdown");
+    // verify names it.
+    let report = bucket.verify(&schema, false).await;
+    assert_eq!(report.faults.len(), 1, "{:?}", report.faults);
+    assert_eq!(report.faults[0].key, a.key);
+
+    // With every snapshot damaged, each is refused and named, and the client replays the log.
+    damage(&bucket, &put.key).await;
+    let refused = bucket.open(&schema, dirs[5].path(), fast_tuning()).await;
+    match refused.snapshot_boot() {
+        SnapshotBoot::Refused { refused } => {
+            let keys: Vec<&str> = refused.iter().map(|r| r.key.as_str()).collect();
+            assert_eq!(keys, [a.key.as_str(), put.key.as_str()], "newest first");
+        }
+        other => panic!("the damaged snapshots were not refused: {other:?}"),
     }
     refused.sync().await.expect("sync");
     assert_eq!(refused.stats().pulled, log.len() as u64);
     assert_eq!(todos(&refused).await, expected);
     refused.shutdown().await.expect("shutdown");
-    // verify names it.
-    let report = bucket.verify(&schema, false).await;
-    assert_eq!(report.faults.len(), 1, "{:?}", report.faults);
-    assert_eq!(report.faults[0].key, a.key);
 
     writer.shutdown().await.expect("shutdown");
     replayer.shutdown().await.expect("shutdown");
@@ -348,9 +376,10 @@ async fn test_a_leader_writes_a_snapshot_every_n_confirmed_events() {
     let backend = writer.backend().expect("online");
     wait_until("a snapshot was written", || async {
         backend
-            .latest_snapshot(&schema.hash())
+            .latest_snapshot(&schema.hash(), None)
             .await
             .expect("the bucket answers")
+            .found
             .is_some_and(|found| found.snapshot.at.0 >= 10)
     })
     .await;
@@ -427,9 +456,10 @@ async fn test_verify_with_replay_finds_a_snapshot_whose_state_is_not_the_logs() 
     );
     assert!(
         backend
-            .latest_snapshot(&schema.hash())
+            .latest_snapshot(&schema.hash(), None)
             .await
             .expect("the bucket answers")
+            .found
             .is_none()
     );
 }

@@ -43,6 +43,26 @@ pub struct FoundSnapshot {
     pub snapshot: Snapshot,
 }
 
+/// A snapshot a reader refused (damaged, not matching the log, or not loadable): its key and
+/// why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedSnapshot {
+    /// The snapshot's key.
+    pub key: String,
+    /// Why it was refused.
+    pub message: String,
+}
+
+/// What [`SyncBackend::latest_snapshot`] found: the newest good snapshot, if any, and the
+/// newer ones it refused on the way, newest first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SnapshotSearch {
+    /// The newest snapshot that passed the checks.
+    pub found: Option<FoundSnapshot>,
+    /// The newer snapshots refused, newest first (each also logged, naming its key).
+    pub refused: Vec<RefusedSnapshot>,
+}
+
 /// Whether more events are known to follow a pulled page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PageInfo {
@@ -190,17 +210,21 @@ pub trait SyncBackend: Send + Sync + std::fmt::Debug {
         })
     }
 
-    /// The newest snapshot of schema `schema_hash`, checked: its checksum, that it sits
-    /// where its key says, and that its link is the digest of the segment that ends at its
-    /// `S` (read now). From then on, a pull from `S` checks that the tail chains onto it.
-    /// `Ok(None)` when there is none; a damaged or lying one is [`BackendError::Corrupt`]
-    /// naming its key, and the caller replays the log instead. The default has none.
+    /// The newest snapshot of schema `schema_hash` taken before event `before` (any, for
+    /// `None`) that passes the checks: its checksum, that it sits where its key says, and
+    /// that its link is the digest of the segment that ends at its `S` (read now). From then
+    /// on, a pull from `S` checks that the tail chains onto it. A damaged or lying snapshot
+    /// is refused, named in [`SnapshotSearch::refused`] (and a warning), and the next older
+    /// one is tried: a reader falls back to the newest good snapshot, and replays the log
+    /// only when there is none. Fails only when the backend cannot be read. The default has
+    /// none.
     async fn latest_snapshot(
         &self,
         schema_hash: &str,
-    ) -> Result<Option<FoundSnapshot>, BackendError> {
-        let _ = schema_hash;
-        Ok(None)
+        before: Option<GlobalSeq>,
+    ) -> Result<SnapshotSearch, BackendError> {
+        let _ = (schema_hash, before);
+        Ok(SnapshotSearch::default())
     }
 
     /// Replaces the store with a new, empty one under a new backend id, and works in that

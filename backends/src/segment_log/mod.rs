@@ -47,8 +47,8 @@ use crate::paths::{LogPaths, StorePaths};
 use crate::requests::{CountingStore, RequestCounts};
 use crate::store_id::StoreId;
 use crate::{
-    BackendError, BackendInfo, Capabilities, Entropy, FoundSnapshot, GlobalEvent, GlobalSeq,
-    PullStream, SnapshotContent, SnapshotPut, SyncBackend,
+    BackendError, BackendInfo, Capabilities, Entropy, GlobalEvent, GlobalSeq, PullStream,
+    SnapshotContent, SnapshotPut, SnapshotSearch, SyncBackend,
 };
 
 use identity::Incarnation;
@@ -275,8 +275,9 @@ impl SyncBackend for SegmentLog {
     async fn latest_snapshot(
         &self,
         schema_hash: &str,
-    ) -> Result<Option<FoundSnapshot>, BackendError> {
-        self.inner.latest_snapshot(schema_hash).await
+        before: Option<GlobalSeq>,
+    ) -> Result<SnapshotSearch, BackendError> {
+        self.inner.latest_snapshot(schema_hash, before).await
     }
 
     fn info(&self) -> BackendInfo {

@@ -7,7 +7,10 @@ use object_store::{PutMode, PutPayload};
 use super::identity::Incarnation;
 use super::{Inner, corrupt, get_if_present, store_error};
 use crate::snapshot::{self, Snapshot, SnapshotLink};
-use crate::{BackendError, FoundSnapshot, GlobalSeq, SnapshotContent, SnapshotPut, segment};
+use crate::{
+    BackendError, FoundSnapshot, GlobalSeq, RefusedSnapshot, SnapshotContent, SnapshotPut,
+    SnapshotSearch, segment,
+};
 
 impl Inner {
     /// See [`SyncBackend::put_snapshot`](crate::SyncBackend::put_snapshot).
@@ -84,48 +87,80 @@ impl Inner {
     pub(super) async fn latest_snapshot(
         &self,
         schema_hash: &str,
-    ) -> Result<Option<FoundSnapshot>, BackendError> {
+        before: Option<GlobalSeq>,
+    ) -> Result<SnapshotSearch, BackendError> {
+        let mut search = SnapshotSearch::default();
         if !snapshot::valid_schema_hash(schema_hash) {
-            return Ok(None);
+            return Ok(search);
         }
         let (log, _) = self.incarnation().await?;
         let dir = log.paths.schema_snapshots_dir(schema_hash);
-        let newest = self
+        let mut candidates: Vec<(GlobalSeq, Path)> = self
             .list_keys(&dir)
             .await?
             .into_iter()
             .filter_map(|key| {
                 log.paths
                     .parse_snapshot(&key)
-                    .filter(|(schema, _)| schema == schema_hash)
+                    .filter(|(schema, at)| {
+                        schema == schema_hash && before.is_none_or(|before| *at < before)
+                    })
                     .map(|(_, at)| (at, key))
             })
-            .max();
-        let Some((at, key)) = newest else {
-            return Ok(None);
-        };
-        let Some(snapshot) = self.read_snapshot(&key).await? else {
+            .collect();
+        candidates.sort();
+        // Newest first; a refused one is named, and the next older one is tried.
+        for (at, key) in candidates.into_iter().rev() {
+            match self.checked_snapshot(&log, &key, schema_hash, at).await {
+                Ok(Some(snapshot)) => {
+                    // The link is now a fact about the log: a pull from `S` checks its first
+                    // segment against it, as it checks every later one against the one
+                    // before. Only the link: the client still knows nothing of the tail, so
+                    // it pulls it cold (one LIST from `S`, reads ahead, packs), not one GET
+                    // a segment.
+                    log.known().insert_link(snapshot.at, snapshot.link.digest);
+                    search.found = Some(FoundSnapshot {
+                        key: key.to_string(),
+                        snapshot,
+                    });
+                    return Ok(search);
+                }
+                // Gone since the listing: not a fault of the snapshot.
+                Ok(None) => {}
+                Err(BackendError::Corrupt { key, message }) => {
+                    tracing::warn!(%key, %message, "refused a snapshot; trying an older one");
+                    search.refused.push(RefusedSnapshot { key, message });
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(search)
+    }
+
+    /// The snapshot at `key` (`None` when missing), checked: it decodes, it is the state at
+    /// `at` under `schema_hash` as its key says, and its link is a segment of the log. A
+    /// failed check is [`BackendError::Corrupt`] naming `key`.
+    async fn checked_snapshot(
+        &self,
+        log: &Incarnation,
+        key: &Path,
+        schema_hash: &str,
+        at: GlobalSeq,
+    ) -> Result<Option<Snapshot>, BackendError> {
+        let Some(snapshot) = self.read_snapshot(key).await? else {
             return Ok(None);
         };
         if snapshot.at != at || snapshot.schema_hash != schema_hash {
             return Err(corrupt(
-                &key,
+                key,
                 format!(
                     "it holds the state at {} under schema {}, its key says {at} under {schema_hash}",
                     snapshot.at, snapshot.schema_hash
                 ),
             ));
         }
-        self.check_link(&log, &key, &snapshot).await?;
-        // The link is now a fact about the log: a pull from `S` checks its first segment
-        // against it, as it checks every later one against the one before. Only the link:
-        // the client still knows nothing of the tail, so it pulls it cold (one LIST from
-        // `S`, reads ahead, packs), not one GET a segment.
-        log.known().insert_link(snapshot.at, snapshot.link.digest);
-        Ok(Some(FoundSnapshot {
-            key: key.to_string(),
-            snapshot,
-        }))
+        self.check_link(log, key, &snapshot).await?;
+        Ok(Some(snapshot))
     }
 
     /// Reads and decodes the snapshot at `key` (`None` when it is missing).
