@@ -2,8 +2,10 @@
 //! over one backend (a segment log over a seeded fault store over `InMemory`), on a
 //! current-thread runtime with paused time. Actions: synced and client-only commits, syncs,
 //! offline stretches, clean restarts, crashes (the leader task cancelled where it waits, or
-//! the handles dropped without shutdown), packs of the log, then quiescence and an audit
-//! (see `simulation/audit.rs`; it also runs `verify` over the store, packs included).
+//! the handles dropped without shutdown), packs of the log, snapshots by a leader, fresh
+//! clients that join (booting from the newest snapshot), then quiescence and an audit (see
+//! `simulation/audit.rs`; it also runs `verify --snapshots` over the store: packs, and
+//! snapshots against a replay of the log).
 //!
 //! `cargo test --test simulation` runs 500 seeds. `EVENTSYNC_SIM_SEEDS=N` and
 //! `EVENTSYNC_SIM_START=S` choose others, `EVENTSYNC_SIM_THREADS` the parallelism,

@@ -11,13 +11,14 @@ use std::collections::BTreeMap;
 
 use eventsync::Event;
 use eventsync::backends::copy::StoreLocation;
-use eventsync::backends::verify::{PackAudit, VerifyError, verify_store};
+use eventsync::backends::verify::{PackAudit, SnapshotAudit, VerifyError, verify_store};
 use eventsync::backends::{
-    GlobalEvent, GlobalSeq, ReadAllError, SegmentLog, SegmentLogConfig, SyncBackendExt,
+    GlobalEvent, GlobalSeq, ReadAllError, SegmentLog, SegmentLogConfig, SyncBackend, SyncBackendExt,
 };
 use eventsync::canonical_args;
 use eventsync::materialize::{Record, apply_event};
 use eventsync::schema::Schema;
+use eventsync::snapshot::ReplayCheck;
 use eventsync::{EncodedEvent, EventSeq};
 use eventsync_todo::UiStateSet;
 use object_store::ObjectStore;
@@ -59,7 +60,7 @@ pub async fn audit(world: &mut World) {
                 continue;
             }
         };
-        check_eventlog(&who, &eventlog, &log, &mut violations);
+        check_eventlog(&who, &eventlog, &log, node.base, &mut violations);
         check_client_only(
             &who,
             &world.ledger,
@@ -129,21 +130,53 @@ async fn read_backend(world: &World) -> Result<Vec<GlobalEvent>, String> {
     })
 }
 
-/// `eventsync verify`'s audit of the whole store, packs included: every pack the pack
-/// actions wrote (some of them while faults hit) holds exactly the segments it covers.
-async fn check_packs(world: &World, violations: &mut Vec<String>) {
+/// `eventsync verify --snapshots`' audit of the whole store: every pack the pack actions
+/// wrote (some of them while faults hit) holds exactly the segments it covers, and every
+/// snapshot the snapshot actions wrote sits on the chain and holds the state a replay of the
+/// log makes at its `S` (client-only tables left out).
+async fn check_packs(world: &mut World, violations: &mut Vec<String>) {
     let place = StoreLocation {
         store: world.memory.clone(),
         prefix: StorePath::from("sim"),
         store_id: STORE_ID.to_string(),
     };
-    match verify_store(&place, &[&PackAudit], &|_, _| {}).await {
-        Ok(report) => violations.extend(
-            report
-                .faults
+    let store: std::sync::Arc<dyn ObjectStore> = world.memory.clone();
+    let clean: std::sync::Arc<dyn SyncBackend> = match SegmentLog::new(
+        store,
+        StorePath::from("sim"),
+        STORE_ID,
+        SegmentLogConfig::default(),
+    ) {
+        Ok(log) => std::sync::Arc::new(log),
+        Err(error) => {
+            violations.push(format!("auditor: cannot make a clean client: {error}"));
+            return;
+        }
+    };
+    let replay = match ReplayCheck::new(world.schema.clone(), clean) {
+        Ok(replay) => replay,
+        Err(error) => {
+            violations.push(format!("auditor: cannot make a replay: {error}"));
+            return;
+        }
+    };
+    let snapshots = SnapshotAudit {
+        content: Some(&replay),
+    };
+    match verify_store(&place, &[&PackAudit, &snapshots], &|_, _| {}).await {
+        Ok(report) => {
+            violations.extend(
+                report
+                    .faults
+                    .iter()
+                    .map(|fault| format!("verify: {}: {}", fault.key, fault.message)),
+            );
+            world.stats.snapshots_verified = report
+                .families
                 .iter()
-                .map(|fault| format!("verify: {}: {}", fault.key, fault.message)),
-        ),
+                .find(|family| family.name == "snapshots")
+                .map_or(0, |family| family.checked);
+        }
         // A store no client created has nothing to verify; the other checks say the rest.
         Err(VerifyError::NoStore { .. }) => {}
         Err(error) => violations.push(format!("verify: {error}")),
@@ -259,13 +292,22 @@ fn compare_sessions(
     }
 }
 
-/// A leader's eventlog, without client-only events, is the backend log.
+/// A leader's eventlog, without client-only events, is the backend log after `base` (0, or
+/// the `S` of the snapshot the leader booted from).
 fn check_eventlog(
     who: &str,
     eventlog: &[EncodedEvent],
     log: &[GlobalEvent],
+    base: u64,
     violations: &mut Vec<String>,
 ) {
+    let Some(log) = log.get(base as usize..) else {
+        violations.push(format!(
+            "{who}: booted from a snapshot at e{base}, past the backend's head e{}",
+            log.len()
+        ));
+        return;
+    };
     let global: Vec<&EncodedEvent> = eventlog.iter().filter(|e| !e.is_client_only()).collect();
     if global.len() != log.len() {
         violations.push(format!(

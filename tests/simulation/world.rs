@@ -15,7 +15,7 @@ use eventsync::Event;
 use eventsync::backends::fault::{FaultConfig, FaultCounts, FaultStore};
 use eventsync::backends::{SegmentLog, SegmentLogConfig, SyncBackend};
 use eventsync::schema::Schema;
-use eventsync::{ClientSession, Entropy, ErrorKind, Store, Tuning};
+use eventsync::{ClientSession, Entropy, ErrorKind, SnapshotBoot, Store, Tuning};
 use eventsync_todo::{
     TodoCompleted, TodoCreated, TodoDeleted, TodoFilter, TodoRenamed, TodoUncompleted, UiStateSet,
     todo_schema,
@@ -53,6 +53,18 @@ pub struct SimStats {
     pub packs_written: u64,
     /// Pack actions that failed (an injected fault; the next one packs the rest).
     pub pack_runs_failed: u64,
+    /// Snapshot actions (`Store::snapshot` on a running leader, through the faults), the
+    /// snapshots they created, and those that failed (an injected fault, or nothing
+    /// confirmed yet).
+    pub snapshot_runs: u64,
+    pub snapshots_written: u64,
+    pub snapshot_runs_failed: u64,
+    /// Snapshots the auditor checked against a replay of the log (`verify --snapshots`).
+    pub snapshots_verified: u64,
+    /// Fresh clients that joined mid-run, and opens (of those and of any leader with no
+    /// local data) that started from a snapshot.
+    pub joins: u64,
+    pub boots_from_snapshot: u64,
     /// Synced commits lost because their leader crashed before admitting them.
     pub lost_in_crash: u64,
     /// Client-only commits lost the same way.
@@ -80,6 +92,12 @@ impl SimStats {
         self.pack_runs += other.pack_runs;
         self.packs_written += other.packs_written;
         self.pack_runs_failed += other.pack_runs_failed;
+        self.snapshot_runs += other.snapshot_runs;
+        self.snapshots_written += other.snapshots_written;
+        self.snapshot_runs_failed += other.snapshot_runs_failed;
+        self.snapshots_verified += other.snapshots_verified;
+        self.joins += other.joins;
+        self.boots_from_snapshot += other.boots_from_snapshot;
         self.lost_in_crash += other.lost_in_crash;
         self.client_only_lost_in_crash += other.client_only_lost_in_crash;
         self.backend_events += other.backend_events;
@@ -103,9 +121,31 @@ pub struct Node {
     pub store: Option<Store>,
     pub sessions: Vec<ClientSession>,
     pub offline: bool,
+    /// The event its eventlog starts after: 0, or the `S` of the snapshot it booted from.
+    pub base: u64,
     incarnation: u64,
     ended: Ended,
 }
+
+impl Node {
+    /// Node `index`, not opened yet, with its data dir under `root`.
+    fn new(index: usize, root: &std::path::Path) -> Node {
+        Node {
+            index,
+            client_id: format!("c{index}"),
+            dir: root.join(format!("node{index}")),
+            store: None,
+            sessions: Vec::new(),
+            offline: false,
+            base: 0,
+            incarnation: 0,
+            ended: Ended::Clean,
+        }
+    }
+}
+
+/// How many clients may join one seed's run.
+const MAX_JOINS: u64 = 3;
 
 /// Everything one seed's run holds.
 pub struct World {
@@ -119,6 +159,8 @@ pub struct World {
     log_config: SegmentLogConfig,
     tuning: Tuning,
     pub nodes: Vec<Node>,
+    /// Where the nodes' data dirs are (a joining client gets a new one).
+    root: PathBuf,
     /// Every commit a session acknowledged, synced and client-only, in commit order.
     pub ledger: Ledger,
     pub stats: SimStats,
@@ -165,25 +207,15 @@ impl World {
             // One interleaving per seed: the leader runs as a task of the simulation's runtime
             // (on a thread of its own it would also work while the paused clock jumps).
             leader_thread: false,
-            // No packing by the leaders: its requests would draw from the fault store's
-            // seeded rng in an order that depends on task timing. The pack action packs
-            // instead, awaited in the harness's own order.
+            // No packing or snapshots by the leaders: their requests would draw from the
+            // fault store's seeded rng in an order that depends on task timing. The pack and
+            // snapshot actions do it instead, awaited in the harness's own order.
             pack_after_events: 0,
+            snapshot_every: 0,
             ..Tuning::default()
         };
         let leaders = [2, 2, 2, 3, 3, 3, 4, 4, 5, 6, 8][rng.random_range(0..11)];
-        let nodes = (0..leaders)
-            .map(|index| Node {
-                index,
-                client_id: format!("c{index}"),
-                dir: root.join(format!("node{index}")),
-                store: None,
-                sessions: Vec::new(),
-                offline: false,
-                incarnation: 0,
-                ended: Ended::Clean,
-            })
-            .collect();
+        let nodes = (0..leaders).map(|index| Node::new(index, &root)).collect();
         World {
             seed,
             rng,
@@ -194,6 +226,7 @@ impl World {
             log_config,
             tuning,
             nodes,
+            root,
             ledger: Ledger::default(),
             stats: SimStats {
                 seeds: 1,
@@ -277,6 +310,13 @@ impl World {
             let index = self.rng.random_range(0..self.nodes.len());
             self.step(index).await;
         }
+        // Often, a snapshot late in the run and a client that joins after it (the actions
+        // above come early in short logs, when there is little to snapshot).
+        if self.rng.random_bool(0.5) {
+            let index = self.rng.random_range(0..self.nodes.len());
+            self.snapshot(index).await;
+            self.join().await;
+        }
         self.quiesce().await;
     }
 
@@ -287,7 +327,7 @@ impl World {
             self.open(index, offline).await;
             return;
         }
-        let roll = self.rng.random_range(0..100);
+        let roll = self.rng.random_range(0..106);
         match roll {
             0..40 => {
                 if self.nodes[index].sessions.is_empty() {
@@ -333,8 +373,63 @@ impl World {
             }
             89..91 => self.pack().await,
             91..97 => self.crash_abort(index).await,
-            _ => self.crash_drop(index).await,
+            97..100 => self.crash_drop(index).await,
+            100..103 => self.snapshot(index).await,
+            _ => self.join().await,
         }
+    }
+
+    /// Node `index` syncs, then writes a snapshot of its state at its backend-confirmed
+    /// head, as `eventsync snapshot` does, through the faults: a failure is an injected fault or
+    /// nothing confirmed yet, never a violation (unless the leader closed); what snapshots
+    /// hold is checked by the auditor against a replay of the log.
+    async fn snapshot(&mut self, index: usize) {
+        let node = &self.nodes[index];
+        let Some(store) = node.store.clone() else {
+            return;
+        };
+        if node.offline {
+            return;
+        }
+        // As `eventsync snapshot` does: a sync first, so that the confirmed head is recent.
+        self.sync(index).await;
+        self.stats.snapshot_runs += 1;
+        match tokio::time::timeout(SYNC_LIMIT, store.snapshot()).await {
+            Ok(Ok(put)) => {
+                if put.created {
+                    self.stats.snapshots_written += 1;
+                }
+                self.note(format!(
+                    "node {index}: snapshot {} (created: {})",
+                    put.key, put.created
+                ));
+            }
+            Ok(Err(error)) => {
+                self.stats.snapshot_runs_failed += 1;
+                self.note(format!("node {index}: snapshot failed: {error}"));
+                if error.kind() == ErrorKind::Closed {
+                    self.violation(format!("node {index}: the leader closed: {error}"));
+                }
+            }
+            Err(_) => {
+                self.stats.snapshot_runs_failed += 1;
+                self.note(format!("node {index}: snapshot timed out"));
+            }
+        }
+    }
+
+    /// A fresh client (a new data dir, a new client id) joins the store: it boots from the
+    /// newest snapshot of its schema when there is one, and pulls the tail.
+    async fn join(&mut self) {
+        if self.stats.joins >= MAX_JOINS {
+            return;
+        }
+        self.stats.joins += 1;
+        self.stats.leaders += 1;
+        let index = self.nodes.len();
+        self.nodes.push(Node::new(index, &self.root));
+        self.note(format!("node {index}: joins"));
+        self.open(index, false).await;
     }
 
     /// Packs the log as `eventsync compact` would, from a new backend client through the
@@ -384,10 +479,31 @@ impl World {
         let incarnation = node.incarnation;
         let ended = node.ended;
         let events = store.eventlog().await;
+        let boot = store.snapshot_boot().clone();
         node.store = Some(store);
         self.note(format!(
-            "node {index}: open incarnation {incarnation} offline={offline}"
+            "node {index}: open incarnation {incarnation} offline={offline}, snapshot boot {boot:?}"
         ));
+        match boot {
+            SnapshotBoot::Loaded { at, refused, .. } => {
+                self.nodes[index].base = at;
+                self.stats.boots_from_snapshot += 1;
+                // Nothing in the simulation damages a snapshot: a refused one was written
+                // wrong.
+                if !refused.is_empty() {
+                    self.violation(format!(
+                        "node {index}: refused snapshots at boot: {refused:?}"
+                    ));
+                }
+            }
+            SnapshotBoot::Refused { refused } => {
+                self.violation(format!(
+                    "node {index}: every snapshot was refused at boot: {refused:?}"
+                ));
+            }
+            SnapshotBoot::NotTried | SnapshotBoot::NoneFound | SnapshotBoot::Unavailable { .. } => {
+            }
+        }
         let events = match events {
             Ok(events) => events,
             Err(error) => {
