@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, PutMode, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 use serde::Serialize;
 
 use super::identity::Incarnation;
@@ -43,7 +43,21 @@ impl SegmentLog {
         let width = self.inner.config.pack_window_events;
         let window = |seq: GlobalSeq| (seq.0 - 1) / width;
         let mut report = CompactReport::default();
-        let mut position = packed_through(store, &log).await?.next();
+        let (through, newest) = chain_end(&list_packs(store, &log).await?);
+        let mut position = through.next();
+        // A packer killed while its store wrote a pack non-atomically leaves a torn object at
+        // the key of the newest pack (packs are written in order): check that one (one GET)
+        // and pack its window again if it is damaged; `write_pack` replaces it.
+        if let Some(first) = newest {
+            let key = log.paths.pack(first, through);
+            let whole = get_if_present(store.as_ref(), &key)
+                .await?
+                .is_some_and(|bytes| pack::decode(&bytes).is_ok());
+            if !whole {
+                tracing::warn!(%key, "the newest pack is damaged; packing its window again");
+                position = first;
+            }
+        }
         report.packed_through = position.0 - 1;
         let listed = list_segments_after(store, &log, position).await?;
         // Only windows before the one of the last listed key can be complete: read their
@@ -144,6 +158,10 @@ async fn write_pack(
                     object_store::Error::AlreadyExists { .. }
                         | object_store::Error::Precondition { .. }
                 ),
+                // A damaged pack (torn by a killed writer, or altered): replace it.
+                Some(there) if pack::decode(&there).is_err() => {
+                    replace_damaged(store, &key, bytes.clone()).await?
+                }
                 Some(_) => {
                     return Err(corrupt(
                         &key,
@@ -164,17 +182,43 @@ async fn write_pack(
     Ok(())
 }
 
-/// The last event of the chain of packs from 1, by their keys (0 when there is none).
-pub(super) async fn packed_through(
+/// Replaces the damaged pack at `key` with `bytes`: deletes it, then creates it again. Safe
+/// because a pack is never the only copy of its events (its segments stay; a reader that
+/// misses or refuses a pack reads them) and its bytes are a function of the segments, so a
+/// racing packer that recreates it writes the same object. Returns whether this call
+/// created it.
+async fn replace_damaged(
     store: &std::sync::Arc<dyn ObjectStore>,
-    log: &Incarnation,
-) -> Result<GlobalSeq, BackendError> {
-    let packs = list_packs(store, log).await?;
+    key: &Path,
+    bytes: Bytes,
+) -> Result<bool, BackendError> {
+    tracing::warn!(%key, "replacing a damaged pack");
+    match store.delete(key).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        Err(error) => return Err(store_error("deleting", key, error)),
+    }
+    match store
+        .put_opts(key, PutPayload::from(bytes.clone()), PutMode::Create.into())
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(error) => match get_if_present(store.as_ref(), key).await? {
+            Some(there) if there == bytes => Ok(false),
+            _ => Err(store_error("creating", key, error)),
+        },
+    }
+}
+
+/// The last event of the chain of `packs` from 1 (0 when there is none), and the first event
+/// of the chain's newest pack.
+fn chain_end(packs: &BTreeMap<GlobalSeq, GlobalSeq>) -> (GlobalSeq, Option<GlobalSeq>) {
     let mut through = GlobalSeq::ZERO;
+    let mut newest = None;
     while let Some(&last) = packs.get(&through.next()) {
+        newest = Some(through.next());
         through = last;
     }
-    Ok(through)
+    (through, newest)
 }
 
 /// The packs of `log` by their keys: first event → the furthest last event of a pack that

@@ -48,6 +48,8 @@ impl Inner {
             message: format!("snapshot at {at}: {error}"),
         })?;
         let key = log.paths.snapshot(schema_hash, at);
+        let bytes = bytes::Bytes::from(bytes);
+        let bytes_again = bytes.clone();
         let created = match self
             .store
             .put_opts(&key, PutPayload::from(bytes), PutMode::Create.into())
@@ -58,12 +60,19 @@ impl Inner {
             // read what is there. A valid snapshot at this key is a state of this log at
             // this event under this schema: ours or another client's, the first one stays.
             Err(object_store::Error::AlreadyExists { .. }) => {
-                let there =
-                    self.read_snapshot(&key)
-                        .await?
-                        .ok_or_else(|| BackendError::Unavailable {
-                            message: format!("creating {key}: it exists, then it was gone"),
-                        })?;
+                let there = match self.read_snapshot(&key).await {
+                    // A damaged object (torn by a killed writer, or altered) holds no state:
+                    // replace it. Deleting a snapshot key is safe (unlike a segment's): a
+                    // writer that recreates it writes a state of the same log at the same
+                    // event, and a reader that misses it falls back to an older snapshot.
+                    Err(BackendError::Corrupt { message, .. }) => {
+                        tracing::warn!(%key, %message, "replacing a damaged snapshot");
+                        return self.replace_snapshot(&key, bytes_again, at).await;
+                    }
+                    there => there?.ok_or_else(|| BackendError::Unavailable {
+                        message: format!("creating {key}: it exists, then it was gone"),
+                    })?,
+                };
                 if there.content_hash != snapshot.content_hash {
                     tracing::warn!(
                         %key,
@@ -75,6 +84,38 @@ impl Inner {
                 false
             }
             Err(error) => return Err(store_error("creating", &key, error)),
+        };
+        Ok(SnapshotPut {
+            key: key.to_string(),
+            at,
+            created,
+        })
+    }
+
+    /// Deletes the damaged snapshot at `key` and creates it again with `bytes`; a racing
+    /// writer that recreated it first wins (its snapshot is as good as this one).
+    async fn replace_snapshot(
+        &self,
+        key: &Path,
+        bytes: bytes::Bytes,
+        at: GlobalSeq,
+    ) -> Result<SnapshotPut, BackendError> {
+        use object_store::ObjectStoreExt as _;
+        match self.store.delete(key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(store_error("deleting", key, error)),
+        }
+        let created = match self
+            .store
+            .put_opts(key, PutPayload::from(bytes), PutMode::Create.into())
+            .await
+        {
+            Ok(_) => true,
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                self.read_snapshot(key).await?;
+                false
+            }
+            Err(error) => return Err(store_error("creating", key, error)),
         };
         Ok(SnapshotPut {
             key: key.to_string(),
