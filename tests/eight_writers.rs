@@ -11,64 +11,24 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventsync::backends::conformance::not_run::test_name;
-use eventsync::backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
-use eventsync::backends::fault::{FaultConfig, FaultStore};
-use eventsync::backends::{OpenOptions, SegmentLog, SegmentLogConfig, SyncBackend, open_backend};
+use eventsync::backends::fault::FaultConfig;
 use eventsync::{Store, StoreStats};
 use eventsync_todo::{Todo, TodoCreated, list_todos_sql, todo_schema};
-use object_store::ObjectStore;
-use object_store::memory::InMemory;
+use support::bucket::Bucket;
 use support::{TODOS_DUMP, backend_log, fast_tuning, synced, todos_from_scratch};
 
 const WRITERS: usize = 8;
 const COMMITS_PER_WRITER: usize = 40;
 
-/// Where the log lives; each [`Bucket::client`] is a new client with its own caches.
-enum Bucket {
-    /// One in-memory object store whose requests each wait up to 1 ms, so that pushes
-    /// overlap as they do on a real store.
-    Memory(Arc<dyn ObjectStore>),
-    /// A URL (`file://` or `s3://`) and the store id to use in it.
-    Url { url: String, store: String },
-}
-
-fn config() -> SegmentLogConfig {
-    SegmentLogConfig {
-        poll_min: Duration::from_millis(5),
-        poll_max: Duration::from_millis(50),
-        ..SegmentLogConfig::default()
-    }
-}
-
-impl Bucket {
-    fn memory() -> Bucket {
-        let faults = FaultConfig {
-            latency: 1.0,
-            max_latency: Duration::from_millis(1),
-            ..FaultConfig::default()
-        };
-        let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        Bucket::Memory(Arc::new(FaultStore::seeded(inner, 8, faults)))
-    }
-
-    async fn client(&self) -> Arc<dyn SyncBackend> {
-        match self {
-            Bucket::Memory(memory) => Arc::new(
-                SegmentLog::new(memory.clone(), "test".into(), "eight", config())
-                    .expect("a valid segment log"),
-            ),
-            Bucket::Url { url, store } => {
-                let options = OpenOptions {
-                    segment_log: config(),
-                    ..OpenOptions::default()
-                };
-                open_backend(url, store, &options)
-                    .await
-                    .expect("the backend opens")
-            }
-        }
-    }
+/// A memory bucket whose requests each wait up to 1 ms, so that pushes overlap as they do on
+/// a real store.
+fn memory() -> Bucket {
+    let faults = FaultConfig {
+        latency: 1.0,
+        max_latency: Duration::from_millis(1),
+        ..FaultConfig::default()
+    };
+    Bucket::memory("eight", 8, faults)
 }
 
 async fn eight_writers_run(bucket: Bucket) {
@@ -164,36 +124,18 @@ async fn eight_writers_run(bucket: Bucket) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_eight_writers_on_memory() {
-    eight_writers_run(Bucket::memory()).await;
+    eight_writers_run(memory()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_eight_writers_on_a_folder() {
     let folder = tempfile::tempdir().expect("a temp dir");
-    eight_writers_run(Bucket::Url {
-        url: format!("file://{}", folder.path().display()),
-        store: "eight".into(),
-    })
-    .await;
+    eight_writers_run(Bucket::folder(folder.path(), "eight")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_eight_writers_on_s3() {
-    let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
-        assert!(!in_ci(), "CI requires the S3 run, but {S3_NOT_CONFIGURED}");
-        let test = test_name(
-            env!("CARGO_PKG_NAME"),
-            env!("CARGO_CRATE_NAME"),
-            "test_eight_writers_on_s3",
-        );
-        report_not_run(&test, S3_NOT_CONFIGURED);
-        return;
-    };
-    // A new store id per run, so that runs never see each other's logs.
-    let run = eventsync::backends::Entropy::from_os().hex::<4>();
-    eight_writers_run(Bucket::Url {
-        url,
-        store: format!("eight-{run}"),
-    })
-    .await;
+    if let Some(bucket) = Bucket::s3("test_eight_writers_on_s3", "eight") {
+        eight_writers_run(bucket).await;
+    }
 }

@@ -10,57 +10,11 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventsync::backends::conformance::not_run::test_name;
-use eventsync::backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
-use eventsync::backends::fault::{FaultConfig, FaultStore};
-use eventsync::backends::{OpenOptions, SegmentLog, SegmentLogConfig, SyncBackend, open_backend};
+use eventsync::backends::fault::FaultConfig;
 use eventsync::{ErrorKind, Store, StoreStats};
 use eventsync_todo::{TodoCreated, todo_schema};
-use object_store::ObjectStore;
-use object_store::memory::InMemory;
+use support::bucket::Bucket;
 use support::{backend_log, fast_tuning};
-
-/// Where the log lives. Each [`Bucket::client`] is a new client of it, with its own caches,
-/// as a new process would have.
-enum Bucket {
-    /// Over a fault store (see [`memory`]).
-    Memory(Arc<FaultStore>),
-    /// A URL (`file://` or `s3://`) and the store id to use in it.
-    Url { url: String, store: String },
-}
-
-fn config() -> SegmentLogConfig {
-    SegmentLogConfig {
-        poll_min: Duration::from_millis(5),
-        poll_max: Duration::from_millis(50),
-        ..SegmentLogConfig::default()
-    }
-}
-
-impl Bucket {
-    async fn client(&self) -> Arc<dyn SyncBackend> {
-        match self {
-            Bucket::Memory(memory) => Arc::new(
-                SegmentLog::new(
-                    memory.clone(),
-                    object_store::path::Path::from("test"),
-                    "single",
-                    config(),
-                )
-                .expect("a valid segment log"),
-            ),
-            Bucket::Url { url, store } => {
-                let options = OpenOptions {
-                    segment_log: config(),
-                    ..OpenOptions::default()
-                };
-                open_backend(url, store, &options)
-                    .await
-                    .expect("the backend opens")
-            }
-        }
-    }
-}
 
 async fn open(bucket: &Bucket, data: &std::path::Path, offline: bool) -> Store {
     let mut builder = Store::builder(Arc::new(todo_schema()))
@@ -107,17 +61,7 @@ fn memory(seed: u64, flaky: bool) -> Bucket {
         faults.transient = 0.1;
         faults.error_after_write = 0.1;
     }
-    let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    Bucket::Memory(Arc::new(FaultStore::seeded(inner, seed, faults)))
-}
-
-impl Bucket {
-    /// Heals a flaky store (for the audit).
-    fn heal(&self) {
-        if let Bucket::Memory(faults) = self {
-            faults.set_enabled(false);
-        }
-    }
+    Bucket::memory("single", seed, faults)
 }
 
 /// Whether every push got its answer, so that the counters must show each event pushed
@@ -221,30 +165,13 @@ async fn test_single_writer_meets_no_server_ahead_on_a_flaky_store() {
 #[tokio::test]
 async fn test_single_writer_meets_no_server_ahead_on_a_folder() {
     let folder = tempfile::tempdir().expect("a temp dir");
-    let bucket = Bucket::Url {
-        url: format!("file://{}", folder.path().display()),
-        store: "single".into(),
-    };
+    let bucket = Bucket::folder(folder.path(), "single");
     single_writer_run(bucket, 25, 20, Answers::All).await;
 }
 
 #[tokio::test]
 async fn test_single_writer_meets_no_server_ahead_on_s3() {
-    let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
-        assert!(!in_ci(), "CI requires the S3 run, but {S3_NOT_CONFIGURED}");
-        let test = test_name(
-            env!("CARGO_PKG_NAME"),
-            env!("CARGO_CRATE_NAME"),
-            "test_single_writer_meets_no_server_ahead_on_s3",
-        );
-        report_not_run(&test, S3_NOT_CONFIGURED);
-        return;
-    };
-    // A new store id per run, so that runs never see each other's logs.
-    let run = eventsync::backends::Entropy::from_os().hex::<4>();
-    let bucket = Bucket::Url {
-        url,
-        store: format!("single-{run}"),
-    };
-    single_writer_run(bucket, 10, 20, Answers::All).await;
+    if let Some(bucket) = Bucket::s3("test_single_writer_meets_no_server_ahead_on_s3", "single") {
+        single_writer_run(bucket, 10, 20, Answers::All).await;
+    }
 }

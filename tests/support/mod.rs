@@ -3,14 +3,16 @@
 
 #![allow(dead_code)]
 
+pub mod bucket;
+
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use eventsync::backends::{
-    BackendError, BackendInfo, GlobalEvent, GlobalSeq, PullStream, SegmentLog, SegmentLogConfig,
-    SyncBackend, SyncBackendExt,
+    BackendError, BackendInfo, GlobalEvent, GlobalSeq, PullStream, SegmentLog, SyncBackend,
+    SyncBackendExt,
 };
 use eventsync::materialize::{Record, apply_event};
 use eventsync::schema::Schema;
@@ -20,16 +22,11 @@ use serde_json::Value;
 
 /// A segment log for `store_id` over `memory`; several of them act as several clients.
 pub fn memory_backend(memory: &Arc<InMemory>, store_id: &str) -> Arc<dyn SyncBackend> {
-    let config = SegmentLogConfig {
-        poll_min: Duration::from_millis(5),
-        poll_max: Duration::from_millis(50),
-        ..SegmentLogConfig::default()
-    };
     let log = SegmentLog::new(
         memory.clone(),
         object_store::path::Path::from("test"),
         store_id,
-        config,
+        bucket::fast_polls(),
     )
     .expect("a valid segment log");
     Arc::new(log)
