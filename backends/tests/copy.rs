@@ -3,7 +3,7 @@
 //! target, an object at the target with other bytes). S3 runs when `EVENTSYNC_TEST_S3_URL`
 //! is set (otherwise it reports that it did not run, and fails under CI).
 
-use std::sync::Arc;
+mod support;
 
 use eventsync_backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
 use eventsync_backends::copy::{CopyError, StoreLocation, copy_store};
@@ -14,24 +14,7 @@ use eventsync_backends::{
     open_object_store,
 };
 use futures::TryStreamExt;
-
-fn memory() -> StoreLocation {
-    StoreLocation {
-        store: Arc::new(eventsync_backends::object_store::memory::InMemory::new()),
-        prefix: Key::default(),
-        store_id: "s".into(),
-    }
-}
-
-fn folder(dir: &tempfile::TempDir, name: &str) -> StoreLocation {
-    let url = format!("file://{}", dir.path().join(name).display());
-    let (store, prefix) = open_object_store(&url, &OpenOptions::default()).unwrap();
-    StoreLocation {
-        store,
-        prefix,
-        store_id: "s".into(),
-    }
-}
+use support::{events, folder, memory};
 
 fn client(place: &StoreLocation) -> SegmentLog {
     let config = SegmentLogConfig {
@@ -50,16 +33,7 @@ fn client(place: &StoreLocation) -> SegmentLog {
 /// Pushes `count` events into the store at `place`, in pushes of up to 4 (several segments).
 async fn fill(place: &StoreLocation, count: u64) -> Vec<GlobalEvent> {
     let log = client(place);
-    let events: Vec<_> = (1..=count)
-        .map(|seq| GlobalEvent {
-            seq_num: GlobalSeq(seq),
-            parent_seq_num: GlobalSeq(seq - 1),
-            name: "v1.TodoCreated".into(),
-            args: serde_json::json!({"id": format!("t{seq}"), "text": "x"}),
-            client_id: "c".into(),
-            session_id: "s".into(),
-        })
-        .collect();
+    let events = events(1, count, "x");
     for chunk in events.chunks(4) {
         log.push(chunk.to_vec()).await.unwrap();
     }
@@ -114,13 +88,13 @@ async fn copies_whole_store(from: StoreLocation, to: StoreLocation) {
 #[tokio::test]
 async fn test_copy_folder_to_memory() {
     let dir = tempfile::tempdir().unwrap();
-    copies_whole_store(folder(&dir, "a"), memory()).await;
+    copies_whole_store(folder(&dir.path().join("a")), memory()).await;
 }
 
 #[tokio::test]
 async fn test_copy_folder_to_folder() {
     let dir = tempfile::tempdir().unwrap();
-    copies_whole_store(folder(&dir, "a"), folder(&dir, "b")).await;
+    copies_whole_store(folder(&dir.path().join("a")), folder(&dir.path().join("b"))).await;
 }
 
 #[tokio::test]
@@ -141,7 +115,7 @@ async fn test_copy_folder_to_s3() {
         store_id: "s".into(),
     };
     let dir = tempfile::tempdir().unwrap();
-    copies_whole_store(folder(&dir, "a"), to).await;
+    copies_whole_store(folder(&dir.path().join("a")), to).await;
 }
 
 /// A copy that stopped part way (here: segments missing at the target, as a kill leaves it)
@@ -149,7 +123,7 @@ async fn test_copy_folder_to_s3() {
 #[tokio::test]
 async fn test_a_partial_copy_is_resumed() {
     let dir = tempfile::tempdir().unwrap();
-    let (from, to) = (folder(&dir, "a"), folder(&dir, "b"));
+    let (from, to) = (folder(&dir.path().join("a")), folder(&dir.path().join("b")));
     let events = fill(&from, 23).await;
     copy_store(&from, &to, &|_, _| ()).await.unwrap();
     let segments = segment_keys(&to).await;

@@ -5,56 +5,21 @@
 //! memory, a folder, and S3 when `EVENTSYNC_TEST_S3_URL` is set (otherwise those tests
 //! report that they did not run, and fail under CI).
 
+mod support;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use eventsync_backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
 use eventsync_backends::copy::StoreLocation;
 use eventsync_backends::fault::RecordingStore;
 use eventsync_backends::object_store::path::Path as Key;
 use eventsync_backends::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use eventsync_backends::segment::{SegmentDigest, SegmentWriter, WriterNonce};
 use eventsync_backends::{
-    GlobalEvent, GlobalSeq, OpenOptions, SegmentLog, SegmentLogConfig, SyncBackend,
-    open_object_store, pack, segment,
+    GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend, pack, segment,
 };
 use futures::StreamExt;
-
-fn memory() -> StoreLocation {
-    StoreLocation {
-        store: Arc::new(eventsync_backends::object_store::memory::InMemory::new()),
-        prefix: Key::default(),
-        store_id: "s".into(),
-    }
-}
-
-fn folder(dir: &tempfile::TempDir) -> StoreLocation {
-    let url = format!("file://{}", dir.path().join("f").display());
-    let (store, prefix) = open_object_store(&url, &OpenOptions::default()).unwrap();
-    StoreLocation {
-        store,
-        prefix,
-        store_id: "s".into(),
-    }
-}
-
-fn s3(test: &str) -> Option<StoreLocation> {
-    let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
-        assert!(!in_ci(), "CI requires the S3 run, but {S3_NOT_CONFIGURED}");
-        report_not_run(
-            &format!("eventsync-backends --test pack_pull {test}"),
-            S3_NOT_CONFIGURED,
-        );
-        return None;
-    };
-    let (store, prefix) = open_object_store(&url, &OpenOptions::default()).unwrap();
-    let run = eventsync_backends::Entropy::from_os().hex::<4>();
-    Some(StoreLocation {
-        store,
-        prefix: prefix.join(format!("pack-pull-{run}")),
-        store_id: "s".into(),
-    })
-}
+use support::{events, folder, memory, s3};
 
 /// A client packing in windows of 8 events, over `store`.
 fn client_over(place: &StoreLocation, store: Arc<dyn ObjectStore>) -> SegmentLog {
@@ -68,19 +33,6 @@ fn client_over(place: &StoreLocation, store: Arc<dyn ObjectStore>) -> SegmentLog
 
 fn client(place: &StoreLocation) -> SegmentLog {
     client_over(place, place.store.clone())
-}
-
-fn events(from: u64, to: u64, text: &str) -> Vec<GlobalEvent> {
-    (from..=to)
-        .map(|seq| GlobalEvent {
-            seq_num: GlobalSeq(seq),
-            parent_seq_num: GlobalSeq(seq - 1),
-            name: "v1.TodoCreated".into(),
-            args: serde_json::json!({"id": format!("t{seq}"), "text": text}),
-            client_id: "c".into(),
-            session_id: "s".into(),
-        })
-        .collect()
 }
 
 /// 30 events in segments of 3 (keys 1, 4, ... 28), packed in windows of 8: packs 1-9,
@@ -184,12 +136,15 @@ async fn test_a_fresh_reader_reads_packs_then_the_tail_on_memory() {
 #[tokio::test]
 async fn test_a_fresh_reader_reads_packs_then_the_tail_on_a_folder() {
     let dir = tempfile::tempdir().unwrap();
-    a_fresh_reader_reads_packs_then_the_tail(folder(&dir)).await;
+    a_fresh_reader_reads_packs_then_the_tail(folder(&dir.path().join("f"))).await;
 }
 
 #[tokio::test]
 async fn test_a_fresh_reader_reads_packs_then_the_tail_on_s3() {
-    let Some(place) = s3("test_a_fresh_reader_reads_packs_then_the_tail_on_s3") else {
+    let Some(place) = s3(
+        "test_a_fresh_reader_reads_packs_then_the_tail_on_s3",
+        "pack-pull",
+    ) else {
         return;
     };
     a_fresh_reader_reads_packs_then_the_tail(place).await;
@@ -285,12 +240,15 @@ async fn test_a_corrupt_pack_is_named_and_the_segments_serve_on_memory() {
 #[tokio::test]
 async fn test_a_corrupt_pack_is_named_and_the_segments_serve_on_a_folder() {
     let dir = tempfile::tempdir().unwrap();
-    a_corrupt_pack_is_named_and_the_segments_serve(folder(&dir)).await;
+    a_corrupt_pack_is_named_and_the_segments_serve(folder(&dir.path().join("f"))).await;
 }
 
 #[tokio::test]
 async fn test_a_corrupt_pack_is_named_and_the_segments_serve_on_s3() {
-    let Some(place) = s3("test_a_corrupt_pack_is_named_and_the_segments_serve_on_s3") else {
+    let Some(place) = s3(
+        "test_a_corrupt_pack_is_named_and_the_segments_serve_on_s3",
+        "pack-pull",
+    ) else {
         return;
     };
     a_corrupt_pack_is_named_and_the_segments_serve(place).await;
@@ -335,12 +293,15 @@ async fn test_a_pack_that_does_not_chain_is_refused_on_memory() {
 #[tokio::test]
 async fn test_a_pack_that_does_not_chain_is_refused_on_a_folder() {
     let dir = tempfile::tempdir().unwrap();
-    a_pack_that_does_not_chain_is_refused(folder(&dir)).await;
+    a_pack_that_does_not_chain_is_refused(folder(&dir.path().join("f"))).await;
 }
 
 #[tokio::test]
 async fn test_a_pack_that_does_not_chain_is_refused_on_s3() {
-    let Some(place) = s3("test_a_pack_that_does_not_chain_is_refused_on_s3") else {
+    let Some(place) = s3(
+        "test_a_pack_that_does_not_chain_is_refused_on_s3",
+        "pack-pull",
+    ) else {
         return;
     };
     a_pack_that_does_not_chain_is_refused(place).await;

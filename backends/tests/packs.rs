@@ -4,54 +4,20 @@
 //! memory and a folder, and on S3 when `EVENTSYNC_TEST_S3_URL` is set (otherwise the S3
 //! tests report that they did not run, and fail under CI).
 
+mod support;
+
 use std::sync::Arc;
 
-use eventsync_backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
 use eventsync_backends::copy::StoreLocation;
 use eventsync_backends::object_store::path::Path as Key;
 use eventsync_backends::object_store::{ObjectStoreExt, PutPayload};
 use eventsync_backends::segment::{SegmentDigest, SegmentWriter, WriterNonce};
 use eventsync_backends::verify::{PackAudit, VerifyReport, verify_store};
 use eventsync_backends::{
-    BackendError, GlobalEvent, GlobalSeq, OpenOptions, SegmentLog, SegmentLogConfig, SyncBackend,
-    SyncBackendExt, open_object_store, pack, segment,
+    BackendError, GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend,
+    SyncBackendExt, pack, segment,
 };
-
-fn memory() -> StoreLocation {
-    StoreLocation {
-        store: Arc::new(eventsync_backends::object_store::memory::InMemory::new()),
-        prefix: Key::default(),
-        store_id: "s".into(),
-    }
-}
-
-fn folder(dir: &tempfile::TempDir) -> StoreLocation {
-    let url = format!("file://{}", dir.path().join("f").display());
-    let (store, prefix) = open_object_store(&url, &OpenOptions::default()).unwrap();
-    StoreLocation {
-        store,
-        prefix,
-        store_id: "s".into(),
-    }
-}
-
-fn s3(test: &str) -> Option<StoreLocation> {
-    let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
-        assert!(!in_ci(), "CI requires the S3 run, but {S3_NOT_CONFIGURED}");
-        report_not_run(
-            &format!("eventsync-backends --test packs {test}"),
-            S3_NOT_CONFIGURED,
-        );
-        return None;
-    };
-    let (store, prefix) = open_object_store(&url, &OpenOptions::default()).unwrap();
-    let run = eventsync_backends::Entropy::from_os().hex::<4>();
-    Some(StoreLocation {
-        store,
-        prefix: prefix.join(format!("packs-{run}")),
-        store_id: "s".into(),
-    })
-}
+use support::{events, folder, memory, s3};
 
 /// A client packing in windows of 8 events.
 fn client(place: &StoreLocation) -> SegmentLog {
@@ -66,19 +32,6 @@ fn client(place: &StoreLocation) -> SegmentLog {
         config,
     )
     .unwrap()
-}
-
-fn events(from: u64, to: u64, text: &str) -> Vec<GlobalEvent> {
-    (from..=to)
-        .map(|seq| GlobalEvent {
-            seq_num: GlobalSeq(seq),
-            parent_seq_num: GlobalSeq(seq - 1),
-            name: "v1.TodoCreated".into(),
-            args: serde_json::json!({"id": format!("t{seq}"), "text": text}),
-            client_id: "c".into(),
-            session_id: "s".into(),
-        })
-        .collect()
 }
 
 /// 30 events in segments of 3: 1, 4, 7, ... 28.
@@ -136,12 +89,12 @@ async fn test_compact_packs_complete_windows_on_memory() {
 #[tokio::test]
 async fn test_compact_packs_complete_windows_on_a_folder() {
     let dir = tempfile::tempdir().unwrap();
-    compact_packs_complete_windows(folder(&dir)).await;
+    compact_packs_complete_windows(folder(&dir.path().join("f"))).await;
 }
 
 #[tokio::test]
 async fn test_compact_packs_complete_windows_on_s3() {
-    let Some(place) = s3("test_compact_packs_complete_windows_on_s3") else {
+    let Some(place) = s3("test_compact_packs_complete_windows_on_s3", "packs") else {
         return;
     };
     compact_packs_complete_windows(place).await;
@@ -165,12 +118,12 @@ async fn two_packers_at_once_leave_a_valid_log(place: StoreLocation) {
 #[tokio::test]
 async fn test_two_packers_at_once_leave_a_valid_log() {
     let dir = tempfile::tempdir().unwrap();
-    two_packers_at_once_leave_a_valid_log(folder(&dir)).await;
+    two_packers_at_once_leave_a_valid_log(folder(&dir.path().join("f"))).await;
 }
 
 #[tokio::test]
 async fn test_two_packers_at_once_leave_a_valid_log_on_s3() {
-    let Some(place) = s3("test_two_packers_at_once_leave_a_valid_log_on_s3") else {
+    let Some(place) = s3("test_two_packers_at_once_leave_a_valid_log_on_s3", "packs") else {
         return;
     };
     two_packers_at_once_leave_a_valid_log(place).await;
@@ -205,12 +158,15 @@ async fn test_a_stale_writer_cannot_fork_the_log_after_packing() {
 #[tokio::test]
 async fn test_a_stale_writer_cannot_fork_the_log_after_packing_on_a_folder() {
     let dir = tempfile::tempdir().unwrap();
-    a_stale_writer_cannot_fork_the_log_after_packing(folder(&dir)).await;
+    a_stale_writer_cannot_fork_the_log_after_packing(folder(&dir.path().join("f"))).await;
 }
 
 #[tokio::test]
 async fn test_a_stale_writer_cannot_fork_the_log_after_packing_on_s3() {
-    let Some(place) = s3("test_a_stale_writer_cannot_fork_the_log_after_packing_on_s3") else {
+    let Some(place) = s3(
+        "test_a_stale_writer_cannot_fork_the_log_after_packing_on_s3",
+        "packs",
+    ) else {
         return;
     };
     a_stale_writer_cannot_fork_the_log_after_packing(place).await;
@@ -251,7 +207,7 @@ async fn test_verify_names_a_corrupted_pack() {
 
 #[tokio::test]
 async fn test_verify_names_a_corrupted_pack_on_s3() {
-    let Some(place) = s3("test_verify_names_a_corrupted_pack_on_s3") else {
+    let Some(place) = s3("test_verify_names_a_corrupted_pack_on_s3", "packs") else {
         return;
     };
     verify_names_a_corrupted_pack(place).await;

@@ -3,53 +3,14 @@
 //! segments after a bad one are still checked. S3 runs when `EVENTSYNC_TEST_S3_URL` is set
 //! (otherwise it reports that it did not run, and fails under CI).
 
-use std::sync::Arc;
+mod support;
 
-use eventsync_backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
 use eventsync_backends::copy::StoreLocation;
 use eventsync_backends::object_store::path::Path as Key;
 use eventsync_backends::object_store::{ObjectStoreExt, PutPayload};
 use eventsync_backends::verify::{VerifyError, VerifyReport, verify_store};
-use eventsync_backends::{
-    GlobalEvent, GlobalSeq, OpenOptions, SegmentLog, SegmentLogConfig, SyncBackend,
-    open_object_store,
-};
-
-fn memory() -> StoreLocation {
-    StoreLocation {
-        store: Arc::new(eventsync_backends::object_store::memory::InMemory::new()),
-        prefix: Key::default(),
-        store_id: "s".into(),
-    }
-}
-
-fn folder(dir: &tempfile::TempDir) -> StoreLocation {
-    let url = format!("file://{}", dir.path().join("f").display());
-    let (store, prefix) = open_object_store(&url, &OpenOptions::default()).unwrap();
-    StoreLocation {
-        store,
-        prefix,
-        store_id: "s".into(),
-    }
-}
-
-fn s3(test: &str) -> Option<StoreLocation> {
-    let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
-        assert!(!in_ci(), "CI requires the S3 run, but {S3_NOT_CONFIGURED}");
-        report_not_run(
-            &format!("eventsync-backends --test verify {test}"),
-            S3_NOT_CONFIGURED,
-        );
-        return None;
-    };
-    let (store, prefix) = open_object_store(&url, &OpenOptions::default()).unwrap();
-    let run = eventsync_backends::Entropy::from_os().hex::<4>();
-    Some(StoreLocation {
-        store,
-        prefix: prefix.join(format!("verify-{run}")),
-        store_id: "s".into(),
-    })
-}
+use eventsync_backends::{GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend};
+use support::{events, folder, memory, s3};
 
 fn client(place: &StoreLocation) -> SegmentLog {
     SegmentLog::new(
@@ -64,16 +25,7 @@ fn client(place: &StoreLocation) -> SegmentLog {
 /// Pushes `count` events into the store at `place`, in pushes of 4 (several segments).
 async fn fill(place: &StoreLocation, count: u64) -> Vec<GlobalEvent> {
     let log = client(place);
-    let events: Vec<_> = (1..=count)
-        .map(|seq| GlobalEvent {
-            seq_num: GlobalSeq(seq),
-            parent_seq_num: GlobalSeq(seq - 1),
-            name: "v1.TodoCreated".into(),
-            args: serde_json::json!({"id": format!("t{seq}"), "text": "x"}),
-            client_id: "c".into(),
-            session_id: "s".into(),
-        })
-        .collect();
+    let events = events(1, count, "x");
     for chunk in events.chunks(4) {
         log.push(chunk.to_vec()).await.unwrap();
     }
@@ -158,7 +110,7 @@ async fn test_a_sound_log_passes_on_memory() {
 #[tokio::test]
 async fn test_a_sound_log_passes_on_a_folder() {
     let dir = tempfile::tempdir().unwrap();
-    sound_log_passes(folder(&dir)).await;
+    sound_log_passes(folder(&dir.path().join("f"))).await;
 }
 
 #[tokio::test]
@@ -169,16 +121,16 @@ async fn test_a_corrupted_segment_is_named_on_memory() {
 #[tokio::test]
 async fn test_a_corrupted_segment_is_named_on_a_folder() {
     let dir = tempfile::tempdir().unwrap();
-    corrupted_segment_is_named(folder(&dir)).await;
+    corrupted_segment_is_named(folder(&dir.path().join("f"))).await;
 }
 
 #[tokio::test]
 async fn test_verify_on_s3() {
-    let Some(place) = s3("test_verify_on_s3") else {
+    let Some(place) = s3("test_verify_on_s3", "verify") else {
         return;
     };
     sound_log_passes(place.clone()).await;
-    let Some(other) = s3("test_verify_on_s3") else {
+    let Some(other) = s3("test_verify_on_s3", "verify") else {
         return;
     };
     corrupted_segment_is_named(other).await;
