@@ -305,8 +305,8 @@ browser_case() { # transport backend label
     node browser/browser.mjs "$transport" "$url" tok s1 2 "$shot" >"$work/$label-page.out" 2>"$work/$label-page.err" &
     bpid=$!
     helpers+=("$bpid")
-    # The page boots (Chromium, the workers, OPFS) and commits; 120 s at most.
-    for _ in $(seq 1200); do
+    # The page boots (Chromium, the workers, OPFS) and commits; 240 s at most (a loaded machine).
+    for _ in $(seq 2400); do
         grep -q '^COMMITTED ' "$work/$label-page.out" && break
         kill -0 "$bpid" 2>/dev/null || break
         sleep 0.1

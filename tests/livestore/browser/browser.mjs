@@ -3,7 +3,7 @@
 // usage: node browser.mjs <ws|http> <syncUrl> <token> <storeId> <expectedTotal> <screenshot.png>
 // Serves dist/ on 127.0.0.1 (a free port) with the cross-origin isolation headers, opens the
 // page, types a todo and clicks Add, prints `COMMITTED <id>` once the page lists it, waits
-// (90 s at most) until the page lists expectedTotal todos, takes a screenshot, and prints
+// (180 s at most) until the page lists expectedTotal todos, takes a screenshot, and prints
 // `IDS [...]` (sorted) and `SCREENSHOT <path>`. Exits 0 when the page listed expectedTotal todos.
 // The page's console and errors go to stderr. CHROMIUM overrides /usr/bin/chromium.
 import { createReadStream } from 'node:fs'
@@ -80,20 +80,21 @@ try {
   page.on('pageerror', (error) => console.error(`page error: ${error.stack ?? error}`))
   const query = new URLSearchParams({ sync: syncUrl, transport, token, store: storeId, client: 'browser' })
   await page.goto(`${pageOrigin}/?${query}`)
-  await page.waitForSelector('body[data-ready]', { timeout: 60_000 })
+  await page.waitForSelector('body[data-ready]', { timeout: 180_000 })
   const ready = await page.getAttribute('body', 'data-ready')
   if (ready !== 'true') throw new Error(`the page did not boot: ${await page.textContent('#status')}`)
   const isolated = await page.evaluate(() => globalThis.crossOriginIsolated)
   console.error(`page: ${await page.textContent('#status')} (crossOriginIsolated=${isolated})`)
+  if (isolated !== true) throw new Error('the page is not cross-origin isolated (COOP/COEP headers)')
 
   await page.fill('#text', 'written in headless Chromium')
   await page.click('#submit')
-  await page.waitForSelector('li[data-id="browser-0"]', { timeout: 10_000 })
+  await page.waitForSelector('li[data-id="browser-0"]', { timeout: 30_000 })
   console.log('COMMITTED browser-0')
 
   const ids = async () => (await page.$$eval('#todos li', (items) => items.map((li) => li.dataset.id))).sort()
   let seen = []
-  const deadline = Date.now() + 90_000
+  const deadline = Date.now() + 180_000
   while (Date.now() < deadline) {
     seen = await ids()
     if (seen.length >= expected) break
