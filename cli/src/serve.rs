@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// Most stores served
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_stores)]
     max_stores: usize,
+    /// About how many bytes of events one HTTP pull answers; the rest follows at the
+    /// client's next pull (`MoreKnown`)
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_http_pull_bytes)]
+    max_http_pull_bytes: usize,
 }
 
 /// Runs `serve` until SIGTERM or Ctrl-C.
@@ -66,6 +70,7 @@ pub(crate) async fn run(config: &Config, args: &ServeArgs) -> Result<()> {
         max_live_pulls_per_connection: args.max_live_pulls.max(1),
         max_message_bytes: args.max_message_bytes.max(1024),
         max_stores: args.max_stores.max(1),
+        max_http_pull_bytes: args.max_http_pull_bytes.max(1),
         ..Limits::default()
     };
     let server = SyncServer::from_url(

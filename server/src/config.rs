@@ -21,6 +21,10 @@ pub struct Limits {
     pub live_buffer: usize,
     /// Most stores one server opens (default 100,000); requests for another get an error.
     pub max_stores: usize,
+    /// About how many bytes of events one HTTP pull answers (default 4 MiB): it stops after
+    /// the chunk that reaches this, marked `MoreKnown`, and LiveStore's client pulls the
+    /// rest from there at its next poll. A WebSocket pull streams, so it has no such bound.
+    pub max_http_pull_bytes: usize,
 }
 
 impl Default for Limits {
@@ -32,6 +36,7 @@ impl Default for Limits {
             connection_queue: 1024,
             live_buffer: 1024,
             max_stores: 100_000,
+            max_http_pull_bytes: 4 * 1024 * 1024,
         }
     }
 }

@@ -11,7 +11,9 @@ use eventsync_backends::GlobalSeq;
 use serde_json::{Value, json};
 
 use crate::hub::StoreHub;
-use crate::protocol::{self, FromClient, PingRequest, PullRequest, PushRequest, RpcError};
+use crate::protocol::{
+    self, ExistsRequest, FromClient, PingRequest, PullRequest, PushRequest, RpcError,
+};
 
 /// A JSON array answer.
 pub(crate) fn answer(status: StatusCode, messages: Vec<Value>) -> Response {
@@ -24,8 +26,9 @@ pub(crate) fn defect(status: StatusCode, message: &str) -> Response {
     answer(status, vec![json!({"_tag": "Defect", "defect": message})])
 }
 
-/// Serves one POSTed body for store `hub`.
-pub(crate) async fn call(hub: Arc<StoreHub>, body: &[u8]) -> Response {
+/// Serves one POSTed body for store `hub`; a pull answers at most about `max_pull_bytes`
+/// of events (the rest on the client's next pull, announced by `MoreKnown`).
+pub(crate) async fn call(hub: Arc<StoreHub>, body: &[u8], max_pull_bytes: usize) -> Response {
     let Ok(text) = std::str::from_utf8(body) else {
         return defect(StatusCode::BAD_REQUEST, "the body is not UTF-8");
     };
@@ -46,7 +49,9 @@ pub(crate) async fn call(hub: Arc<StoreHub>, body: &[u8]) -> Response {
             .map(|_| Some(protocol::http_pong())),
         "SyncHttpRpc.Pull" => match hub.decode::<PullRequest>(payload) {
             Err(e) => Err(e),
-            Ok(request) => pull(&hub, &id, request, &mut messages).await.map(|()| None),
+            Ok(request) => pull(&hub, &id, request, max_pull_bytes, &mut messages)
+                .await
+                .map(|()| None),
         },
         "SyncHttpRpc.Push" => match hub.decode::<PushRequest>(payload) {
             Err(e) => Err(e),
@@ -54,6 +59,10 @@ pub(crate) async fn call(hub: Arc<StoreHub>, body: &[u8]) -> Response {
                 .push(request.batch, request.backend_id.into_option())
                 .await
                 .map(|()| Some(json!({}))),
+        },
+        protocol::EXISTS_HTTP => match hub.decode::<ExistsRequest>(payload) {
+            Err(e) => Err(e),
+            Ok(_) => hub.exists().await.map(|e| Some(protocol::exists_value(e))),
         },
         other => {
             let e = RpcError::unknown(format!(
@@ -77,15 +86,17 @@ async fn pull(
     hub: &StoreHub,
     id: &str,
     request: PullRequest,
+    max_bytes: usize,
     messages: &mut Vec<Value>,
 ) -> Result<(), RpcError> {
     let cursor = match request.cursor.into_option() {
         Some(cursor) => {
-            hub.check_backend_id(&cursor.backend_id)?;
+            hub.check_backend_id(&cursor.backend_id).await?;
             GlobalSeq(cursor.event_sequence_number)
         }
         None => GlobalSeq::ZERO,
     };
-    hub.send_backlog(id, cursor, false, messages).await?;
+    hub.send_backlog(id, cursor, false, Some(max_bytes), messages)
+        .await?;
     Ok(())
 }

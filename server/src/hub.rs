@@ -2,6 +2,11 @@
 //! server's pushes, and the broadcast channel that feeds live pulls. A tail (one live
 //! backend pull per store, running while anyone listens) publishes what other servers or
 //! direct clients appended; this server's own pushes are published at once.
+//!
+//! Opening a hub only opens its backend: the backend id (which creates a missing store) is
+//! read at the first pull or push, outside the lock of the hub map, so a slow backend or a
+//! thousand stores opening at once do not wait on one another, and asking whether a store
+//! exists creates nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use eventsync_backends::{BackendError, GlobalEvent, GlobalSeq, StoreId, SyncBackend};
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use tokio::sync::broadcast;
+use tokio::sync::{OnceCell, broadcast};
 
 use crate::config::Limits;
 use crate::protocol::{ForStore, PageInfo, RpcError, pull_response, split_chunks};
@@ -37,7 +42,10 @@ const TAIL_RETRY: Duration = Duration::from_secs(1);
 pub(crate) struct StoreHub {
     pub(crate) id: StoreId,
     backend: Arc<dyn SyncBackend>,
-    backend_id: Mutex<String>,
+    /// The backend's identity, once read (`None` before the first pull or push).
+    backend_id: Mutex<Option<String>>,
+    /// Serializes the first read of the backend id.
+    backend_id_read: tokio::sync::Mutex<()>,
     push_lock: tokio::sync::Mutex<()>,
     live: broadcast::Sender<Arc<Landed>>,
     /// Whether the tail task runs; checked and set together with subscribing.
@@ -86,21 +94,42 @@ impl StoreHub {
         limits: &Limits,
     ) -> Result<Arc<StoreHub>, BackendError> {
         let backend = opener(id.clone()).await?;
-        let backend_id = backend.backend_id().await?;
         let (live, _) = broadcast::channel(limits.live_buffer);
         Ok(Arc::new(StoreHub {
             id,
             backend,
-            backend_id: Mutex::new(backend_id),
+            backend_id: Mutex::new(None),
+            backend_id_read: tokio::sync::Mutex::new(()),
             push_lock: tokio::sync::Mutex::new(()),
             live,
             tail_running: Mutex::new(false),
         }))
     }
 
-    /// The id clients must hold: the backend's identity.
-    pub(crate) fn backend_id(&self) -> String {
-        lock(&self.backend_id).clone()
+    /// The id clients must hold: the backend's identity, read (creating a missing store) on
+    /// first use.
+    pub(crate) async fn backend_id(&self) -> Result<String, RpcError> {
+        if let Some(id) = lock(&self.backend_id).clone() {
+            return Ok(id);
+        }
+        let _reading = self.backend_id_read.lock().await;
+        if let Some(id) = lock(&self.backend_id).clone() {
+            return Ok(id);
+        }
+        let id = self.backend.backend_id().await.map_err(|e| {
+            tracing::warn!(store = %self.id, error = %e, "cannot read the backend id");
+            RpcError::unknown(format!("cannot read the store's backend id: {e}"))
+        })?;
+        *lock(&self.backend_id) = Some(id.clone());
+        Ok(id)
+    }
+
+    /// Whether the store exists, without creating it (eventsync's `exists` RPC).
+    pub(crate) async fn exists(&self) -> Result<bool, RpcError> {
+        self.backend
+            .exists()
+            .await
+            .map_err(|e| RpcError::unknown(format!("cannot tell whether the store exists: {e}")))
     }
 
     /// Decodes an RPC payload and checks it names this store.
@@ -120,23 +149,26 @@ impl StoreHub {
     }
 
     /// Re-reads the backend's identity after the backend said the store changed.
-    async fn refresh_backend_id(&self) -> String {
+    async fn refresh_backend_id(&self) -> Result<String, RpcError> {
+        let _reading = self.backend_id_read.lock().await;
         match self.backend.backend_id().await {
             Ok(id) => {
                 tracing::warn!(store = %self.id, backend_id = %id, "the store was replaced; new backend id");
-                *lock(&self.backend_id) = id.clone();
-                id
+                *lock(&self.backend_id) = Some(id.clone());
+                Ok(id)
             }
             Err(e) => {
                 tracing::warn!(store = %self.id, error = %e, "cannot re-read the backend id");
-                self.backend_id()
+                Err(RpcError::unknown(format!(
+                    "the store was replaced and its new backend id cannot be read: {e}"
+                )))
             }
         }
     }
 
     /// Checks a client's backend id against ours.
-    pub(crate) fn check_backend_id(&self, received: &str) -> Result<(), RpcError> {
-        let expected = self.backend_id();
+    pub(crate) async fn check_backend_id(&self, received: &str) -> Result<(), RpcError> {
+        let expected = self.backend_id().await?;
         if received == expected {
             Ok(())
         } else {
@@ -148,11 +180,13 @@ impl StoreHub {
     }
 
     async fn mismatch_after(&self, received: Option<String>) -> RpcError {
-        let old = self.backend_id();
-        let expected = self.refresh_backend_id().await;
-        RpcError::BackendIdMismatch {
-            expected,
-            received: received.unwrap_or(old),
+        let old = lock(&self.backend_id).clone().unwrap_or_default();
+        match self.refresh_backend_id().await {
+            Ok(expected) => RpcError::BackendIdMismatch {
+                expected,
+                received: received.unwrap_or(old),
+            },
+            Err(e) => e,
         }
     }
 
@@ -167,8 +201,12 @@ impl StoreHub {
             return Ok(());
         };
         let provided = first.parent_seq_num;
-        if let Some(id) = &client_backend_id {
-            self.check_backend_id(id)?;
+        match &client_backend_id {
+            Some(id) => self.check_backend_id(id).await?,
+            // The store is created (and its id learned) before anything is appended to it.
+            None => {
+                self.backend_id().await?;
+            }
         }
         let _serialized = self.push_lock.lock().await;
         match self.backend.push(batch.clone()).await {
@@ -270,7 +308,7 @@ impl StoreHub {
                         Some(Err(e)) => {
                             tracing::warn!(store = %self.id, error = %e, "tail: live pull ended");
                             if matches!(e, BackendError::BackendIdMismatch { .. }) {
-                                self.refresh_backend_id().await;
+                                let _ = self.refresh_backend_id().await;
                                 from = None;
                             }
                             tokio::time::sleep(TAIL_RETRY).await;
@@ -300,16 +338,19 @@ impl StoreHub {
 
     /// Sends the events after `cursor` as pull responses of at most 100 events, the last
     /// one `NoMore`; an empty log still gets one empty `NoMore` chunk unless
-    /// `skip_if_empty`. Returns the last event sent (or `cursor`); `None` when the sink
-    /// refused a message.
+    /// `skip_if_empty`. With a `budget` (bytes of events), stops after the chunk that
+    /// reaches it, which then says `MoreKnown` (the caller pulls again from there): one HTTP
+    /// answer never holds a whole large backlog. Returns the last event sent (or `cursor`);
+    /// `None` when the sink refused a message.
     pub(crate) async fn send_backlog(
         &self,
         request_id: &str,
         cursor: GlobalSeq,
         skip_if_empty: bool,
+        budget: Option<usize>,
         sink: &mut impl Sink,
     ) -> Result<Option<GlobalSeq>, RpcError> {
-        let backend_id = self.backend_id();
+        let backend_id = self.backend_id().await?;
         let fail = |e: BackendError| RpcError::unknown(format!("pull failed: {e}"));
         let head = match self.backend.head().await {
             Ok(head) => head,
@@ -322,6 +363,7 @@ impl StoreHub {
         let mut stream = self.backend.pull(cursor, false).await.map_err(fail)?;
         let mut last = cursor;
         let mut sent_any = false;
+        let mut spent = 0usize;
         while let Some(page) = stream.next().await {
             let page = match page {
                 Ok(page) => page,
@@ -335,7 +377,15 @@ impl StoreHub {
             let count = chunks.len();
             for (i, events) in chunks.into_iter().enumerate() {
                 last = events[events.len() - 1].seq_num;
-                let info = if page_done && i + 1 == count {
+                let end = page_done && i + 1 == count;
+                let over = budget.is_some_and(|budget| {
+                    spent += events
+                        .iter()
+                        .map(|event| serde_json::to_vec(event).map_or(0, |v| v.len()))
+                        .sum::<usize>();
+                    spent >= budget
+                });
+                let info = if end {
                     PageInfo::NoMore
                 } else if head > last {
                     PageInfo::MoreKnown(head.0 - last.0)
@@ -347,6 +397,10 @@ impl StoreHub {
                 let response = pull_response(events, None, info, &backend_id);
                 if !sink.send(crate::protocol::chunk(request_id, response)) {
                     return Ok(None);
+                }
+                if over && !end {
+                    tracing::debug!(store = %self.id, last = last.0, "pull: answer full, more to pull");
+                    return Ok(Some(last));
                 }
             }
             if page_done {
@@ -367,7 +421,8 @@ impl StoreHub {
 pub(crate) struct Hubs {
     opener: Opener,
     limits: Limits,
-    hubs: tokio::sync::Mutex<HashMap<StoreId, Arc<StoreHub>>>,
+    /// Held only to find or add a store's cell; a store is opened in its cell, outside it.
+    hubs: Mutex<HashMap<StoreId, Arc<OnceCell<Arc<StoreHub>>>>>,
 }
 
 impl std::fmt::Debug for Hubs {
@@ -381,26 +436,48 @@ impl Hubs {
         Hubs {
             opener,
             limits,
-            hubs: tokio::sync::Mutex::new(HashMap::new()),
+            hubs: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The hub of `id`, opening its backend on first use.
+    /// The hub of `id`, opening its backend on first use. Stores open concurrently: the map
+    /// is locked only to find the store's cell.
     pub(crate) async fn get(&self, id: &StoreId) -> Result<Arc<StoreHub>, BackendError> {
-        let mut hubs = self.hubs.lock().await;
-        if let Some(hub) = hubs.get(id) {
-            return Ok(Arc::clone(hub));
+        let cell = {
+            let mut hubs = lock(&self.hubs);
+            match hubs.get(id) {
+                Some(cell) => Arc::clone(cell),
+                None => {
+                    if hubs.len() >= self.limits.max_stores {
+                        return Err(BackendError::Unavailable {
+                            message: format!(
+                                "this server serves at most {} stores",
+                                self.limits.max_stores
+                            ),
+                        });
+                    }
+                    let cell = Arc::new(OnceCell::new());
+                    hubs.insert(id.clone(), Arc::clone(&cell));
+                    cell
+                }
+            }
+        };
+        let opened = cell
+            .get_or_try_init(|| StoreHub::open(id.clone(), &self.opener, &self.limits))
+            .await;
+        match opened {
+            Ok(hub) => Ok(Arc::clone(hub)),
+            Err(e) => {
+                // A store that failed to open does not keep a place.
+                let mut hubs = lock(&self.hubs);
+                if hubs
+                    .get(id)
+                    .is_some_and(|c| Arc::ptr_eq(c, &cell) && !c.initialized())
+                {
+                    hubs.remove(id);
+                }
+                Err(e)
+            }
         }
-        if hubs.len() >= self.limits.max_stores {
-            return Err(BackendError::Unavailable {
-                message: format!(
-                    "this server serves at most {} stores",
-                    self.limits.max_stores
-                ),
-            });
-        }
-        let hub = StoreHub::open(id.clone(), &self.opener, &self.limits).await?;
-        hubs.insert(id.clone(), Arc::clone(&hub));
-        Ok(hub)
     }
 }

@@ -222,7 +222,7 @@ async fn entry(
                 Ok(hub) => hub,
                 Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             };
-            http::call(hub, &body).await
+            http::call(hub, &body, shared.limits.max_http_pull_bytes).await
         }
     }
 }

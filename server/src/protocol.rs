@@ -67,6 +67,24 @@ pub(crate) struct PingRequest {
     pub(crate) store_id: String,
 }
 
+/// eventsync's own RPC over the WebSocket transport (not LiveStore's): whether the store
+/// exists, without creating it. Payload `{storeId}`; success value `{"exists": bool}`.
+pub(crate) const EXISTS_WS: &str = "EventsyncWsRpc.Exists";
+/// The same over HTTP.
+pub(crate) const EXISTS_HTTP: &str = "EventsyncHttpRpc.Exists";
+
+/// The payload of [`EXISTS_WS`] / [`EXISTS_HTTP`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ExistsRequest {
+    pub(crate) store_id: String,
+}
+
+/// The success value of an exists RPC.
+pub(crate) fn exists_value(exists: bool) -> Value {
+    json!({ "exists": exists })
+}
+
 /// A request payload that names its store.
 pub(crate) trait ForStore {
     fn store_id(&self) -> &str;
@@ -79,6 +97,12 @@ impl ForStore for PullRequest {
 }
 
 impl ForStore for PushRequest {
+    fn store_id(&self) -> &str {
+        &self.store_id
+    }
+}
+
+impl ForStore for ExistsRequest {
     fn store_id(&self) -> &str {
         &self.store_id
     }

@@ -16,7 +16,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use crate::config::Limits;
 use crate::hub::{Sink, StoreHub};
 use crate::protocol::{
-    self, DecodeError, FromClient, PageInfo, PullRequest, PushRequest, RpcError,
+    self, DecodeError, ExistsRequest, FromClient, PageInfo, PullRequest, PushRequest, RpcError,
 };
 
 /// WebSocket close codes used here.
@@ -171,6 +171,22 @@ pub(crate) async fn run(
                                 });
                             }
                         },
+                        protocol::EXISTS_WS => match hub.decode::<ExistsRequest>(payload) {
+                            Err(e) => {
+                                out.send(protocol::exit_failure(&id, &e));
+                            }
+                            Ok(_) => {
+                                let hub = Arc::clone(&hub);
+                                let mut out = out.clone();
+                                pushes.spawn(async move {
+                                    let reply = match hub.exists().await {
+                                        Ok(exists) => protocol::exit_success(&id, Some(protocol::exists_value(exists))),
+                                        Err(e) => protocol::exit_failure(&id, &e),
+                                    };
+                                    out.send(reply);
+                                });
+                            }
+                        },
                         other => {
                             let e = RpcError::unknown(format!("unknown RPC {:?}", other.escape_default().to_string()));
                             out.send(protocol::exit_failure(&id, &e));
@@ -213,7 +229,7 @@ fn cut(reason: &str) -> String {
 async fn pull(hub: Arc<StoreHub>, id: String, request: PullRequest, mut out: Outbox) {
     let cursor = match request.cursor.into_option() {
         Some(cursor) => {
-            if let Err(e) = hub.check_backend_id(&cursor.backend_id) {
+            if let Err(e) = hub.check_backend_id(&cursor.backend_id).await {
                 out.send(protocol::exit_failure(&id, &e));
                 return;
             }
@@ -222,7 +238,7 @@ async fn pull(hub: Arc<StoreHub>, id: String, request: PullRequest, mut out: Out
         None => GlobalSeq::ZERO,
     };
     let mut live = request.live.then(|| hub.subscribe());
-    let mut last = match hub.send_backlog(&id, cursor, false, &mut out).await {
+    let mut last = match hub.send_backlog(&id, cursor, false, None, &mut out).await {
         Ok(Some(last)) => last,
         Ok(None) => return,
         Err(e) => {
@@ -238,7 +254,7 @@ async fn pull(hub: Arc<StoreHub>, id: String, request: PullRequest, mut out: Out
         let landed = match live.recv().await {
             Ok(landed) => landed,
             Err(broadcast::error::RecvError::Lagged(_)) => {
-                match hub.send_backlog(&id, last, true, &mut out).await {
+                match hub.send_backlog(&id, last, true, None, &mut out).await {
                     Ok(Some(now)) => last = now,
                     Ok(None) => return,
                     Err(e) => {
@@ -258,7 +274,7 @@ async fn pull(hub: Arc<StoreHub>, id: String, request: PullRequest, mut out: Out
             .collect();
         let Some(first) = new.first() else { continue };
         if first.parent_seq_num != last {
-            match hub.send_backlog(&id, last, true, &mut out).await {
+            match hub.send_backlog(&id, last, true, None, &mut out).await {
                 Ok(Some(now)) => last = now,
                 Ok(None) => return,
                 Err(e) => {
@@ -269,7 +285,13 @@ async fn pull(hub: Arc<StoreHub>, id: String, request: PullRequest, mut out: Out
             continue;
         }
         last = new[new.len() - 1].seq_num;
-        let backend_id = hub.backend_id();
+        let backend_id = match hub.backend_id().await {
+            Ok(id) => id,
+            Err(e) => {
+                out.send(protocol::exit_failure(&id, &e));
+                return;
+            }
+        };
         for events in protocol::split_chunks(&new) {
             let response = protocol::pull_response(
                 events,

@@ -5,7 +5,8 @@
 //! One connection per backend (opened on first use, reopened on the next call after it
 //! failed); calls are told apart by request id (`conn`); the frames are in `wire`.
 //! `head()` has no RPC of its own: it is a non-live pull from the last head this backend saw,
-//! read up to the first `pageInfo` that tells the head, then interrupted.
+//! read up to the first `pageInfo` that tells the head, then interrupted. `exists()` is
+//! eventsync's own RPC (`EventsyncWsRpc.Exists`), which LiveStore's protocol lacks.
 
 mod conn;
 mod wire;
@@ -521,6 +522,18 @@ impl SyncBackend for RemoteBackend {
         let id = self.inner.read_backend_id().await?;
         *lock(&self.inner.backend_id) = Some(id.clone());
         Ok(id)
+    }
+
+    /// Asks the server (eventsync's own `EventsyncWsRpc.Exists`, which creates nothing).
+    async fn exists(&self) -> Result<bool, BackendError> {
+        let payload = wire::exists_payload(&self.inner.store_id);
+        let mut call = self.inner.call(wire::EXISTS, payload).await?;
+        loop {
+            match call.next().await? {
+                Reply::Chunk(_) => continue,
+                Reply::Exit(exit) => return wire::decode_exists_exit(&exit),
+            }
+        }
     }
 
     fn info(&self) -> BackendInfo {

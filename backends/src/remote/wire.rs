@@ -60,6 +60,40 @@ pub(crate) fn push_payload(
     })
 }
 
+/// eventsync's own RPC (not LiveStore's): whether the store exists, without creating it.
+pub(crate) const EXISTS: &str = "EventsyncWsRpc.Exists";
+
+/// The payload of [`EXISTS`].
+pub(crate) fn exists_payload(store_id: &str) -> Value {
+    json!({ "storeId": store_id })
+}
+
+/// The answer of [`EXISTS`]: the `exists` flag of a success, or the error it maps to. A
+/// server that predates the RPC answers that it does not know it, which is said so.
+pub(crate) fn decode_exists_exit(exit: &Value) -> Result<bool, BackendError> {
+    if let Err(e) = decode_exit(exit, None) {
+        return Err(match e {
+            BackendError::Unavailable { message } if message.contains("unknown RPC") => {
+                BackendError::Invalid {
+                    message: format!(
+                        "the server cannot tell whether a store exists (it is older than this client): {message}"
+                    ),
+                }
+            }
+            other => other,
+        });
+    }
+    exit.get("value")
+        .and_then(|value| value.get("exists"))
+        .and_then(Value::as_bool)
+        .ok_or_else(|| {
+            corrupt(format!(
+                "an exists answer without a boolean exists: {}",
+                cut(&exit.to_string())
+            ))
+        })
+}
+
 /// One message from the server, by its `_tag`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum FromServer {
@@ -298,6 +332,26 @@ mod tests {
             decode_exit(&json!({"_tag": "Maybe"}), None),
             Err(BackendError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn test_exists_answers_decode() {
+        let yes = json!({"_tag": "Success", "value": {"exists": true}});
+        assert!(decode_exists_exit(&yes).unwrap());
+        let no = json!({"_tag": "Success", "value": {"exists": false}});
+        assert!(!decode_exists_exit(&no).unwrap());
+        assert!(matches!(
+            decode_exists_exit(&json!({"_tag": "Success", "value": {}})),
+            Err(BackendError::Corrupt { .. })
+        ));
+        let old = json!({"_tag": "Failure", "cause": {"_tag": "Fail", "error": {
+            "_tag": "UnknownError", "cause": {"message": "unknown RPC \"EventsyncWsRpc.Exists\""}}}});
+        match decode_exists_exit(&old) {
+            Err(BackendError::Invalid { message }) => {
+                assert!(message.contains("older"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
