@@ -15,6 +15,8 @@
 //! - `query`: the routing query (`storeId`, `transport`, the double-encoded `payload`).
 //! - `hub`: one store's backend, backend id, push lock, broadcast and tail.
 //! - `ws` and `http`: the two transports.
+//! - `load`: a load generator (WebSocket clients speaking the protocol), for
+//!   `eventsync bench --serve` and the load tests; it uses nothing else of this crate.
 //! - here: [`SyncServer`], the router and graceful shutdown.
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
@@ -23,6 +25,7 @@ pub mod auth;
 pub mod config;
 mod http;
 mod hub;
+pub mod load;
 mod protocol;
 mod query;
 mod ws;

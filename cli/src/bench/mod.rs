@@ -13,6 +13,7 @@
 mod figures;
 mod limits;
 mod report;
+mod serve;
 
 use std::io::IsTerminal;
 use std::rc::Rc;
@@ -49,8 +50,12 @@ pub struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// Only the several-writers and idle-pull figures (the backend's side), quickly
-    #[arg(long)]
+    #[arg(long, conflicts_with = "serve")]
     writers_only: bool,
+    /// Only `eventsync serve` under load: WebSocket clients on one store and on many
+    /// stores, commit-to-echo p50/p99 and events/s, beside raw conditional PUTs
+    #[arg(long)]
+    serve: bool,
 }
 
 /// The sizes of one run.
@@ -131,9 +136,11 @@ pub(crate) async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
         .with_source(e)
     })?;
     let sizes = Sizes::new(args);
-    let progress = progress_bar(STEPS);
+    let progress = progress_bar(if args.serve { serve::STEPS } else { STEPS });
     let start = Instant::now();
-    let result = if args.writers_only {
+    let result = if args.serve {
+        serve::measure_serve(&bench, args.quick, &progress).await
+    } else if args.writers_only {
         measure_writers(&bench, &sizes, &progress).await
     } else {
         measure(&bench, &sizes, &progress).await
