@@ -311,6 +311,8 @@ impl Config {
                 // eventsync+ws:// backend sends (never written to a config file).
                 remote: eventsync_backends::RemoteOptions {
                     auth_token: env("EVENTSYNC_AUTH_TOKEN"),
+                    // The CA that signed an eventsync+wss:// server's certificate, if private.
+                    ca_file: env("EVENTSYNC_CA_FILE").map(PathBuf::from),
                 },
             },
             tuning: file.tuning,

@@ -1,10 +1,10 @@
-//! `eventsync serve --listen ADDR [--backend URL] [--auth-token T]`: LiveStore's sync
+//! `eventsync serve --listen ADDR [--backend URL] [--auth-token T] [--tls-cert F --tls-key F]`: LiveStore's sync
 //! protocol over the configured backend, so LiveStore apps (`makeWsSync({ url })`) sync
 //! into it. Stops gracefully on SIGTERM or Ctrl-C.
 
 use clap::Args;
 use eventsync_backends::StoreId;
-use eventsync_server::{Limits, SyncServer, token_auth};
+use eventsync_server::{Limits, SyncServer, TlsSettings, token_auth};
 
 use super::{backend, ctrl_c, out};
 use crate::config::Config;
@@ -44,6 +44,12 @@ pub struct ServeArgs {
     /// client's next pull (`MoreKnown`)
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_http_pull_bytes)]
     max_http_pull_bytes: usize,
+    /// Serve TLS (wss:// and https://) with this PEM certificate chain, leaf first
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 /// Runs `serve` until SIGTERM or Ctrl-C.
@@ -73,6 +79,12 @@ pub(crate) async fn run(config: &Config, args: &ServeArgs) -> Result<()> {
         max_http_pull_bytes: args.max_http_pull_bytes.max(1),
         ..Limits::default()
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(TlsSettings::from_pem_files(cert, key).map_err(|e| invalid(e.to_string()))?)
+        }
+        _ => None,
+    };
     let server = SyncServer::from_url(
         &config.backend,
         config.backend_options.clone(),
@@ -92,8 +104,13 @@ pub(crate) async fn run(config: &Config, args: &ServeArgs) -> Result<()> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::internal("reading the listening address").with_source(e))?;
+    let (ws, http) = if tls.is_some() {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
     out(format!(
-        "eventsync serve: listening on {addr} (ws://{addr}/sync, http://{addr}/sync), backend {}{}",
+        "eventsync serve: listening on {addr} ({ws}://{addr}/sync, {http}://{addr}/sync), backend {}{}",
         backend::display_url(&config.backend),
         if args.auth_token.is_some() {
             ", auth token required"
@@ -101,10 +118,11 @@ pub(crate) async fn run(config: &Config, args: &ServeArgs) -> Result<()> {
             ""
         }
     ))?;
-    server
-        .serve(listener, terminate())
-        .await
-        .map_err(|e| Error::new(ErrorKind::Unavailable, "serving").with_source(e))?;
+    let served = match &tls {
+        Some(tls) => server.serve_tls(listener, tls, terminate()).await,
+        None => server.serve(listener, terminate()).await,
+    };
+    served.map_err(|e| Error::new(ErrorKind::Unavailable, "serving").with_source(e))?;
     out("eventsync serve: stopped")
 }
 

@@ -15,6 +15,7 @@
 //! - `query`: the routing query (`storeId`, `transport`, the double-encoded `payload`).
 //! - `hub`: one store's backend, backend id, push lock, broadcast and tail.
 //! - `ws` and `http`: the two transports.
+//! - `tls`: [`TlsSettings`] and the [`TlsListener`] behind [`SyncServer::serve_tls`].
 //! - `load`: a load generator (WebSocket clients speaking the protocol), for
 //!   `eventsync bench --serve` and the load tests; it uses nothing else of this crate.
 //! - here: [`SyncServer`], the router and graceful shutdown.
@@ -28,6 +29,7 @@ mod hub;
 pub mod load;
 mod protocol;
 mod query;
+pub mod tls;
 mod ws;
 
 use std::future::Future;
@@ -48,6 +50,7 @@ use tower_http::cors::CorsLayer;
 pub use auth::{Auth, AuthRefusal, AuthRequest, token_auth};
 pub use config::Limits;
 pub use hub::Opener;
+pub use tls::{TlsError, TlsListener, TlsSettings};
 
 use crate::hub::Hubs;
 use crate::query::{Transport, parse_query};
@@ -120,6 +123,29 @@ impl SyncServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.serve_on(listener, shutdown).await
+    }
+
+    /// [`serve`](SyncServer::serve) over TLS (`wss://` and `https://`) with `tls`.
+    pub async fn serve_tls(
+        self,
+        listener: TcpListener,
+        tls: &TlsSettings,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let listener = TlsListener::new(listener, tls)?;
+        self.serve_on(listener, shutdown).await
+    }
+
+    async fn serve_on<L>(
+        self,
+        listener: L,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()>
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+    {
         let shared = Arc::clone(&self.shared);
         let signal = async move {
             shutdown.await;

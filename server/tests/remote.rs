@@ -54,6 +54,7 @@ impl Running {
     fn client(&self, store: &str, token: Option<&str>) -> RemoteBackend {
         let options = RemoteOptions {
             auth_token: token.map(str::to_owned),
+            ..RemoteOptions::default()
         };
         RemoteBackend::new(&self.url(), store, &options).expect("a good URL")
     }

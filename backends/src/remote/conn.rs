@@ -107,6 +107,7 @@ impl Conn {
     pub(crate) async fn connect(
         url: &str,
         token: Option<&str>,
+        tls: Option<Arc<rustls::ClientConfig>>,
         shown: &str,
     ) -> Result<Arc<Conn>, BackendError> {
         let mut request = url
@@ -124,7 +125,10 @@ impl Conn {
             request.headers_mut().insert("authorization", value);
         }
         use tokio_tungstenite::tungstenite::Error as WsError;
-        let (socket, _) = match tokio_tungstenite::connect_async(request).await {
+        let connector = tls.map(tokio_tungstenite::Connector::Rustls);
+        let connected =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector);
+        let (socket, _) = match connected.await {
             Ok(connected) => connected,
             Err(WsError::Http(response)) => {
                 return Err(refused(
@@ -136,6 +140,13 @@ impl Conn {
             Err(WsError::Url(e)) => {
                 return Err(BackendError::Invalid {
                     message: format!("cannot connect to {shown}: {e}"),
+                });
+            }
+            Err(WsError::Io(e)) if super::tls::is_certificate_error(&e) => {
+                return Err(BackendError::Invalid {
+                    message: format!(
+                        "cannot connect to {shown}: {e}; if a private CA signed the server's certificate, give its PEM file with EVENTSYNC_CA_FILE"
+                    ),
                 });
             }
             Err(e) => {

@@ -2,6 +2,8 @@
 //! sync-cf WebSocket protocol, so a client needs the server's URL (and maybe a token), not
 //! bucket credentials. URLs: `eventsync+ws://host:port/path` and `eventsync+wss://…`.
 //!
+//! `wss://` uses rustls (`tls`): the system's roots plus an optional CA file.
+//!
 //! One connection per backend (opened on first use, reopened on the next call after it
 //! failed); calls are told apart by request id (`conn`); the frames are in `wire`.
 //! `head()` has no RPC of its own: it is a non-live pull from the last head this backend saw,
@@ -9,6 +11,7 @@
 //! eventsync's own RPC (`EventsyncWsRpc.Exists`), which LiveStore's protocol lacks.
 
 mod conn;
+mod tls;
 mod wire;
 
 use std::collections::VecDeque;
@@ -45,6 +48,11 @@ pub struct RemoteOptions {
     /// `--auth-token`). Never printed: `Debug` shows only whether it is set.
     #[serde(alias = "auth_token")]
     pub auth_token: Option<String>,
+    /// A PEM file of CA certificates that `eventsync+wss://` trusts besides the system's
+    /// roots: for a server whose certificate a private CA signed (`EVENTSYNC_CA_FILE`).
+    /// Verification is never switched off.
+    #[serde(alias = "ca_file")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for RemoteOptions {
@@ -54,6 +62,7 @@ impl std::fmt::Debug for RemoteOptions {
                 "auth_token",
                 &self.auth_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -77,6 +86,8 @@ struct Inner {
     shown: String,
     store_id: String,
     token: Option<String>,
+    /// The TLS client settings of a `wss://` server; `None` for `ws://`.
+    tls: Option<Arc<rustls::ClientConfig>>,
     conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
     backend_id: Mutex<Option<String>>,
     /// The last head this backend saw; where `head()` starts reading.
@@ -148,12 +159,22 @@ impl RemoteBackend {
         {
             return Err(invalid("the auth token is empty".into()));
         }
+        let tls = match scheme {
+            "wss" => Some(tls::client_config(options.ca_file.as_deref())?),
+            _ if options.ca_file.is_some() => {
+                return Err(invalid(format!(
+                    "a CA file is set but {shown} is not TLS; write eventsync+wss://"
+                )));
+            }
+            _ => None,
+        };
         Ok(RemoteBackend {
             inner: Arc::new(Inner {
                 ws_url: ws.to_string(),
                 shown,
                 store_id: store_id.as_str().to_string(),
                 token: options.auth_token.clone(),
+                tls,
                 conn: tokio::sync::Mutex::new(None),
                 backend_id: Mutex::new(None),
                 last_head: AtomicU64::new(0),
@@ -206,7 +227,13 @@ impl Inner {
         {
             return Ok(Arc::clone(conn));
         }
-        let conn = Conn::connect(&self.ws_url, self.token.as_deref(), &self.shown).await?;
+        let conn = Conn::connect(
+            &self.ws_url,
+            self.token.as_deref(),
+            self.tls.clone(),
+            &self.shown,
+        )
+        .await?;
         *slot = Some(Arc::clone(&conn));
         Ok(conn)
     }
@@ -596,6 +623,7 @@ mod tests {
     fn test_the_token_is_never_shown() {
         let options = RemoteOptions {
             auth_token: Some("sekrit-token".into()),
+            ..RemoteOptions::default()
         };
         assert!(!format!("{options:?}").contains("sekrit"));
         let backend = RemoteBackend::new("eventsync+ws://h:1/p", "s", &options).unwrap();
