@@ -93,6 +93,15 @@ impl Bucket {
             .expect("the audit runs")
     }
 
+    /// A client that never boots from a snapshot: it replays the whole log.
+    async fn open_replayer(&self, schema: &Arc<Schema>, dir: &std::path::Path) -> Store {
+        let tuning = Tuning {
+            boot_from_snapshot: false,
+            ..fast_tuning()
+        };
+        self.open(schema, dir, tuning).await
+    }
+
     async fn open(&self, schema: &Arc<Schema>, dir: &std::path::Path, tuning: Tuning) -> Store {
         Store::builder(schema.clone())
             .with_backend(self.client())
@@ -227,16 +236,7 @@ async fn snapshot_run(bucket: Bucket) {
     assert_eq!(status.backend_head, Some(GlobalSeq(log.len() as u64)));
 
     // A client that replays the whole log ends identical.
-    let replayer = bucket
-        .open(
-            &schema,
-            dirs[2].path(),
-            Tuning {
-                boot_from_snapshot: false,
-                ..fast_tuning()
-            },
-        )
-        .await;
+    let replayer = bucket.open_replayer(&schema, dirs[2].path()).await;
     replayer.sync().await.expect("sync");
     assert_eq!(replayer.snapshot_boot(), &SnapshotBoot::NotTried);
     assert_eq!(todos(&replayer).await, expected);
@@ -502,16 +502,7 @@ async fn test_snapshots_leave_out_client_only_tables() {
         "{:?}",
         fresh.snapshot_boot()
     );
-    let replayer = bucket
-        .open(
-            &schema,
-            dirs[2].path(),
-            Tuning {
-                boot_from_snapshot: false,
-                ..fast_tuning()
-            },
-        )
-        .await;
+    let replayer = bucket.open_replayer(&schema, dirs[2].path()).await;
     replayer.sync().await.expect("sync");
     fresh.sync().await.expect("sync");
     for store in [&fresh, &replayer] {
