@@ -166,7 +166,7 @@ pub fn canonical_args(args: &Value) -> Value {
 
 /// `canonical_args(a) == canonical_args(b)`, without building either: objects are equal when
 /// their non-null entries are.
-fn args_equal(a: &Value, b: &Value) -> bool {
+pub(crate) fn args_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Object(a), Value::Object(b)) => {
             let present = |map: &serde_json::Map<String, Value>| {

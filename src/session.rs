@@ -29,7 +29,7 @@ use crate::materialize::{self, Record};
 use crate::rows;
 use crate::schema::Schema;
 use crate::seq::EventSeq;
-use crate::sync_state::{LocalPush, MergeOptions, Merged, Payload, SyncState};
+use crate::sync_state::{LocalPush, MergeOptions, Merged, Payload, PendingEvent, SyncState};
 
 /// A value bound to an SQL parameter.
 pub(crate) type SqlValue = rusqlite::types::Value;
@@ -248,10 +248,12 @@ impl ClientSession {
         };
         // The changeset stays in the journal only: neither the pending copy nor the leader
         // (which records its own) needs it.
-        // Numbered on the local head, so the push always extends it. `push_local` keeps its
-        // own copy as pending and hands the event back: that one goes to the leader.
+        // Numbered on the local head, so the push always extends it. `push_local` keeps a
+        // compact copy as pending; a copy of that one goes to the leader (a session that
+        // commits faster than the leader admits queues it, and the compact form is a
+        // fraction of the event's size).
         let events = match core.state.push_local(vec![event], MergeOptions::default()) {
-            LocalPush::Advance { new_events } => new_events,
+            LocalPush::Advance { .. } => core.state.pending.back().cloned().into_iter().collect(),
             LocalPush::Reject { .. } => {
                 return Err(Error::internal(format!(
                     "session commit of {} was not after the head",
@@ -321,7 +323,7 @@ impl ClientSession {
 
     /// The events this session committed that the leader has not confirmed yet.
     pub fn pending(&self) -> Vec<EncodedEvent> {
-        self.inner.lock().state.pending.iter().cloned().collect()
+        self.inner.lock().state.pending.to_events()
     }
 
     /// Why this session is closed, or `None` while it is open. The leader closes its
@@ -359,7 +361,7 @@ impl SessionInner {
     }
 
     /// Queues `events`, numbered on `base`, to the leader.
-    fn send_to_leader(&self, epoch: u64, base: EventSeq, events: Vec<EncodedEvent>) {
+    fn send_to_leader(&self, epoch: u64, base: EventSeq, events: Vec<PendingEvent>) {
         if events.is_empty() {
             return;
         }

@@ -11,7 +11,7 @@ use super::{Leader, NextState, SessionLink, db_error};
 use crate::error::{Error, ErrorKind};
 use crate::event::EncodedEvent;
 use crate::seq::EventSeq;
-use crate::sync_state::Payload;
+use crate::sync_state::{Payload, PendingEvent};
 
 /// LiveStore's admission checks, pure: the epoch fence of the pushing session (`min_epoch`,
 /// `None` for an unknown session), then a batch that is not empty, numbered on the leader's
@@ -121,7 +121,7 @@ impl Leader {
                     if let Some(last) = push.events.last() {
                         head = last.seq;
                     }
-                    admitted.extend(push.events);
+                    admitted.extend(push.events.iter().map(PendingEvent::to_event));
                 }
             }
         }
@@ -179,7 +179,10 @@ mod tests {
             session: 1,
             epoch,
             base,
-            events,
+            events: events
+                .iter()
+                .map(|event| PendingEvent::from_event(event, None))
+                .collect(),
         }
     }
 

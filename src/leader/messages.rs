@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::Error;
 use crate::event::{Changeset, EncodedEvent};
 use crate::seq::EventSeq;
-use crate::sync_state::Payload;
+use crate::sync_state::{Payload, PendingEvent};
 
 /// Identifies a session registered with the leader.
 pub(crate) type SessionKey = u64;
@@ -62,7 +62,8 @@ pub(crate) struct PushRequest {
     /// a session never skips an event it has not seen (a synced event's parent cannot tell:
     /// it always has client 0, even after another session's client-only event).
     pub base: EventSeq,
-    pub events: Vec<EncodedEvent>,
+    /// The events, in the compact form the session holds them pending.
+    pub events: Vec<PendingEvent>,
 }
 
 /// What the leader sends to its sessions.

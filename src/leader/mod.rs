@@ -269,9 +269,9 @@ impl Leader {
                 ),
             ));
         }
-        let pending = db.events_after(upstream_head).map_err(db_error)?;
+        let pending = db.pending_after(upstream_head).map_err(db_error)?;
         let state = SyncState {
-            pending: pending.into(),
+            pending,
             upstream_head,
             local_head: EventSeq::max_position(upstream_head, local_head),
         };
@@ -593,12 +593,9 @@ impl Leader {
         }
     }
 
+    /// The pending events bound for the backend: O(1), counted as they come and go.
     fn synced_pending(&self) -> usize {
-        self.state
-            .pending
-            .iter()
-            .filter(|event| !event.is_client_only())
-            .count()
+        self.state.pending.synced_len()
     }
 
     /// Queues a message for one session, behind the payloads staged before it.

@@ -22,25 +22,27 @@
 //! a head moving backwards, an upstream head past the local head) are bugs in the caller,
 //! never an outcome: they panic in debug builds and return [`InvariantViolation`] in release.
 
-use std::collections::VecDeque;
-
 use crate::event::EncodedEvent;
 use crate::seq::EventSeq;
 
+mod pending;
 #[cfg(test)]
 mod proptests;
+mod reference;
 #[cfg(test)]
 mod strategies;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use pending::check_json;
+pub use pending::{Pending, PendingEvent};
+
 /// What a node knows about its sync position.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SyncState {
-    /// Local events not yet confirmed by the next node upstream, ascending. A deque: upstream
-    /// confirms the oldest, local pushes append the newest, and neither should move the
-    /// events in between.
-    pub pending: VecDeque<EncodedEvent>,
+    /// Local events not yet confirmed by the next node upstream, ascending, held compactly
+    /// (see [`Pending`]: a backlog of 100,000 events must not cost 100 KiB each thousand).
+    pub pending: Pending,
     /// What this node believes the upstream node's head is.
     pub upstream_head: EventSeq,
     /// The last event this node has: `pending.last()` when pending is non-empty.
@@ -52,7 +54,7 @@ impl SyncState {
     /// node is `SyncState::at(EventSeq::ROOT)`, a booted one starts at its confirmed head).
     pub fn at(head: EventSeq) -> SyncState {
         SyncState {
-            pending: VecDeque::new(),
+            pending: Pending::default(),
             upstream_head: head,
             local_head: head,
         }
@@ -198,18 +200,7 @@ pub fn merge(
     payload: Payload,
     options: MergeOptions,
 ) -> Result<MergeResult, InvariantViolation> {
-    validate_sync_state(state)?;
-    validate_payload(&payload)?;
-    let result = match payload {
-        Payload::LocalPush { new_events } => local_push(state, new_events, options),
-        Payload::UpstreamAdvance { new_events } => upstream_advance(state, new_events, options)?,
-        Payload::UpstreamRebase {
-            rollback_events,
-            new_events,
-        } => upstream_rebase(state, rollback_events, new_events),
-    };
-    validate_merge_result(state, &result)?;
-    Ok(result)
+    reference::merge(state, payload, options)
 }
 
 /// The one place an [`InvariantViolation`] is made: panics in debug builds (so the bug shows
@@ -217,29 +208,6 @@ pub fn merge(
 fn violation(message: String) -> InvariantViolation {
     debug_assert!(false, "sync state invariant violated: {message}");
     InvariantViolation(message)
-}
-
-fn local_push(
-    state: &SyncState,
-    new_events: Vec<EncodedEvent>,
-    options: MergeOptions,
-) -> MergeResult {
-    if new_events.is_empty() {
-        return unchanged(state);
-    }
-    let mut new_state = state.clone();
-    match new_state.push_local(new_events, options) {
-        LocalPush::Advance { new_events } => MergeResult::Advance {
-            new_state,
-            new_events,
-            confirmed_events: Vec::new(),
-        },
-        LocalPush::Reject {
-            expected_minimum_id,
-        } => MergeResult::Reject {
-            expected_minimum_id,
-        },
-    }
 }
 
 /// The outcome of [`SyncState::push_local`]: `merge`'s local-push results without the copy
@@ -261,38 +229,29 @@ pub enum LocalPush {
 impl SyncState {
     /// The local-push case of [`merge`], applied in place: the same rules and the same
     /// results, without copying `pending` (which costs time in proportion to the backlog on
-    /// every commit). `merge` itself runs this on a copy. Only the part of `pending` the push
-    /// touches is validated.
+    /// every commit): [`SyncState::plan`] of the push, then [`SyncState::apply`].
     pub fn push_local(
         &mut self,
         new_events: Vec<EncodedEvent>,
         options: MergeOptions,
     ) -> LocalPush {
-        let Some(first) = new_events.first() else {
-            return LocalPush::Advance { new_events };
-        };
-        if !first.seq.is_after(&self.local_head) {
-            let head = self.local_head;
-            return LocalPush::Reject {
-                expected_minimum_id: head.next_pair(true, head.generation).seq,
-            };
+        let (merged, change) = self.plan_local_push(new_events, options);
+        match merged {
+            Merged::Advance { new_events, .. } => {
+                debug_assert!(
+                    self.validate_change(&change).is_ok(),
+                    "a local push broke the pending chain"
+                );
+                self.apply(change);
+                LocalPush::Advance { new_events }
+            }
+            Merged::Reject {
+                expected_minimum_id,
+            } => LocalPush::Reject {
+                expected_minimum_id,
+            },
+            Merged::Rebase { .. } => unreachable!("a local push never rebases"),
         }
-        let joined_from = self.pending.len().saturating_sub(1);
-        self.pending.extend(
-            new_events
-                .iter()
-                .filter(|event| !(options.ignore_client_only && event.is_client_only()))
-                .cloned(),
-        );
-        self.local_head = self.pending.back().map_or_else(
-            || EventSeq::max_position(self.local_head, self.upstream_head),
-            |event| event.seq,
-        );
-        debug_assert!(
-            validate_pending(self.pending.range(joined_from..)).is_ok(),
-            "a local push broke the pending chain"
-        );
-        LocalPush::Advance { new_events }
     }
 }
 
@@ -306,7 +265,7 @@ pub struct StateChange {
     /// How many pending events leave pending, oldest first (confirmed, or rolled back).
     drop_front: usize,
     /// The events that join pending after them (a local push's, a rebase's replayed ones).
-    append: Vec<EncodedEvent>,
+    append: Vec<PendingEvent>,
     /// The upstream head after the merge.
     upstream_head: EventSeq,
     /// The local head after the merge.
@@ -405,8 +364,7 @@ impl SyncState {
     /// Moves the state as `change` says (from [`SyncState::plan`] on this same state).
     pub fn apply(&mut self, change: StateChange) {
         debug_assert!(change.drop_front <= self.pending.len());
-        self.pending
-            .drain(..change.drop_front.min(self.pending.len()));
+        self.pending.drop_front(change.drop_front);
         self.pending.extend(change.append);
         self.upstream_head = change.upstream_head;
         self.local_head = change.local_head;
@@ -455,11 +413,14 @@ impl SyncState {
             };
             return (merged, self.unchanged());
         }
-        let append: Vec<EncodedEvent> = new_events
+        let mut append: Vec<PendingEvent> = Vec::with_capacity(new_events.len());
+        for event in new_events
             .iter()
             .filter(|event| !(options.ignore_client_only && event.is_client_only()))
-            .cloned()
-            .collect();
+        {
+            let neighbour = append.last().or(self.pending.back());
+            append.push(PendingEvent::from_event(event, neighbour));
+        }
         let local_head = append.last().or(self.pending.back()).map_or_else(
             || EventSeq::max_position(self.local_head, self.upstream_head),
             |event| event.seq,
@@ -493,7 +454,7 @@ impl SyncState {
             return Err(violation(format!(
                 "incoming events must be after the upstream head {}, got [{}]",
                 self.upstream_head,
-                seq_list(&incoming)
+                seq_list(incoming.iter().map(|event| event.seq))
             )));
         }
         let upstream_head = last.seq;
@@ -501,7 +462,7 @@ impl SyncState {
             None => {
                 let new_events: Vec<EncodedEvent> = incoming
                     .iter()
-                    .filter(|event| !contains_position(&self.pending, event.seq))
+                    .filter(|event| self.pending.binary_search_position(event.seq).is_err())
                     .cloned()
                     .collect();
                 let confirmed = confirmed_prefix_len(&self.pending, &incoming, options);
@@ -524,20 +485,18 @@ impl SyncState {
                 ))
             }
             Some(divergence) => {
-                let rollback_events: Vec<EncodedEvent> = self
-                    .pending
-                    .range(divergence.pending_index..)
-                    .cloned()
-                    .collect();
+                let rolled_back = self.pending.range(divergence.pending_index..);
+                let rollback_events: Vec<EncodedEvent> =
+                    rolled_back.clone().map(PendingEvent::to_event).collect();
                 let rebased = rebase_events(&rollback_events, upstream_head);
                 // `rollback_events` is non-empty, so `rebased` is too.
                 let local_head = rebased.last().map_or(upstream_head, |event| event.seq);
                 let mut new_events = incoming;
                 new_events.drain(..divergence.incoming_index);
-                new_events.extend(rebased.iter().cloned());
+                new_events.extend(rebased);
                 let change = StateChange {
                     drop_front: self.pending.len(),
-                    append: rebased,
+                    append: rebase_events(rolled_back, upstream_head),
                     upstream_head,
                     local_head,
                 };
@@ -557,16 +516,17 @@ impl SyncState {
         mut rollback_events: Vec<EncodedEvent>,
         mut new_events: Vec<EncodedEvent>,
     ) -> (Merged, StateChange) {
-        rollback_events.extend(self.pending.iter().cloned());
+        let rolled_back = rollback_events.len();
+        rollback_events.extend(self.pending.iter().map(PendingEvent::to_event));
         let upstream_head = new_events
             .last()
             .map_or(self.upstream_head, |event| event.seq);
-        let rebased = rebase_events(self.pending.iter(), upstream_head);
+        let rebased = rebase_events(&rollback_events[rolled_back..], upstream_head);
         let local_head = rebased.last().map_or(upstream_head, |event| event.seq);
-        new_events.extend(rebased.iter().cloned());
+        new_events.extend(rebased);
         let change = StateChange {
             drop_front: self.pending.len(),
-            append: rebased,
+            append: rebase_events(&self.pending, upstream_head),
             upstream_head,
             local_head,
         };
@@ -583,7 +543,7 @@ impl SyncState {
     fn validate_change(&self, change: &StateChange) -> Result<(), InvariantViolation> {
         let kept = self.pending.len().saturating_sub(change.drop_front);
         let joined = if kept > 0 { self.pending.back() } else { None };
-        validate_pending(joined.into_iter().chain(&change.append))?;
+        validate_pending(joined.into_iter().chain(&change.append).map(links))?;
         if change.upstream_head.is_after(&change.local_head) {
             return Err(violation(format!(
                 "upstream head {} must not be after local head {}",
@@ -603,104 +563,6 @@ impl SyncState {
             )));
         }
         Ok(())
-    }
-}
-
-fn upstream_advance(
-    state: &SyncState,
-    incoming: Vec<EncodedEvent>,
-    options: MergeOptions,
-) -> Result<MergeResult, InvariantViolation> {
-    let (Some(first), Some(last)) = (incoming.first(), incoming.last()) else {
-        return Ok(unchanged(state));
-    };
-    // As LiveStore: "not after" is judged by position, "equal" by full identity, so an
-    // incoming event at the upstream head's position but another generation passes.
-    if state.upstream_head.is_after(&first.seq) || state.upstream_head == first.seq {
-        return Err(violation(format!(
-            "incoming events must be after the upstream head {}, got [{}]",
-            state.upstream_head,
-            seq_list(&incoming)
-        )));
-    }
-    let new_upstream_head = last.seq;
-
-    match find_divergence(&state.pending, &incoming, options.ignore_client_only) {
-        None => {
-            let new_events: Vec<EncodedEvent> = incoming
-                .iter()
-                .filter(|event| !contains_position(&state.pending, event.seq))
-                .cloned()
-                .collect();
-            let split = confirmed_prefix_len(&state.pending, &incoming, options);
-            let remaining: VecDeque<EncodedEvent> = state.pending.range(split..).cloned().collect();
-            let local_head = remaining.back().map_or_else(
-                || EventSeq::max_position(state.local_head, new_upstream_head),
-                |event| event.seq,
-            );
-            Ok(MergeResult::Advance {
-                new_state: SyncState {
-                    pending: remaining,
-                    upstream_head: new_upstream_head,
-                    local_head,
-                },
-                new_events,
-                confirmed_events: state.pending.range(..split).cloned().collect(),
-            })
-        }
-        Some(divergence) => {
-            let rollback_events: Vec<EncodedEvent> = state
-                .pending
-                .range(divergence.pending_index..)
-                .cloned()
-                .collect();
-            let rebased = rebase_events(&rollback_events, new_upstream_head);
-            // `rollback_events` is non-empty, so `rebased` is too.
-            let local_head = rebased.last().map_or(new_upstream_head, |event| event.seq);
-            let mut new_events = incoming;
-            new_events.drain(..divergence.incoming_index);
-            new_events.extend(rebased.iter().cloned());
-            Ok(MergeResult::Rebase {
-                new_state: SyncState {
-                    pending: rebased.into(),
-                    upstream_head: new_upstream_head,
-                    local_head,
-                },
-                new_events,
-                rollback_events,
-            })
-        }
-    }
-}
-
-fn upstream_rebase(
-    state: &SyncState,
-    mut rollback_events: Vec<EncodedEvent>,
-    mut new_events: Vec<EncodedEvent>,
-) -> MergeResult {
-    rollback_events.extend(state.pending.iter().cloned());
-    let upstream_head = new_events
-        .last()
-        .map_or(state.upstream_head, |event| event.seq);
-    let rebased = rebase_events(&state.pending, upstream_head);
-    let local_head = rebased.last().map_or(upstream_head, |event| event.seq);
-    new_events.extend(rebased.iter().cloned());
-    MergeResult::Rebase {
-        new_state: SyncState {
-            pending: rebased.into(),
-            upstream_head,
-            local_head,
-        },
-        new_events,
-        rollback_events,
-    }
-}
-
-fn unchanged(state: &SyncState) -> MergeResult {
-    MergeResult::Advance {
-        new_state: state.clone(),
-        new_events: Vec::new(),
-        confirmed_events: Vec::new(),
     }
 }
 
@@ -725,7 +587,7 @@ struct Divergence {
 /// events, so the index comes from the first scan instead: the count of matched incoming
 /// events.
 fn find_divergence(
-    pending: &VecDeque<EncodedEvent>,
+    pending: &Pending,
     incoming: &[EncodedEvent],
     ignore_client_only: bool,
 ) -> Option<Divergence> {
@@ -749,7 +611,7 @@ fn find_divergence(
 /// same event (the pairing is [`find_divergence`]'s), so only the counterpart's existence is
 /// left to check.
 fn confirmed_prefix_len(
-    pending: &VecDeque<EncodedEvent>,
+    pending: &Pending,
     incoming: &[EncodedEvent],
     options: MergeOptions,
 ) -> usize {
@@ -761,68 +623,87 @@ fn confirmed_prefix_len(
         .map_or(pending.len(), |(index, _)| index)
 }
 
-/// True when an event of the (validated, strictly ascending) `pending` sits at `seq`'s
-/// position.
-fn contains_position(pending: &VecDeque<EncodedEvent>, seq: EventSeq) -> bool {
-    pending
-        .binary_search_by(|event| event.seq.position_cmp(&seq))
-        .is_ok()
+/// An event [`rebase_events`] renumbers: an [`EncodedEvent`] (to materialize) or a
+/// [`PendingEvent`] (to hold).
+trait Renumber: Sized {
+    fn seq(&self) -> EventSeq;
+    fn rebased(&self, parent: EventSeq, generation: u32) -> Self;
+}
+
+impl Renumber for EncodedEvent {
+    fn seq(&self) -> EventSeq {
+        self.seq
+    }
+    fn rebased(&self, parent: EventSeq, generation: u32) -> Self {
+        EncodedEvent::rebased(self, parent, generation)
+    }
+}
+
+impl Renumber for PendingEvent {
+    fn seq(&self) -> EventSeq {
+        self.seq
+    }
+    fn rebased(&self, parent: EventSeq, generation: u32) -> Self {
+        PendingEvent::rebased(self, parent, generation)
+    }
 }
 
 /// LiveStore's `rebaseEvents`: renumbers `events` one after the other starting on `base`,
 /// each keeping its client-only-ness, all with generation `base.generation + 1`.
-fn rebase_events<'a>(
-    events: impl IntoIterator<Item = &'a EncodedEvent>,
+fn rebase_events<'a, E: Renumber + 'a>(
+    events: impl IntoIterator<Item = &'a E>,
     base: EventSeq,
-) -> Vec<EncodedEvent> {
+) -> Vec<E> {
     let generation = base.generation.saturating_add(1);
     let mut previous = base;
     events
         .into_iter()
         .map(|event| {
             let rebased = event.rebased(previous, generation);
-            previous = rebased.seq;
+            previous = rebased.seq();
             rebased
         })
         .collect()
+}
+
+/// A pending event's (number, parent): what the chain checks look at.
+fn links(event: &PendingEvent) -> (EventSeq, EventSeq) {
+    (event.seq, event.parent)
 }
 
 /// LiveStore's `validateSyncState`: pending strictly ascending; a pending event on a new
 /// global is a synced one (`client == 0`); one on the same global chains on its predecessor
 /// exactly (parent == predecessor, generation included).
 fn validate_sync_state(state: &SyncState) -> Result<(), InvariantViolation> {
-    validate_pending(&state.pending)
+    validate_pending(state.pending.iter().map(links))
 }
 
-/// Pending events are strictly ascending, and chain where they share a global.
-fn validate_pending<'a, I>(pending: I) -> Result<(), InvariantViolation>
+/// Pending events, given as (number, parent), are strictly ascending, and chain where they
+/// share a global.
+fn validate_pending<I>(pending: I) -> Result<(), InvariantViolation>
 where
-    I: IntoIterator<Item = &'a EncodedEvent>,
-    I::IntoIter: Clone,
+    I: Iterator<Item = (EventSeq, EventSeq)> + Clone,
 {
-    let pending = pending.into_iter();
-    for (index, (previous, next)) in pending.clone().zip(pending.clone().skip(1)).enumerate() {
-        if !next.seq.is_after(&previous.seq) {
+    for (index, ((previous, _), (next, parent))) in
+        pending.clone().zip(pending.clone().skip(1)).enumerate()
+    {
+        if !next.is_after(&previous) {
             return Err(violation(format!(
-                "pending events must be strictly ascending, got {} then {} at index {} of [{}]",
-                previous.seq,
-                next.seq,
+                "pending events must be strictly ascending, got {previous} then {next} at index {} of [{}]",
                 index + 1,
-                seq_list(pending.clone())
+                seq_list(pending.clone().map(|(seq, _)| seq))
             )));
         }
-        if next.seq.global > previous.seq.global {
-            if next.seq.client != 0 {
+        if next.global > previous.global {
+            if next.client != 0 {
                 return Err(violation(format!(
-                    "pending event {} on a new global must be a synced event (client 0), \
-                     after {}",
-                    next.seq, previous.seq
+                    "pending event {next} on a new global must be a synced event (client 0), \
+                     after {previous}"
                 )));
             }
-        } else if next.parent != previous.seq {
+        } else if parent != previous {
             return Err(violation(format!(
-                "pending event {} must chain on {} but its parent is {}",
-                next.seq, previous.seq, next.parent
+                "pending event {next} must chain on {previous} but its parent is {parent}"
             )));
         }
     }
@@ -838,7 +719,7 @@ fn validate_payload(payload: &Payload) -> Result<(), InvariantViolation> {
     {
         return Err(violation(format!(
             "payload events must be strictly ascending, got [{}]",
-            seq_list(events)
+            seq_list(events.iter().map(|event| event.seq))
         )));
     }
     Ok(())
@@ -875,10 +756,9 @@ fn validate_merge_result(
     Ok(())
 }
 
-fn seq_list<'a>(events: impl IntoIterator<Item = &'a EncodedEvent>) -> String {
-    events
-        .into_iter()
-        .map(|event| event.seq.to_string())
+fn seq_list(seqs: impl IntoIterator<Item = EventSeq>) -> String {
+    seqs.into_iter()
+        .map(|seq| seq.to_string())
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -114,7 +114,7 @@ impl Replica {
                 event.seq.is_after(&upstream.head()),
                 "push must extend the log"
             );
-            let mut sent = event.clone();
+            let mut sent = event.to_event();
             sent.meta = EventMeta::default();
             if !upstream.keep_generation {
                 sent.seq.generation = 0;
