@@ -28,6 +28,7 @@ use crate::seq::EventSeq;
 mod pending;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
 mod reference;
 #[cfg(test)]
 mod strategies;
@@ -195,12 +196,53 @@ pub struct InvariantViolation(pub String);
 ///
 /// [`InvariantViolation`] when the input breaks merge's preconditions (or the output would
 /// break its postconditions). This is a bug in the caller; debug builds panic instead.
+///
+/// It is [`SyncState::plan`] and [`SyncState::apply`] on a copy of the state, with
+/// LiveStore's checks of the whole state before and after; the tests keep LiveStore's
+/// algorithm as it is written there as a reference and check that both agree.
 pub fn merge(
     state: &SyncState,
     payload: Payload,
     options: MergeOptions,
 ) -> Result<MergeResult, InvariantViolation> {
-    reference::merge(state, payload, options)
+    validate_sync_state(state)?;
+    let (merged, change) = state.plan(payload, options)?;
+    let mut new_state = state.clone();
+    let result = match merged {
+        Merged::Advance {
+            new_events,
+            confirmed,
+        } => {
+            new_state.apply(change);
+            MergeResult::Advance {
+                new_state,
+                new_events,
+                confirmed_events: state
+                    .pending
+                    .range(..confirmed)
+                    .map(PendingEvent::to_event)
+                    .collect(),
+            }
+        }
+        Merged::Rebase {
+            new_events,
+            rollback_events,
+        } => {
+            new_state.apply(change);
+            MergeResult::Rebase {
+                new_state,
+                new_events,
+                rollback_events,
+            }
+        }
+        Merged::Reject {
+            expected_minimum_id,
+        } => MergeResult::Reject {
+            expected_minimum_id,
+        },
+    };
+    validate_merge_result(state, &result)?;
+    Ok(result)
 }
 
 /// The one place an [`InvariantViolation`] is made: panics in debug builds (so the bug shows
@@ -334,8 +376,7 @@ impl SyncState {
     /// with [`SyncState::apply`]). `merge` copies `pending` and validates all of it on every
     /// call, which costs time in proportion to the backlog; this touches only what the
     /// payload confirms, rolls back or adds, and validates only that part. The leader and
-    /// the sessions merge this way; `merge` stays LiveStore's pure function, and property
-    /// tests check that both agree.
+    /// the sessions merge this way; `merge` is this on a copy of the state.
     ///
     /// # Errors
     ///
@@ -450,13 +491,7 @@ impl SyncState {
             };
             return Ok((merged, self.unchanged()));
         };
-        if self.upstream_head.is_after(&first.seq) || self.upstream_head == first.seq {
-            return Err(violation(format!(
-                "incoming events must be after the upstream head {}, got [{}]",
-                self.upstream_head,
-                seq_list(incoming.iter().map(|event| event.seq))
-            )));
-        }
+        check_after_upstream(self.upstream_head, first, &incoming)?;
         let upstream_head = last.seq;
         match find_divergence(&self.pending, &incoming, options.ignore_client_only) {
             None => {
@@ -564,6 +599,23 @@ impl SyncState {
         }
         Ok(())
     }
+}
+
+/// An upstream advance must start after the upstream head. As LiveStore: "not after" is
+/// judged by position, "equal" by full identity, so an incoming event at the upstream
+/// head's position but another generation passes.
+fn check_after_upstream(
+    upstream_head: EventSeq,
+    first: &EncodedEvent,
+    incoming: &[EncodedEvent],
+) -> Result<(), InvariantViolation> {
+    if upstream_head.is_after(&first.seq) || upstream_head == first.seq {
+        return Err(violation(format!(
+            "incoming events must be after the upstream head {upstream_head}, got [{}]",
+            seq_list(incoming.iter().map(|event| event.seq))
+        )));
+    }
+    Ok(())
 }
 
 /// Where pending and incoming part ways.

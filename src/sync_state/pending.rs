@@ -112,19 +112,7 @@ impl PendingEvent {
 
     /// The wire form, as [`EncodedEvent::to_global`].
     pub fn to_global(&self) -> GlobalEvent {
-        debug_assert!(
-            !self.is_client_only(),
-            "client-only event {} sent to the backend",
-            self.seq
-        );
-        GlobalEvent {
-            seq_num: self.seq.global,
-            parent_seq_num: self.parent.global,
-            name: self.name.to_string(),
-            args: self.args_value(),
-            client_id: self.client_id.to_string(),
-            session_id: self.session_id.to_string(),
-        }
+        self.to_event().to_global()
     }
 
     /// The event's name.

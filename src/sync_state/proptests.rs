@@ -142,7 +142,8 @@ impl Replica {
     /// Merges, checks the properties of the step, applies the result.
     fn merge(&mut self, payload: Payload, options: MergeOptions) -> MergeResult {
         let before = self.state.clone();
-        let result = merge(&before, payload.clone(), options).expect("merge of a valid history");
+        let result = super::reference::merge(&before, payload.clone(), options)
+            .expect("merge of a valid history");
         // The leader and the sessions merge in place: it must agree at every step.
         assert_in_place_agrees(&before, payload, options, &result);
         match &result {

@@ -1,9 +1,11 @@
-//! LiveStore's `SyncState.merge` as LiveStore writes it: a pure function that copies pending
-//! into a new state on every call, on plain [`EncodedEvent`]s, behind [`merge`](super::merge).
+//! LiveStore's `SyncState.merge` as LiveStore writes it, for the tests only: a pure function
+//! that copies pending into a new state on every call, on plain [`EncodedEvent`]s. The
+//! library's [`merge`](super::merge) is [`SyncState::plan`] and [`SyncState::apply`] on a
+//! copy; the 26 LiveStore cases and the property tests check that it agrees with this one.
 
 use super::{
-    InvariantViolation, MergeOptions, MergeResult, Payload, SyncState, seq_list,
-    validate_merge_result, validate_payload, validate_sync_state, violation,
+    InvariantViolation, MergeOptions, MergeResult, Payload, SyncState, check_after_upstream,
+    rebase_events, validate_merge_result, validate_payload, validate_sync_state,
 };
 use crate::event::EncodedEvent;
 use crate::seq::EventSeq;
@@ -85,15 +87,7 @@ fn upstream_advance(
     let (Some(first), Some(last)) = (incoming.first(), incoming.last()) else {
         return Ok(unchanged(state));
     };
-    // As LiveStore: "not after" is judged by position, "equal" by full identity, so an
-    // incoming event at the upstream head's position but another generation passes.
-    if state.upstream_head.is_after(&first.seq) || state.upstream_head == first.seq {
-        return Err(violation(format!(
-            "incoming events must be after the upstream head {}, got [{}]",
-            state.upstream_head,
-            seq_list(incoming.iter().map(|event| event.seq))
-        )));
-    }
+    check_after_upstream(state.upstream_head, first, &incoming)?;
     let new_upstream_head = last.seq;
     let ignore = |event: &&EncodedEvent| !(options.ignore_client_only && event.is_client_only());
 
@@ -179,18 +173,4 @@ fn unchanged(state: &SyncState) -> MergeResult {
         new_events: Vec::new(),
         confirmed_events: Vec::new(),
     }
-}
-
-/// LiveStore's `rebaseEvents`.
-fn rebase_events(events: &[EncodedEvent], base: EventSeq) -> Vec<EncodedEvent> {
-    let generation = base.generation.saturating_add(1);
-    let mut previous = base;
-    events
-        .iter()
-        .map(|event| {
-            let rebased = event.rebased(previous, generation);
-            previous = rebased.seq;
-            rebased
-        })
-        .collect()
 }

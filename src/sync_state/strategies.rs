@@ -100,15 +100,19 @@ pub(super) fn chunk_sizes() -> impl Strategy<Value = Vec<usize>> {
     prop::collection::vec(1..6usize, 1..20)
 }
 
-/// Runs `payload` through the in-place path ([`SyncState::merge_in_place`]) on a copy of
-/// `before` and checks that it gives what [`merge`] gave (`result`): the same events, the
-/// same confirmed prefix, the same state after.
+/// Runs `payload` through the library's [`merge`](super::merge) and its in-place path
+/// ([`SyncState::merge_in_place`]) on a copy of `before`, and checks that both give what
+/// LiveStore's reference gave (`result`): the same events, the same confirmed prefix, the
+/// same state after.
 pub(super) fn assert_in_place_agrees(
     before: &SyncState,
     payload: Payload,
     options: MergeOptions,
     result: &MergeResult,
 ) {
+    let merged = super::merge(before, payload.clone(), options)
+        .expect("the library's merge accepts what the reference accepts");
+    assert_eq!(&merged, result, "merge and the reference agree");
     let mut state = before.clone();
     let merged = state
         .merge_in_place(payload, options)

@@ -17,14 +17,15 @@ fn state(pending: Vec<EncodedEvent>, upstream_head: EventSeq, local_head: EventS
     }
 }
 
-/// [`super::merge`], and the in-place path on the same input, which must agree: every case
-/// below checks both.
+/// LiveStore's merge as written there ([`super::reference::merge`]), and the library's
+/// [`super::merge`] and in-place path on the same input, which must agree: every case below
+/// checks all three.
 fn merge(
     state: &SyncState,
     payload: Payload,
     options: MergeOptions,
 ) -> Result<MergeResult, InvariantViolation> {
-    let result = super::merge(state, payload.clone(), options);
+    let result = super::reference::merge(state, payload.clone(), options);
     if let Ok(result) = &result {
         assert_in_place_agrees(state, payload, options, result);
     }
