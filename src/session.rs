@@ -86,6 +86,11 @@ struct SessionCore {
     state: SyncState,
     /// Changesets of the materialized events the backend has not confirmed, by position.
     journal: BTreeMap<(u64, u32), Changeset>,
+    /// Whether the changesets that came with the copy of `state.db` (the leader's events
+    /// the backend had not confirmed when this session started) were read into `journal`.
+    /// They are read at the first rollback, not at the start: opening a session on a store
+    /// with a long unconfirmed backlog stays O(1) in it, and most sessions never roll back.
+    journal_seeded: bool,
     /// The leader's backend-confirmed head, from its last message.
     confirmed_head: GlobalSeq,
     leader_pending: usize,
@@ -130,7 +135,6 @@ impl ClientSession {
         let SessionSeed {
             key,
             connection,
-            journal,
             heads,
             mut messages,
         } = seed;
@@ -138,10 +142,8 @@ impl ClientSession {
         let core = SessionCore {
             connection,
             state,
-            journal: journal
-                .into_iter()
-                .map(|(seq, changeset)| (seq.position(), changeset))
-                .collect(),
+            journal: BTreeMap::new(),
+            journal_seeded: false,
             confirmed_head: heads.confirmed_head,
             leader_pending: heads.leader_pending,
             epoch: 0,
@@ -414,6 +416,8 @@ impl SessionInner {
         payload: Payload,
         heads: LeaderHeads,
     ) -> Result<()> {
+        // The journal was last trimmed to this head (at the end of the previous payload).
+        let trimmed_to = core.confirmed_head;
         core.confirmed_head = heads.confirmed_head;
         core.leader_pending = heads.leader_pending;
         // Planned, then applied once the events are materialized: the session's pending
@@ -432,6 +436,7 @@ impl SessionInner {
                 new_events,
                 rollback_events,
             } => {
+                seed_journal(core, trimmed_to)?;
                 let mut changesets = Vec::with_capacity(rollback_events.len());
                 for event in &rollback_events {
                     match core.journal.remove(&event.seq.position()) {
@@ -545,6 +550,26 @@ impl<T> futures::Stream for Subscription<T> {
     fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.receiver.poll_recv(context)
     }
+}
+
+/// Reads the changesets copied with `state.db` into the journal, once (see
+/// `SessionCore::journal_seeded`): as if they had been there from the start, so those the
+/// journal would have dropped by now (up to `trimmed_to`, the confirmed head it was last
+/// trimmed to) are left out, and a position the journal holds keeps its own (none can: every
+/// event this session materialized since it started is numbered after the copy's).
+fn seed_journal(core: &mut SessionCore, trimmed_to: GlobalSeq) -> Result<()> {
+    if core.journal_seeded {
+        return Ok(());
+    }
+    let copied = crate::leader::db::recorded_changesets(&core.connection).map_err(sqlite_error)?;
+    let confirmed = (trimmed_to.0, 0);
+    for (seq, changeset) in copied {
+        if seq.position() > confirmed {
+            core.journal.entry(seq.position()).or_insert(changeset);
+        }
+    }
+    core.journal_seeded = true;
+    Ok(())
 }
 
 /// A query's rows (JSON objects) as `T`s.

@@ -77,10 +77,10 @@ impl Leader {
         let mut connection = rusqlite::Connection::open_in_memory().map_err(|error| {
             Error::new(ErrorKind::Internal, "opening a session database").with_source(error)
         })?;
+        // The copy holds the changesets of the leader's unconfirmed events too: the session
+        // reads them from there only if it rolls back (a backlog of 100,000 would otherwise
+        // cost every session's opening a read of all of them).
         self.db.copy_state_into(&mut connection).map_err(db_error)?;
-        // From `state.db`, where the leader keeps them: its pending events in memory carry
-        // none (a backlog of 100,000 would hold every changeset twice).
-        let journal = self.db.pending_changesets().map_err(db_error)?;
         let (sender, messages) = mpsc::unbounded_channel();
         let key = self.next_session;
         self.next_session += 1;
@@ -94,7 +94,6 @@ impl Leader {
         Ok(SessionSeed {
             key,
             connection,
-            journal,
             heads: self.heads(),
             messages,
         })

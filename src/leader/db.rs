@@ -369,21 +369,9 @@ impl LeaderDb {
     }
 
     /// The recorded changesets of the events the backend has not confirmed (every event that
-    /// may still be rolled back), oldest first: a new session's journal.
+    /// may still be rolled back), oldest first.
     pub(crate) fn pending_changesets(&self) -> Result<Vec<(EventSeq, Changeset)>, DbError> {
-        self.state
-            .prepare_cached(
-                "SELECT seq_global, seq_client, seq_generation, changeset FROM __eventsync_changeset
-                 ORDER BY seq_global, seq_client",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_map([], |row| {
-                        Ok((read_seq(0)(row)?, changeset_row(Some(row.get(3)?))))
-                    })?
-                    .collect()
-            })
-            .map_err(sql(STATE))
+        recorded_changesets(&self.state).map_err(sql(STATE))
     }
 
     /// The seq number of the last event reflected in the state tables.
@@ -415,6 +403,21 @@ impl LeaderDb {
     pub(crate) fn connection(&self) -> &Connection {
         &self.state
     }
+}
+
+/// The changesets recorded in `conn`'s `__eventsync_changeset` table, oldest first: in
+/// `state.db`, or in a session's copy of it (which reads them when it first rolls back).
+pub(crate) fn recorded_changesets(
+    conn: &Connection,
+) -> rusqlite::Result<Vec<(EventSeq, Changeset)>> {
+    conn.prepare_cached(
+        "SELECT seq_global, seq_client, seq_generation, changeset FROM __eventsync_changeset
+         ORDER BY seq_global, seq_client",
+    )?
+    .query_map([], |row| {
+        Ok((read_seq(0)(row)?, changeset_row(Some(row.get(3)?))))
+    })?
+    .collect()
 }
 
 /// Drops the changesets of the events `head` confirms: synced events up to it. Client-only

@@ -7,7 +7,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
-use crate::event::{Changeset, EncodedEvent};
+use crate::event::EncodedEvent;
 use crate::seq::EventSeq;
 use crate::sync_state::{Payload, PendingEvent};
 
@@ -161,9 +161,10 @@ pub(crate) struct LeaderHeads {
 /// What a new session starts from.
 pub(crate) struct SessionSeed {
     pub key: SessionKey,
+    /// A copy of `state.db`, whose `__eventsync_changeset` table holds the changesets of the
+    /// leader's events the backend has not confirmed (the session reads them when it first
+    /// rolls back).
     pub connection: rusqlite::Connection,
-    /// Changesets of the leader's events the backend has not confirmed, oldest first.
-    pub journal: Vec<(EventSeq, Changeset)>,
     pub heads: LeaderHeads,
     pub messages: mpsc::UnboundedReceiver<SessionMessage>,
 }
