@@ -63,6 +63,15 @@ pub struct Tuning {
     /// the backend and starts from it (then pulls the tail). With `false` it replays the
     /// whole log. Default `true`.
     pub boot_from_snapshot: bool,
+    /// Whether a push that lost the race for the next segment key (`ServerAhead`) waits a
+    /// short jittered delay before the leader rebases and pushes again: one push's round
+    /// trip (1 to 50 ms), doubling with each race lost in a row up to 200 ms, holding the
+    /// events pulled meanwhile so that it rebases once per attempt, and pushing up to 4 ×
+    /// `push_batch_events` after losing. With several busy writers on one log this spares
+    /// the losers a rebase of all their pending events per lost race; a single writer never
+    /// waits. `false` retries at once, as soon as the pull reached the backend's head.
+    /// Default `true`.
+    pub race_wait: bool,
 }
 
 impl Default for Tuning {
@@ -76,6 +85,7 @@ impl Default for Tuning {
             pack_after_events: 4096,
             snapshot_every: 0,
             boot_from_snapshot: true,
+            race_wait: true,
         }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventsync::backends::fault::FaultConfig;
-use eventsync::{Store, StoreStats};
+use eventsync::{Store, StoreStats, Tuning};
 use eventsync_todo::{Todo, TodoCreated, list_todos_sql, todo_schema};
 use support::bucket::Bucket;
 use support::{TODOS_DUMP, backend_log, fast_tuning, synced, todos_from_scratch};
@@ -32,6 +32,10 @@ fn memory() -> Bucket {
 }
 
 async fn eight_writers_run(bucket: Bucket) {
+    eight_writers_run_with(bucket, fast_tuning()).await;
+}
+
+async fn eight_writers_run_with(bucket: Bucket, tuning: Tuning) {
     let schema = Arc::new(todo_schema());
     let dirs: Vec<_> = (0..WRITERS).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut stores = Vec::new();
@@ -40,7 +44,7 @@ async fn eight_writers_run(bucket: Bucket) {
             .with_backend(bucket.client().await)
             .with_data_dir(dir.path())
             .with_client_id(format!("w{index}"))
-            .with_tuning(fast_tuning())
+            .with_tuning(tuning.clone())
             .open()
             .await
             .expect("the store opens");
@@ -125,6 +129,17 @@ async fn eight_writers_run(bucket: Bucket) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_eight_writers_on_memory() {
     eight_writers_run(memory()).await;
+}
+
+/// The same without the wait after a lost race (`Tuning::race_wait` off): losers rebase and
+/// push again at once, and nothing pulled is held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_eight_writers_on_memory_without_race_wait() {
+    let tuning = Tuning {
+        race_wait: false,
+        ..fast_tuning()
+    };
+    eight_writers_run_with(memory(), tuning).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

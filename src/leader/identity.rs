@@ -157,6 +157,7 @@ impl Leader {
         }
         tracing::warn!(%error, "the backend's store changed; re-reading its id");
         online.identity = Identity::Recheck { requested: false };
+        self.drop_held();
     }
 
     /// Asks the pull task to re-read the backend's id, once no push is in flight (a push
@@ -217,6 +218,7 @@ impl Leader {
     fn reset_after_replacement(&mut self, notice: &str) {
         self.state = SyncState::at(EventSeq::ROOT);
         self.state_head = EventSeq::ROOT;
+        self.drop_held();
         for waiter in self.waiters.drain(..) {
             let _ = waiter
                 .reply

@@ -25,6 +25,7 @@
 //! - `task.rs`: [`LeaderTask`], where the actor runs (its own thread, or inline).
 //! - `admit.rs`: session pushes: the pure admission check with its typed refusal, new sessions.
 //! - `push.rs`: group commit to the backend and the outcome of a push.
+//! - `race.rs`: lost races: the jittered wait after one, and pulled events held meanwhile.
 //! - `pull.rs`: the pull task and the retry backoff.
 //! - `identity.rs`: the backend id policy, at open and while running.
 //! - `reseed.rs`: `ignore`'s copy of the confirmed events into a new store.
@@ -54,6 +55,7 @@ mod messages;
 mod pack;
 mod pull;
 mod push;
+mod race;
 mod reseed;
 mod step;
 mod task;
@@ -142,6 +144,9 @@ struct Online {
     identity: Identity,
     /// Packing by itself (see `pack.rs`).
     packer: pack::Packer,
+    /// Races for the next segment key: the wait after a lost one, and the pulled events
+    /// held meanwhile (see `race.rs`).
+    race: race::Race,
 }
 
 /// Which transfer with the backend failed (see [`Leader::on_backend_error`]).
@@ -313,6 +318,7 @@ impl Leader {
                     Identity::Unverified
                 },
                 packer: pack::Packer::default(),
+                race: race::Race::new(entropy.fork(), tuning.race_wait),
             }
         });
         let mut leader = Leader {
@@ -359,6 +365,7 @@ impl Leader {
             self.maybe_start_push();
             self.maybe_recheck();
             let retry_at = self.online.as_ref().and_then(|online| online.push_retry_at);
+            let race_until = self.online.as_ref().and_then(|online| online.race.until());
             let stop_at = self.stopping.as_ref().map(|stopping| stopping.deadline);
             tokio::select! {
                 biased;
@@ -374,6 +381,7 @@ impl Leader {
                         online.push_retry_at = None;
                     }
                 }
+                _ = sleep_until(race_until), if race_until.is_some() => self.end_race_wait(),
                 _ = sleep_until(stop_at), if stop_at.is_some() => {}
                 command = commands.recv() => match command {
                     Some(command) => self.on_commands(vec![command]),
@@ -622,7 +630,9 @@ impl Leader {
                 // restarted once it has.
             }
             PullEvent::Page { epoch, page } => {
-                let upstream = self.state.upstream_head.global;
+                // Held events (see `race.rs`) are after the confirmed head: new ones chain
+                // on the last of them.
+                let upstream = self.pulled_head();
                 let fresh: Vec<GlobalEvent> = page
                     .events
                     .into_iter()
@@ -644,9 +654,12 @@ impl Leader {
                         head = %fresh.last().map_or(upstream, |event| event.seq_num),
                         "taking a pulled page"
                     );
-                    self.integrate_upstream(
-                        fresh.into_iter().map(EncodedEvent::from_global).collect(),
-                    );
+                    let events = fresh.into_iter().map(EncodedEvent::from_global).collect();
+                    if self.holds_pulled() {
+                        self.hold(events);
+                    } else {
+                        self.integrate_upstream(events);
+                    }
                 }
                 if page.page_info == eventsync_backends::PageInfo::NoMore {
                     if let Some(online) = &mut self.online
@@ -708,12 +721,16 @@ impl Leader {
         }
     }
 
-    /// Restarts the pull from the backend-confirmed head; with `reread_id`, the pull task
-    /// first re-reads the backend's id and reports it.
+    /// Restarts the pull from the backend-confirmed head (after the events held, see
+    /// `race.rs`); with `reread_id`, the pull task first re-reads the backend's id and
+    /// reports it, and held events are dropped.
     fn restart_pull_with(&mut self, reread_id: bool) {
+        if reread_id {
+            self.drop_held();
+        }
+        let cursor = self.pulled_head();
         if let Some(online) = &mut self.online {
             online.pull_epoch += 1;
-            let cursor = self.state.upstream_head.global;
             let _ = online.restarts.send(Restart {
                 cursor,
                 epoch: online.pull_epoch,

@@ -134,6 +134,8 @@ async fn wait_or_restart(restarts: &mut mpsc::UnboundedReceiver<Restart>, delay:
 #[derive(Debug)]
 pub(crate) struct Backoff {
     next: Duration,
+    first: Duration,
+    max: Duration,
     entropy: Entropy,
 }
 
@@ -142,8 +144,15 @@ impl Backoff {
     const MAX: Duration = Duration::from_secs(5);
 
     pub(crate) fn new(entropy: Entropy) -> Backoff {
+        Backoff::with_range(entropy, Self::FIRST, Self::MAX)
+    }
+
+    /// A backoff from `first` doubling to `max`, each delay jittered.
+    pub(crate) fn with_range(entropy: Entropy, first: Duration, max: Duration) -> Backoff {
         Backoff {
-            next: Self::FIRST,
+            next: first,
+            first,
+            max,
             entropy,
         }
     }
@@ -151,7 +160,7 @@ impl Backoff {
     /// The delay before the next attempt; each call doubles the following one.
     pub(crate) fn next(&mut self) -> Duration {
         let delay = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
+        self.next = (self.next * 2).min(self.max);
         self.entropy.jitter(delay)
     }
 
@@ -162,6 +171,14 @@ impl Backoff {
 
     /// After a success: the next failure waits the shortest delay again.
     pub(crate) fn reset(&mut self) {
-        self.next = Self::FIRST;
+        self.next = self.first;
+    }
+
+    /// Starts over from `first` (the shortest delay from now on), doubling to the larger
+    /// of the maximum and `first`.
+    pub(crate) fn restart_from(&mut self, first: Duration) {
+        self.first = first;
+        self.max = self.max.max(first);
+        self.next = first;
     }
 }

@@ -23,14 +23,18 @@ impl Leader {
         if online.push_in_flight
             || online.push_retry_at.is_some()
             || online.push_after_pull.is_some()
+            || online.race.until().is_some()
+            || online.race.holds()
             || online.identity != Identity::Verified
         {
             return;
         }
         let capabilities = online.backend.info().capabilities;
+        // A writer that lost races in a row pushes more at once (see `race.rs`).
         let max_events = self
             .tuning
             .push_batch_events
+            .saturating_mul(online.race.batch_factor())
             .min(capabilities.max_events_per_push)
             .max(1);
         let max_bytes = self
@@ -61,6 +65,7 @@ impl Leader {
             "push does not chain on the head"
         );
         online.push_in_flight = true;
+        online.race.push_started();
         let backend = online.backend.clone();
         let done = online.tasks_done.clone();
         self.io.spawn(async move {
@@ -81,6 +86,7 @@ impl Leader {
                     .pushed_events
                     .fetch_add(done.batch.len() as u64, Ordering::Relaxed);
                 online.push_backoff.reset();
+                online.race.won();
                 let upstream = self.state.upstream_head.global;
                 let fresh: Vec<EncodedEvent> = done
                     .batch
@@ -97,10 +103,17 @@ impl Leader {
             }
             Err(BackendError::ServerAhead { head }) => {
                 self.counters.server_ahead.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%head, "backend is ahead; pulling before pushing again");
+                let wait = online.race.lost();
+                tracing::debug!(%head, ?wait, "backend is ahead; pulling, waiting, then pushing again");
                 self.restart_pull_before_pushing();
             }
-            Err(error) => self.on_backend_error(Transfer::Push, error),
+            Err(error) => {
+                online.race.failed();
+                self.on_backend_error(Transfer::Push, error);
+            }
         }
+        // What was pulled while the push was in flight (see `race.rs`), unless a lost race
+        // is waited out first.
+        self.release_held();
     }
 }

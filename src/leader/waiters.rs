@@ -56,7 +56,7 @@ impl Leader {
             && self
                 .online
                 .as_ref()
-                .is_some_and(|online| !online.push_in_flight);
+                .is_some_and(|online| !online.push_in_flight && !online.race.holds());
         if !idle {
             return;
         }

@@ -363,6 +363,9 @@ pub(crate) fn rebase(bench: &Bench, pending: u64) -> Result<Duration> {
 pub(crate) struct Writers {
     /// Until the last writer's `sync` returned.
     pub elapsed: Duration,
+    /// The CPU time (user + system) the whole process used meanwhile, where
+    /// `/proc/self/stat` tells it: with `elapsed`, whether the writers waited or worked.
+    pub cpu: Option<Duration>,
     /// The writers' counters, summed (pushes, `ServerAhead`, rebases, requests).
     pub stats: StoreStats,
     /// `None` when the log holds each committed todo once and nothing else; else what is
@@ -383,6 +386,7 @@ pub(crate) async fn writers(
     }
     let local = tokio::task::LocalSet::new();
     let start = Instant::now();
+    let cpu_start = cpu_time();
     let outcomes = local
         .run_until(async {
             let tasks: Vec<_> = stores
@@ -405,6 +409,9 @@ pub(crate) async fn writers(
         })
         .await;
     let elapsed = start.elapsed();
+    let cpu = cpu_start
+        .zip(cpu_time())
+        .map(|(before, after)| after.saturating_sub(before));
     for outcome in outcomes {
         outcome.map_err(|e| Error::internal("bench: a writer task failed").with_source(e))??;
     }
@@ -440,6 +447,7 @@ pub(crate) async fn writers(
     };
     Ok(Writers {
         elapsed,
+        cpu,
         stats,
         problem,
     })
@@ -506,6 +514,20 @@ pub(crate) fn resident_memory() -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// The CPU time (user + system, every thread) this process has used, from
+/// `/proc/self/stat` (in clock ticks, 10 ms each on Linux); `None` where there is no such
+/// file.
+pub(crate) fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which may hold spaces, inside parentheses):
+    // state is field 3, utime 14 and stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ: 100 on every Linux architecture's user interface.
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// The `p`th percentile (0.0 to 1.0) of `times`, in microseconds.
 pub(crate) fn percentile_us(times: &[Duration], p: f64) -> f64 {
     let mut sorted = times.to_vec();
@@ -526,6 +548,23 @@ mod tests {
         assert_eq!(percentile_us(&times, 0.5), 51.0);
         assert_eq!(percentile_us(&times, 0.99), 99.0);
         assert_eq!(percentile_us(&times, 1.0), 100.0);
+    }
+
+    #[test]
+    fn test_cpu_time_grows_with_work_on_linux() {
+        if cfg!(target_os = "linux") {
+            let before = cpu_time().expect("/proc/self/stat");
+            let start = std::time::Instant::now();
+            let mut x = 0u64;
+            while start.elapsed() < Duration::from_millis(60) {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            let after = cpu_time().expect("/proc/self/stat");
+            assert!(
+                after >= before + Duration::from_millis(20),
+                "{before:?} {after:?}"
+            );
+        }
     }
 
     #[test]

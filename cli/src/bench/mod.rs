@@ -649,7 +649,7 @@ async fn writers_figure(
         Goal::RatioAtLeast(0.5),
     )
     .note(format!(
-        "until each writer had its own confirmed; {} pushes, {} ServerAhead, {} rebases, {} pull starts, {} pulled pages; requests {:.2}/event ({} PUT, {} GET, {} LIST)",
+        "until each writer had its own confirmed; {} pushes, {} ServerAhead, {} rebases, {} pull starts, {} pulled pages; requests {:.2}/event ({} PUT, {} GET, {} LIST); process CPU {} in {:.2} s ({} for one writer in {:.2} s), {} cores",
         stats.pushes,
         stats.server_ahead,
         stats.rebases,
@@ -659,11 +659,21 @@ async fn writers_figure(
         requests.puts,
         requests.gets,
         requests.lists,
+        seconds(many.cpu),
+        many.elapsed.as_secs_f64(),
+        seconds(one.cpu),
+        one.elapsed.as_secs_f64(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
     ));
     for problem in [one.problem, many.problem].into_iter().flatten() {
         figure = figure.failed(problem);
     }
     Ok((figure, one.stats))
+}
+
+/// A CPU time in seconds, or `n/a`.
+fn seconds(cpu: Option<Duration>) -> String {
+    cpu.map_or("n/a".into(), |cpu| format!("{:.2} s", cpu.as_secs_f64()))
 }
 
 /// `--writers-only`: the several-writers and idle-pull figures alone, for a quick look at

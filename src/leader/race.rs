@@ -1,0 +1,290 @@
+//! Lost races ([`Race`]): after a push meets `ServerAhead`, the leader waits a short,
+//! jittered delay that grows with each race it loses in a row before it rebases and pushes
+//! again, and the events pulled meanwhile are *held*: taken in one step when the wait ends,
+//! not one rebase per page.
+//!
+//! Why: every writer that saw the same head races for the same key, and exactly one wins.
+//! Without a wait, the losers all pull the winner's segment, rebase all their pending events
+//! at once (a durable batch in the leader, and a rollback and replay in every session) and
+//! race again in lockstep, so all but one lose again, and each round costs every loser a
+//! rebase of everything it holds. With the wait, the winner pushes what it still has (it
+//! needs no rebase), the losers come back spread out, and each rebases once per attempt, on
+//! everything that landed while it waited. A push that is in flight holds pulled pages too:
+//! a page of another writer's segment means the push is lost, and the rebase it calls for
+//! waits for the answer and the wait after it. A loser also pushes a larger batch (see
+//! [`Race::batch_factor`]), so that fewer races are run for the same events.
+//!
+//! The delays come from the leader's seeded [`Entropy`] and
+//! tokio's clock, so the simulation stays deterministic.
+
+use std::time::Duration;
+
+use eventsync_backends::{Entropy, GlobalSeq};
+use tokio::time::Instant;
+
+use super::Leader;
+use super::pull::Backoff;
+use crate::event::EncodedEvent;
+
+/// The shortest wait after a lost race, and the longest first wait: the first wait is one
+/// push's round trip (as last measured) within these bounds, doubling with each race lost in
+/// a row up to [`MAX_WAIT`].
+const MIN_FIRST_WAIT: Duration = Duration::from_millis(1);
+const MAX_FIRST_WAIT: Duration = Duration::from_millis(50);
+/// The longest wait after lost races: short enough that a writer who lost many races in a
+/// row is not left far behind once the others are done.
+const MAX_WAIT: Duration = Duration::from_millis(200);
+/// A loser's push may hold up to this many times `push_batch_events` (within the backend's
+/// limit): one more multiple per race lost in a row.
+const MAX_BATCH_FACTOR: usize = 4;
+
+/// The leader's state in races for the next segment key.
+#[derive(Debug)]
+pub(super) struct Race {
+    /// [`Tuning::race_wait`](crate::settings::Tuning::race_wait): without it, a lost race
+    /// is retried at once and nothing is held.
+    enabled: bool,
+    /// Races lost in a row; a push that lands resets it.
+    losses: u32,
+    /// The delays after lost races (equal jitter, seeded).
+    backoff: Backoff,
+    /// The round trip of the last push that landed: the scale of the first wait.
+    round_trip: Duration,
+    /// When the push in flight started.
+    push_started: Option<Instant>,
+    /// Until when the leader waits after a lost race (no push, pulled events held).
+    until: Option<Instant>,
+    /// Pulled events after the backend-confirmed head, contiguous from it, not integrated
+    /// yet (see the module doc).
+    held: Vec<EncodedEvent>,
+}
+
+impl Race {
+    /// A race state drawing its delays from `entropy`; `enabled` as
+    /// [`Tuning::race_wait`](crate::settings::Tuning::race_wait).
+    pub(super) fn new(entropy: Entropy, enabled: bool) -> Race {
+        let round_trip = Duration::from_millis(2);
+        Race {
+            enabled,
+            losses: 0,
+            backoff: Backoff::with_range(entropy, round_trip, MAX_WAIT),
+            round_trip,
+            push_started: None,
+            until: None,
+            held: Vec::new(),
+        }
+    }
+
+    /// Until when the leader waits after a lost race.
+    pub(super) fn until(&self) -> Option<Instant> {
+        self.until
+    }
+
+    /// The factor on `push_batch_events` for the next push: 1, plus one per race lost in a
+    /// row, up to [`MAX_BATCH_FACTOR`].
+    pub(super) fn batch_factor(&self) -> usize {
+        if !self.enabled {
+            return 1;
+        }
+        (1 + self.losses as usize).min(MAX_BATCH_FACTOR)
+    }
+
+    /// A push starts now.
+    pub(super) fn push_started(&mut self) {
+        self.push_started = Some(Instant::now());
+    }
+
+    /// The push in flight landed: the losing streak ends, and its round trip scales the
+    /// next first wait.
+    pub(super) fn won(&mut self) {
+        if let Some(started) = self.push_started.take() {
+            self.round_trip = started.elapsed();
+        }
+        self.losses = 0;
+        self.backoff
+            .restart_from(self.round_trip.clamp(MIN_FIRST_WAIT, MAX_FIRST_WAIT));
+    }
+
+    /// The push in flight met `ServerAhead`: wait before the next attempt; returns the wait
+    /// (zero when waiting is off).
+    pub(super) fn lost(&mut self) -> Duration {
+        self.push_started = None;
+        if !self.enabled {
+            return Duration::ZERO;
+        }
+        self.losses = self.losses.saturating_add(1);
+        let wait = self.backoff.next();
+        self.until = Some(Instant::now() + wait);
+        wait
+    }
+
+    /// The push in flight failed otherwise (its own backoff applies).
+    pub(super) fn failed(&mut self) {
+        self.push_started = None;
+    }
+
+    /// The last held event, if any: the pull's cursor and the head new pages must chain on.
+    pub(super) fn held_head(&self) -> Option<GlobalSeq> {
+        self.held.last().map(|event| event.seq.global)
+    }
+
+    /// Whether events are held.
+    pub(super) fn holds(&self) -> bool {
+        !self.held.is_empty()
+    }
+}
+
+impl Leader {
+    /// Whether a pulled page is held rather than taken now: events are held already (new
+    /// ones go after them), or the leader has synced events pending and a push is in flight
+    /// or it waits after a lost race.
+    pub(super) fn holds_pulled(&self) -> bool {
+        let Some(online) = &self.online else {
+            return false;
+        };
+        online.race.holds()
+            || (online.race.enabled
+                && (online.push_in_flight || online.race.until.is_some())
+                && self.synced_pending() > 0)
+    }
+
+    /// Holds fresh pulled events (contiguous after the held ones, or after the confirmed
+    /// head), and takes them at once if nothing is left to wait for.
+    pub(super) fn hold(&mut self, events: Vec<EncodedEvent>) {
+        if let Some(online) = &mut self.online {
+            tracing::debug!(events = events.len(), "holding pulled events");
+            online.race.held.extend(events);
+        }
+        self.release_held();
+    }
+
+    /// The head pulled events must chain on: the last held event, else the confirmed head.
+    pub(super) fn pulled_head(&self) -> GlobalSeq {
+        self.online
+            .as_ref()
+            .and_then(|online| online.race.held_head())
+            .unwrap_or(self.state.upstream_head.global)
+    }
+
+    /// Drops the held events (the store's identity changed; they are pulled again).
+    pub(super) fn drop_held(&mut self) {
+        if let Some(online) = &mut self.online {
+            online.race.held.clear();
+        }
+    }
+
+    /// Takes the held events, in one step, unless the leader still waits after a lost race
+    /// or a push is in flight: those beyond the confirmed head are integrated (one rebase
+    /// for all of them, when events are pending).
+    pub(super) fn release_held(&mut self) {
+        let Some(online) = &mut self.online else {
+            return;
+        };
+        if online.race.until.is_some() || online.push_in_flight || online.race.held.is_empty() {
+            return;
+        }
+        let upstream = self.state.upstream_head.global;
+        let held = std::mem::take(&mut online.race.held);
+        let fresh: Vec<EncodedEvent> = held
+            .into_iter()
+            .filter(|event| event.seq.global > upstream)
+            .collect();
+        match fresh.first() {
+            None => {}
+            Some(first) if first.parent.global == upstream => self.integrate_upstream(fresh),
+            // Not contiguous with what the leader holds (cannot happen: held events chain on
+            // the confirmed head, and only the leader's own pushes move it): pull again.
+            Some(_) => self.restart_pull(),
+        }
+    }
+
+    /// The wait after a lost race is over: take what was held, then push (at the top of
+    /// the run loop, once the rebase is durable).
+    pub(super) fn end_race_wait(&mut self) {
+        if let Some(online) = &mut self.online {
+            online.race.until = None;
+        }
+        self.release_held();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tokio's clock, paused: `Instant::now()` moves only when the test advances it.
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn test_lost_races_wait_longer_in_a_row_and_a_win_starts_over_from_the_round_trip() {
+        runtime().block_on(async {
+            let mut race = Race::new(Entropy::seeded(7), true);
+            race.push_started();
+            tokio::time::advance(Duration::from_millis(8)).await;
+            race.won();
+            assert_eq!(race.round_trip, Duration::from_millis(8));
+            let mut first = Duration::from_millis(8);
+            for lost in 1..=8u32 {
+                race.push_started();
+                let wait = race.lost();
+                // Equal jitter: between half the delay and the delay.
+                assert!(wait >= first / 2 && wait <= first, "loss {lost}: {wait:?}");
+                assert_eq!(race.until, Some(Instant::now() + wait));
+                assert_eq!(race.losses, lost);
+                first = (first * 2).min(MAX_WAIT);
+            }
+            assert_eq!(race.batch_factor(), MAX_BATCH_FACTOR);
+            race.push_started();
+            race.won();
+            assert_eq!((race.losses, race.batch_factor()), (0, 1));
+            // A round trip of 0 still waits the shortest first wait.
+            assert!(race.lost() >= MIN_FIRST_WAIT / 2);
+        });
+    }
+
+    #[test]
+    fn test_batch_factor_grows_by_one_per_loss_up_to_its_cap() {
+        runtime().block_on(async {
+            let mut race = Race::new(Entropy::seeded(1), true);
+            let mut factors = vec![race.batch_factor()];
+            for _ in 0..5 {
+                race.lost();
+                factors.push(race.batch_factor());
+            }
+            assert_eq!(factors, [1, 2, 3, 4, 4, 4]);
+        });
+    }
+
+    #[test]
+    fn test_without_race_wait_a_lost_race_is_retried_at_once() {
+        runtime().block_on(async {
+            let mut race = Race::new(Entropy::seeded(3), false);
+            for _ in 0..3 {
+                race.push_started();
+                assert_eq!(race.lost(), Duration::ZERO);
+            }
+            assert_eq!((race.until, race.batch_factor()), (None, 1));
+        });
+    }
+
+    #[test]
+    fn test_the_first_wait_is_capped_for_a_slow_backend() {
+        runtime().block_on(async {
+            let mut race = Race::new(Entropy::seeded(5), true);
+            race.push_started();
+            tokio::time::advance(Duration::from_secs(3)).await;
+            race.won();
+            let wait = race.lost();
+            assert!(
+                wait >= MAX_FIRST_WAIT / 2 && wait <= MAX_FIRST_WAIT,
+                "{wait:?}"
+            );
+        });
+    }
+}
