@@ -17,6 +17,7 @@ use object_store::{PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use super::known::Known;
+use super::recent::Recent;
 use super::{Inner, corrupt, get_if_present, store_error};
 use crate::BackendError;
 use crate::paths::{BackendId, LogPaths, STORE_LAYOUT_VERSION};
@@ -29,6 +30,8 @@ pub(super) struct Incarnation {
     pub(super) paths: LogPaths,
     /// Facts about immutable segments (position, size, digest), and so the tail.
     known: Mutex<Known>,
+    /// The bytes of the segments this client wrote or read last (see `recent.rs`).
+    recent: Mutex<Recent>,
 }
 
 impl Incarnation {
@@ -37,12 +40,18 @@ impl Incarnation {
             paths: inner.paths.log(&id),
             id,
             known: Mutex::new(Known::default()),
+            recent: Mutex::new(Recent::default()),
         }
     }
 
     pub(super) fn known(&self) -> MutexGuard<'_, Known> {
         // The guarded data is a cache of facts, valid even if a holder panicked.
         self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The bytes of recent segments: immutable, so valid even if a holder panicked.
+    pub(super) fn recent(&self) -> MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

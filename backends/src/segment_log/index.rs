@@ -43,19 +43,27 @@ impl Inner {
         prev_digest: Option<SegmentDigest>,
     ) -> Result<Option<Segment>, BackendError> {
         match self.get_segment(log, first).await? {
-            Some(bytes) => verify_segment(log, first, prev_digest, &bytes).map(Some),
+            Some(bytes) => {
+                let segment = verify_segment(log, first, prev_digest, &bytes)?;
+                log.recent().insert(first, bytes);
+                Ok(Some(segment))
+            }
             None => Ok(None),
         }
     }
 
     /// The bytes of the segment at key `first` of `log`, unchecked: `None` when there is no
     /// such object. A cold pull runs several at once and checks them in order
-    /// ([`verify_segment`]).
+    /// ([`verify_segment`]). A segment this client wrote, or read and checked, lately is
+    /// not read again (see `recent.rs`).
     pub(super) async fn get_segment(
         &self,
         log: &Incarnation,
         first: GlobalSeq,
     ) -> Result<Option<Bytes>, BackendError> {
+        if let Some(bytes) = log.recent().get(first) {
+            return Ok(Some(bytes));
+        }
         get_if_present(self.store.as_ref(), &log.paths.segment(first)).await
     }
 

@@ -31,6 +31,7 @@ mod known;
 mod pack_read;
 mod pull;
 mod push;
+mod recent;
 mod snapshots;
 
 pub use compact::CompactReport;

@@ -1,9 +1,10 @@
 //! A push: one segment created at key `parent+1`, exactly once even when the store's answer
 //! is ambiguous.
 
-use object_store::{ObjectStoreExt, PutMode, PutPayload};
+use object_store::{PutMode, PutPayload};
 
 use super::identity::Incarnation;
+use super::index::verify_segment;
 use super::known::{SegmentMeta, Tail};
 use super::{Inner, corrupt, definitive, store_error};
 use crate::segment::{self, EncodedSegment, SegmentWriter, WriterNonce};
@@ -87,6 +88,7 @@ async fn create(
         let error = match put {
             Ok(_) => {
                 log.known().insert(meta);
+                log.recent().insert(first, segment.bytes.clone());
                 return Ok(());
             }
             Err(
@@ -101,7 +103,7 @@ async fn create(
             Err(e) => e,
         };
         tracing::debug!(key = %key, error = %error, "ambiguous segment create; reading it back");
-        match read_back(inner, &key, nonce).await? {
+        match read_back(inner, log, first, nonce).await? {
             ReadBack::Ours => {
                 log.known().insert(meta);
                 return Ok(());
@@ -147,20 +149,22 @@ async fn tail_at(
     Ok(tail)
 }
 
+/// Reads back the segment at `first` (through the recent segments: the winner's segment is
+/// what the pull after a lost race reads next).
 async fn read_back(
     inner: &Inner,
-    key: &object_store::path::Path,
+    log: &Incarnation,
+    first: GlobalSeq,
     nonce: WriterNonce,
 ) -> Result<ReadBack, BackendError> {
-    let bytes = match inner.store.get(key).await {
-        Ok(result) => result
-            .bytes()
-            .await
-            .map_err(|e| store_error("reading back", key, e))?,
-        Err(object_store::Error::NotFound { .. }) => return Ok(ReadBack::Missing),
-        Err(e) => return Err(store_error("reading back", key, e)),
+    let key = log.paths.segment(first);
+    let Some(bytes) = inner.get_segment(log, first).await? else {
+        return Ok(ReadBack::Missing);
     };
-    let (header, _) = segment::decode_header(&bytes).map_err(|e| corrupt(key, e))?;
+    let (header, _) = segment::decode_header(&bytes).map_err(|e| corrupt(&key, e))?;
+    if header.writer_nonce != nonce && verify_segment(log, first, None, &bytes).is_ok() {
+        log.recent().insert(first, bytes.clone());
+    }
     Ok(if header.writer_nonce == nonce {
         ReadBack::Ours
     } else {
