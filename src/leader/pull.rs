@@ -134,8 +134,6 @@ async fn wait_or_restart(restarts: &mut mpsc::UnboundedReceiver<Restart>, delay:
 #[derive(Debug)]
 pub(crate) struct Backoff {
     next: Duration,
-    first: Duration,
-    max: Duration,
     entropy: Entropy,
 }
 
@@ -144,15 +142,8 @@ impl Backoff {
     const MAX: Duration = Duration::from_secs(5);
 
     pub(crate) fn new(entropy: Entropy) -> Backoff {
-        Backoff::with_range(entropy, Self::FIRST, Self::MAX)
-    }
-
-    /// A backoff from `first` doubling to `max`, each delay jittered.
-    pub(crate) fn with_range(entropy: Entropy, first: Duration, max: Duration) -> Backoff {
         Backoff {
-            next: first,
-            first,
-            max,
+            next: Self::FIRST,
             entropy,
         }
     }
@@ -160,7 +151,7 @@ impl Backoff {
     /// The delay before the next attempt; each call doubles the following one.
     pub(crate) fn next(&mut self) -> Duration {
         let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
+        self.next = (self.next * 2).min(Self::MAX);
         self.entropy.jitter(delay)
     }
 
@@ -171,14 +162,6 @@ impl Backoff {
 
     /// After a success: the next failure waits the shortest delay again.
     pub(crate) fn reset(&mut self) {
-        self.next = self.first;
-    }
-
-    /// Starts over from `first` (the shortest delay from now on), doubling to the larger
-    /// of the maximum and `first`.
-    pub(crate) fn restart_from(&mut self, first: Duration) {
-        self.first = first;
-        self.max = self.max.max(first);
-        self.next = first;
+        self.next = Self::FIRST;
     }
 }

@@ -23,17 +23,14 @@ use eventsync_backends::{Entropy, GlobalSeq};
 use tokio::time::Instant;
 
 use super::Leader;
-use super::pull::Backoff;
 use crate::event::EncodedEvent;
 
-/// The shortest wait after a lost race, and the longest first wait: the first wait is one
-/// push's round trip (as last measured) within these bounds, doubling with each race lost in
-/// a row up to [`MAX_WAIT`].
-const MIN_FIRST_WAIT: Duration = Duration::from_millis(1);
-const MAX_FIRST_WAIT: Duration = Duration::from_millis(50);
-/// The longest wait after lost races: short enough that a writer who lost many races in a
-/// row is not left far behind once the others are done.
-const MAX_WAIT: Duration = Duration::from_millis(200);
+/// Bounds of the measured attempt (see [`Race::cycle`]) that scales the waits.
+const MIN_CYCLE: Duration = Duration::from_millis(1);
+const MAX_CYCLE: Duration = Duration::from_millis(100);
+/// The longest window a wait is drawn from: short enough that a writer who lost many races
+/// in a row is not left far behind once the others are done.
+const MAX_WAIT: Duration = Duration::from_millis(250);
 /// A loser's push may hold up to this many times `push_batch_events` (within the backend's
 /// limit): one more multiple per race lost in a row.
 const MAX_BATCH_FACTOR: usize = 4;
@@ -46,12 +43,15 @@ pub(super) struct Race {
     enabled: bool,
     /// Races lost in a row; a push that lands resets it.
     losses: u32,
-    /// The delays after lost races (equal jitter, seeded).
-    backoff: Backoff,
-    /// The round trip of the last push that landed: the scale of the first wait.
-    round_trip: Duration,
-    /// When the push in flight started.
-    push_started: Option<Instant>,
+    /// Where the waits come from (seeded in a simulation).
+    entropy: Entropy,
+    /// How long the last attempt took, from its start (a push, or the end of a wait, which
+    /// the rebase follows) to the push's answer, within [`MIN_CYCLE`] and [`MAX_CYCLE`]: the
+    /// scale of the waits. Under contention a rebase takes much longer than a PUT, and a
+    /// wait shorter than the others' attempts brings the losers back together.
+    cycle: Duration,
+    /// When the current attempt started.
+    attempt_started: Option<Instant>,
     /// Until when the leader waits after a lost race (no push, pulled events held).
     until: Option<Instant>,
     /// Pulled events after the backend-confirmed head, contiguous from it, not integrated
@@ -63,13 +63,12 @@ impl Race {
     /// A race state drawing its delays from `entropy`; `enabled` as
     /// [`Tuning::race_wait`](crate::settings::Tuning::race_wait).
     pub(super) fn new(entropy: Entropy, enabled: bool) -> Race {
-        let round_trip = Duration::from_millis(2);
         Race {
             enabled,
             losses: 0,
-            backoff: Backoff::with_range(entropy, round_trip, MAX_WAIT),
-            round_trip,
-            push_started: None,
+            entropy,
+            cycle: Duration::from_millis(2),
+            attempt_started: None,
             until: None,
             held: Vec::new(),
         }
@@ -89,38 +88,53 @@ impl Race {
         (1 + self.losses as usize).min(MAX_BATCH_FACTOR)
     }
 
-    /// A push starts now.
+    /// A push starts now (an attempt, unless one started at the end of a wait).
     pub(super) fn push_started(&mut self) {
-        self.push_started = Some(Instant::now());
+        self.attempt_started.get_or_insert_with(Instant::now);
     }
 
-    /// The push in flight landed: the losing streak ends, and its round trip scales the
-    /// next first wait.
-    pub(super) fn won(&mut self) {
-        if let Some(started) = self.push_started.take() {
-            self.round_trip = started.elapsed();
+    /// The attempt's push was answered: its time scales the next waits.
+    fn answered(&mut self) {
+        if let Some(started) = self.attempt_started.take() {
+            self.cycle = started.elapsed().clamp(MIN_CYCLE, MAX_CYCLE);
         }
-        self.losses = 0;
-        self.backoff
-            .restart_from(self.round_trip.clamp(MIN_FIRST_WAIT, MAX_FIRST_WAIT));
     }
 
-    /// The push in flight met `ServerAhead`: wait before the next attempt; returns the wait
-    /// (zero when waiting is off).
+    /// The push in flight landed: the losing streak ends.
+    pub(super) fn won(&mut self) {
+        self.answered();
+        self.losses = 0;
+    }
+
+    /// The push in flight met `ServerAhead`: wait before the next attempt, a time drawn
+    /// uniformly from zero to the last attempt's time doubled per race lost in a row (within
+    /// [`MAX_WAIT`]), so that the losers come back one at a time; returns the wait (zero
+    /// when waiting is off).
     pub(super) fn lost(&mut self) -> Duration {
-        self.push_started = None;
+        self.answered();
         if !self.enabled {
             return Duration::ZERO;
         }
         self.losses = self.losses.saturating_add(1);
-        let wait = self.backoff.next();
+        let window = self
+            .cycle
+            .saturating_mul(1 << (self.losses - 1).min(16))
+            .min(MAX_WAIT);
+        let micros = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
+        let wait = Duration::from_micros(self.entropy.below(0..micros + 1));
         self.until = Some(Instant::now() + wait);
         wait
     }
 
+    /// The wait is over: the next attempt (a rebase, then a push) starts now.
+    fn wait_ended(&mut self) {
+        self.until = None;
+        self.attempt_started = Some(Instant::now());
+    }
+
     /// The push in flight failed otherwise (its own backoff applies).
     pub(super) fn failed(&mut self) {
-        self.push_started = None;
+        self.attempt_started = None;
     }
 
     /// The last held event, if any: the pull's cursor and the head new pages must chain on.
@@ -202,7 +216,7 @@ impl Leader {
     /// the run loop, once the rebase is durable).
     pub(super) fn end_race_wait(&mut self) {
         if let Some(online) = &mut self.online {
-            online.race.until = None;
+            online.race.wait_ended();
         }
         self.release_held();
     }
@@ -222,29 +236,54 @@ mod tests {
     }
 
     #[test]
-    fn test_lost_races_wait_longer_in_a_row_and_a_win_starts_over_from_the_round_trip() {
+    fn test_lost_races_draw_waits_from_a_window_doubling_per_loss_from_the_last_attempt() {
         runtime().block_on(async {
             let mut race = Race::new(Entropy::seeded(7), true);
             race.push_started();
             tokio::time::advance(Duration::from_millis(8)).await;
             race.won();
-            assert_eq!(race.round_trip, Duration::from_millis(8));
-            let mut first = Duration::from_millis(8);
+            assert_eq!(race.cycle, Duration::from_millis(8));
+            let mut window = Duration::from_millis(8);
+            let mut waits = Vec::new();
             for lost in 1..=8u32 {
                 race.push_started();
                 let wait = race.lost();
-                // Equal jitter: between half the delay and the delay.
-                assert!(wait >= first / 2 && wait <= first, "loss {lost}: {wait:?}");
+                assert!(wait <= window, "loss {lost}: {wait:?} > {window:?}");
                 assert_eq!(race.until, Some(Instant::now() + wait));
                 assert_eq!(race.losses, lost);
-                first = (first * 2).min(MAX_WAIT);
+                // The push was answered at once: the attempt's time is the shortest cycle.
+                assert_eq!(race.cycle, MIN_CYCLE);
+                window = (MIN_CYCLE * (1 << lost)).min(MAX_WAIT);
+                waits.push(wait);
             }
+            assert!(waits.iter().any(|wait| *wait > Duration::ZERO), "{waits:?}");
             assert_eq!(race.batch_factor(), MAX_BATCH_FACTOR);
             race.push_started();
             race.won();
             assert_eq!((race.losses, race.batch_factor()), (0, 1));
-            // A round trip of 0 still waits the shortest first wait.
-            assert!(race.lost() >= MIN_FIRST_WAIT / 2);
+        });
+    }
+
+    #[test]
+    fn test_an_attempt_runs_from_the_end_of_the_wait_to_the_answer() {
+        runtime().block_on(async {
+            let mut race = Race::new(Entropy::seeded(2), true);
+            race.push_started();
+            race.lost();
+            race.wait_ended();
+            assert_eq!(race.until, None);
+            // The rebase after the wait takes 40 ms, the push 5 ms.
+            tokio::time::advance(Duration::from_millis(40)).await;
+            race.push_started();
+            tokio::time::advance(Duration::from_millis(5)).await;
+            let wait = race.lost();
+            assert_eq!(race.cycle, Duration::from_millis(45));
+            assert!(wait <= Duration::from_millis(90), "{wait:?}");
+            // A slow attempt is capped.
+            race.wait_ended();
+            tokio::time::advance(Duration::from_secs(3)).await;
+            race.lost();
+            assert_eq!(race.cycle, MAX_CYCLE);
         });
     }
 
@@ -270,21 +309,6 @@ mod tests {
                 assert_eq!(race.lost(), Duration::ZERO);
             }
             assert_eq!((race.until, race.batch_factor()), (None, 1));
-        });
-    }
-
-    #[test]
-    fn test_the_first_wait_is_capped_for_a_slow_backend() {
-        runtime().block_on(async {
-            let mut race = Race::new(Entropy::seeded(5), true);
-            race.push_started();
-            tokio::time::advance(Duration::from_secs(3)).await;
-            race.won();
-            let wait = race.lost();
-            assert!(
-                wait >= MAX_FIRST_WAIT / 2 && wait <= MAX_FIRST_WAIT,
-                "{wait:?}"
-            );
         });
     }
 }
