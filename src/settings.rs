@@ -64,10 +64,10 @@ pub struct Tuning {
     /// whole log. Default `true`.
     pub boot_from_snapshot: bool,
     /// Whether a push that lost the race for the next segment key (`ServerAhead`) waits a
-    /// short jittered delay before the leader rebases and pushes again: one push's round
-    /// trip (1 to 50 ms), doubling with each race lost in a row up to 200 ms, holding the
-    /// events pulled meanwhile so that it rebases once per attempt, and pushing up to 4 ×
-    /// `push_batch_events` after losing. With several busy writers on one log this spares
+    /// short random delay before the leader rebases and pushes again: drawn from zero to
+    /// its last attempt's time (1 to 100 ms), doubled with each race lost in a row, up to
+    /// 250 ms, holding the events pulled meanwhile so that it rebases once per attempt, and
+    /// pushing up to 4 × `push_batch_events` after losing. With several busy writers on one log this spares
     /// the losers a rebase of all their pending events per lost race; a single writer never
     /// waits. `false` retries at once, as soon as the pull reached the backend's head.
     /// Default `true`.

@@ -112,8 +112,7 @@ impl Leader {
                 self.on_backend_error(Transfer::Push, error);
             }
         }
-        // What was pulled while the push was in flight (see `race.rs`), unless a lost race
-        // is waited out first.
+        // Nothing is held unless a lost race is waited out (see `race.rs`).
         self.release_held();
     }
 }

@@ -9,10 +9,11 @@
 //! race again in lockstep, so all but one lose again, and each round costs every loser a
 //! rebase of everything it holds. With the wait, the winner pushes what it still has (it
 //! needs no rebase), the losers come back spread out, and each rebases once per attempt, on
-//! everything that landed while it waited. A push that is in flight holds pulled pages too:
-//! a page of another writer's segment means the push is lost, and the rebase it calls for
-//! waits for the answer and the wait after it. A loser also pushes a larger batch (see
-//! [`Race::batch_factor`]), so that fewer races are run for the same events.
+//! everything that landed while it waited. A loser also pushes a larger batch (see
+//! [`Race::batch_factor`]), so that fewer races are run for the same events. Pages are held
+//! only during such a wait (at most [`MAX_WAIT`]), never while a push is in flight: a push
+//! can hang for a request's whole timeout, and the sessions must see the others' events
+//! meanwhile.
 //!
 //! The delays come from the leader's seeded [`Entropy`] and
 //! tokio's clock, so the simulation stays deterministic.
@@ -150,16 +151,14 @@ impl Race {
 
 impl Leader {
     /// Whether a pulled page is held rather than taken now: events are held already (new
-    /// ones go after them), or the leader has synced events pending and a push is in flight
-    /// or it waits after a lost race.
+    /// ones go after them), or the leader has synced events pending and waits after a lost
+    /// race.
     pub(super) fn holds_pulled(&self) -> bool {
         let Some(online) = &self.online else {
             return false;
         };
         online.race.holds()
-            || (online.race.enabled
-                && (online.push_in_flight || online.race.until.is_some())
-                && self.synced_pending() > 0)
+            || (online.race.enabled && online.race.until.is_some() && self.synced_pending() > 0)
     }
 
     /// Holds fresh pulled events (contiguous after the held ones, or after the confirmed
@@ -187,14 +186,14 @@ impl Leader {
         }
     }
 
-    /// Takes the held events, in one step, unless the leader still waits after a lost race
-    /// or a push is in flight: those beyond the confirmed head are integrated (one rebase
-    /// for all of them, when events are pending).
+    /// Takes the held events, in one step, unless the leader still waits after a lost
+    /// race: those beyond the confirmed head are integrated (one rebase for all of them,
+    /// when events are pending).
     pub(super) fn release_held(&mut self) {
         let Some(online) = &mut self.online else {
             return;
         };
-        if online.race.until.is_some() || online.push_in_flight || online.race.held.is_empty() {
+        if online.race.until.is_some() || online.race.held.is_empty() || self.closed.is_some() {
             return;
         }
         let upstream = self.state.upstream_head.global;
