@@ -366,6 +366,10 @@ impl Leader {
             self.maybe_recheck();
             let retry_at = self.online.as_ref().and_then(|online| online.push_retry_at);
             let race_until = self.online.as_ref().and_then(|online| online.race.until());
+            let hold_until = self
+                .online
+                .as_ref()
+                .and_then(|online| online.race.held_in_flight_until(online.push_in_flight));
             let stop_at = self.stopping.as_ref().map(|stopping| stopping.deadline);
             tokio::select! {
                 biased;
@@ -382,6 +386,7 @@ impl Leader {
                     }
                 }
                 _ = sleep_until(race_until), if race_until.is_some() => self.end_race_wait(),
+                _ = sleep_until(hold_until), if hold_until.is_some() => self.release_held(),
                 _ = sleep_until(stop_at), if stop_at.is_some() => {}
                 command = commands.recv() => match command {
                     Some(command) => self.on_commands(vec![command]),

@@ -112,7 +112,8 @@ impl Leader {
                 self.on_backend_error(Transfer::Push, error);
             }
         }
-        // Nothing is held unless a lost race is waited out (see `race.rs`).
+        // What was pulled while the push was in flight (see `race.rs`), unless a lost race
+        // is waited out first.
         self.release_held();
     }
 }

@@ -10,10 +10,11 @@
 //! rebase of everything it holds. With the wait, the winner pushes what it still has (it
 //! needs no rebase), the losers come back spread out, and each rebases once per attempt, on
 //! everything that landed while it waited. A loser also pushes a larger batch (see
-//! [`Race::batch_factor`]), so that fewer races are run for the same events. Pages are held
-//! only during such a wait (at most [`MAX_WAIT`]), never while a push is in flight: a push
-//! can hang for a request's whole timeout, and the sessions must see the others' events
-//! meanwhile.
+//! [`Race::batch_factor`]), so that fewer races are run for the same events. Pages pulled
+//! while a push is in flight are held too, for at most [`MAX_HOLD_IN_FLIGHT`]: a page of
+//! another writer's segment means the push is lost, and its rebase can wait for the answer
+//! and the wait after it; but a push can hang for a request's whole timeout, and the
+//! sessions must see the others' events meanwhile.
 //!
 //! The delays come from the leader's seeded [`Entropy`] and
 //! tokio's clock, so the simulation stays deterministic.
@@ -32,6 +33,9 @@ const MAX_CYCLE: Duration = Duration::from_millis(100);
 /// The longest window a wait is drawn from: short enough that a writer who lost many races
 /// in a row is not left far behind once the others are done.
 const MAX_WAIT: Duration = Duration::from_millis(250);
+/// Longest that pages pulled while a push is in flight are held (then taken, the push
+/// still in flight).
+const MAX_HOLD_IN_FLIGHT: Duration = Duration::from_millis(250);
 /// A loser's push may hold up to this many times `push_batch_events` (within the backend's
 /// limit): one more multiple per race lost in a row.
 const MAX_BATCH_FACTOR: usize = 4;
@@ -53,6 +57,8 @@ pub(super) struct Race {
     cycle: Duration,
     /// When the current attempt started.
     attempt_started: Option<Instant>,
+    /// Until when pages pulled while the push in flight runs are held.
+    hold_in_flight: Option<Instant>,
     /// Until when the leader waits after a lost race (no push, pulled events held).
     until: Option<Instant>,
     /// Pulled events after the backend-confirmed head, contiguous from it, not integrated
@@ -70,6 +76,7 @@ impl Race {
             entropy,
             cycle: Duration::from_millis(2),
             attempt_started: None,
+            hold_in_flight: None,
             until: None,
             held: Vec::new(),
         }
@@ -92,10 +99,27 @@ impl Race {
     /// A push starts now (an attempt, unless one started at the end of a wait).
     pub(super) fn push_started(&mut self) {
         self.attempt_started.get_or_insert_with(Instant::now);
+        self.hold_in_flight = Some(Instant::now() + MAX_HOLD_IN_FLIGHT);
+    }
+
+    /// Whether pages pulled now are held because a push is in flight.
+    fn holds_in_flight(&self, push_in_flight: bool) -> bool {
+        push_in_flight
+            && self
+                .hold_in_flight
+                .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// When the events held while a push is in flight must be taken, if any are.
+    pub(super) fn held_in_flight_until(&self, push_in_flight: bool) -> Option<Instant> {
+        (push_in_flight && self.holds())
+            .then_some(self.hold_in_flight)
+            .flatten()
     }
 
     /// The attempt's push was answered: its time scales the next waits.
     fn answered(&mut self) {
+        self.hold_in_flight = None;
         if let Some(started) = self.attempt_started.take() {
             self.cycle = started.elapsed().clamp(MIN_CYCLE, MAX_CYCLE);
         }
@@ -136,6 +160,7 @@ impl Race {
     /// The push in flight failed otherwise (its own backoff applies).
     pub(super) fn failed(&mut self) {
         self.attempt_started = None;
+        self.hold_in_flight = None;
     }
 
     /// The last held event, if any: the pull's cursor and the head new pages must chain on.
@@ -152,13 +177,16 @@ impl Race {
 impl Leader {
     /// Whether a pulled page is held rather than taken now: events are held already (new
     /// ones go after them), or the leader has synced events pending and waits after a lost
-    /// race.
+    /// race or has had a push in flight for less than [`MAX_HOLD_IN_FLIGHT`].
     pub(super) fn holds_pulled(&self) -> bool {
         let Some(online) = &self.online else {
             return false;
         };
-        online.race.holds()
-            || (online.race.enabled && online.race.until.is_some() && self.synced_pending() > 0)
+        let race = &online.race;
+        race.holds()
+            || (race.enabled
+                && (race.until.is_some() || race.holds_in_flight(online.push_in_flight))
+                && self.synced_pending() > 0)
     }
 
     /// Holds fresh pulled events (contiguous after the held ones, or after the confirmed
@@ -187,13 +215,17 @@ impl Leader {
     }
 
     /// Takes the held events, in one step, unless the leader still waits after a lost
-    /// race: those beyond the confirmed head are integrated (one rebase for all of them,
-    /// when events are pending).
+    /// race or holds them for a push in flight: those beyond the confirmed head are
+    /// integrated (one rebase for all of them, when events are pending).
     pub(super) fn release_held(&mut self) {
         let Some(online) = &mut self.online else {
             return;
         };
-        if online.race.until.is_some() || online.race.held.is_empty() || self.closed.is_some() {
+        if online.race.until.is_some()
+            || online.race.holds_in_flight(online.push_in_flight)
+            || online.race.held.is_empty()
+            || self.closed.is_some()
+        {
             return;
         }
         let upstream = self.state.upstream_head.global;
