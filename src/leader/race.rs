@@ -221,10 +221,14 @@ impl Leader {
         let Some(online) = &mut self.online else {
             return;
         };
+        if self.closed.is_some() {
+            // A stopped leader takes nothing more.
+            online.race.held.clear();
+            return;
+        }
         if online.race.until.is_some()
             || online.race.holds_in_flight(online.push_in_flight)
             || online.race.held.is_empty()
-            || self.closed.is_some()
         {
             return;
         }
