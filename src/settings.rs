@@ -45,11 +45,15 @@ pub struct Tuning {
     /// The leader packs the backend's log by itself each time the backend-confirmed head
     /// has moved this many events since it last did (and once in a process, as soon as
     /// the head passes this many): it asks the backend to pack every complete window of
-    /// segments after the last pack, on a task of its own (for the segment log, about 2
-    /// LISTs, a GET of each segment after the last pack and a PUT a pack). Packs let a
-    /// cold reader fetch one object a window instead of one a segment. `0` never packs
-    /// (`eventsync compact` still does, on demand). Default 4096, the segment log's pack
-    /// window (`pack-window-events`): about one attempt per window.
+    /// segments after the last pack and to merge packs into larger ones, on a task of its
+    /// own (for the segment log: 2 LISTs, a GET of each segment after the last pack, a PUT
+    /// a pack). Packs let a cold reader fetch one object per window instead of one per
+    /// segment; between two attempts the tail of segments grows by up to this many
+    /// objects (one-event segments), so a cold reader fetches at most about this plus the
+    /// segment log's `pack-window-events` segments after the last pack. Lower means a
+    /// shorter tail and more LISTs (each online leader makes an attempt). `0` never packs
+    /// (`eventsync compact` still does, on demand). Default 256, the segment log's pack
+    /// window: about one attempt per window.
     pub pack_after_events: u64,
     /// Write a snapshot of the state to the backend every this many events the backend
     /// confirmed (0: never). A fresh client then boots from the newest snapshot and pulls
@@ -82,7 +86,7 @@ impl Default for Tuning {
             lock_timeout: Duration::from_secs(10),
             on_backend_id_mismatch: OnBackendIdMismatch::Reset,
             leader_thread: true,
-            pack_after_events: 4096,
+            pack_after_events: 256,
             snapshot_every: 0,
             boot_from_snapshot: true,
             race_wait: true,

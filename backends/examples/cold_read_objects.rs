@@ -1,6 +1,6 @@
 //! How many objects a cold reader fetches for a packed log: writes EVENTS events in
 //! segments of PER_SEGMENT events to an in-memory store, packs it (`SegmentLog::compact`,
-//! default windows of 4,096 events), then pulls the whole log with a fresh client and
+//! default windows of 256 events merged 16 to a level), then pulls the whole log with a fresh client and
 //! counts the objects it fetched (GETs that found one) and its LISTs.
 //!
 //! `cargo run --release -p eventsync-backends --example cold_read_objects -- EVENTS PER_SEGMENT`
@@ -46,9 +46,10 @@ async fn main() {
     let packs = fetched.iter().filter(|key| key.ends_with(".pack")).count();
     let segments = fetched.iter().filter(|key| key.ends_with(".seg")).count();
     println!(
-        "{events} events in {} segments of {per_segment}: {} packs through e{}; a cold reader fetched {} objects ({packs} packs, {segments} segments, {} other), {} GETs found nothing, {} LISTs",
+        "{events} events in {} segments of {per_segment}: {} packs ({} merged) through e{}; a cold reader fetched {} objects ({packs} packs, {segments} segments, {} other), {} GETs found nothing, {} LISTs",
         events.div_ceil(per_segment),
         report.written,
+        report.merged,
         report.packed_through,
         fetched.len(),
         fetched.len() - packs - segments,

@@ -119,6 +119,21 @@ pub fn encode(objects: &[&[u8]]) -> Result<Vec<u8>, PackError> {
 
 /// Decodes and checks a whole pack (see the module doc).
 pub fn decode(bytes: &[u8]) -> Result<Pack, PackError> {
+    parse(bytes).map(|(pack, _)| pack)
+}
+
+/// Decodes and checks a whole pack like [`decode`], and also returns the exact bytes of each
+/// of its segments, in order: what a larger pack that merges this one is encoded from.
+pub fn decode_with_segment_bytes(bytes: &[u8]) -> Result<(Pack, Vec<&[u8]>), PackError> {
+    let (pack, ranges) = parse(bytes)?;
+    Ok((
+        pack,
+        ranges.into_iter().map(|range| &bytes[range]).collect(),
+    ))
+}
+
+/// [`decode`], with the byte range of each segment in `bytes`.
+fn parse(bytes: &[u8]) -> Result<(Pack, Vec<std::ops::Range<usize>>), PackError> {
     let actual = bytes.len() as u64;
     if bytes.len() >= 8 && bytes[..8] != MAGIC {
         return Err(PackError::BadMagic);
@@ -171,6 +186,7 @@ pub fn decode(bytes: &[u8]) -> Result<Pack, PackError> {
         return Err(malformed("a pack holds at least one segment".into()));
     }
     let mut segments = Vec::new();
+    let mut ranges = Vec::new();
     let mut position = HEADER_LEN;
     for index in 0..count {
         let Some(len) = bytes
@@ -190,6 +206,7 @@ pub fn decode(bytes: &[u8]) -> Result<Pack, PackError> {
         let segment = segment::decode(&bytes[start..end])
             .map_err(|error| PackError::Segment { index, error })?;
         segments.push(segment);
+        ranges.push(start..end);
         position = end;
     }
     if position != body_end {
@@ -205,11 +222,12 @@ pub fn decode(bytes: &[u8]) -> Result<Pack, PackError> {
             run.0, run.1
         )));
     }
-    Ok(Pack {
+    let pack = Pack {
         first,
         last,
         segments,
-    })
+    };
+    Ok((pack, ranges))
 }
 
 /// Checks that `segments` follow one another (each starts after the one before ends and

@@ -9,6 +9,7 @@ mod support;
 use std::sync::Arc;
 
 use eventsync_backends::copy::StoreLocation;
+use eventsync_backends::fault::RecordingStore;
 use eventsync_backends::object_store::path::Path as Key;
 use eventsync_backends::object_store::{ObjectStoreExt, PutPayload};
 use eventsync_backends::segment::{SegmentDigest, SegmentWriter, WriterNonce};
@@ -98,6 +99,109 @@ async fn test_compact_packs_complete_windows_on_s3() {
         return;
     };
     compact_packs_complete_windows(place).await;
+}
+
+/// Windows of 8 events merged two by two (`pack_fanout` 2): level-1 windows are 16 events.
+async fn compact_merges_packs_level_by_level(place: StoreLocation) {
+    let all = fill(&place).await;
+    let merging = |place: &StoreLocation| {
+        let config = SegmentLogConfig {
+            pack_window_events: 8,
+            pack_fanout: 2,
+            ..SegmentLogConfig::default()
+        };
+        SegmentLog::new(
+            place.store.clone(),
+            place.prefix.clone(),
+            &place.store_id,
+            config,
+        )
+        .unwrap()
+    };
+    // Level 0: 1-9, 10-18, 19-24 (as above). Level 1 (16 events): 1-9 and 10-18 start in
+    // window 1-16, which is complete (19-24 follows): merged into 1-18. Level 2 (32
+    // events): one window holds the whole chain, nothing is complete.
+    let report = merging(&place).compact().await.unwrap();
+    assert_eq!(
+        (report.written, report.merged, report.packed_through),
+        (4, 1, 24),
+        "{report:?}"
+    );
+    let paths = merging(&place).log_paths().await.unwrap();
+    let merged = paths.pack(GlobalSeq(1), GlobalSeq(18));
+    let bytes = place
+        .store
+        .get(&merged)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let pack = pack::decode(&bytes).unwrap();
+    assert_eq!(pack.segments.len(), 6);
+    // The merged pack holds the same segments as the two it merges, byte for byte.
+    let mut parts = Vec::new();
+    for (first, last) in [(1, 9), (10, 18)] {
+        let key = paths.pack(GlobalSeq(first), GlobalSeq(last));
+        parts.push(place.store.get(&key).await.unwrap().bytes().await.unwrap());
+    }
+    let mut segments: Vec<&[u8]> = Vec::new();
+    for part in &parts {
+        segments.extend(pack::decode_with_segment_bytes(part).unwrap().1);
+    }
+    assert_eq!(pack::encode(&segments).unwrap(), bytes.to_vec());
+    // Nothing new the second time; verify checks all four packs.
+    let again = merging(&place).compact().await.unwrap();
+    assert_eq!((again.written, again.packed_through), (0, 24), "{again:?}");
+    let checked = verify(&place).await;
+    assert!(checked.is_sound(), "{checked:?}");
+    assert_eq!(checked.families[0].checked, 4);
+    // A cold reader takes the merged pack, then 19-24, then the tail segments 25 and 28.
+    let recording = Arc::new(RecordingStore::new(place.store.clone()));
+    let reader = SegmentLog::new(
+        recording.clone(),
+        place.prefix.clone(),
+        &place.store_id,
+        SegmentLogConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(reader.read_all_checked().await.unwrap(), all);
+    // Packs are read a few at a time: compare the objects, not the order of the replies.
+    let mut fetched: Vec<String> = recording
+        .fetched()
+        .into_iter()
+        .filter(|key| !key.ends_with("store.json"))
+        .map(|key| key.rsplit('/').next().unwrap_or_default().to_owned())
+        .collect();
+    fetched.sort();
+    assert_eq!(
+        fetched,
+        [
+            "00000000000000000001-00000000000000000018.pack",
+            "00000000000000000019-00000000000000000024.pack",
+            "00000000000000000025.seg",
+            "00000000000000000028.seg",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn test_compact_merges_packs_level_by_level_on_memory() {
+    compact_merges_packs_level_by_level(memory()).await;
+}
+
+#[tokio::test]
+async fn test_compact_merges_packs_level_by_level_on_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    compact_merges_packs_level_by_level(folder(&dir)).await;
+}
+
+#[tokio::test]
+async fn test_compact_merges_packs_level_by_level_on_s3() {
+    let Some(place) = s3("test_compact_merges_packs_level_by_level_on_s3") else {
+        return;
+    };
+    compact_merges_packs_level_by_level(place).await;
 }
 
 /// Two packers at once write each pack once between them, with the same bytes. (Not on

@@ -1,8 +1,15 @@
 //! Packing: [`SegmentLog::compact`] writes a pack for every complete window of segments
-//! after the last pack. A window of `pack_window_events` events is complete once the chain
-//! goes on past it; its pack holds the chain's segments whose first event falls in the window,
-//! byte for byte, so two packers write the same object and the loser of the create reads it
-//! back and compares. Segments are never deleted (see `docs/FORMAT.md`).
+//! after the last pack, then merges packs into larger ones, level by level.
+//!
+//! Level 0: a window of `pack_window_events` (`w`) events is complete once the chain goes on
+//! past it; its pack holds the chain's segments whose first event falls in the window, byte
+//! for byte. Level `L` windows are `w * pack_fanout^L` events wide, aligned the same way: once
+//! a level-`L` window is complete (the chain of packs goes on past it), the packs of the
+//! level below in it are merged into one pack of its segments. A pack's bytes are a function
+//! of its first and last event (the segments between them, in order), so two packers write
+//! the same object and the loser of the create reads it back and compares. A cold reader
+//! takes the largest pack at each position, so it fetches at most `fanout - 1` packs a level
+//! and fewer than `w` tail segments. Segments are never deleted (see `docs/FORMAT.md`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,54 +24,81 @@ use super::{SegmentLog, corrupt, get_if_present, store_error};
 use crate::segment::{self, SegmentDigest};
 use crate::{BackendError, GlobalSeq, pack};
 
-/// How many segments are read at once while packing.
+/// How many segments (or packs, when merging) are read at once while packing.
 const PARALLEL: usize = 8;
 
 /// What a [`SegmentLog::compact`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CompactReport {
-    /// Packs written now.
+    /// Packs written now (of segments, and merged).
     pub written: u64,
+    /// Of `written`, packs that merge smaller packs (a level above the first).
+    pub merged: u64,
     /// Packs another packer had already written with the same bytes.
     pub already_there: u64,
-    /// Segments in the packs written or found now.
+    /// Segments in the level-0 packs written or found now.
     pub segments: u64,
     /// The last event covered by the chain of packs from 1 (0 when there is none).
     pub packed_through: u64,
 }
 
+/// A pack of the chain, by its key: its first and last event, and its size in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Piece {
+    first: GlobalSeq,
+    last: GlobalSeq,
+    size: u64,
+}
+
 impl SegmentLog {
-    /// Packs every complete window after the last pack (see the module doc). Safe to run
-    /// from any number of clients at once.
+    /// Packs every complete window after the last pack, then merges packs level by level
+    /// (see the module doc). Safe to run from any number of clients at once.
     pub async fn compact(&self) -> Result<CompactReport, BackendError> {
         let (log, _) = self.inner.incarnation().await?;
-        let store = &self.inner.store;
-        let width = self.inner.config.pack_window_events;
-        let window = |seq: GlobalSeq| (seq.0 - 1) / width;
         let mut report = CompactReport::default();
-        let (through, newest) = chain_end(&list_packs(store, &log).await?);
-        let mut position = through.next();
+        let store = &self.inner.store;
+        let mut chain = chain_from_start(&list_pieces(store, &log).await?);
         // A packer killed while its store wrote a pack non-atomically leaves a torn object at
-        // the key of the newest pack (packs are written in order): check that one (one GET)
-        // and pack its window again if it is damaged; `write_pack` replaces it.
-        if let Some(first) = newest {
-            let key = log.paths.pack(first, through);
+        // the key of the newest pack of the chain (level-0 packs are written in order):
+        // check that one (one GET) and pack its window again if it is damaged; `write_pack`
+        // replaces it.
+        if let Some(newest) = chain.last().copied() {
+            let key = log.paths.pack(newest.first, newest.last);
             let whole = get_if_present(store.as_ref(), &key)
                 .await?
                 .is_some_and(|bytes| pack::decode(&bytes).is_ok());
             if !whole {
                 tracing::warn!(%key, "the newest pack is damaged; packing its window again");
-                position = first;
+                chain.pop();
             }
         }
+        let position = chain.last().map_or(GlobalSeq(1), |piece| piece.last.next());
         report.packed_through = position.0 - 1;
-        let listed = list_segments_after(store, &log, position).await?;
+        self.pack_segments(&log, position, &mut chain, &mut report)
+            .await?;
+        self.merge_levels(&log, chain, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Level 0: packs the complete windows of segments from `position` on, and adds each
+    /// pack to `chain`.
+    async fn pack_segments(
+        &self,
+        log: &Incarnation,
+        mut position: GlobalSeq,
+        chain: &mut Vec<Piece>,
+        report: &mut CompactReport,
+    ) -> Result<(), BackendError> {
+        let store = &self.inner.store;
+        let width = self.inner.config.pack_window_events;
+        let window = |seq: GlobalSeq| (seq.0 - 1) / width;
+        let listed = list_segments_after(store, log, position).await?;
         // Only windows before the one of the last listed key can be complete: read their
         // segments and the first one after them (which proves they are complete, being on
         // the chain), not the segments of the window still filling.
         let Some(filling) = listed.last().map(|&last| window(last)) else {
-            return Ok(report);
+            return Ok(());
         };
         let closing = listed
             .iter()
@@ -77,7 +111,7 @@ impl SegmentLog {
             .chain(closing)
             .collect();
         if needed.len() < 2 {
-            return Ok(report);
+            return Ok(());
         }
         let mut reads = futures::stream::iter(needed)
             .map(|first| {
@@ -110,7 +144,9 @@ impl SegmentLog {
                     .map_err(|e| corrupt(&key, e))?
                     .0;
                 if window(first) != window(head.first) {
-                    write_pack(store, &log, &run, &mut report).await?;
+                    let objects: Vec<&[u8]> = run.iter().map(|bytes| bytes.as_ref()).collect();
+                    chain.push(write_pack(store, log, &objects, report).await?);
+                    report.segments += run.len() as u64;
                     run.clear();
                 }
             }
@@ -118,19 +154,109 @@ impl SegmentLog {
             position = segment.header.last().next();
             run.push(bytes);
         }
-        Ok(report)
+        Ok(())
+    }
+
+    /// Levels 1 and up: in each complete window of the level, merges the two or more packs
+    /// of the chain that start in it into one (unless they sum to more than
+    /// `pack_max_bytes`), until a level's window holds the whole chain.
+    async fn merge_levels(
+        &self,
+        log: &Incarnation,
+        mut chain: Vec<Piece>,
+        report: &mut CompactReport,
+    ) -> Result<(), BackendError> {
+        let config = &self.inner.config;
+        let mut width = config.pack_window_events;
+        while config.pack_fanout >= 2 {
+            let Some(wider) = width.checked_mul(config.pack_fanout) else {
+                break;
+            };
+            width = wider;
+            let window = |seq: GlobalSeq| (seq.0 - 1) / width;
+            let (Some(head), Some(tail)) = (chain.first(), chain.last()) else {
+                break;
+            };
+            if window(head.first) == window(tail.first) {
+                // One window holds the whole chain: no window of this level or above is
+                // complete.
+                break;
+            }
+            let mut merged = Vec::with_capacity(chain.len());
+            let mut start = 0;
+            while start < chain.len() {
+                let at = window(chain[start].first);
+                let end = chain[start..]
+                    .iter()
+                    .position(|piece| window(piece.first) != at)
+                    .map_or(chain.len(), |offset| start + offset);
+                let group = &chain[start..end];
+                let size: u64 = group.iter().map(|piece| piece.size).sum();
+                // Complete once a piece of a later window follows it.
+                if end < chain.len() && group.len() >= 2 && size <= config.pack_max_bytes {
+                    merged.push(self.merge(log, group, report).await?);
+                } else {
+                    merged.extend_from_slice(group);
+                }
+                start = end;
+            }
+            chain = merged;
+        }
+        Ok(())
+    }
+
+    /// Writes the pack of the segments of the packs `group` (consecutive on the chain).
+    async fn merge(
+        &self,
+        log: &Incarnation,
+        group: &[Piece],
+        report: &mut CompactReport,
+    ) -> Result<Piece, BackendError> {
+        let store = &self.inner.store;
+        let keys: Vec<Path> = group
+            .iter()
+            .map(|piece| log.paths.pack(piece.first, piece.last))
+            .collect();
+        let packs: Vec<(Path, Bytes)> = futures::stream::iter(keys)
+            .map(|key| async move {
+                match get_if_present(store.as_ref(), &key).await? {
+                    Some(bytes) => Ok((key, bytes)),
+                    None => Err(corrupt(&key, "listed, but gone when read for a merge")),
+                }
+            })
+            .buffered(PARALLEL)
+            .try_collect()
+            .await?;
+        let mut objects: Vec<&[u8]> = Vec::new();
+        for ((key, bytes), piece) in packs.iter().zip(group) {
+            let (pack, segments) =
+                pack::decode_with_segment_bytes(bytes).map_err(|e| corrupt(key, e))?;
+            if (pack.first, pack.last) != (piece.first, piece.last) {
+                return Err(corrupt(
+                    key,
+                    format!(
+                        "holds events {} to {}, not its key's",
+                        pack.first, pack.last
+                    ),
+                ));
+            }
+            objects.extend(segments);
+        }
+        let piece = write_pack(store, log, &objects, report).await?;
+        report.merged += 1;
+        Ok(piece)
     }
 }
 
-/// Encodes `run` as a pack and creates it; an existing pack must hold the same bytes.
+/// Encodes the segments `objects` as a pack and creates it; an existing pack must hold the
+/// same bytes. Returns it as a piece of the chain.
 async fn write_pack(
     store: &std::sync::Arc<dyn ObjectStore>,
     log: &Incarnation,
-    run: &[Bytes],
+    objects: &[&[u8]],
     report: &mut CompactReport,
-) -> Result<(), BackendError> {
-    let objects: Vec<&[u8]> = run.iter().map(|bytes| bytes.as_ref()).collect();
-    let bytes = pack::encode(&objects).map_err(|e| BackendError::Invalid {
+) -> Result<Piece, BackendError> {
+    let bytes = pack::encode(objects).map_err(|e| BackendError::Invalid {
         message: format!("packing segments: {e}"),
     })?;
     let decoded = pack::decode(&bytes).map_err(|e| BackendError::Invalid {
@@ -177,9 +303,12 @@ async fn write_pack(
     } else {
         report.already_there += 1;
     }
-    report.segments += run.len() as u64;
-    report.packed_through = decoded.last.0;
-    Ok(())
+    report.packed_through = report.packed_through.max(decoded.last.0);
+    Ok(Piece {
+        first: decoded.first,
+        last: decoded.last,
+        size: bytes.len() as u64,
+    })
 }
 
 /// Replaces the damaged pack at `key` with `bytes`: deletes it, then creates it again. Safe
@@ -209,16 +338,50 @@ async fn replace_damaged(
     }
 }
 
-/// The last event of the chain of `packs` from 1 (0 when there is none), and the first event
-/// of the chain's newest pack.
-fn chain_end(packs: &BTreeMap<GlobalSeq, GlobalSeq>) -> (GlobalSeq, Option<GlobalSeq>) {
-    let mut through = GlobalSeq::ZERO;
-    let mut newest = None;
-    while let Some(&last) = packs.get(&through.next()) {
-        newest = Some(through.next());
-        through = last;
+/// The chain of packs from `e1` as a cold reader takes it: at each position the pack that
+/// starts there and reaches furthest.
+fn chain_from_start(pieces: &[Piece]) -> Vec<Piece> {
+    let mut furthest: BTreeMap<GlobalSeq, Piece> = BTreeMap::new();
+    for piece in pieces {
+        let best = furthest.entry(piece.first).or_insert(*piece);
+        if piece.last > best.last {
+            *best = *piece;
+        }
     }
-    (through, newest)
+    let mut chain = Vec::new();
+    let mut position = GlobalSeq(1);
+    while let Some(piece) = furthest.get(&position) {
+        chain.push(*piece);
+        if piece.last == GlobalSeq(u64::MAX) {
+            break;
+        }
+        position = piece.last.next();
+    }
+    chain
+}
+
+/// Every pack of `log` by its key, with its size.
+async fn list_pieces(
+    store: &std::sync::Arc<dyn ObjectStore>,
+    log: &Incarnation,
+) -> Result<Vec<Piece>, BackendError> {
+    let dir = log.paths.packs_dir();
+    let metas: Vec<object_store::ObjectMeta> = store
+        .list(Some(dir))
+        .try_collect()
+        .await
+        .map_err(|e| store_error("listing", dir, e))?;
+    Ok(metas
+        .iter()
+        .filter_map(|meta| {
+            let (first, last) = log.paths.parse_pack(&meta.location)?;
+            Some(Piece {
+                first,
+                last,
+                size: meta.size,
+            })
+        })
+        .collect())
 }
 
 /// The packs of `log` by their keys: first event → the furthest last event of a pack that

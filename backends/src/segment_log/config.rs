@@ -43,11 +43,27 @@ pub struct SegmentLogConfig {
     /// reader's 1,800 polls at `poll_max` = 2 s (+7%). Default 30 s.
     #[serde(alias = "identity_check", with = "crate::duration")]
     pub identity_check: Duration,
-    /// The width of a pack window in events: a pack holds the segments whose first event
-    /// falls in `k*w+1 ..= (k+1)*w` (see `docs/FORMAT.md`). Every packer of a store should
-    /// use the same width; a reader accepts any pack that fits the chain. Default 4096.
+    /// The width `w` of the smallest pack window in events: a pack holds the segments whose
+    /// first event falls in `k*w+1 ..= (k+1)*w` (see `docs/FORMAT.md`). Smaller means a
+    /// shorter tail of segments after the last pack (at most `w - 1` objects once packed,
+    /// whatever the segment sizes) and more small packs, which `pack-fanout` merges. Every
+    /// packer of a store should use the same width; a reader accepts any pack that fits
+    /// the chain. Default 256.
     #[serde(alias = "pack_window_events")]
     pub pack_window_events: u64,
+    /// How many windows of one level a pack of the next level merges: level `L` windows
+    /// are `w * fanout^L` events wide, and a cold reader takes the largest pack at each
+    /// position, so it fetches at most `fanout - 1` packs a level plus the tail. Each level
+    /// stores the packed bytes once more (a log of N events keeps about
+    /// `log_fanout(N / w)` copies besides its segments). `1` never merges. Default 16.
+    #[serde(alias = "pack_fanout")]
+    pub pack_fanout: u64,
+    /// Largest pack a merge writes, in bytes: a packer holds the packs it merges and the
+    /// result in memory (about twice this), and a reader holds up to four packs. Windows
+    /// whose packs sum to more stay as their smaller packs. Default 32 MiB (a level-2 pack
+    /// of 65,536 one-event segments of a todo app is about 20 MiB).
+    #[serde(alias = "pack_max_bytes")]
+    pub pack_max_bytes: u64,
 }
 
 impl Default for SegmentLogConfig {
@@ -59,7 +75,9 @@ impl Default for SegmentLogConfig {
             poll_min: Duration::from_millis(50),
             poll_max: Duration::from_secs(2),
             identity_check: Duration::from_secs(30),
-            pack_window_events: 4096,
+            pack_window_events: 256,
+            pack_fanout: 16,
+            pack_max_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -94,6 +112,9 @@ impl SegmentLogConfig {
         }
         if self.pack_window_events == 0 {
             return invalid("segment log pack-window-events must be at least 1".into());
+        }
+        if self.pack_fanout == 0 {
+            return invalid("segment log pack-fanout must be at least 1 (1: never merge)".into());
         }
         if self.identity_check.is_zero() {
             return invalid("segment log identity-check must be more than 0".into());

@@ -23,9 +23,9 @@ use super::{Inner, corrupt, get_if_present};
 use crate::segment::{Segment, SegmentDigest};
 use crate::{BackendError, GlobalSeq, pack};
 
-/// How many pack GETs a cold pull keeps in flight. A pack holds a window of events (4,096 by
-/// default, some hundreds of KiB), so a few in flight keep the bucket busy while bounding
-/// the memory a pull holds to a few packs.
+/// How many pack GETs a cold pull keeps in flight. A pack holds a window of events (256 by
+/// default, merged 16 to a level up to `pack-max-bytes`, 32 MiB), so a few in flight keep
+/// the bucket busy while bounding the memory a pull holds to a few packs.
 pub(super) const PACK_READ_AHEAD: usize = 4;
 
 /// A pack by the events its key names: first and last.
