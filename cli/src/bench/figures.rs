@@ -63,23 +63,35 @@ impl Bench {
         Ok(log.with_description(&self.kind, &self.url))
     }
 
-    fn store_id(&self, name: &str) -> String {
+    /// The full id of this run's store `name`.
+    pub(crate) fn store_id(&self, name: &str) -> String {
         format!("{}-{name}", self.run_id)
     }
 
     /// Opens client `client` of store `name`, online, with its own data dir.
     pub(crate) async fn open(&self, name: &str, client: &str) -> Result<Store> {
+        // No packing by the leaders: the figures that read segments measure a log of
+        // segments; packs have their own figures (`cold_pull_packed`).
+        let tuning = Tuning {
+            pack_after_events: 0,
+            ..self.tuning.clone()
+        };
+        self.open_tuned(name, client, tuning).await
+    }
+
+    /// Opens client `client` of store `name` with `tuning`, online, with its own data dir.
+    pub(crate) async fn open_tuned(
+        &self,
+        name: &str,
+        client: &str,
+        tuning: Tuning,
+    ) -> Result<Store> {
         Store::builder(self.schema.clone())
             .with_backend(Arc::new(self.log(name)?))
             .with_store_id(self.store_id(name))
             .with_data_dir(self.temp.join(name).join(client))
             .with_client_id(client)
-            // No packing by the leaders: the figures that read segments measure a log of
-            // segments; packs have their own figures (`cold_pull_packed`).
-            .with_tuning(Tuning {
-                pack_after_events: 0,
-                ..self.tuning.clone()
-            })
+            .with_tuning(tuning)
             .open()
             .await
             .map_err(|e| e.context(format!("bench: opening store {name} as {client}")))
@@ -239,6 +251,29 @@ pub(crate) async fn write_one_per_segment(
     Ok(())
 }
 
+/// Writes todos `e{from} ..` (`count` of them) to store `name`'s log straight through the
+/// backend, `per_segment` a segment: a busy writer's log, quickly.
+pub(crate) async fn write_in_segments(
+    bench: &Bench,
+    name: &str,
+    from: u64,
+    count: u64,
+    per_segment: u64,
+) -> Result<()> {
+    let log = bench.log(name)?;
+    let end = from + count;
+    let mut first = from;
+    while first < end {
+        let last = (first + per_segment.max(1)).min(end);
+        let events: Vec<GlobalEvent> = (first..last).map(global_todo).collect();
+        log.push(events)
+            .await
+            .map_err(|e| backend_error(&bench.url, e))?;
+        first = last;
+    }
+    Ok(())
+}
+
 /// Todo `n` as the event at `e{n}` of a log written by client `writer`.
 fn global_todo(n: u64) -> GlobalEvent {
     GlobalEvent {
@@ -260,38 +295,60 @@ pub(crate) async fn compact(bench: &Bench, name: &str) -> Result<CompactReport> 
         .map_err(|e| backend_error(&bench.url, e))
 }
 
-/// The objects a cold reader of store `name` fetches from `e1`: the chain of packs through
-/// `packed_through` (as `SegmentLog::compact` reported it), then every segment after it.
-pub(crate) async fn cold_read_keys(
-    bench: &Bench,
-    name: &str,
-    packed_through: u64,
-) -> Result<Vec<Path>> {
+/// The objects a cold reader of store `name` fetches from `e{from}` on: the chain of packs
+/// that holds `from` and each position after it (at each, the pack reaching furthest, as
+/// the segment log's reader takes them), then every segment after the chain.
+pub(crate) async fn cold_read_keys(bench: &Bench, name: &str, from: u64) -> Result<Vec<Path>> {
     let paths = bench
         .log(name)?
         .log_paths()
         .await
         .map_err(|e| backend_error(&bench.url, e))?;
+    let packs: Vec<(u64, u64, Path)> = limits::list(&bench.object_store, paths.packs_dir())
+        .await?
+        .into_iter()
+        .filter_map(|key| {
+            let (first, last) = paths.parse_pack(&key)?;
+            Some((first.0, last.0, key))
+        })
+        .collect();
     let mut chain = Vec::new();
-    let mut position = 1;
-    for key in limits::list(&bench.object_store, paths.packs_dir()).await? {
-        if let Some((first, last)) = paths.parse_pack(&key)
-            && first.0 == position
-            && last.0 <= packed_through
-        {
-            chain.push(key);
-            position = last.0 + 1;
-        }
+    let mut position = from;
+    while let Some((_, last, key)) = packs
+        .iter()
+        .filter(|(first, last, _)| *first <= position && *last >= position)
+        .max_by_key(|(_, last, _)| *last)
+    {
+        chain.push(key.clone());
+        position = last + 1;
     }
     for key in limits::list(&bench.object_store, paths.segments_dir()).await? {
         if paths
             .parse_segment(&key)
-            .is_some_and(|first| first.0 > packed_through)
+            .is_some_and(|first| first.0 >= position)
         {
             chain.push(key);
         }
     }
     Ok(chain)
+}
+
+/// Every object of store `name`'s log: segments, packs, snapshots.
+pub(crate) async fn all_keys(bench: &Bench, name: &str) -> Result<Vec<Path>> {
+    let paths = bench
+        .log(name)?
+        .log_paths()
+        .await
+        .map_err(|e| backend_error(&bench.url, e))?;
+    let mut keys = Vec::new();
+    for dir in [
+        paths.segments_dir(),
+        paths.packs_dir(),
+        paths.snapshots_dir(),
+    ] {
+        keys.extend(limits::list(&bench.object_store, dir).await?);
+    }
+    Ok(keys)
 }
 
 /// The segment keys of store `name`'s log.

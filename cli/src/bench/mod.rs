@@ -11,6 +11,7 @@
 //! A figure that cannot be measured yet says `n/a` and why, never a made-up number.
 
 mod figures;
+mod history;
 mod limits;
 mod report;
 mod serve;
@@ -56,6 +57,13 @@ pub struct BenchArgs {
     /// stores, commit-to-echo p50/p99 and events/s, beside raw conditional PUTs
     #[arg(long)]
     serve: bool,
+    /// Size of the history figures (a packed and snapshotted log: fresh clients, verify,
+    /// export, import) [default: 20000; 1000 with --quick]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(100..))]
+    history: Option<u64>,
+    /// Only the history figures
+    #[arg(long, conflicts_with_all = ["writers_only", "serve"])]
+    history_only: bool,
 }
 
 /// The sizes of one run.
@@ -72,11 +80,13 @@ struct Sizes {
     writers: (u64, u64),
     /// Objects of the raw PUT and GET limits.
     objects: u64,
+    /// Events of the history figures (none with `--writers-only`).
+    history: Option<u64>,
 }
 
 impl Sizes {
     fn new(args: &BenchArgs) -> Sizes {
-        if args.quick {
+        let mut sizes = if args.quick {
             Sizes {
                 commits: 200,
                 ingest: [20, 100, 300],
@@ -84,6 +94,7 @@ impl Sizes {
                 rebase: 100,
                 writers: (8, 20),
                 objects: 20,
+                history: Some(args.history.unwrap_or(1_000)),
             }
         } else {
             Sizes {
@@ -93,8 +104,13 @@ impl Sizes {
                 rebase: 1_000,
                 writers: (8, 250),
                 objects: 500,
+                history: Some(args.history.unwrap_or(20_000)),
             }
+        };
+        if args.writers_only || args.serve {
+            sizes.history = None;
         }
+        sizes
     }
 }
 
@@ -136,14 +152,36 @@ pub(crate) async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
         .with_source(e)
     })?;
     let sizes = Sizes::new(args);
-    let progress = progress_bar(if args.serve { serve::STEPS } else { STEPS });
+    let steps = if args.serve {
+        serve::STEPS
+    } else if args.history_only {
+        0
+    } else {
+        STEPS
+    } + sizes.history.map_or(0, |_| 7);
+    let progress = progress_bar(steps);
     let start = Instant::now();
     let result = if args.serve {
         serve::measure_serve(&bench, args.quick, &progress).await
     } else if args.writers_only {
         measure_writers(&bench, &sizes, &progress).await
+    } else if args.history_only {
+        Ok((Vec::new(), Vec::new()))
     } else {
         measure(&bench, &sizes, &progress).await
+    };
+    let result = match (result, sizes.history) {
+        (Ok((mut figures, mut limits)), Some(events)) => {
+            let shown = |message: String| step(&progress, message);
+            history::measure(&bench, &url, events, &shown)
+                .await
+                .map(|(more, raw)| {
+                    figures.extend(more);
+                    limits.extend(raw);
+                    (figures, limits)
+                })
+        }
+        (result, _) => result,
     };
     progress.finish_and_clear();
     let (figures, limits) = result?;
@@ -472,7 +510,7 @@ async fn measure(
         format!("cold pull through packs: {} events", sizes.large),
     );
     let pull = figures::cold_pull(bench, "single", "pack-puller", sizes.large).await?;
-    let objects = figures::cold_read_keys(bench, "single", packed.packed_through).await?;
+    let objects = figures::cold_read_keys(bench, "single", 1).await?;
     let packs = objects
         .iter()
         .filter(|key| key.as_ref().ends_with(".pack"))
@@ -495,8 +533,12 @@ async fn measure(
         )
         .goal("≥ 0.5 × limit", Goal::RatioAtLeast(0.5))
         .note(format!(
-            "packs of {} events; packed through e{}",
-            bench.options.segment_log.pack_window_events, packed.packed_through
+            "packs of {} events merged {} to a level; {} packs written ({} merged), packed through e{}",
+            bench.options.segment_log.pack_window_events,
+            bench.options.segment_log.pack_fanout,
+            packed.written,
+            packed.merged,
+            packed.packed_through
         )),
     );
     figures.push(

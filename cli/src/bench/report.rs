@@ -22,6 +22,8 @@ pub(crate) enum Goal {
     AtLeast(f64),
     /// The ratio to the limit is at least this.
     RatioAtLeast(f64),
+    /// The value is at most the first, and the ratio to the limit at least the second.
+    AtMostWithRatio(f64, f64),
 }
 
 impl Goal {
@@ -30,6 +32,9 @@ impl Goal {
             Goal::AtMost(bound) => Some(value <= bound),
             Goal::AtLeast(bound) => Some(value >= bound),
             Goal::RatioAtLeast(bound) => ratio.map(|ratio| ratio >= bound),
+            Goal::AtMostWithRatio(most, least) => {
+                ratio.map(|ratio| value <= most && ratio >= least)
+            }
         }
     }
 }
