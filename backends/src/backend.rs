@@ -238,4 +238,30 @@ pub trait SyncBackend: Send + Sync + std::fmt::Debug {
             message: format!("backend {} cannot replace its store", self.info().name),
         })
     }
+
+    /// Starts loading a whole log into a new incarnation of the store that no client can
+    /// see, and so none can write into, until [`BulkLoad::publish`]: its writes can then be
+    /// several in flight at once without any risk of a fork. For an import into a store
+    /// that does not exist yet, or that it replaces. `None` (the default): the backend has
+    /// no such path, and the caller pushes one batch after another.
+    async fn bulk_load(&self) -> Result<Option<Box<dyn BulkLoad>>, BackendError> {
+        Ok(None)
+    }
+}
+
+/// A log being written into an unpublished incarnation of a store
+/// ([`SyncBackend::bulk_load`]). Dropped without [`publish`](BulkLoad::publish), it leaves
+/// the store as it was (its objects sit under an id nothing names).
+#[async_trait::async_trait]
+pub trait BulkLoad: Send {
+    /// Appends `batch`, the events after the last batch (the first batch starts at `e1`),
+    /// within the backend's [`Capabilities`]. Returns once the batch is encoded; its write
+    /// may still be in flight, with a bounded number of others.
+    async fn push(&mut self, batch: Vec<GlobalEvent>) -> Result<(), BackendError>;
+
+    /// Waits for every write, then makes this incarnation the store's: over the current
+    /// one when `replace`, otherwise only if the store still does not exist (when another
+    /// client created it meanwhile, fails with [`BackendError::BackendIdMismatch`] naming
+    /// its id, and the store is left as that client made it). Returns the new backend id.
+    async fn publish(self: Box<Self>, replace: bool) -> Result<String, BackendError>;
 }

@@ -73,8 +73,8 @@ pub mod verify;
 pub use object_store;
 
 pub use backend::{
-    BackendInfo, Capabilities, FoundSnapshot, PageInfo, PullPage, PullStream, RefusedSnapshot,
-    SnapshotContent, SnapshotPut, SnapshotSearch, SyncBackend,
+    BackendInfo, BulkLoad, Capabilities, FoundSnapshot, PageInfo, PullPage, PullStream,
+    RefusedSnapshot, SnapshotContent, SnapshotPut, SnapshotSearch, SyncBackend,
 };
 pub use entropy::Entropy;
 pub use error::BackendError;

@@ -125,7 +125,9 @@ fn import_error(url: &str, error: ImportError) -> Error {
         error @ (ImportError::Open { .. }
         | ImportError::File { .. }
         | ImportError::NotEmpty { .. }) => Error::wrap(ErrorKind::Invalid, error),
-        error @ ImportError::Raced { .. } => Error::wrap(ErrorKind::Unavailable, error),
+        error @ (ImportError::Raced { .. } | ImportError::CreatedMeanwhile { .. }) => {
+            Error::wrap(ErrorKind::Unavailable, error)
+        }
         error @ ImportError::Internal { .. } => Error::wrap(ErrorKind::Internal, error),
     }
 }

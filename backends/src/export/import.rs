@@ -5,6 +5,12 @@
 //! it again on a blocking thread that groups events into batches within the backend's
 //! [`Capabilities`](crate::Capabilities) and hands them, two at most in flight, to the
 //! pushing task. Pass 2 checks everything again, so a file changed in between fails there.
+//!
+//! Into a store that does not exist yet, or that `force` replaces, pass 2 writes through the
+//! backend's [`BulkLoad`]: a new incarnation no client sees until the end, several segment
+//! writes in flight, published (`store.json` created or overwritten) once all are written.
+//! Interrupted, such an import leaves the store as it was. Into an existing empty store,
+//! whose clients may push too, it pushes one batch after another.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +20,7 @@ use tokio::sync::mpsc;
 
 use super::{ExportFileError, ExportHeader, Rejected, max_event_bytes, read_export};
 use crate::segment::{MAX_OVERHEAD_LEN, event_len};
-use crate::{BackendError, GlobalEvent, GlobalSeq, SyncBackend};
+use crate::{BackendError, BulkLoad, GlobalEvent, GlobalSeq, SyncBackend};
 
 /// Checks an event's args, for example against a schema; the error says what is wrong.
 pub type ArgsCheck = Arc<dyn Fn(&GlobalEvent) -> Result<(), String> + Send + Sync>;
@@ -120,8 +126,19 @@ pub enum ImportError {
         /// Events pushed before.
         imported: u64,
     },
-    /// The backend failed. Events pushed before it are in the store; run the import again
-    /// with `force`.
+    /// Another client created the store while the import was writing into a new one (a
+    /// store that did not exist): nothing was imported, the store is that client's; run
+    /// the import again (with `force` to replace what it wrote).
+    #[error(
+        "another client created the store during the import (backend id {backend_id}); nothing was imported: run the import again, with --force to replace what that client wrote"
+    )]
+    CreatedMeanwhile {
+        /// The backend id of the store that client created.
+        backend_id: String,
+    },
+    /// The backend failed. Events pushed before it are in the store (none when the import
+    /// wrote into a new store: that one is not published); run the import again with
+    /// `force`.
     #[error("after {imported} imported events: {source}")]
     Backend {
         /// Events pushed before.
@@ -201,11 +218,12 @@ pub async fn import(
         options.progress.clone(),
     )
     .await?;
-    // A dry run must not create a missing store, which asking for the head would.
-    let head = if options.dry_run && !backend.exists().await.map_err(ImportError::backend)? {
-        GlobalSeq::ZERO
-    } else {
+    // Asking for the head would create a missing store: ask whether it exists first.
+    let exists = backend.exists().await.map_err(ImportError::backend)?;
+    let head = if exists {
         backend.head().await.map_err(ImportError::backend)?
+    } else {
+        GlobalSeq::ZERO
     };
     if head > GlobalSeq::ZERO && !options.force {
         return Err(ImportError::NotEmpty { head });
@@ -224,22 +242,77 @@ pub async fn import(
     if options.dry_run {
         return Ok(report);
     }
-    let current = backend.backend_id().await.map_err(ImportError::backend)?;
+    if exists {
+        let current = backend.backend_id().await.map_err(ImportError::backend)?;
+        report.previous_backend_id = Some(current);
+    }
+    // A store that does not exist yet, or that is replaced: the log is written where no
+    // client sees it, several segments at once, and published at the end.
+    let bulk = if !exists || replaces {
+        backend.bulk_load().await.map_err(ImportError::backend)?
+    } else {
+        None
+    };
+    if let Some(load) = bulk {
+        let mut sink = Sink::Bulk(load);
+        push_file(&mut sink, backend, path, options, &mut report).await?;
+        let Sink::Bulk(load) = sink else {
+            return Err(ImportError::Internal {
+                message: "the bulk load went missing".into(),
+            });
+        };
+        let id = load.publish(replaces).await.map_err(|error| match error {
+            BackendError::BackendIdMismatch { found, .. } => ImportError::CreatedMeanwhile {
+                backend_id: found.unwrap_or_default(),
+            },
+            source => ImportError::backend(source),
+        })?;
+        report.backend_id = Some(id);
+        return Ok(report);
+    }
     report.backend_id = Some(if replaces {
         backend
             .replace_store()
             .await
             .map_err(ImportError::backend)?
     } else {
-        current.clone()
+        backend.backend_id().await.map_err(ImportError::backend)?
     });
-    report.previous_backend_id = Some(current);
-    push_file(backend, path, options, &mut report).await?;
+    push_file(
+        &mut Sink::Push(backend),
+        backend,
+        path,
+        options,
+        &mut report,
+    )
+    .await?;
     Ok(report)
 }
 
-/// Pass 2: reads the file again on a blocking thread, in batches, and pushes each.
+/// Where pass 2 puts the batches.
+enum Sink<'a> {
+    /// One push after another into the live store.
+    Push(&'a dyn SyncBackend),
+    /// Into an unpublished incarnation, several writes in flight (nothing is in the store
+    /// until it is published).
+    Bulk(Box<dyn BulkLoad>),
+}
+
+impl Sink<'_> {
+    async fn push(&mut self, batch: Vec<GlobalEvent>, imported: u64) -> Result<(), ImportError> {
+        match self {
+            Sink::Push(backend) => backend.push(batch).await.map_err(|error| match error {
+                BackendError::ServerAhead { head } => ImportError::Raced { head, imported },
+                source => ImportError::Backend { imported, source },
+            }),
+            Sink::Bulk(load) => load.push(batch).await.map_err(ImportError::backend),
+        }
+    }
+}
+
+/// Pass 2: reads the file again on a blocking thread, in batches, and puts each in `sink`.
 async fn push_file(
+    sink: &mut Sink<'_>,
     backend: &dyn SyncBackend,
     path: &Path,
     options: &ImportOptions,
@@ -262,17 +335,8 @@ async fn push_file(
     let mut failure = None;
     while let Some(batch) = received.recv().await {
         let count = batch.len() as u64;
-        if let Err(error) = backend.push(batch).await {
-            failure = Some(match error {
-                BackendError::ServerAhead { head } => ImportError::Raced {
-                    head,
-                    imported: report.imported,
-                },
-                source => ImportError::Backend {
-                    imported: report.imported,
-                    source,
-                },
-            });
+        if let Err(error) = sink.push(batch, report.imported).await {
+            failure = Some(error);
             break;
         }
         report.imported += count;

@@ -202,6 +202,53 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// A new incarnation that `store.json` does not name yet, and the `store.json` body that
+    /// will name it ([`Inner::publish`]).
+    pub(super) fn unpublished(&self) -> Result<(Arc<Incarnation>, Vec<u8>), BackendError> {
+        let (id, body) = self.fresh_store_json()?;
+        Ok((Arc::new(Incarnation::new(self, id)), body))
+    }
+
+    /// Makes `fresh` (from [`Inner::unpublished`], with `body`) the store's incarnation and
+    /// this client's: overwriting `store.json` when `replace`, otherwise creating it, which
+    /// fails with [`BackendError::BackendIdMismatch`] when another client created the store
+    /// first.
+    pub(super) async fn publish(
+        &self,
+        fresh: Arc<Incarnation>,
+        body: Vec<u8>,
+        replace: bool,
+    ) -> Result<(), BackendError> {
+        let key = self.paths.store_json();
+        let mode = if replace {
+            PutMode::Overwrite
+        } else {
+            PutMode::Create
+        };
+        let put = self
+            .store
+            .put_opts(&key, PutPayload::from(body), mode.into())
+            .await;
+        if let Err(error) = put {
+            // Refused or ambiguous: whatever `store.json` names now is the answer.
+            match self.read_store_json().await? {
+                Some(id) if id == fresh.id => {}
+                Some(id) if !replace => {
+                    return Err(BackendError::BackendIdMismatch {
+                        expected: fresh.id.to_string(),
+                        found: Some(id.to_string()),
+                    });
+                }
+                _ => return Err(store_error("publishing", &key, error)),
+            }
+        }
+        let mut cached = self.identity.lock().unwrap_or_else(PoisonError::into_inner);
+        *cached = Some(fresh);
+        Ok(())
+    }
+}
+
 fn parse(key: &Path, bytes: &[u8]) -> Result<BackendId, BackendError> {
     let json: StoreJson = serde_json::from_slice(bytes)
         .map_err(|e| corrupt(key, format!("not a store.json: {e}")))?;

@@ -23,6 +23,7 @@
 //! compare `store.json` with the id they work with and report
 //! [`BackendError::BackendIdMismatch`] (see `identity.rs`).
 
+mod bulk;
 mod compact;
 mod config;
 mod identity;
@@ -34,6 +35,7 @@ mod push;
 mod recent;
 mod snapshots;
 
+pub use bulk::{BULK_IN_FLIGHT, SegmentBulkLoad};
 pub use compact::CompactReport;
 pub use config::{MIN_SEGMENT_BYTES, SegmentLogConfig};
 
@@ -258,6 +260,10 @@ impl SyncBackend for SegmentLog {
 
     async fn pack(&self) -> Result<u64, BackendError> {
         Ok(self.compact().await?.written)
+    }
+
+    async fn bulk_load(&self) -> Result<Option<Box<dyn crate::BulkLoad>>, BackendError> {
+        Ok(Some(Box::new(self.start_bulk_load()?)))
     }
 
     fn requests(&self) -> Option<RequestCounts> {

@@ -173,7 +173,7 @@ async fn read_back(
 }
 
 /// Refuses malformed batches before any request: empty, too many events, misnumbered.
-fn validate(inner: &Inner, batch: &[GlobalEvent]) -> Result<(), BackendError> {
+pub(super) fn validate(inner: &Inner, batch: &[GlobalEvent]) -> Result<(), BackendError> {
     let invalid = |message: String| Err(BackendError::Invalid { message });
     let Some(head) = batch.first() else {
         return invalid("cannot push an empty batch".into());
@@ -210,7 +210,11 @@ fn validate(inner: &Inner, batch: &[GlobalEvent]) -> Result<(), BackendError> {
 
 /// Refuses a segment over `max_bytes_per_segment`, saying whether one event alone is too
 /// big (it can never be pushed) or the batch should be split.
-fn check_size(inner: &Inner, batch: &[GlobalEvent], size: usize) -> Result<(), BackendError> {
+pub(super) fn check_size(
+    inner: &Inner,
+    batch: &[GlobalEvent],
+    size: usize,
+) -> Result<(), BackendError> {
     let limit = inner.config.max_bytes_per_segment;
     if size <= limit {
         return Ok(());
