@@ -18,8 +18,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::reader::read_export_sized;
 use super::{ExportFileError, ExportHeader, Rejected, max_event_bytes, read_export};
-use crate::segment::{MAX_OVERHEAD_LEN, event_len};
+use crate::segment::MAX_OVERHEAD_LEN;
 use crate::{BackendError, BulkLoad, GlobalEvent, GlobalSeq, SyncBackend};
 
 /// Checks an event's args, for example against a schema; the error says what is wrong.
@@ -380,12 +381,11 @@ fn read_in_batches(
     let file = open(path)?;
     let mut batch = Vec::new();
     let mut bytes = MAX_OVERHEAD_LEN;
-    let header = read_export(file, event_limit, &mut |event| {
+    let header = read_export_sized(file, event_limit, &mut |event, size| {
         if let Some(check) = &check_args {
             check(&event).map_err(Rejected::Event)?;
         }
-        // The reader checked that the event encodes and fits alone.
-        let size = event_len(&event).unwrap_or(0);
+        // The reader checked that the event encodes and fits alone, and sized it.
         if !batch.is_empty() && (batch.len() >= limits.events || bytes + size > limits.bytes) {
             batches
                 .blocking_send(std::mem::take(&mut batch))

@@ -173,6 +173,16 @@ pub fn read_export<R: Read>(
     max_event_bytes: usize,
     on_event: &mut dyn FnMut(GlobalEvent) -> Result<(), Rejected>,
 ) -> Result<ExportHeader, ExportFileError> {
+    read_export_sized(reader, max_event_bytes, &mut |event, _| on_event(event))
+}
+
+/// [`read_export`], handing each event with its encoded size in a segment
+/// ([`segment::event_len`](crate::segment::event_len)), which the reader works out anyway.
+pub(crate) fn read_export_sized<R: Read>(
+    reader: R,
+    max_event_bytes: usize,
+    on_event: &mut dyn FnMut(GlobalEvent, usize) -> Result<(), Rejected>,
+) -> Result<ExportHeader, ExportFileError> {
     let budget = Rc::new(Budget::default());
     budget.allow(FIELD_LIMIT);
     let limited = LimitedRead {
@@ -267,7 +277,7 @@ struct ReadState<'a> {
     in_event: Option<u64>,
     /// The fault a visitor found, typed; the parser only carries a message.
     failure: Option<ExportFileError>,
-    on_event: &'a mut dyn FnMut(GlobalEvent) -> Result<(), Rejected>,
+    on_event: &'a mut dyn FnMut(GlobalEvent, usize) -> Result<(), Rejected>,
 }
 
 impl ReadState<'_> {
@@ -370,14 +380,16 @@ impl ReadState<'_> {
                 found: event.parent_seq_num,
             }));
         }
-        let fits = crate::segment::event_len(&event).is_ok_and(|len| len <= self.max_event_bytes);
-        if !fits {
-            return Err(at(EventProblem::TooLarge {
-                limit: self.max_event_bytes,
-            }));
-        }
+        let size = match crate::segment::event_len(&event) {
+            Ok(len) if len <= self.max_event_bytes => len,
+            _ => {
+                return Err(at(EventProblem::TooLarge {
+                    limit: self.max_event_bytes,
+                }));
+            }
+        };
         let seq = event.seq_num;
-        match (self.on_event)(event) {
+        match (self.on_event)(event, size) {
             Ok(()) => {
                 self.events += 1;
                 Ok(())
