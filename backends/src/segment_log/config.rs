@@ -59,9 +59,12 @@ pub struct SegmentLogConfig {
     #[serde(alias = "pack_fanout")]
     pub pack_fanout: u64,
     /// Largest pack a merge writes, in bytes: a packer holds the packs it merges and the
-    /// result in memory (about twice this), and a reader holds up to four packs. Windows
-    /// whose packs sum to more stay as their smaller packs. Default 32 MiB (a level-2 pack
-    /// of 65,536 one-event segments of a todo app is about 20 MiB).
+    /// result in memory, and a cold reader holds up to four packs with their decoded events
+    /// (a 1,000,000-event export through packs of up to 32 MiB peaked at 150 MiB of RSS).
+    /// Windows whose packs sum to more stay as their smaller packs, so a reader fetches more
+    /// of them. Default 4 MiB, `max-bytes-per-segment`'s default: a reader never holds a
+    /// pack much larger than a segment (for a todo app, packs of 4,096 events are merged,
+    /// packs of 65,536 are not).
     #[serde(alias = "pack_max_bytes")]
     pub pack_max_bytes: u64,
 }
@@ -77,7 +80,7 @@ impl Default for SegmentLogConfig {
             identity_check: Duration::from_secs(30),
             pack_window_events: 256,
             pack_fanout: 16,
-            pack_max_bytes: 32 * 1024 * 1024,
+            pack_max_bytes: 4 * 1024 * 1024,
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::segment::{Segment, SegmentDigest};
 use crate::{BackendError, GlobalSeq, pack};
 
 /// How many pack GETs a cold pull keeps in flight. A pack holds a window of events (256 by
-/// default, merged 16 to a level up to `pack-max-bytes`, 32 MiB), so a few in flight keep
+/// default, merged 16 to a level up to `pack-max-bytes`, 4 MiB), so a few in flight keep
 /// the bucket busy while bounding the memory a pull holds to a few packs.
 pub(super) const PACK_READ_AHEAD: usize = 4;
 

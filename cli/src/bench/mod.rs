@@ -189,7 +189,11 @@ pub(crate) async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
         format: 1,
         backend: bench.url.clone(),
         backend_kind: bench.kind.clone(),
-        events: sizes.large,
+        events: if args.history_only {
+            sizes.history.unwrap_or(sizes.large)
+        } else {
+            sizes.large
+        },
         quick: args.quick,
         sqlite_durability: limits::LEADER_DURABILITY.into(),
         elapsed_s: start.elapsed().as_secs_f64(),
