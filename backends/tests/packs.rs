@@ -193,12 +193,12 @@ async fn test_compact_merges_packs_level_by_level_on_memory() {
 #[tokio::test]
 async fn test_compact_merges_packs_level_by_level_on_a_folder() {
     let dir = tempfile::tempdir().unwrap();
-    compact_merges_packs_level_by_level(folder(&dir)).await;
+    compact_merges_packs_level_by_level(folder(&dir.path().join("f"))).await;
 }
 
 #[tokio::test]
 async fn test_compact_merges_packs_level_by_level_on_s3() {
-    let Some(place) = s3("test_compact_merges_packs_level_by_level_on_s3") else {
+    let Some(place) = s3("test_compact_merges_packs_level_by_level_on_s3", "packs") else {
         return;
     };
     compact_merges_packs_level_by_level(place).await;
