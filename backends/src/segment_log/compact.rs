@@ -167,11 +167,11 @@ impl SegmentLog {
         report: &mut CompactReport,
     ) -> Result<(), BackendError> {
         let config = &self.inner.config;
+        if config.pack_fanout < 2 {
+            return Ok(());
+        }
         let mut width = config.pack_window_events;
-        while config.pack_fanout >= 2 {
-            let Some(wider) = width.checked_mul(config.pack_fanout) else {
-                break;
-            };
+        while let Some(wider) = width.checked_mul(config.pack_fanout) {
             width = wider;
             let window = |seq: GlobalSeq| (seq.0 - 1) / width;
             let (Some(head), Some(tail)) = (chain.first(), chain.last()) else {
