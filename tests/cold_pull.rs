@@ -11,16 +11,17 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
-use eventsync::ErrorKind;
 use eventsync::backends::conformance::make_events;
 use eventsync::backends::fault::RecordingStore;
 use eventsync::backends::{GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend};
+use eventsync::{ErrorKind, Tuning};
 use eventsync_todo::todo_schema;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use support::{
-    TODOS_DUMP, backend_log, memory_backend, open_store, synced, todos_from_scratch, wait_until,
+    TODOS_DUMP, backend_log, fast_tuning, memory_backend, open_store, open_store_tuned, synced,
+    todos_from_scratch, wait_until,
 };
 
 const STORE: &str = "cold";
@@ -153,6 +154,16 @@ fn packing_client(store: Arc<dyn ObjectStore>, window: u64) -> SegmentLog {
         .expect("a segment log")
 }
 
+/// Test tuning for a leader that never packs by itself: the packs of these tests are the
+/// packer's, so that a test knows them, and the objects a fresh client fetches are its cold
+/// reader's alone (a leader's packing attempt also reads the newest pack).
+fn no_packing() -> Tuning {
+    Tuning {
+        pack_after_events: 0,
+        ..fast_tuning()
+    }
+}
+
 /// Opens a fresh store over `counting` and lets its cold pull take the whole log (`events`
 /// events); returns its events, its tables and the segments and packs it fetched. It waits
 /// for the pull the store starts when it opens, without `sync()`: a sync restarts the pull
@@ -165,7 +176,7 @@ async fn fresh_pull(
 ) -> (Vec<GlobalEvent>, Vec<serde_json::Value>, Vec<String>) {
     let dir = tempfile::tempdir().expect("a temp dir");
     let backend: Arc<dyn SyncBackend> = Arc::new(packing_client(counting.clone(), 256));
-    let store = open_store(schema, dir.path(), "fresh", backend).await;
+    let store = open_store_tuned(schema, dir.path(), "fresh", backend, no_packing()).await;
     wait_until("the cold pull took the log", || {
         let pulled = store.stats().pulled;
         async move { pulled >= events }
@@ -195,11 +206,12 @@ async fn test_cold_pull_through_packs_ends_identical_to_one_through_segments() {
 
     // A client that reads the segments, before there are packs.
     let dir = tempfile::tempdir().expect("a temp dir");
-    let segments_reader = open_store(
+    let segments_reader = open_store_tuned(
         &schema,
         dir.path(),
         "segments",
         memory_backend(&memory, STORE),
+        no_packing(),
     )
     .await;
     segments_reader.sync().await.expect("sync");

@@ -32,6 +32,15 @@ const KEYS: &[&str] = &[
     "writers_aggregate",
     "server_ahead_single_writer",
     "idle_pull_requests_per_poll",
+    "history_boot_replay",
+    "history_boot_snapshot",
+    "history_cold_read_objects",
+    "history_verify",
+    "history_verify_snapshots",
+    "history_export",
+    "history_export_rss",
+    "history_import",
+    "history_import_rss",
 ];
 
 fn finite_non_negative(value: &Value, what: &str) -> f64 {
