@@ -13,9 +13,12 @@
 //! atomic by itself in SQLite.
 //!
 //! Contract for materializers: write only the schema's tables. Sessions record only those,
-//! so a write elsewhere would survive a rollback. Finding the tables written with
-//! [`Record::Nothing`] briefly installs an SQLite authorizer (the first time each SQL text is
-//! seen), which replaces any authorizer the caller had set on the connection.
+//! so a write elsewhere would survive a rollback. An event defined as synced does not write a
+//! client-only table (snapshots leave those out): [`apply_event`] refuses one before any of
+//! its statements runs ([`MaterializeError::ClientOnlyTable`]). Finding the tables a statement
+//! writes, for that check and with [`Record::Nothing`], briefly installs an SQLite authorizer
+//! (the first time each SQL text is seen), which replaces any authorizer the caller had set on
+//! the connection.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -78,10 +81,48 @@ pub fn apply_event(
         seq: event.seq,
         source,
     };
+    if !def.is_client_only() && schema.has_client_only_tables() {
+        refuse_client_only_writes(conn, schema, event, &statements)?;
+    }
     match record {
         Record::Changeset => apply_recorded(conn, schema, &statements).map_err(sql_error),
         Record::Nothing => apply_unrecorded(conn, schema, &statements).map_err(sql_error),
     }
+}
+
+/// Refuses an event the schema defines as synced whose statements write a client-only
+/// table, before any of them runs.
+///
+/// The check is on what each statement may write (SQLite's authorizer at compile time,
+/// triggers included, cached by SQL text), not on the rows it happens to change: the
+/// contract is about the materializer, and a write that changes nothing today may change
+/// rows on another client's state.
+fn refuse_client_only_writes(
+    conn: &Connection,
+    schema: &Schema,
+    event: &EncodedEvent,
+    statements: &[Statement],
+) -> Result<(), MaterializeError> {
+    for statement in statements {
+        let targets = schema
+            .write_targets(conn, &statement.sql)
+            .map_err(|source| MaterializeError::Sql {
+                event: event.name.clone(),
+                seq: event.seq,
+                source,
+            })?;
+        if let Some(table) = targets
+            .iter()
+            .find(|table| schema.is_client_only_table(table))
+        {
+            return Err(MaterializeError::ClientOnlyTable {
+                event: event.name.clone(),
+                seq: event.seq,
+                table: table.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn unknown_event(

@@ -214,8 +214,10 @@ impl SchemaBuilder {
     /// alone, such as a list filter, written by client-only events. Its rows are never in a
     /// snapshot, since a snapshot is the state every client shares at an event: a client
     /// that boots from one starts with the table empty, as a client that replays the log
-    /// does (client-only events are not in the log). Write it only from client-only events;
-    /// a synced event's writes to it would be missing on a client booted from a snapshot.
+    /// does (client-only events are not in the log). Write it only from client-only events:
+    /// a synced event's writes to it would be missing on a client booted from a snapshot, so
+    /// materializing a synced event whose statements write it fails with
+    /// [`MaterializeError::ClientOnlyTable`] before any of them runs.
     pub fn client_only_table(mut self, name: &str, ddl: &str) -> SchemaBuilder {
         self.tables.push(TableDef {
             name: name.to_string(),
@@ -471,6 +473,11 @@ impl Schema {
         self.tables
             .iter()
             .any(|table| table.client_only && table.name == name)
+    }
+
+    /// True when the schema declares at least one client-only table.
+    pub fn has_client_only_tables(&self) -> bool {
+        self.tables.iter().any(|table| table.client_only)
     }
 
     /// The policy for events the schema does not define.

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use eventsync::Event;
 use eventsync::materialize::{MaterializeError, Record, apply_event, rollback};
-use eventsync::schema::Schema;
+use eventsync::schema::{EventDef, MaterializeContext, Schema, Statement};
 use eventsync::{Changeset, EncodedEvent, EventMeta, EventSeq};
 use eventsync_todo::{
     self as todo, TodoCompleted, TodoCreated, TodoDeleted, TodoUncompleted, UiStateSet,
@@ -317,4 +317,76 @@ fn test_rollback_conflict_is_an_error() {
         matches!(error, MaterializeError::Rollback { index: 0, .. }),
         "{error}"
     );
+}
+
+/// A schema whose `prefs` table is client-only; `v1.NoteAdded` (synced) writes `notes`,
+/// `v1.PrefLeaked` (synced, a bug) writes `prefs`, `v1.PrefSet` (client-only) writes `prefs`.
+fn prefs_schema() -> Schema {
+    #[derive(serde::Deserialize)]
+    struct Text {
+        text: String,
+    }
+    let insert = |sql: &'static str| {
+        move |args: Text, _: &MaterializeContext<'_>| {
+            Ok(vec![Statement::new(sql, vec![args.text.into()])])
+        }
+    };
+    Schema::builder()
+        .table("notes", "CREATE TABLE notes (text TEXT PRIMARY KEY)")
+        .client_only_table("prefs", "CREATE TABLE prefs (text TEXT PRIMARY KEY)")
+        .define_event(
+            EventDef::synced("v1.NoteAdded"),
+            insert("INSERT INTO notes (text) VALUES (?1)"),
+        )
+        .define_event(
+            EventDef::synced("v1.PrefLeaked"),
+            insert("INSERT INTO prefs (text) VALUES (?1)"),
+        )
+        .define_event(
+            EventDef::client_only("v1.PrefSet"),
+            insert("INSERT OR REPLACE INTO prefs (text) VALUES (?1)"),
+        )
+        .build()
+        .unwrap()
+}
+
+/// A synced event whose materializer writes a client-only table is refused before any of its
+/// statements runs, in both recording modes, with the event and the table named; synced
+/// events writing shared tables and client-only events writing the client-only table pass.
+#[test]
+fn test_synced_event_may_not_write_a_client_only_table() {
+    let schema = prefs_schema();
+    let conn = fresh(&schema);
+    let count = |table: &str| -> i64 {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .unwrap()
+    };
+    for record in [Record::Changeset, Record::Nothing] {
+        let leaked = one(1, "v1.PrefLeaked", json!({"text": "dark"}));
+        let error = apply_event(&conn, &schema, &leaked, record).unwrap_err();
+        assert!(
+            matches!(&error, MaterializeError::ClientOnlyTable { event, table, .. }
+                if event == "v1.PrefLeaked" && table == "prefs"),
+            "{record:?}: {error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("v1.PrefLeaked") && message.contains("`prefs`"),
+            "{message}"
+        );
+        assert_eq!(
+            count("prefs"),
+            0,
+            "{record:?}: the refused event wrote nothing"
+        );
+    }
+    let note = one(1, "v1.NoteAdded", json!({"text": "hello"}));
+    let applied = apply_event(&conn, &schema, &note, Record::Changeset).unwrap();
+    assert_eq!(applied.tables, BTreeSet::from(["notes".to_string()]));
+    let pref = one(2, "v1.PrefSet", json!({"text": "dark"}));
+    let applied = apply_event(&conn, &schema, &pref, Record::Nothing).unwrap();
+    assert_eq!(applied.tables, BTreeSet::from(["prefs".to_string()]));
+    assert_eq!((count("notes"), count("prefs")), (1, 1));
 }

@@ -119,6 +119,21 @@ pub enum MaterializeError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// A synced event's materializer writes a client-only table. Client-only tables are
+    /// kept out of snapshots, so such a write would be missing on a client booted from one:
+    /// only client-only events may write them (see `SchemaBuilder::client_only_table`).
+    #[error(
+        "event `{event}` ({seq}) is synced but its materializer writes the client-only table \
+         `{table}`: only client-only events may write it"
+    )]
+    ClientOnlyTable {
+        /// The event's name.
+        event: String,
+        /// The event's number.
+        seq: EventSeq,
+        /// The client-only table its statements write.
+        table: String,
+    },
     /// A changeset could not be rolled back (not recorded, conflicting, or SQLite failed).
     #[error("rolling back changeset {index} (in event order): {message}")]
     Rollback {
