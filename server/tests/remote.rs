@@ -125,7 +125,8 @@ fn store_id(label: &str) -> String {
     )
 }
 
-/// One test per (server kind, check) of the checks that take a fresh `&dyn SyncBackend`.
+/// One test per (server kind, check) of the checks that take a fresh `&dyn SyncBackend`
+/// (the list is the conformance suite's, `eventsync_backends::backend_checks!`).
 macro_rules! remote_conformance {
     ($kind:ident: $($check:ident),* $(,)?) => {
         mod $kind {
@@ -146,28 +147,9 @@ macro_rules! remote_conformance {
     };
 }
 
-macro_rules! all_checks {
-    ($($kind:ident),*) => {
-        $(
-            remote_conformance!($kind:
-                empty_pull_gives_one_no_more_page,
-                live_pull_starts_with_no_more_page,
-                pull_with_cursor,
-                live_pull_survives_idle_and_receives_later_event,
-                streams_dozens_of_large_events,
-                streams_thousands_of_small_events,
-                paginates_ten_thousand_events_from_a_middle_cursor,
-                concurrent_pushes_sharing_a_parent_have_one_winner,
-                push_behind_head_gives_server_ahead,
-                malformed_batches_are_invalid,
-                oversize_event_is_invalid,
-                backend_info_names_the_store,
-            );
-        )*
-    };
-}
-
-all_checks!(memory, folder, s3);
+eventsync_backends::backend_checks!(remote_conformance { memory: });
+eventsync_backends::backend_checks!(remote_conformance { folder: });
+eventsync_backends::backend_checks!(remote_conformance { s3: });
 
 #[tokio::test]
 async fn test_two_clients_share_a_store_and_learn_its_backend_id() {

@@ -220,6 +220,35 @@ pub async fn read_all(backend: &dyn SyncBackend) -> Vec<GlobalEvent> {
     }
 }
 
+/// Calls `$callback! { $($args)* check, check, ... }` with the names of the checks that take
+/// only a fresh `&dyn SyncBackend`, so that a runner of backends made some other way (the
+/// server's `eventsync+ws` tests) runs the same list as [`conformance_tests!`] without
+/// repeating it.
+///
+/// ```text
+/// eventsync_backends::backend_checks!(my_runner! { memory; });
+/// // expands to my_runner! { memory; empty_pull_gives_one_no_more_page, ... }
+/// ```
+#[macro_export]
+macro_rules! backend_checks {
+    ($callback:path { $($args:tt)* }) => {
+        $callback! { $($args)*
+            empty_pull_gives_one_no_more_page,
+            live_pull_starts_with_no_more_page,
+            pull_with_cursor,
+            live_pull_survives_idle_and_receives_later_event,
+            streams_dozens_of_large_events,
+            streams_thousands_of_small_events,
+            paginates_ten_thousand_events_from_a_middle_cursor,
+            concurrent_pushes_sharing_a_parent_have_one_winner,
+            push_behind_head_gives_server_ahead,
+            malformed_batches_are_invalid,
+            oversize_event_is_invalid,
+            backend_info_names_the_store
+        }
+    };
+}
+
 /// Expands to one `#[tokio::test]` per conformance check, in a module named after the
 /// backend, so test names read `memory::pull_with_cursor`.
 ///
@@ -238,20 +267,7 @@ macro_rules! conformance_tests {
             #[allow(unused_imports)]
             use super::*;
 
-            $crate::conformance_tests!(@backend $name, $fixture;
-                empty_pull_gives_one_no_more_page,
-                live_pull_starts_with_no_more_page,
-                pull_with_cursor,
-                live_pull_survives_idle_and_receives_later_event,
-                streams_dozens_of_large_events,
-                streams_thousands_of_small_events,
-                paginates_ten_thousand_events_from_a_middle_cursor,
-                concurrent_pushes_sharing_a_parent_have_one_winner,
-                push_behind_head_gives_server_ahead,
-                malformed_batches_are_invalid,
-                oversize_event_is_invalid,
-                backend_info_names_the_store
-            );
+            $crate::backend_checks!($crate::conformance_tests { @backend $name, $fixture; });
             $crate::conformance_tests!(@fixture $name, $fixture;
                 concurrent_pushers_build_one_gapless_chain,
                 live_pull_sees_other_clients,
