@@ -60,16 +60,12 @@ pub(crate) async fn measure(
     let insert = limits::insert(&bench.temp, events, batch, false)?;
     let (packs, segments) = count_kinds(&objects);
     figures.push(
-        Figure::new(
+        events_per_second(
             "history_boot_replay",
             "fresh client of the packed log without a snapshot, until its first query",
-            rate(events, replay.elapsed),
-            "events/s",
-        )
-        .events(events)
-        .higher_is_better()
-        .limit(
-            rate(events, get_time + insert),
+            events,
+            replay.elapsed,
+            get_time + insert,
             format!("GETs of its {packs} packs and {segments} tail segments, {IN_FLIGHT} in flight, + raw inserts of the rows"),
         )
         .goal("≥ 0.5 × limit", Goal::RatioAtLeast(0.5))
@@ -245,13 +241,14 @@ async fn verify_figures(
                 "verify (every segment, pack and snapshot)",
             )
         };
-        let mut figure = Figure::new(key, what, rate(events, elapsed), "events/s")
-            .events(events)
-            .higher_is_better()
-            .limit(
-                rate(events, get_time),
-                "GETs of every object of the store, 16 in flight",
-            );
+        let mut figure = events_per_second(
+            key,
+            what,
+            events,
+            elapsed,
+            get_time,
+            "GETs of every object of the store, 16 in flight",
+        );
         figure = if replayed {
             figure.goal_text("a figure to watch (the replay is SQLite work beside the GETs)")
         } else {
@@ -302,16 +299,12 @@ async fn export_import(
         unit: "events/s",
     });
     let mut figures = vec![
-        Figure::new(
+        events_per_second(
             "history_export",
             "eventsync export, the whole log to a file",
-            rate(events, exported.elapsed),
-            "events/s",
-        )
-        .events(events)
-        .higher_is_better()
-        .limit(
-            rate(events, get_time + copy_time),
+            events,
+            exported.elapsed,
+            get_time + copy_time,
             format!("GETs of the {} objects a cold reader fetches, {IN_FLIGHT} in flight, + the file copy", objects.len()),
         )
         .goal("≥ 0.5 × limit", Goal::RatioAtLeast(0.5)),
@@ -341,16 +334,12 @@ async fn export_import(
         value: rate(events, read_time + put_time),
         unit: "events/s",
     });
-    let mut import = Figure::new(
+    let mut import = events_per_second(
         "history_import",
         "eventsync import of that file into an empty store",
-        rate(events, imported.elapsed),
-        "events/s",
-    )
-    .events(events)
-    .higher_is_better()
-    .limit(
-        rate(events, read_time + put_time),
+        events,
+        imported.elapsed,
+        read_time + put_time,
         "read the file + PUTs of the same number of segments",
     )
     .goal("≥ 0.5 × limit", Goal::RatioAtLeast(0.5))
@@ -368,6 +357,22 @@ async fn export_import(
         &imported,
     ));
     Ok(figures)
+}
+
+/// `events` done in `elapsed`, in events/s (higher is better), beside the same events done
+/// by the raw work of `limit_time` (`limit_what`): the shape of every rate figure here.
+fn events_per_second(
+    key: &'static str,
+    what: impl Into<String>,
+    events: u64,
+    elapsed: Duration,
+    limit_time: Duration,
+    limit_what: impl Into<String>,
+) -> Figure {
+    Figure::new(key, what, rate(events, elapsed), "events/s")
+        .events(events)
+        .higher_is_better()
+        .limit(rate(events, limit_time), limit_what)
 }
 
 fn rss_figure(key: &'static str, what: &str, events: u64, child: &Child) -> Figure {

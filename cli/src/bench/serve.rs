@@ -180,27 +180,24 @@ fn shape_figures(shape: &Shape, report: &LoadReport, put_ms: f64, put_rate: f64)
         delivered = report.delivered,
         delivery_rate = rate(report.delivered, report.elapsed),
     );
-    let floor = "one conditional PUT of a one-event segment, one at a time";
-    [
+    // The echo at quantile `q` (`label`), beside one PUT at a time.
+    let echo = |key: &'static str, label: &str, q: f64| {
         Figure::new(
-            shape.key[0],
-            format!("{}: commit to live-pull echo, p50", shape.what),
-            ms(report.echo_quantile(0.5)),
+            key,
+            format!("{}: commit to live-pull echo, {label}", shape.what),
+            ms(report.echo_quantile(q)),
             "ms",
         )
         .events(report.events)
-        .limit(put_ms, floor)
+        .limit(
+            put_ms,
+            "one conditional PUT of a one-event segment, one at a time",
+        )
         .goal_text("—")
-        .note(note.clone()),
-        Figure::new(
-            shape.key[1],
-            format!("{}: commit to live-pull echo, p99", shape.what),
-            ms(report.echo_quantile(0.99)),
-            "ms",
-        )
-        .events(report.events)
-        .limit(put_ms, floor)
-        .goal_text("—"),
+    };
+    [
+        echo(shape.key[0], "p50", 0.5).note(note),
+        echo(shape.key[1], "p99", 0.99),
         Figure::new(
             shape.key[2],
             format!("{}: events sustained", shape.what),
