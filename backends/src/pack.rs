@@ -10,7 +10,7 @@
 use sha2::{Digest as _, Sha256};
 
 use crate::GlobalSeq;
-use crate::segment::{self, Segment, SegmentDigest, SegmentError};
+use crate::segment::{self, Segment, SegmentDigest, SegmentError, SegmentHeader};
 
 /// The first eight bytes of every pack.
 pub const MAGIC: [u8; 8] = *b"ESYNCPAK";
@@ -119,21 +119,62 @@ pub fn encode(objects: &[&[u8]]) -> Result<Vec<u8>, PackError> {
 
 /// Decodes and checks a whole pack (see the module doc).
 pub fn decode(bytes: &[u8]) -> Result<Pack, PackError> {
-    parse(bytes).map(|(pack, _)| pack)
+    parse(bytes, segment::decode).map(|(pack, _)| pack)
+}
+
+/// What [`decode_digests`] finds in a pack: its run and each segment's header and digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackDigests {
+    /// Its first event.
+    pub first: GlobalSeq,
+    /// Its last event.
+    pub last: GlobalSeq,
+    /// Each of its segments' header and digest (trailer), in order.
+    pub segments: Vec<(SegmentHeader, SegmentDigest)>,
+}
+
+/// Checks a pack like [`decode`] except that each segment's events are not parsed: the
+/// pack's checksum, framing and run, and each segment's header and checksum
+/// ([`segment::decode_header`]). A segment whose digest equals that of a segment decoded in
+/// full elsewhere holds the same bytes, so an auditor that compares every digest against
+/// the log's segments learns from this what [`decode`] would tell it, without parsing the
+/// same events again.
+pub fn decode_digests(bytes: &[u8]) -> Result<PackDigests, PackError> {
+    let header_only = |bytes: &[u8]| {
+        segment::decode_header(bytes).map(|(header, digest)| Segment {
+            header,
+            events: Vec::new(),
+            digest,
+        })
+    };
+    let (pack, _) = parse(bytes, header_only)?;
+    Ok(PackDigests {
+        first: pack.first,
+        last: pack.last,
+        segments: pack
+            .segments
+            .into_iter()
+            .map(|segment| (segment.header, segment.digest))
+            .collect(),
+    })
 }
 
 /// Decodes and checks a whole pack like [`decode`], and also returns the exact bytes of each
 /// of its segments, in order: what a larger pack that merges this one is encoded from.
 pub fn decode_with_segment_bytes(bytes: &[u8]) -> Result<(Pack, Vec<&[u8]>), PackError> {
-    let (pack, ranges) = parse(bytes)?;
+    let (pack, ranges) = parse(bytes, segment::decode)?;
     Ok((
         pack,
         ranges.into_iter().map(|range| &bytes[range]).collect(),
     ))
 }
 
-/// [`decode`], with the byte range of each segment in `bytes`.
-fn parse(bytes: &[u8]) -> Result<(Pack, Vec<std::ops::Range<usize>>), PackError> {
+/// [`decode`], with the byte range of each segment in `bytes`; each segment is read with
+/// `decode_segment`.
+fn parse(
+    bytes: &[u8],
+    decode_segment: impl Fn(&[u8]) -> Result<Segment, SegmentError>,
+) -> Result<(Pack, Vec<std::ops::Range<usize>>), PackError> {
     let actual = bytes.len() as u64;
     if bytes.len() >= 8 && bytes[..8] != MAGIC {
         return Err(PackError::BadMagic);
@@ -203,7 +244,7 @@ fn parse(bytes: &[u8]) -> Result<(Pack, Vec<std::ops::Range<usize>>), PackError>
                 "segment {index} claims {len} bytes, past the end of the pack"
             )));
         }
-        let segment = segment::decode(&bytes[start..end])
+        let segment = decode_segment(&bytes[start..end])
             .map_err(|error| PackError::Segment { index, error })?;
         segments.push(segment);
         ranges.push(start..end);

@@ -2,7 +2,8 @@
 //! every bad key instead of stopping at the first.
 //!
 //! What it checks: `store.json` (read through [`SegmentLog`], which refuses a damaged one);
-//! then every segment of the backend id's folder, [`PARALLEL`] GETs at a time, in key order:
+//! then every segment of the backend id's folder, [`PARALLEL`] GETs at a time, each decoded
+//! on a blocking thread as soon as it arrives, and checked in key order:
 //! its checksum and framing (`segment::decode`), that it starts where its key says, that it
 //! belongs to this backend id, the numbering and parents of its events, that it starts right
 //! after the segment before it (no gap, no overlap, the first one at 1), and that it chains
@@ -13,6 +14,12 @@
 //! the segment chain ([`Chain`]) once the segments are done: each [`ObjectAudit`] lists its
 //! own folder and adds its faults. A fault in a pack or a snapshot never hides one in the
 //! segments, and the other way round.
+//!
+//! A pack holds the exact bytes of the segments it covers, so its events are parsed once,
+//! in the segments: [`PackAudit`] checks a pack's checksum, framing and each inner segment's
+//! header and checksum ([`pack::decode_digests`]), then that every inner segment's digest
+//! is the digest of the sound segment at its key. Equal SHA-256 digests mean equal bytes, so
+//! a pack whose events differ from the segments' is still caught, by the segment it differs in.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,14 +30,15 @@ use object_store::path::Path;
 use serde::Serialize;
 
 use crate::copy::StoreLocation;
+use crate::pack::{self, PackDigests};
 use crate::paths::LogPaths;
 use crate::segment::{self, SegmentDigest};
 use crate::segment_log::{SegmentLog, SegmentLogConfig, get_if_present, store_error};
 use crate::snapshot::Snapshot;
 use crate::{BackendError, GlobalSeq, SyncBackend};
 
-/// How many objects are read at once.
-const PARALLEL: usize = 8;
+/// How many objects are read (and decoded) at once.
+const PARALLEL: usize = 16;
 
 /// One bad object: its key and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -224,13 +232,23 @@ async fn audit_segments(
         .map(|(first, key)| {
             let store = place.store.clone();
             async move {
-                let bytes = get_if_present(store.as_ref(), &key).await?;
-                Ok::<_, BackendError>((first, key, bytes))
+                let decoded = match get_if_present(store.as_ref(), &key).await? {
+                    // Only the header and digest are kept: the events are dropped once
+                    // decoded and checked.
+                    Some(bytes) => Some(
+                        decode_blocking(move || {
+                            segment::decode(&bytes).map(|segment| (segment.header, segment.digest))
+                        })
+                        .await?,
+                    ),
+                    None => None,
+                };
+                Ok::<_, BackendError>((first, key, decoded))
             }
         })
         .buffered(PARALLEL);
     while let Some(read) = reads.next().await {
-        let (first, key, bytes) = read?;
+        let (first, key, decoded) = read?;
         report.segments += 1;
         progress(report.segments, total);
         let mut fault = |message: String| {
@@ -254,13 +272,17 @@ async fn audit_segments(
             }
             prev = None;
         }
-        let Some(bytes) = bytes else {
+        let Some(decoded) = decoded else {
             fault("it was listed but is gone".into());
             prev = None;
             continue;
         };
-        let segment = match segment::decode(&bytes) {
-            Ok(segment) => segment,
+        let segment = match decoded {
+            Ok((header, digest)) => segment::Segment {
+                header,
+                events: Vec::new(),
+                digest,
+            },
             Err(error) => {
                 fault(error.to_string());
                 prev = None;
@@ -291,9 +313,23 @@ async fn audit_segments(
     Ok(chain)
 }
 
-/// The packs hook: every pack's checksum and framing (`pack::decode`), that its key names
-/// the events it holds, and that each segment it holds is, byte for byte (by digest), the
-/// segment at that key.
+/// Runs a decoder (checksums, parsing) on tokio's blocking pool, so that decoding overlaps
+/// the GETs in flight and uses every core.
+async fn decode_blocking<T: Send + 'static>(
+    decode: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, BackendError> {
+    tokio::task::spawn_blocking(decode)
+        .await
+        .map_err(|e| BackendError::Unavailable {
+            message: format!("verify: a decoding thread stopped: {e}"),
+        })
+}
+
+/// The packs hook: every pack's checksum and framing, and each inner segment's header and
+/// checksum ([`pack::decode_digests`]), that its key names the events it holds, and that each
+/// segment it holds is, byte for byte (by digest), the sound segment at that key. The inner
+/// segments' events are not parsed again: equal digests mean the bytes the segment audit
+/// parsed. [`PARALLEL`] packs are read at once, and checked on blocking threads.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PackAudit;
 
@@ -313,8 +349,23 @@ impl ObjectAudit for PackAudit {
     ) -> Result<u64, BackendError> {
         let keys = list_parsed(store, log.packs_dir(), |key| log.parse_pack(key)).await?;
         let checked = keys.len() as u64;
-        for ((first, last), key) in keys {
-            let Some(pack) = read_decoded(store, &key, crate::pack::decode, faults).await? else {
+        let mut reads = futures::stream::iter(keys)
+            .map(|((first, last), key)| {
+                let store = store.clone();
+                async move {
+                    let decoded = match get_if_present(store.as_ref(), &key).await? {
+                        Some(bytes) => {
+                            Some(decode_blocking(move || pack::decode_digests(&bytes)).await?)
+                        }
+                        None => None,
+                    };
+                    Ok::<_, BackendError>(((first, last), key, decoded))
+                }
+            })
+            .buffered(PARALLEL);
+        while let Some(read) = reads.next().await {
+            let ((first, last), key, decoded) = read?;
+            let Some(pack) = decoded_or_fault(&key, decoded, faults) else {
                 continue;
             };
             let mut fault = |message: String| {
@@ -330,17 +381,17 @@ impl ObjectAudit for PackAudit {
                 ));
                 continue;
             }
-            for segment in &pack.segments {
-                let at = segment.header.first;
-                if segment.header.backend_id != backend_id {
+            for (header, digest) in &pack.segments {
+                let at = header.first;
+                if header.backend_id != backend_id {
                     fault(format!(
                         "its segment at {at} belongs to another store (backend id {})",
-                        segment.header.backend_id
+                        header.backend_id
                     ));
                     break;
                 }
                 match chain.links.get(&at) {
-                    Some(link) if link.digest == segment.digest => {}
+                    Some(link) if link.digest == *digest => {}
                     Some(_) => {
                         fault(format!(
                             "its segment at {at} disagrees with the segment {}",
@@ -473,6 +524,25 @@ async fn list_parsed<K: Ord>(
         .collect();
     keys.sort();
     Ok(keys)
+}
+
+/// A read and decoded pack, or `None` and a [`Fault`] naming `key` when it vanished or did
+/// not decode.
+fn decoded_or_fault(
+    key: &Path,
+    decoded: Option<Result<PackDigests, pack::PackError>>,
+    faults: &mut Vec<Fault>,
+) -> Option<PackDigests> {
+    let message = match decoded {
+        None => "it was listed but is gone".to_owned(),
+        Some(Ok(pack)) => return Some(pack),
+        Some(Err(error)) => error.to_string(),
+    };
+    faults.push(Fault {
+        key: key.to_string(),
+        message,
+    });
+    None
 }
 
 /// Reads and decodes the object at `key`; a vanished or undecodable one is a [`Fault`] naming

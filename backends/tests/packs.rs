@@ -348,6 +348,81 @@ async fn test_verify_names_a_pack_that_disagrees_with_its_segments() {
     assert!(report.faults[0].message.contains("disagrees"), "{report:?}");
 }
 
+/// `verify` parses a pack's events only through the segments (it compares digests): a pack
+/// whose last segment has sound checksums but events that do not even parse, and which
+/// `pack::decode` refuses, is still named by its key, as disagreeing with the segment.
+#[tokio::test]
+async fn test_verify_names_a_pack_whose_inner_events_do_not_parse() {
+    use sha2::{Digest as _, Sha256};
+    let place = memory();
+    fill(&place).await;
+    let log = client(&place).log_paths().await.unwrap();
+    let mut segments = Vec::new();
+    for first in [1, 4, 7] {
+        let key = log.segment(GlobalSeq(first));
+        segments.push(
+            place
+                .store
+                .get(&key)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+                .to_vec(),
+        );
+    }
+    // Break the JSON of segment 7's first event (its `{` becomes `[`) and reseal its
+    // checksum. The events start after the fixed header, the backend id, the client id's
+    // length and the client id, and the first event's length.
+    let last = segments.last_mut().unwrap();
+    let backend_id_len = last[segment::FIXED_HEADER_LEN - 1] as usize;
+    let at = segment::FIXED_HEADER_LEN + backend_id_len;
+    let client_id_len = u16::from_le_bytes([last[at], last[at + 1]]) as usize;
+    let brace = at + 2 + client_id_len + 4;
+    assert_eq!(last[brace], b'{');
+    last[brace] = b'[';
+    let body_end = last.len() - segment::TRAILER_LEN;
+    let digest: [u8; 32] = Sha256::digest(&last[..body_end]).into();
+    last[body_end..].copy_from_slice(&digest);
+    assert!(segment::decode(last).is_err());
+    segment::decode_header(last).unwrap();
+    // A pack of the three, framed and sealed as `pack::encode` would.
+    let size: usize = segments.iter().map(|s| 4 + s.len()).sum();
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&pack::MAGIC);
+    bytes.extend_from_slice(&pack::FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&0u16.to_le_bytes());
+    bytes.extend_from_slice(&((pack::HEADER_LEN + size + pack::TRAILER_LEN) as u64).to_le_bytes());
+    bytes.extend_from_slice(&1u64.to_le_bytes());
+    bytes.extend_from_slice(&9u64.to_le_bytes());
+    bytes.extend_from_slice(&3u32.to_le_bytes());
+    for segment in &segments {
+        bytes.extend_from_slice(&(segment.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(segment);
+    }
+    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    bytes.extend_from_slice(&digest);
+    assert!(pack::decode(&bytes).is_err());
+    assert_eq!(pack::decode_digests(&bytes).unwrap().segments.len(), 3);
+    let key = pack_keys(&place).await[0].clone();
+    place
+        .store
+        .put(&key, PutPayload::from(bytes))
+        .await
+        .unwrap();
+    let report = verify(&place).await;
+    assert_eq!(report.faults.len(), 1, "{report:?}");
+    assert_eq!(report.faults[0].key, key.to_string());
+    assert!(
+        report.faults[0]
+            .message
+            .contains("its segment at e7 disagrees"),
+        "{report:?}"
+    );
+    assert_eq!(report.head, 30);
+}
+
 /// Packing reads the segments of the complete windows and the one segment that closes them,
 /// not those of the window still filling; run again with nothing new, it reads none.
 #[tokio::test]

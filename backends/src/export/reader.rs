@@ -1,19 +1,21 @@
-//! [`read_export`]: walks an export file with serde's `DeserializeSeed`, handing each event
-//! to a callback as soon as it is parsed and checked, so memory stays flat however long the
-//! file is.
+//! [`read_export`]: reads an export file in large chunks and parses each event from a slice
+//! of the buffer, handing it to a callback as soon as it is parsed and checked, so memory
+//! stays flat however long the file is and no byte is read one at a time.
 //!
-//! Memory is bounded twice. The reader under the JSON parser counts bytes and refuses to
-//! read past a budget: each event gets twice the event limit in raw bytes (room for a
-//! pretty-printed file), each header field 64 KiB. So a 100 MB event fails at the budget,
-//! with its position named, instead of being buffered. Then each parsed event's encoded
-//! size ([`segment::event_len`](crate::segment::event_len)) is checked against the limit
+//! The top level (the export object, its field names, `:`, `,` and the `events` array's
+//! brackets) is walked by hand; every value in it (a field name, a header value, one event)
+//! is parsed by `serde_json` straight from the buffer, which learns where the value ends.
+//! A value cut by the end of the buffer is parsed again once more of the file is read.
+//!
+//! Memory is bounded twice. Each value has a budget of raw bytes: each event twice the event
+//! limit (room for a pretty-printed file), each header field 64 KiB. The buffer grows past
+//! one chunk only while a value is longer than it, and a value over its budget fails with
+//! its position named, so a 100 MB event is refused after its budget, not buffered whole.
+//! Then each parsed event's encoded size (what
+//! [`segment::event_len`](crate::segment::event_len) counts) is checked against the limit
 //! exactly.
 
-use std::cell::Cell;
-use std::io::{self, BufReader, Read};
-use std::rc::Rc;
-
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use std::io::{self, Read};
 
 use super::{EXPORT_VERSION, ExportHeader, event_at};
 use crate::{GlobalEvent, GlobalSeq};
@@ -183,74 +185,190 @@ pub(crate) fn read_export_sized<R: Read>(
     max_event_bytes: usize,
     on_event: &mut dyn FnMut(GlobalEvent, usize) -> Result<(), Rejected>,
 ) -> Result<ExportHeader, ExportFileError> {
-    let budget = Rc::new(Budget::default());
-    budget.allow(FIELD_LIMIT);
-    let limited = LimitedRead {
-        inner: BufReader::with_capacity(64 * 1024, reader),
-        budget: budget.clone(),
-    };
     let mut state = ReadState {
-        budget,
+        input: Input::new(reader),
         max_event_bytes,
         fields: Fields::default(),
-        field: None,
         events: 0,
-        in_event: None,
-        failure: None,
+        sized: Vec::new(),
         on_event,
     };
-    let mut deserializer = serde_json::Deserializer::from_reader(limited);
-    let parsed = FileSeed(&mut state)
-        .deserialize(&mut deserializer)
-        .and_then(|()| {
-            state.in_event = None;
-            state.field = None;
-            state.budget.allow(FIELD_LIMIT);
-            deserializer.end()
-        });
-    if let Err(error) = parsed {
-        return Err(state.explain(error));
-    }
+    state.file()?;
     state.finish()
 }
 
-/// How many raw bytes the parser may still read, shared by the reader and the visitors.
-#[derive(Debug, Default)]
-struct Budget {
-    /// Bytes read so far.
-    position: Cell<u64>,
-    /// The position past which reading fails.
-    end: Cell<u64>,
-    /// Set when a read was refused for the budget.
-    exceeded: Cell<bool>,
+/// Bytes the reader asks the file for at a time.
+const READ_CHUNK: usize = 1 << 20;
+
+/// The file, read in large chunks into a buffer that JSON values are parsed from as slices.
+///
+/// The buffer holds the bytes from the start of the value being read to what was read last;
+/// it grows only while one value is larger than what it holds, and never past the value's
+/// budget plus one chunk. Lines are counted as bytes leave the buffer, for messages.
+struct Input<R> {
+    reader: R,
+    buffer: Vec<u8>,
+    /// The next unread byte in `buffer`.
+    at: usize,
+    /// The file ended.
+    eof: bool,
+    /// Newlines in the bytes that left the buffer.
+    lines_before: usize,
+    /// The file offset of the first byte after the last newline that left the buffer.
+    line_start_before: u64,
+    /// The file offset of `buffer[0]`.
+    offset: u64,
 }
 
-impl Budget {
-    /// Allows `bytes` more from here on.
-    fn allow(&self, bytes: u64) {
-        self.end.set(self.position.get().saturating_add(bytes));
-    }
+/// What parsing one value out of the buffer found.
+enum Parsed<T> {
+    /// The value.
+    Value(T),
+    /// The parser failed on the bytes in the buffer; `at` is the buffer position it names.
+    Error(serde_json::Error, usize),
+    /// The file ended inside the value.
+    Truncated,
+    /// The value is longer than its budget.
+    TooLarge,
 }
 
-/// A reader that fails once its budget is spent, so no value larger than the budget is
-/// ever buffered by the parser.
-struct LimitedRead<R> {
-    inner: BufReader<R>,
-    budget: Rc<Budget>,
-}
-
-impl<R: Read> Read for LimitedRead<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let budget = &self.budget;
-        let left = budget.end.get().saturating_sub(budget.position.get());
-        if left == 0 && !buf.is_empty() {
-            budget.exceeded.set(true);
-            return Err(io::Error::other("over the size limit"));
+impl<R: Read> Input<R> {
+    fn new(reader: R) -> Input<R> {
+        Input {
+            reader,
+            buffer: Vec::with_capacity(READ_CHUNK),
+            at: 0,
+            eof: false,
+            lines_before: 0,
+            line_start_before: 0,
+            offset: 0,
         }
-        let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let read = self.inner.read(&mut buf[..take])?;
-        budget.position.set(budget.position.get() + read as u64);
-        Ok(read)
+    }
+
+    /// Reads one more chunk at the end of the buffer, first dropping the bytes before `at`;
+    /// returns false at the end of the file.
+    fn fill(&mut self) -> Result<bool, ExportFileError> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.at > 0 {
+            let gone = &self.buffer[..self.at];
+            let newlines = memchr::memchr_iter(b'\n', gone).count();
+            if newlines > 0 {
+                self.lines_before += newlines;
+                let last = memchr::memrchr(b'\n', gone).unwrap_or_default();
+                self.line_start_before = self.offset + last as u64 + 1;
+            }
+            self.buffer.drain(..self.at);
+            self.offset += self.at as u64;
+            self.at = 0;
+        }
+        let len = self.buffer.len();
+        self.buffer.resize(len + READ_CHUNK, 0);
+        let read = loop {
+            match self.reader.read(&mut self.buffer[len..]) {
+                Ok(read) => break read,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.buffer.truncate(len);
+                    return Err(ExportFileError::Io {
+                        message: e.to_string(),
+                    });
+                }
+            }
+        };
+        self.buffer.truncate(len + read);
+        if read == 0 {
+            self.eof = true;
+        }
+        Ok(read > 0)
+    }
+
+    /// The next byte that is not JSON whitespace, without taking it; `None` at the end of
+    /// the file.
+    fn peek(&mut self) -> Result<Option<u8>, ExportFileError> {
+        loop {
+            while let Some(&byte) = self.buffer.get(self.at) {
+                if !matches!(byte, b' ' | b'\n' | b'\r' | b'\t') {
+                    return Ok(Some(byte));
+                }
+                self.at += 1;
+            }
+            if !self.fill()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Parses one JSON value at the read position, at most `budget` bytes long; on success
+    /// the read position moves past it.
+    fn value<T: serde::de::DeserializeOwned>(
+        &mut self,
+        budget: u64,
+    ) -> Result<Parsed<T>, ExportFileError> {
+        loop {
+            let slice = &self.buffer[self.at..];
+            let mut values = serde_json::Deserializer::from_slice(slice).into_iter::<T>();
+            let result = values.next();
+            let taken = values.byte_offset();
+            match result {
+                // A value that ends where the buffer does may go on in the file (a number
+                // cut between two reads): read on and parse it again.
+                Some(Ok(_)) if self.at + taken == self.buffer.len() && !self.eof => {
+                    self.fill()?;
+                }
+                Some(Ok(value)) => {
+                    if taken as u64 > budget {
+                        return Ok(Parsed::TooLarge);
+                    }
+                    self.at += taken;
+                    return Ok(Parsed::Value(value));
+                }
+                Some(Err(error)) if !error.is_eof() => {
+                    let at = self.error_position(&error);
+                    return Ok(Parsed::Error(error, at));
+                }
+                // The value goes on past the buffer (or the buffer is only whitespace).
+                _ => {
+                    if (self.buffer.len() - self.at) as u64 > budget {
+                        return Ok(Parsed::TooLarge);
+                    }
+                    if !self.fill()? {
+                        return Ok(Parsed::Truncated);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The buffer position a parser error names (its line and column count from `at`).
+    fn error_position(&self, error: &serde_json::Error) -> usize {
+        let slice = &self.buffer[self.at..];
+        let mut line_start = 0;
+        for _ in 1..error.line() {
+            match memchr::memchr(b'\n', &slice[line_start..]) {
+                Some(newline) => line_start += newline + 1,
+                None => break,
+            }
+        }
+        let at = self.at + line_start + error.column().saturating_sub(1);
+        at.min(self.buffer.len())
+    }
+
+    /// Takes the byte at the read position (the caller peeked it).
+    fn take(&mut self) {
+        self.at += 1;
+    }
+
+    /// The 1-based line and column of buffer position `at`.
+    fn line_column(&self, at: usize) -> (usize, usize) {
+        let before = &self.buffer[..at];
+        let line = 1 + self.lines_before + memchr::memchr_iter(b'\n', before).count();
+        let column = match memchr::memrchr(b'\n', before) {
+            Some(newline) => at - newline,
+            None => (self.offset + at as u64 - self.line_start_before) as usize + 1,
+        };
+        (line, column)
     }
 }
 
@@ -264,73 +382,197 @@ struct Fields {
     events: bool,
 }
 
-/// What the visitors share while a file is read.
-struct ReadState<'a> {
-    budget: Rc<Budget>,
+/// What the reader keeps while a file is read.
+struct ReadState<'a, R> {
+    input: Input<R>,
     max_event_bytes: usize,
     fields: Fields,
-    /// The header field whose value is being read.
-    field: Option<&'static str>,
     /// Events accepted so far.
     events: u64,
-    /// The index of the event being read.
-    in_event: Option<u64>,
-    /// The fault a visitor found, typed; the parser only carries a message.
-    failure: Option<ExportFileError>,
+    /// A buffer the events are serialized into to learn their size in a segment.
+    sized: Vec<u8>,
     on_event: &'a mut dyn FnMut(GlobalEvent, usize) -> Result<(), Rejected>,
 }
 
-impl ReadState<'_> {
-    /// Records `failure` and returns a parser error that stops the read.
-    fn fail<E: de::Error>(&mut self, failure: ExportFileError) -> E {
-        let message = failure.to_string();
-        self.failure = Some(failure);
-        E::custom(message)
+impl<R: Read> ReadState<'_, R> {
+    /// A syntax fault at buffer position `at`.
+    fn json_at(&self, at: usize, event: Option<u64>, message: String) -> ExportFileError {
+        let (line, column) = self.input.line_column(at);
+        ExportFileError::Json {
+            line,
+            column,
+            event,
+            message,
+        }
     }
 
-    /// The typed fault behind a parser error.
-    fn explain(&mut self, error: serde_json::Error) -> ExportFileError {
-        if let Some(failure) = self.failure.take() {
-            return failure;
+    /// A syntax fault at the read position: `expected` was not there.
+    fn expected(&mut self, expected: &str, event: Option<u64>) -> ExportFileError {
+        match self.input.peek() {
+            Err(error) => error,
+            Ok(None) => self.truncated(event),
+            Ok(Some(found)) => {
+                let message = format!(
+                    "expected {expected}, found {:?}",
+                    char::from(found).escape_default().to_string()
+                );
+                self.json_at(self.input.at, event, message)
+            }
         }
-        if self.budget.exceeded.get() {
-            return match self.in_event {
-                Some(index) => ExportFileError::Event {
-                    index,
-                    seq: None,
-                    problem: EventProblem::TooLarge {
-                        limit: self.max_event_bytes,
-                    },
-                },
-                None => ExportFileError::FieldTooLarge { limit: FIELD_LIMIT },
-            };
-        }
+    }
+
+    /// The file ends too soon.
+    fn truncated(&self, event: Option<u64>) -> ExportFileError {
+        let (line, _) = self.input.line_column(self.input.buffer.len());
+        ExportFileError::Truncated { line, event }
+    }
+
+    /// A parser error at buffer position `at`, in a header field or an event.
+    fn parse_error(
+        &self,
+        error: serde_json::Error,
+        at: usize,
+        field: Option<&'static str>,
+        event: Option<u64>,
+    ) -> ExportFileError {
         use serde_json::error::Category;
-        match error.classify() {
-            Category::Eof => ExportFileError::Truncated {
-                line: error.line(),
-                event: self.in_event,
-            },
-            Category::Io => ExportFileError::Io {
-                message: error.to_string(),
-            },
-            Category::Data if self.in_event.is_some() => ExportFileError::Event {
-                index: self.in_event.unwrap_or_default(),
+        let message = strip_position(&error);
+        match (error.classify(), event, field) {
+            (Category::Data, Some(index), _) => ExportFileError::Event {
+                index,
                 seq: None,
-                problem: EventProblem::Malformed {
-                    message: error.to_string(),
-                },
+                problem: EventProblem::Malformed { message },
             },
-            Category::Data if self.field.is_some() => ExportFileError::BadField {
-                field: self.field.unwrap_or_default(),
-                message: error.to_string(),
-            },
-            Category::Syntax | Category::Data => ExportFileError::Json {
-                line: error.line(),
-                column: error.column(),
-                event: self.in_event,
-                message: error.to_string(),
-            },
+            (Category::Data, None, Some(field)) => ExportFileError::BadField { field, message },
+            (Category::Io, _, _) => ExportFileError::Io { message },
+            _ => self.json_at(at, event, message),
+        }
+    }
+
+    /// The whole file: one object, then nothing but whitespace.
+    fn file(&mut self) -> Result<(), ExportFileError> {
+        if self.input.peek()? != Some(b'{') {
+            return Err(self.expected(
+                "an export object {version, storeId, exportedAt, eventCount, events}",
+                None,
+            ));
+        }
+        self.input.take();
+        if self.input.peek()? == Some(b'}') {
+            self.input.take();
+        } else {
+            loop {
+                self.field()?;
+                match self.input.peek()? {
+                    Some(b',') => self.input.take(),
+                    Some(b'}') => {
+                        self.input.take();
+                        break;
+                    }
+                    _ => return Err(self.expected("`,` or `}` after a field", None)),
+                }
+            }
+        }
+        match self.input.peek()? {
+            None => Ok(()),
+            Some(_) => Err(self.json_at(
+                self.input.at,
+                None,
+                "trailing characters after the export object".into(),
+            )),
+        }
+    }
+
+    /// One field of the export object: its key, `:` and its value.
+    fn field(&mut self) -> Result<(), ExportFileError> {
+        if self.input.peek()? != Some(b'"') {
+            return Err(self.expected("a field name", None));
+        }
+        let key: String = match self.input.value(FIELD_LIMIT)? {
+            Parsed::Value(key) => key,
+            Parsed::Error(error, at) => return Err(self.parse_error(error, at, None, None)),
+            Parsed::Truncated => return Err(self.truncated(None)),
+            Parsed::TooLarge => return Err(ExportFileError::FieldTooLarge { limit: FIELD_LIMIT }),
+        };
+        let field = match key.as_str() {
+            "version" => "version",
+            "storeId" => "storeId",
+            "exportedAt" => "exportedAt",
+            "eventCount" => "eventCount",
+            "events" => "events",
+            other => {
+                let field = other
+                    .escape_default()
+                    .to_string()
+                    .chars()
+                    .take(80)
+                    .collect();
+                return Err(ExportFileError::UnknownField { field });
+            }
+        };
+        if self.input.peek()? != Some(b':') {
+            return Err(self.expected("`:` after a field name", None));
+        }
+        self.input.take();
+        if field == "events" {
+            if self.fields.events {
+                return Err(bad("events", "appears twice"));
+            }
+            self.events_array()?;
+            self.fields.events = true;
+            return Ok(());
+        }
+        let value: serde_json::Value = match self.input.value(FIELD_LIMIT)? {
+            Parsed::Value(value) => value,
+            Parsed::Error(error, at) => {
+                return Err(self.parse_error(error, at, Some(field), None));
+            }
+            Parsed::Truncated => return Err(self.truncated(None)),
+            Parsed::TooLarge => return Err(ExportFileError::FieldTooLarge { limit: FIELD_LIMIT }),
+        };
+        self.header_field(field, value)
+    }
+
+    /// The `events` array, each event parsed from the buffer and handed on.
+    fn events_array(&mut self) -> Result<(), ExportFileError> {
+        if self.input.peek()? != Some(b'[') {
+            return Err(bad("events", "must be an array of events"));
+        }
+        self.input.take();
+        if self.input.peek()? == Some(b']') {
+            self.input.take();
+            return Ok(());
+        }
+        let raw_limit = (self.max_event_bytes as u64)
+            .saturating_mul(2)
+            .saturating_add(FIELD_LIMIT);
+        loop {
+            let index = self.events;
+            let event: GlobalEvent = match self.input.value(raw_limit)? {
+                Parsed::Value(event) => event,
+                Parsed::Error(error, at) => {
+                    return Err(self.parse_error(error, at, None, Some(index)));
+                }
+                Parsed::Truncated => return Err(self.truncated(Some(index))),
+                Parsed::TooLarge => {
+                    return Err(ExportFileError::Event {
+                        index,
+                        seq: None,
+                        problem: EventProblem::TooLarge {
+                            limit: self.max_event_bytes,
+                        },
+                    });
+                }
+            };
+            self.accept(event)?;
+            match self.input.peek()? {
+                Some(b',') => self.input.take(),
+                Some(b']') => {
+                    self.input.take();
+                    return Ok(());
+                }
+                _ => return Err(self.expected("`,` or `]` after an event", None)),
+            }
         }
     }
 
@@ -380,8 +622,10 @@ impl ReadState<'_> {
                 found: event.parent_seq_num,
             }));
         }
-        let size = match crate::segment::event_len(&event) {
-            Ok(len) if len <= self.max_event_bytes => len,
+        // What `segment::event_len` counts: a length prefix and the event's JSON.
+        self.sized.clear();
+        let size = match serde_json::to_writer(&mut self.sized, &event) {
+            Ok(()) if 4 + self.sized.len() <= self.max_event_bytes => 4 + self.sized.len(),
             _ => {
                 return Err(at(EventProblem::TooLarge {
                     limit: self.max_event_bytes,
@@ -403,14 +647,12 @@ impl ReadState<'_> {
         }
     }
 
-    /// Reads the value of header field `field` (not `events`).
-    fn header_field<'de, A: MapAccess<'de>>(
+    /// Takes the value of header field `field` (not `events`).
+    fn header_field(
         &mut self,
         field: &'static str,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
-        self.field = Some(field);
-        let value: serde_json::Value = map.next_value()?;
+        value: serde_json::Value,
+    ) -> Result<(), ExportFileError> {
         let duplicate = match field {
             "version" => self.fields.version.is_some(),
             "storeId" => self.fields.store_id.is_some(),
@@ -418,23 +660,23 @@ impl ReadState<'_> {
             _ => self.fields.event_count.is_some(),
         };
         if duplicate {
-            return Err(self.fail(bad(field, "appears twice")));
+            return Err(bad(field, "appears twice"));
         }
         match field {
             "version" => match value.as_u64() {
                 Some(EXPORT_VERSION) => self.fields.version = Some(EXPORT_VERSION),
                 _ => {
                     let found: String = value.to_string().chars().take(80).collect();
-                    return Err(self.fail(ExportFileError::Version { found }));
+                    return Err(ExportFileError::Version { found });
                 }
             },
             "eventCount" => match value.as_u64() {
                 Some(count) => self.fields.event_count = Some(count),
-                None => return Err(self.fail(bad(field, "must be a whole number"))),
+                None => return Err(bad(field, "must be a whole number")),
             },
             _ => {
                 let serde_json::Value::String(text) = value else {
-                    return Err(self.fail(bad(field, "must be a string")));
+                    return Err(bad(field, "must be a string"));
                 };
                 if field == "storeId" {
                     self.fields.store_id = Some(text);
@@ -443,8 +685,17 @@ impl ReadState<'_> {
                 }
             }
         }
-        self.field = None;
         Ok(())
+    }
+}
+
+/// A parser error's message without its "at line 1 column 20" (which counts from the start
+/// of the value, not of the file).
+fn strip_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(cut) => text[..cut].to_owned(),
+        None => text,
     }
 }
 
@@ -452,98 +703,6 @@ fn bad(field: &'static str, message: &str) -> ExportFileError {
     ExportFileError::BadField {
         field,
         message: message.into(),
-    }
-}
-
-/// The whole file: one object.
-struct FileSeed<'s, 'a>(&'s mut ReadState<'a>);
-
-impl<'de> DeserializeSeed<'de> for FileSeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for FileSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an export object {version, storeId, exportedAt, eventCount, events}")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let state = self.0;
-        loop {
-            state.budget.allow(FIELD_LIMIT);
-            let Some(key) = map.next_key::<String>()? else {
-                return Ok(());
-            };
-            let field = match key.as_str() {
-                "version" => "version",
-                "storeId" => "storeId",
-                "exportedAt" => "exportedAt",
-                "eventCount" => "eventCount",
-                "events" => {
-                    if state.fields.events {
-                        return Err(state.fail(bad("events", "appears twice")));
-                    }
-                    state.field = Some("events");
-                    map.next_value_seed(EventsSeed(&mut *state))?;
-                    state.fields.events = true;
-                    state.field = None;
-                    continue;
-                }
-                other => {
-                    let field = other
-                        .escape_default()
-                        .to_string()
-                        .chars()
-                        .take(80)
-                        .collect();
-                    return Err(state.fail(ExportFileError::UnknownField { field }));
-                }
-            };
-            state.header_field(field, &mut map)?;
-        }
-    }
-}
-
-/// The `events` array.
-struct EventsSeed<'s, 'a>(&'s mut ReadState<'a>);
-
-impl<'de> DeserializeSeed<'de> for EventsSeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for EventsSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an array of events")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let state = self.0;
-        let raw_limit = (state.max_event_bytes as u64)
-            .saturating_mul(2)
-            .saturating_add(FIELD_LIMIT);
-        loop {
-            state.in_event = Some(state.events);
-            state.budget.allow(raw_limit);
-            let Some(event) = seq.next_element::<GlobalEvent>()? else {
-                state.in_event = None;
-                return Ok(());
-            };
-            if let Err(failure) = state.accept(event) {
-                return Err(state.fail(failure));
-            }
-        }
     }
 }
 
