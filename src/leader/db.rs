@@ -37,6 +37,7 @@
 //! many batches.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use eventsync_backends::GlobalSeq;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -46,7 +47,7 @@ use crate::event::{Changeset, EncodedEvent, EventMeta};
 use crate::materialize::{self, Record};
 use crate::schema::Schema;
 use crate::seq::EventSeq;
-use crate::sync_state::{Pending, PendingEvent, check_json};
+use crate::sync_state::{Pending, PendingEvent};
 
 /// Version of the on-disk layout of `eventlog.db`; a change needs a migration.
 const EVENTLOG_FORMAT: i64 = 1;
@@ -324,16 +325,16 @@ impl LeaderDb {
         Ok(events)
     }
 
-    /// The events after `after` (by position) as pending events: their args kept as the
-    /// stored JSON text, checked but not parsed (a boot with 100,000 pending events would
-    /// otherwise spend most of its time building JSON values it does not need).
+    /// The events after `after` (by position) as pending events known by their numbers
+    /// only: a boot with 100,000 pending events would otherwise spend most of its time
+    /// reading bodies it may never need. [`Self::load_bodies`] reads them when needed.
     pub(crate) fn pending_after(&self, after: EventSeq) -> Result<Pending, DbError> {
         let key = params![after.global.0 as i64, after.client];
         let mut statement = self
             .log
             .prepare_cached(
                 "SELECT seq_global, seq_client, seq_generation, parent_global, parent_client,
-                        parent_generation, name, args_json, client_id, session_id
+                        parent_generation
                  FROM eventlog WHERE (seq_global, seq_client) > (?1, ?2)
                  ORDER BY seq_global, seq_client",
             )
@@ -343,29 +344,74 @@ impl LeaderDb {
         while let Some(row) = rows.next().map_err(sql(EVENTLOG))? {
             let seq = read_seq(0)(row).map_err(sql(EVENTLOG))?;
             let parent = read_seq(3)(row).map_err(sql(EVENTLOG))?;
+            pending.push(PendingEvent::unloaded(seq, parent));
+        }
+        Ok(pending)
+    }
+
+    /// Loads the bodies of the unloaded events among `pending[range]` from the eventlog
+    /// (one read of the rows from the first to the last of them), their args kept as the
+    /// stored JSON text, checked but not parsed.
+    ///
+    /// # Errors
+    ///
+    /// A pending event that the eventlog does not hold with the same number (generation
+    /// included), or args that are not JSON: the files do not agree with the leader.
+    pub(crate) fn load_bodies(
+        &self,
+        pending: &mut Pending,
+        range: Range<usize>,
+    ) -> Result<(), DbError> {
+        let Some((first, last)) = pending.unloaded_span(range) else {
+            return Ok(());
+        };
+        let seq_at = |pending: &Pending, index: usize| pending.get(index).map(|event| event.seq);
+        let (Some(from), Some(to)) = (seq_at(pending, first), seq_at(pending, last)) else {
+            return Ok(());
+        };
+        let mut statement = self
+            .log
+            .prepare_cached(
+                "SELECT seq_global, seq_client, seq_generation, name, args_json, client_id,
+                        session_id
+                 FROM eventlog
+                 WHERE (seq_global, seq_client) >= (?1, ?2) AND (seq_global, seq_client) <= (?3, ?4)
+                 ORDER BY seq_global, seq_client",
+            )
+            .map_err(sql(EVENTLOG))?;
+        let key = params![
+            from.global.0 as i64,
+            from.client,
+            to.global.0 as i64,
+            to.client
+        ];
+        let mut rows = statement.query(key).map_err(sql(EVENTLOG))?;
+        while let Some(row) = rows.next().map_err(sql(EVENTLOG))? {
+            let seq = read_seq(0)(row).map_err(sql(EVENTLOG))?;
             let text = |index: usize| {
                 row.get_ref(index)
                     .and_then(|value| Ok(value.as_str()?))
                     .map_err(sql(EVENTLOG))
             };
-            let (name, client_id, session_id) = (text(6)?, text(8)?, text(9)?);
-            let args: String = row.get(7).map_err(sql(EVENTLOG))?;
-            check_json(&args).map_err(|error| DbError::Format {
-                file: EVENTLOG.into(),
-                message: format!("event {seq}: stored JSON does not parse: {error}"),
-            })?;
-            let event = PendingEvent::from_parts(
-                seq,
-                parent,
-                name,
-                args,
-                client_id,
-                session_id,
-                pending.back(),
-            );
-            pending.push(event);
+            let (name, client_id, session_id) = (text(3)?, text(5)?, text(6)?);
+            let args: String = row.get(4).map_err(sql(EVENTLOG))?;
+            pending
+                .load_body(seq, name, args, client_id, session_id)
+                .map_err(|error| DbError::Format {
+                    file: EVENTLOG.into(),
+                    message: format!("event {seq}: stored JSON does not parse: {error}"),
+                })?;
         }
-        Ok(pending)
+        match pending.unloaded_span(first..last + 1) {
+            None => Ok(()),
+            Some((missing, _)) => Err(DbError::Format {
+                file: EVENTLOG.into(),
+                message: format!(
+                    "pending event {} is not in the eventlog",
+                    seq_at(pending, missing).unwrap_or(from)
+                ),
+            }),
+        }
     }
 
     /// The recorded changesets of the events the backend has not confirmed (every event that

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use eventsync_backends::BackendError;
 
 use super::identity::Identity;
-use super::{Leader, PushDone, TaskDone, Transfer};
+use super::{Leader, PushDone, TaskDone, Transfer, db_error};
 use crate::event::EncodedEvent;
 
 impl Leader {
@@ -41,6 +41,21 @@ impl Leader {
             .tuning
             .push_batch_bytes
             .min(capabilities.max_bytes_per_push);
+        // Boot left pending events' bodies in the eventlog: read those the batch may take.
+        let reach = self
+            .state
+            .pending
+            .iter()
+            .enumerate()
+            .filter(|(_, event)| !event.is_client_only())
+            .nth(max_events)
+            .map_or(self.state.pending.len(), |(index, _)| index);
+        if let Err(error) = self.db.load_bodies(&mut self.state.pending, 0..reach) {
+            return self.fail(db_error(error));
+        }
+        let Some(online) = &mut self.online else {
+            return;
+        };
         let mut batch = Vec::new();
         let mut bytes = eventsync_backends::segment::MAX_OVERHEAD_LEN;
         for event in self

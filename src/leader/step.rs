@@ -35,6 +35,11 @@ impl Leader {
         let payload = Payload::UpstreamAdvance {
             new_events: incoming,
         };
+        // Boot left pending events' bodies in the eventlog: read those the merge compares
+        // or rolls back.
+        if let Err(error) = self.load_bodies_for(&payload, MergeOptions::IGNORE_CLIENT_ONLY) {
+            return self.fail(error);
+        }
         // Planned, not applied: the state moves only once the step is written, so that a
         // page retried one event at a time below starts from the state as it was.
         let (merged, change) = match self.state.plan(payload, MergeOptions::IGNORE_CLIENT_ONLY) {
@@ -83,6 +88,30 @@ impl Leader {
             online.push_backoff.reset();
         }
         self.maybe_start_pack();
+    }
+
+    /// Loads from the eventlog the bodies of the pending events that the merge of
+    /// `payload` reads ([`SyncState::bodies_needed`](crate::sync_state::SyncState::bodies_needed)):
+    /// boot holds pending events by their numbers only.
+    ///
+    /// # Errors
+    ///
+    /// The eventlog cannot be read, or does not hold a pending event.
+    pub(super) fn load_bodies_for(
+        &mut self,
+        payload: &Payload,
+        options: MergeOptions,
+    ) -> Result<(), Error> {
+        loop {
+            let range = self.state.bodies_needed(payload, options);
+            if self.state.pending.unloaded_span(range.clone()).is_none() {
+                return Ok(());
+            }
+            // Loads every unloaded event in `range` or fails, so this ends.
+            self.db
+                .load_bodies(&mut self.state.pending, range)
+                .map_err(db_error)?;
+        }
     }
 
     /// The leader's core step, shared by admission, advance and rebase. In one batch of

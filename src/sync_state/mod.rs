@@ -22,6 +22,8 @@
 //! a head moving backwards, an upstream head past the local head) are bugs in the caller,
 //! never an outcome: they panic in debug builds and return [`InvariantViolation`] in release.
 
+use std::ops::Range;
+
 use crate::event::EncodedEvent;
 use crate::seq::EventSeq;
 
@@ -34,8 +36,13 @@ mod reference;
 mod strategies;
 #[cfg(test)]
 mod tests;
+mod validate;
 
-pub(crate) use pending::check_json;
+use validate::{
+    check_after_upstream, links, validate_merge_result, validate_payload, validate_pending,
+    validate_sync_state,
+};
+
 pub use pending::{Pending, PendingEvent};
 
 /// What a node knows about its sync position.
@@ -396,7 +403,7 @@ impl SyncState {
             Payload::UpstreamRebase {
                 rollback_events,
                 new_events,
-            } => self.plan_upstream_rebase(rollback_events, new_events),
+            } => self.plan_upstream_rebase(rollback_events, new_events)?,
         };
         self.validate_change(&planned.1)?;
         Ok(planned)
@@ -424,6 +431,44 @@ impl SyncState {
         let (merged, change) = self.plan(payload, options)?;
         self.apply(change);
         Ok(merged)
+    }
+
+    /// The pending events (indices) whose bodies [`SyncState::plan`] of `payload` reads,
+    /// as far as the bodies loaded so far tell: an upstream advance compares the pending
+    /// events it reaches, and a divergence among them rolls back everything from there on;
+    /// an upstream rebase rolls back all; a local push reads none. A node whose pending
+    /// events are not all loaded (a leader after boot) loads these, asks again until every
+    /// one is loaded (twice at most: the second answer covers a divergence found among the
+    /// first), and then plans.
+    pub fn bodies_needed(&self, payload: &Payload, options: MergeOptions) -> Range<usize> {
+        match payload {
+            Payload::LocalPush { .. } => 0..0,
+            Payload::UpstreamRebase { .. } => 0..self.pending.len(),
+            Payload::UpstreamAdvance { new_events } => {
+                let reached = confirmed_prefix_len(&self.pending, new_events, options);
+                if self.pending.unloaded_span(0..reached).is_some() {
+                    return 0..reached;
+                }
+                match find_divergence(&self.pending, new_events, options.ignore_client_only) {
+                    Some(divergence) => divergence.pending_index..self.pending.len(),
+                    None => 0..reached,
+                }
+            }
+        }
+    }
+
+    /// A broken invariant unless every pending event in `range` has its body (see
+    /// [`SyncState::bodies_needed`]).
+    fn check_loaded(&self, range: Range<usize>) -> Result<(), InvariantViolation> {
+        match self.pending.unloaded_span(range) {
+            None => Ok(()),
+            Some((first, _)) => Err(violation(format!(
+                "pending event {} is needed by the merge but its body is not loaded",
+                self.pending
+                    .get(first)
+                    .map_or(self.local_head, |event| event.seq)
+            ))),
+        }
     }
 
     fn unchanged(&self) -> StateChange {
@@ -493,6 +538,7 @@ impl SyncState {
         };
         check_after_upstream(self.upstream_head, first, &incoming)?;
         let upstream_head = last.seq;
+        self.check_loaded(0..confirmed_prefix_len(&self.pending, &incoming, options))?;
         match find_divergence(&self.pending, &incoming, options.ignore_client_only) {
             None => {
                 let new_events: Vec<EncodedEvent> = incoming
@@ -520,6 +566,7 @@ impl SyncState {
                 ))
             }
             Some(divergence) => {
+                self.check_loaded(divergence.pending_index..self.pending.len())?;
                 let rolled_back = self.pending.range(divergence.pending_index..);
                 let rollback_events: Vec<EncodedEvent> =
                     rolled_back.clone().map(PendingEvent::to_event).collect();
@@ -550,7 +597,8 @@ impl SyncState {
         &self,
         mut rollback_events: Vec<EncodedEvent>,
         mut new_events: Vec<EncodedEvent>,
-    ) -> (Merged, StateChange) {
+    ) -> Result<(Merged, StateChange), InvariantViolation> {
+        self.check_loaded(0..self.pending.len())?;
         let rolled_back = rollback_events.len();
         rollback_events.extend(self.pending.iter().map(PendingEvent::to_event));
         let upstream_head = new_events
@@ -569,7 +617,7 @@ impl SyncState {
             new_events,
             rollback_events,
         };
-        (merged, change)
+        Ok((merged, change))
     }
 
     /// `merge`'s postconditions for `change`, checked on what it touches: the appended
@@ -599,23 +647,6 @@ impl SyncState {
         }
         Ok(())
     }
-}
-
-/// An upstream advance must start after the upstream head. As LiveStore: "not after" is
-/// judged by position, "equal" by full identity, so an incoming event at the upstream
-/// head's position but another generation passes.
-fn check_after_upstream(
-    upstream_head: EventSeq,
-    first: &EncodedEvent,
-    incoming: &[EncodedEvent],
-) -> Result<(), InvariantViolation> {
-    if upstream_head.is_after(&first.seq) || upstream_head == first.seq {
-        return Err(violation(format!(
-            "incoming events must be after the upstream head {upstream_head}, got [{}]",
-            seq_list(incoming.iter().map(|event| event.seq))
-        )));
-    }
-    Ok(())
 }
 
 /// Where pending and incoming part ways.
@@ -716,101 +747,4 @@ fn rebase_events<'a, E: Renumber + 'a>(
             rebased
         })
         .collect()
-}
-
-/// A pending event's (number, parent): what the chain checks look at.
-fn links(event: &PendingEvent) -> (EventSeq, EventSeq) {
-    (event.seq, event.parent)
-}
-
-/// LiveStore's `validateSyncState`: pending strictly ascending; a pending event on a new
-/// global is a synced one (`client == 0`); one on the same global chains on its predecessor
-/// exactly (parent == predecessor, generation included).
-fn validate_sync_state(state: &SyncState) -> Result<(), InvariantViolation> {
-    validate_pending(state.pending.iter().map(links))
-}
-
-/// Pending events, given as (number, parent), are strictly ascending, and chain where they
-/// share a global.
-fn validate_pending<I>(pending: I) -> Result<(), InvariantViolation>
-where
-    I: Iterator<Item = (EventSeq, EventSeq)> + Clone,
-{
-    for (index, ((previous, _), (next, parent))) in
-        pending.clone().zip(pending.clone().skip(1)).enumerate()
-    {
-        if !next.is_after(&previous) {
-            return Err(violation(format!(
-                "pending events must be strictly ascending, got {previous} then {next} at index {} of [{}]",
-                index + 1,
-                seq_list(pending.clone().map(|(seq, _)| seq))
-            )));
-        }
-        if next.global > previous.global {
-            if next.client != 0 {
-                return Err(violation(format!(
-                    "pending event {next} on a new global must be a synced event (client 0), \
-                     after {previous}"
-                )));
-            }
-        } else if parent != previous {
-            return Err(violation(format!(
-                "pending event {next} must chain on {previous} but its parent is {parent}"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// LiveStore's `validatePayload`: the payload's new events are strictly ascending.
-fn validate_payload(payload: &Payload) -> Result<(), InvariantViolation> {
-    let events = payload.new_events();
-    if events
-        .windows(2)
-        .any(|pair| !pair[1].seq.is_after(&pair[0].seq))
-    {
-        return Err(violation(format!(
-            "payload events must be strictly ascending, got [{}]",
-            seq_list(events.iter().map(|event| event.seq))
-        )));
-    }
-    Ok(())
-}
-
-/// LiveStore's `validateMergeResult`: the new state is valid, its upstream head is not past
-/// its local head, and neither head moved backwards (all by position).
-fn validate_merge_result(
-    before: &SyncState,
-    result: &MergeResult,
-) -> Result<(), InvariantViolation> {
-    let Some(after) = result.new_state() else {
-        return Ok(());
-    };
-    validate_sync_state(after)?;
-    if after.upstream_head.is_after(&after.local_head) {
-        return Err(violation(format!(
-            "upstream head {} must not be after local head {}",
-            after.upstream_head, after.local_head
-        )));
-    }
-    if before.local_head.is_after(&after.local_head) {
-        return Err(violation(format!(
-            "local head moved backwards from {} to {}",
-            before.local_head, after.local_head
-        )));
-    }
-    if before.upstream_head.is_after(&after.upstream_head) {
-        return Err(violation(format!(
-            "upstream head moved backwards from {} to {}",
-            before.upstream_head, after.upstream_head
-        )));
-    }
-    Ok(())
-}
-
-fn seq_list(seqs: impl IntoIterator<Item = EventSeq>) -> String {
-    seqs.into_iter()
-        .map(|seq| seq.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }

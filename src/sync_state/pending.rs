@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::collections::vec_deque;
-use std::ops::RangeBounds;
+use std::ops::{Range, RangeBounds};
 use std::sync::Arc;
 
 use eventsync_backends::GlobalEvent;
@@ -27,12 +27,25 @@ use crate::seq::EventSeq;
 /// A pending event, held compactly: [`EncodedEvent`] with its args as JSON text and its
 /// strings shared, without per-node metadata but the backend's `sync_metadata` (pending
 /// events carry no changeset: those stay in `state.db` and in the session's journal).
+///
+/// Its body (name, args, ids) may be absent: a leader's boot holds the events it read from
+/// `eventlog.db` by their numbers only, so that a reopen with a long backlog does not read
+/// every event, and loads a body from there when a push, a confirmation or a rebase needs
+/// it ([`Pending::unloaded_span`], [`Pending::load_body`]). Every event a node makes itself
+/// (committed, admitted, rebased) has its body.
 #[derive(Debug, Clone)]
 pub struct PendingEvent {
     /// This event's number.
     pub seq: EventSeq,
     /// Its parent's number.
     pub parent: EventSeq,
+    /// What the event says; `None` until loaded from the leader's eventlog.
+    body: Option<Body>,
+}
+
+/// A pending event's content besides its numbers.
+#[derive(Debug, Clone, PartialEq)]
+struct Body {
     /// The event definition's name.
     name: Arc<str>,
     /// The args as JSON text (valid JSON: written by `serde_json` from a value, or checked
@@ -54,85 +67,122 @@ fn shared(text: &str, neighbour: Option<&Arc<str>>) -> Arc<str> {
     }
 }
 
-impl PendingEvent {
-    /// The compact form of `event`. Strings equal to `neighbour`'s (the pending event it
-    /// follows) are shared with it rather than copied. Drops the changeset, if any.
-    pub fn from_event(event: &EncodedEvent, neighbour: Option<&PendingEvent>) -> PendingEvent {
-        PendingEvent {
-            seq: event.seq,
-            parent: event.parent,
-            name: shared(&event.name, neighbour.map(|n| &n.name)),
-            // Serializing a `Value` cannot fail (its map keys are strings).
-            args: serde_json::to_string(&event.args)
-                .unwrap_or_default()
-                .into_boxed_str(),
-            client_id: shared(&event.client_id, neighbour.map(|n| &n.client_id)),
-            session_id: shared(&event.session_id, neighbour.map(|n| &n.session_id)),
-            sync_metadata: event.meta.sync_metadata.clone().map(Box::new),
-        }
-    }
-
-    /// An event read from a store, its args as stored text: `args` must be valid JSON (the
-    /// caller checks it, see [`check_json`]).
-    pub(crate) fn from_parts(
-        seq: EventSeq,
-        parent: EventSeq,
+impl Body {
+    /// A body whose strings equal to `neighbour`'s are shared with it.
+    fn new(
         name: &str,
-        args: String,
+        args: Box<str>,
         client_id: &str,
         session_id: &str,
-        neighbour: Option<&PendingEvent>,
-    ) -> PendingEvent {
-        PendingEvent {
-            seq,
-            parent,
+        neighbour: Option<&Body>,
+    ) -> Body {
+        Body {
             name: shared(name, neighbour.map(|n| &n.name)),
-            args: args.into_boxed_str(),
+            args,
             client_id: shared(client_id, neighbour.map(|n| &n.client_id)),
             session_id: shared(session_id, neighbour.map(|n| &n.session_id)),
             sync_metadata: None,
         }
     }
+}
 
-    /// The event with its args parsed (no changeset).
+impl PendingEvent {
+    /// The compact form of `event`. Strings equal to `neighbour`'s (the pending event it
+    /// follows) are shared with it rather than copied. Drops the changeset, if any.
+    pub fn from_event(event: &EncodedEvent, neighbour: Option<&PendingEvent>) -> PendingEvent {
+        // Serializing a `Value` cannot fail (its map keys are strings).
+        let args = serde_json::to_string(&event.args)
+            .unwrap_or_default()
+            .into_boxed_str();
+        let mut body = Body::new(
+            &event.name,
+            args,
+            &event.client_id,
+            &event.session_id,
+            neighbour.and_then(|n| n.body.as_ref()),
+        );
+        body.sync_metadata = event.meta.sync_metadata.clone().map(Box::new);
+        PendingEvent {
+            seq: event.seq,
+            parent: event.parent,
+            body: Some(body),
+        }
+    }
+
+    /// An event known by its numbers only (read from a store, its body left there until
+    /// [`Pending::load_body`]).
+    pub(crate) fn unloaded(seq: EventSeq, parent: EventSeq) -> PendingEvent {
+        PendingEvent {
+            seq,
+            parent,
+            body: None,
+        }
+    }
+
+    /// Whether the body (name, args, ids) is here; only a leader's boot makes events
+    /// without one.
+    pub fn is_loaded(&self) -> bool {
+        self.body.is_some()
+    }
+
+    /// The body; a caller that reads it made sure it is loaded ([`SyncState::plan`] checks
+    /// the events it reads, the leader loads them first).
+    ///
+    /// [`SyncState::plan`]: super::SyncState::plan
+    fn body(&self) -> Option<&Body> {
+        debug_assert!(
+            self.body.is_some(),
+            "pending event {}: body not loaded",
+            self.seq
+        );
+        self.body.as_ref()
+    }
+
+    /// The event with its args parsed (no changeset). Its body must be loaded (an unloaded
+    /// one is a bug of the caller: debug builds panic, release builds give empty fields).
     pub fn to_event(&self) -> EncodedEvent {
+        let body = self.body();
         EncodedEvent {
             seq: self.seq,
             parent: self.parent,
-            name: self.name.to_string(),
+            name: body.map(|body| body.name.to_string()).unwrap_or_default(),
             args: self.args_value(),
-            client_id: self.client_id.to_string(),
-            session_id: self.session_id.to_string(),
+            client_id: body
+                .map(|body| body.client_id.to_string())
+                .unwrap_or_default(),
+            session_id: body
+                .map(|body| body.session_id.to_string())
+                .unwrap_or_default(),
             meta: EventMeta {
-                sync_metadata: self.sync_metadata.as_deref().cloned(),
+                sync_metadata: body.and_then(|body| body.sync_metadata.as_deref().cloned()),
                 ..EventMeta::default()
             },
         }
     }
 
-    /// The wire form, as [`EncodedEvent::to_global`].
+    /// The wire form, as [`EncodedEvent::to_global`] (body loaded, as [`Self::to_event`]).
     pub fn to_global(&self) -> GlobalEvent {
         self.to_event().to_global()
     }
 
-    /// The event's name.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// The event's name, when its body is loaded.
+    pub fn name(&self) -> Option<&str> {
+        self.body.as_ref().map(|body| &*body.name)
     }
 
-    /// The args as JSON text.
-    pub fn args_json(&self) -> &str {
-        &self.args
+    /// The args as JSON text, when its body is loaded.
+    pub fn args_json(&self) -> Option<&str> {
+        self.body.as_ref().map(|body| &*body.args)
     }
 
-    /// The client that committed it.
-    pub fn client_id(&self) -> &str {
-        &self.client_id
+    /// The client that committed it, when its body is loaded.
+    pub fn client_id(&self) -> Option<&str> {
+        self.body.as_ref().map(|body| &*body.client_id)
     }
 
-    /// The session that committed it.
-    pub fn session_id(&self) -> &str {
-        &self.session_id
+    /// The session that committed it, when its body is loaded.
+    pub fn session_id(&self) -> Option<&str> {
+        self.body.as_ref().map(|body| &*body.session_id)
     }
 
     /// As [`EncodedEvent::is_client_only`].
@@ -141,13 +191,18 @@ impl PendingEvent {
     }
 
     /// As [`EncodedEvent::is_same_as`]: the same event at the same position, args compared
-    /// canonically. Equal text is equal args; other text is parsed and compared.
+    /// canonically. Equal text is equal args; other text is parsed and compared. An event
+    /// whose body is not loaded is the same as nothing (and a bug of the caller, see
+    /// [`Self::to_event`]).
     pub fn is_same_as(&self, other: &EncodedEvent) -> bool {
+        let Some(body) = self.body() else {
+            return false;
+        };
         self.seq.same_position(&other.seq)
-            && *self.name == other.name
-            && *self.client_id == other.client_id
-            && *self.session_id == other.session_id
-            && (serde_json::to_string(&other.args).is_ok_and(|text| *text == *self.args)
+            && *body.name == other.name
+            && *body.client_id == other.client_id
+            && *body.session_id == other.session_id
+            && (serde_json::to_string(&other.args).is_ok_and(|text| *text == *body.args)
                 || args_equal(&self.args_value(), &other.args))
     }
 
@@ -158,37 +213,49 @@ impl PendingEvent {
         PendingEvent {
             seq: pair.seq,
             parent: pair.parent,
-            sync_metadata: None,
-            ..self.clone()
+            body: self.body().map(|body| Body {
+                sync_metadata: None,
+                ..body.clone()
+            }),
         }
     }
 
     fn args_value(&self) -> Value {
         // The text is JSON this node wrote from a value or checked when it read it
-        // (`from_parts`), so it parses; `Null` would only hide a broken invariant.
-        serde_json::from_str(&self.args).unwrap_or_else(|error| {
+        // (`Pending::load_body`), so it parses; `Null` would only hide a broken invariant.
+        let Some(body) = self.body() else {
+            return Value::Null;
+        };
+        serde_json::from_str(&body.args).unwrap_or_else(|error| {
             debug_assert!(false, "pending event {}: args text: {error}", self.seq);
             Value::Null
         })
     }
 }
 
-/// Checks that `text` is one JSON value, without building it (boot reads every pending
-/// event's args this way instead of parsing them into values).
-pub(crate) fn check_json(text: &str) -> Result<(), serde_json::Error> {
+/// Checks that `text` is one JSON value, without building it (the leader reads pending
+/// events' args this way instead of parsing them into values).
+fn check_json(text: &str) -> Result<(), serde_json::Error> {
     serde_json::from_str::<serde::de::IgnoredAny>(text).map(drop)
 }
 
-/// Equal when [`PendingEvent::to_event`] of both would be: args compared as values.
+/// Equal when [`PendingEvent::to_event`] of both would be: args compared as values. An
+/// unloaded event equals only an unloaded one with the same numbers.
 impl PartialEq for PendingEvent {
     fn eq(&self, other: &PendingEvent) -> bool {
         self.seq == other.seq
             && self.parent == other.parent
-            && self.name == other.name
-            && self.client_id == other.client_id
-            && self.session_id == other.session_id
-            && self.sync_metadata == other.sync_metadata
-            && (self.args == other.args || self.args_value() == other.args_value())
+            && match (&self.body, &other.body) {
+                (None, None) => true,
+                (Some(mine), Some(theirs)) => {
+                    mine.name == theirs.name
+                        && mine.client_id == theirs.client_id
+                        && mine.session_id == theirs.session_id
+                        && mine.sync_metadata == theirs.sync_metadata
+                        && (mine.args == theirs.args || self.args_value() == other.args_value())
+                }
+                _ => false,
+            }
     }
 }
 
@@ -284,6 +351,58 @@ impl Pending {
     pub(crate) fn binary_search_position(&self, seq: EventSeq) -> Result<usize, usize> {
         self.events
             .binary_search_by(|event| event.seq.position_cmp(&seq))
+    }
+
+    /// The event at `index` (0 = the oldest).
+    pub fn get(&self, index: usize) -> Option<&PendingEvent> {
+        self.events.get(index)
+    }
+
+    /// The indices of the first and the last event in `range` whose body is not loaded, or
+    /// `None` when all of them are.
+    pub fn unloaded_span(&self, range: Range<usize>) -> Option<(usize, usize)> {
+        let range = range.start.min(self.events.len())..range.end.min(self.events.len());
+        let unloaded = |index: &usize| !self.events[*index].is_loaded();
+        let first = range.clone().find(unloaded)?;
+        let last = range.rev().find(unloaded)?;
+        Some((first, last))
+    }
+
+    /// Gives the event numbered `seq` (generation included) its body, as read from a store:
+    /// `args` is the stored JSON text, checked here (not parsed into a value). Strings equal
+    /// to the previous event's are shared with it. Returns whether an unloaded event with
+    /// that number took it: a loaded one keeps its body, and an unknown number is ignored.
+    ///
+    /// # Errors
+    ///
+    /// The args text is not one JSON value.
+    pub(crate) fn load_body(
+        &mut self,
+        seq: EventSeq,
+        name: &str,
+        args: String,
+        client_id: &str,
+        session_id: &str,
+    ) -> Result<bool, serde_json::Error> {
+        let Ok(index) = self.binary_search_position(seq) else {
+            return Ok(false);
+        };
+        if self.events[index].seq != seq || self.events[index].is_loaded() {
+            return Ok(false);
+        }
+        check_json(&args)?;
+        let neighbour = index
+            .checked_sub(1)
+            .and_then(|previous| self.events[previous].body.as_ref());
+        let body = Body::new(
+            name,
+            args.into_boxed_str(),
+            client_id,
+            session_id,
+            neighbour,
+        );
+        self.events[index].body = Some(body);
+        Ok(true)
     }
 }
 
@@ -387,7 +506,10 @@ mod tests {
         // of values (the map is what cost about 1 KiB an event, issue 11).
         let original = &todos(1)[0];
         let pending = PendingEvent::from_event(original, None);
-        assert_eq!(pending.args_json(), r#"{"id":"t1","text":"todo number 1"}"#);
+        assert_eq!(
+            pending.args_json(),
+            Some(r#"{"id":"t1","text":"todo number 1"}"#)
+        );
         assert!(
             std::mem::size_of::<PendingEvent>() <= 128,
             "PendingEvent grew to {} bytes",
@@ -399,11 +521,12 @@ mod tests {
     fn test_pending_events_of_one_session_share_their_strings() {
         let mut pending = Pending::default();
         pending.push_events(&todos(3));
-        let first = pending.front().unwrap();
+        let first = pending.front().unwrap().body.as_ref().unwrap();
         for event in pending.iter() {
-            assert!(Arc::ptr_eq(&event.name, &first.name));
-            assert!(Arc::ptr_eq(&event.client_id, &first.client_id));
-            assert!(Arc::ptr_eq(&event.session_id, &first.session_id));
+            let body = event.body.as_ref().unwrap();
+            assert!(Arc::ptr_eq(&body.name, &first.name));
+            assert!(Arc::ptr_eq(&body.client_id, &first.client_id));
+            assert!(Arc::ptr_eq(&body.session_id, &first.session_id));
         }
     }
 
@@ -433,6 +556,51 @@ mod tests {
         assert_eq!((pending.len(), pending.synced_len()), (1, 1));
         pending.drop_front(5);
         assert_eq!((pending.len(), pending.synced_len()), (0, 0));
+    }
+
+    /// Numbers only, then bodies loaded as a store would give them: the loaded events
+    /// equal the originals and share their strings; unknown numbers, other generations and
+    /// loaded events are left alone.
+    #[test]
+    fn test_unloaded_events_take_their_bodies_by_number() {
+        let originals = todos(4);
+        let mut pending: Pending = originals
+            .iter()
+            .map(|event| PendingEvent::unloaded(event.seq, event.parent))
+            .collect();
+        assert_eq!(pending.unloaded_span(0..4), Some((0, 3)));
+        assert!(pending.iter().all(|event| event.name().is_none()));
+        let load = |pending: &mut Pending, event: &EncodedEvent| {
+            let args = serde_json::to_string(&event.args).unwrap();
+            pending.load_body(
+                event.seq,
+                &event.name,
+                args,
+                &event.client_id,
+                &event.session_id,
+            )
+        };
+        assert!(load(&mut pending, &originals[1]).unwrap());
+        assert!(load(&mut pending, &originals[2]).unwrap());
+        assert!(
+            !load(&mut pending, &originals[2]).unwrap(),
+            "already loaded"
+        );
+        let other_generation = EncodedEvent {
+            seq: EventSeq::new(1, 0, 7),
+            ..originals[0].clone()
+        };
+        assert!(!load(&mut pending, &other_generation).unwrap());
+        assert_eq!(pending.unloaded_span(0..4), Some((0, 3)));
+        assert_eq!(pending.unloaded_span(1..3), None);
+        assert_eq!(pending.get(1).unwrap().to_event(), originals[1]);
+        assert_eq!(pending.get(2).unwrap().to_event(), originals[2]);
+        let (second, third) = (pending.get(1).unwrap(), pending.get(2).unwrap());
+        let (second, third) = (second.body.as_ref().unwrap(), third.body.as_ref().unwrap());
+        assert!(Arc::ptr_eq(&second.name, &third.name));
+        let broken = pending.load_body(originals[0].seq, "n", "{".into(), "c", "s");
+        assert!(broken.is_err(), "args that are not JSON are refused");
+        assert!(!pending.get(0).unwrap().is_loaded());
     }
 
     #[test]

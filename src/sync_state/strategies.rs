@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::{MergeOptions, MergeResult, Merged, Payload, SyncState};
+use super::{MergeOptions, MergeResult, Merged, Payload, Pending, PendingEvent, SyncState};
 use crate::event::{EncodedEvent, EventMeta};
 use crate::seq::EventSeq;
 
@@ -115,8 +115,9 @@ pub(super) fn assert_in_place_agrees(
     assert_eq!(&merged, result, "merge and the reference agree");
     let mut state = before.clone();
     let merged = state
-        .merge_in_place(payload, options)
+        .merge_in_place(payload.clone(), options)
         .expect("the in-place path accepts what merge accepts");
+    assert_lazy_agrees(before, payload, options, &merged, &state);
     match (result, &merged) {
         (
             MergeResult::Advance {
@@ -164,5 +165,63 @@ pub(super) fn assert_in_place_agrees(
             assert_eq!(&state, before, "a reject leaves the state");
         }
         _ => panic!("merge gave {result:?}, the in-place path {merged:?}"),
+    }
+}
+
+/// The same merge on `before` with every pending event known by its numbers only, as a
+/// leader's boot holds them: loading the bodies [`SyncState::bodies_needed`] names (from
+/// `before`, as the leader reads them from its eventlog) must be enough for the merge, and
+/// give the same result and, once the untouched events are loaded too, the same state.
+fn assert_lazy_agrees(
+    before: &SyncState,
+    payload: Payload,
+    options: MergeOptions,
+    merged: &Merged,
+    after: &SyncState,
+) {
+    let mut lazy = SyncState {
+        pending: before
+            .pending
+            .iter()
+            .map(|event| PendingEvent::unloaded(event.seq, event.parent))
+            .collect(),
+        ..before.clone()
+    };
+    for _ in 0..3 {
+        let range = lazy.bodies_needed(&payload, options);
+        if lazy.pending.unloaded_span(range.clone()).is_none() {
+            break;
+        }
+        load_bodies(&mut lazy.pending, before.pending.range(range));
+    }
+    let needed = lazy.bodies_needed(&payload, options);
+    assert_eq!(
+        lazy.pending.unloaded_span(needed),
+        None,
+        "at most three loads cover what the merge reads"
+    );
+    let lazily = lazy
+        .merge_in_place(payload, options)
+        .expect("the merge accepts a state loaded as far as it reads");
+    assert_eq!(&lazily, merged, "a lazily loaded state merges the same");
+    load_bodies(&mut lazy.pending, after.pending.iter());
+    assert_eq!(&lazy, after, "the state after, its untouched events loaded");
+}
+
+/// Gives the events of `pending` with the numbers of `source` their bodies.
+fn load_bodies<'a>(pending: &mut Pending, source: impl Iterator<Item = &'a PendingEvent>) {
+    for event in source {
+        let body = (
+            event.name(),
+            event.args_json(),
+            event.client_id(),
+            event.session_id(),
+        );
+        let (Some(name), Some(args), Some(client_id), Some(session_id)) = body else {
+            panic!("source event {} is not loaded", event.seq);
+        };
+        pending
+            .load_body(event.seq, name, args.to_owned(), client_id, session_id)
+            .expect("valid JSON");
     }
 }

@@ -456,3 +456,72 @@ fn test_a_snapshot_store_with_unpushed_events_refuses_to_start_over_on_a_schema_
     assert!(error.contains("not pushed yet"), "{error}");
     assert_eq!(db.eventlog_head().unwrap(), E3, "nothing was dropped");
 }
+
+/// Boot holds the pending events by their numbers only (issue 11: a reopen with 100,000
+/// pending events read every body); a load reads the bodies of a range from the eventlog,
+/// as they were committed, and leaves the others out.
+#[test]
+fn test_pending_after_holds_numbers_only_and_loads_bodies_on_demand() {
+    let files = Files::new();
+    let (mut db, _) = files.open();
+    let schema = &files.schema;
+    batch(
+        &mut db,
+        schema,
+        &[],
+        &mut [(add(E1, ROOT, "a"), Record::Nothing)],
+        Some(1),
+    );
+    let mine = [add(E2, E1, "b"), add(E3, E2, "c"), add(E4, E3, "d")];
+    let mut items: Vec<_> = mine
+        .iter()
+        .map(|event| (event.clone(), Record::Changeset))
+        .collect();
+    batch(&mut db, schema, &[], &mut items, None);
+    drop(db);
+
+    let (db, _) = files.open();
+    let mut pending = db.pending_after(E1).unwrap();
+    let numbers: Vec<_> = pending.iter().map(|event| event.seq).collect();
+    assert_eq!(numbers, [E2, E3, E4]);
+    assert!(
+        pending
+            .iter()
+            .all(|event| !event.is_loaded() && event.args_json().is_none()),
+        "no pending event holds its body after boot"
+    );
+    db.load_bodies(&mut pending, 1..2).unwrap();
+    let loaded: Vec<bool> = pending.iter().map(|event| event.is_loaded()).collect();
+    assert_eq!(loaded, [false, true, false]);
+    assert_eq!(pending.get(1).unwrap().to_event(), mine[1]);
+    db.load_bodies(&mut pending, 0..3).unwrap();
+    assert_eq!(pending, mine.to_vec());
+}
+
+/// A pending event the eventlog does not hold (the files disagree with the leader) is a
+/// data error naming it, not an event with an empty body.
+#[test]
+fn test_loading_a_body_the_eventlog_lacks_is_an_error() {
+    let files = Files::new();
+    let (mut db, _) = files.open();
+    let schema = &files.schema;
+    batch(
+        &mut db,
+        schema,
+        &[],
+        &mut [(add(E1, ROOT, "a"), Record::Changeset)],
+        None,
+    );
+    let mut pending = db.pending_after(ROOT).unwrap();
+    pending.push(crate::sync_state::PendingEvent::unloaded(
+        EventSeq::new(2, 0, 3),
+        E1,
+    ));
+    let error = db.load_bodies(&mut pending, 0..2).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("pending event e2r3 is not in the eventlog"),
+        "{error}"
+    );
+}
