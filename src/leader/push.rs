@@ -49,7 +49,8 @@ impl Leader {
             .enumerate()
             .filter(|(_, event)| !event.is_client_only())
             .nth(max_events)
-            .map_or(self.state.pending.len(), |(index, _)| index);
+            // The loop below encodes one event past the batch before it stops.
+            .map_or(self.state.pending.len(), |(index, _)| index + 1);
         if let Err(error) = self.db.load_bodies(&mut self.state.pending, 0..reach) {
             return self.fail(db_error(error));
         }
