@@ -191,6 +191,10 @@ pub struct StoreStats {
     pub pull_starts: u64,
     /// Pages the pulls delivered.
     pub pulled_pages: u64,
+    /// Durable leader batches: commits of `eventlog.db` (one fsync of its WAL each), each
+    /// holding everything one wake-up of the leader took (admitted session events, pulled
+    /// pages, confirmed pushes). `committed / durable_batches` is the leader's group commit.
+    pub durable_batches: u64,
     /// The requests the backend made of its object store, by kind
     /// ([`SyncBackend::requests`](eventsync_backends::SyncBackend::requests)): since the
     /// backend was made, so they include those of whoever else shares it. `None` when the
@@ -210,6 +214,7 @@ impl std::ops::AddAssign<&StoreStats> for StoreStats {
             pulled,
             pull_starts,
             pulled_pages,
+            durable_batches,
             requests,
         } = other;
         self.committed += committed;
@@ -220,6 +225,7 @@ impl std::ops::AddAssign<&StoreStats> for StoreStats {
         self.pulled += pulled;
         self.pull_starts += pull_starts;
         self.pulled_pages += pulled_pages;
+        self.durable_batches += durable_batches;
         if let Some(requests) = requests {
             *self.requests.get_or_insert_default() += requests;
         }
@@ -244,6 +250,8 @@ pub(crate) struct Counters {
     pub pulled: AtomicU64,
     pub pull_starts: AtomicU64,
     pub pulled_pages: AtomicU64,
+    /// Commits of `eventlog.db` by [`Leader::make_durable`](super::Leader).
+    pub durable_batches: AtomicU64,
 }
 
 impl Counters {
@@ -257,6 +265,7 @@ impl Counters {
             pulled: self.pulled.load(Ordering::Relaxed),
             pull_starts: self.pull_starts.load(Ordering::Relaxed),
             pulled_pages: self.pulled_pages.load(Ordering::Relaxed),
+            durable_batches: self.durable_batches.load(Ordering::Relaxed),
             requests: None,
         }
     }
@@ -279,6 +288,7 @@ mod tests {
             pulled: 6,
             pull_starts: 7,
             pulled_pages: 8,
+            durable_batches: 9,
             requests: Some(RequestCounts {
                 puts: 1,
                 gets: 2,
@@ -300,6 +310,7 @@ mod tests {
                 pulled: 12,
                 pull_starts: 14,
                 pulled_pages: 16,
+                durable_batches: 18,
                 requests: Some(RequestCounts {
                     puts: 2,
                     gets: 4,

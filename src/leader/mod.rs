@@ -441,6 +441,9 @@ impl Leader {
                 self.outbox.clear();
                 return self.fail(db_error(error));
             }
+            self.counters
+                .durable_batches
+                .fetch_add(1, Ordering::Relaxed);
             tracing::debug!("committed the steps of this wake-up");
         }
         for outgoing in std::mem::take(&mut self.outbox) {

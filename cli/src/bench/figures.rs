@@ -151,6 +151,10 @@ pub(crate) struct Ingest {
     pub durable: Duration,
     /// From the first commit until the backend confirmed them all.
     pub confirmed: Duration,
+    /// The leader's durable batches (eventlog commits) from the first commit until all
+    /// were durable: admitted session events, and confirmed pushes and pulled pages taken
+    /// meanwhile.
+    pub durable_batches: u64,
     /// The leader's counters at the end.
     pub stats: StoreStats,
     /// The process's resident memory once the leader had them all: (VmRSS, VmHWM) in bytes.
@@ -162,6 +166,7 @@ pub(crate) async fn ingest(bench: &Bench, name: &str, count: u64) -> Result<Inge
     let store = bench.open(name, "writer").await?;
     let session = store.session().await?;
     let todos: Vec<TodoCreated> = (1..=count).map(todo).collect();
+    let batches_before = store.stats().durable_batches;
     let start = Instant::now();
     for todo in &todos {
         session.commit(todo)?;
@@ -171,6 +176,7 @@ pub(crate) async fn ingest(bench: &Bench, name: &str, count: u64) -> Result<Inge
     })
     .await?;
     let durable = start.elapsed();
+    let durable_batches = store.stats().durable_batches - batches_before;
     let rss = resident_memory();
     store.sync().await?;
     let confirmed = start.elapsed();
@@ -179,6 +185,7 @@ pub(crate) async fn ingest(bench: &Bench, name: &str, count: u64) -> Result<Inge
     store.shutdown().await?;
     Ok(Ingest {
         durable,
+        durable_batches,
         confirmed,
         stats,
         rss,
