@@ -13,7 +13,10 @@ use futures::StreamExt;
 
 use eventsync::backends::conformance::make_events;
 use eventsync::backends::fault::RecordingStore;
-use eventsync::backends::{GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend};
+use eventsync::backends::{
+    BackendError, BackendInfo, GlobalEvent, GlobalSeq, PullStream, SegmentLog, SegmentLogConfig,
+    SyncBackend,
+};
 use eventsync::{ErrorKind, Tuning};
 use eventsync_todo::todo_schema;
 use object_store::memory::InMemory;
@@ -305,4 +308,125 @@ async fn test_cold_pull_through_packs_ends_identical_to_one_through_segments() {
         }),
         "{segments:?}"
     );
+}
+
+/// A backend whose pull streams deliver a page only while the test allows it: `allow(n)`
+/// lets `n` pages out in all (over every stream), `open()` all of them. A stream waiting for
+/// its turn has read its page already, so the test can stop a cold pull with objects
+/// fetched that the leader has not taken yet.
+struct PageGate {
+    inner: Arc<dyn SyncBackend>,
+    allowed: Arc<tokio::sync::watch::Sender<u64>>,
+    delivered: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for PageGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageGate").finish_non_exhaustive()
+    }
+}
+
+impl PageGate {
+    fn new(inner: Arc<dyn SyncBackend>, allowed: u64) -> Arc<PageGate> {
+        Arc::new(PageGate {
+            inner,
+            allowed: Arc::new(tokio::sync::watch::channel(allowed).0),
+            delivered: Arc::default(),
+        })
+    }
+
+    fn open(&self) {
+        self.allowed.send_replace(u64::MAX);
+    }
+}
+
+#[async_trait::async_trait]
+impl SyncBackend for PageGate {
+    async fn push(&self, batch: Vec<GlobalEvent>) -> Result<(), BackendError> {
+        self.inner.push(batch).await
+    }
+    async fn pull(&self, cursor: GlobalSeq, live: bool) -> Result<PullStream, BackendError> {
+        use std::sync::atomic::Ordering;
+        let stream = self.inner.pull(cursor, live).await?;
+        let (allowed, delivered) = (self.allowed.clone(), self.delivered.clone());
+        Ok(stream
+            .then(move |page| {
+                let (allowed, delivered) = (allowed.clone(), delivered.clone());
+                async move {
+                    let number = delivered.fetch_add(1, Ordering::SeqCst) + 1;
+                    let _ = allowed.subscribe().wait_for(|allowed| *allowed >= number).await;
+                    page
+                }
+            })
+            .boxed())
+    }
+    async fn head(&self) -> Result<GlobalSeq, BackendError> {
+        self.inner.head().await
+    }
+    async fn ping(&self) -> Result<(), BackendError> {
+        self.inner.ping().await
+    }
+    async fn backend_id(&self) -> Result<String, BackendError> {
+        self.inner.backend_id().await
+    }
+    fn info(&self) -> BackendInfo {
+        self.inner.info()
+    }
+}
+
+/// A `sync()` during a cold pull does not fetch again what the pull fetched already: the
+/// pull runs on to the end of the log, and only then looks once more for the backend's head.
+/// Here the cold pull is held with the first pack read and two of its pages taken by the
+/// leader; a pull restarted from the leader's cursor (what `sync()` did before) fetched that
+/// pack a second time.
+#[tokio::test]
+async fn test_sync_during_a_cold_pull_fetches_no_pack_twice() {
+    let schema = Arc::new(todo_schema());
+    let memory = Arc::new(InMemory::new());
+    let log = write_log(&memory, 600, &[1, 3, 1, 2, 3]).await;
+    let report = packing_client(memory.clone(), 256)
+        .compact()
+        .await
+        .expect("compact");
+    assert_eq!(report.written, 4, "{report:?}");
+
+    let counting = Arc::new(RecordingStore::new(memory.clone()));
+    let config = SegmentLogConfig {
+        pack_window_events: 256,
+        page_events: 16,
+        poll_min: std::time::Duration::from_millis(5),
+        poll_max: std::time::Duration::from_millis(50),
+        ..SegmentLogConfig::default()
+    };
+    let reader = SegmentLog::new(counting.clone(), Path::from("test"), STORE, config)
+        .expect("a segment log");
+    let gate = PageGate::new(Arc::new(reader), 2);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let store = open_store_tuned(&schema, dir.path(), "fresh", gate.clone(), no_packing()).await;
+    wait_until("the leader took the pages let out", || {
+        let pulled = store.stats().pulled;
+        async move { pulled > 0 }
+    })
+    .await;
+    let before = store.stats().pulled;
+    assert!(before < 256, "the first pack is not all taken: {before}");
+    let (synced_now, ()) = tokio::join!(store.sync(), async {
+        // The leader answers in order: once this query is answered, it has taken the sync
+        // (and told the pull task) before the gate opens.
+        store.query_leader("SELECT 1").await.expect("query");
+        gate.open();
+    });
+    synced_now.expect("sync");
+    assert_eq!(synced(&store.eventlog().await.expect("eventlog")), log);
+    let fetched: Vec<String> = counting
+        .fetched()
+        .into_iter()
+        .filter(|key| key.ends_with(".pack"))
+        .collect();
+    let mut unique = fetched.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 4, "{fetched:?}");
+    assert_eq!(fetched.len(), 4, "a pack was fetched twice: {fetched:?}");
+    store.shutdown().await.expect("shutdown");
 }

@@ -168,7 +168,7 @@ impl Leader {
         };
         if online.identity == (Identity::Recheck { requested: false }) && !online.push_in_flight {
             online.identity = Identity::Recheck { requested: true };
-            self.restart_pull_with(true);
+            self.restart_pull_with(true, false);
         }
     }
 

@@ -292,6 +292,7 @@ impl Leader {
                 cursor: confirmed_head,
                 epoch: 0,
                 reread_id: !at_open.verified,
+                refresh: false,
             };
             let backoff = Backoff::new(entropy.fork());
             io.spawn(pull::run(
@@ -717,7 +718,14 @@ impl Leader {
     }
 
     fn restart_pull(&mut self) {
-        self.restart_pull_with(false);
+        self.restart_pull_with(false, false);
+    }
+
+    /// For a `sync()`: a pull that is current as of now, without dropping a pull that is
+    /// still catching up (see `pull::Restart::refresh`); its `NoMore` comes with the new
+    /// epoch.
+    fn refresh_pull(&mut self) {
+        self.restart_pull_with(false, true);
     }
 
     /// Restarts the pull, and holds pushes until it reached the backend's head (see
@@ -731,8 +739,8 @@ impl Leader {
 
     /// Restarts the pull from the backend-confirmed head (after the events held, see
     /// `race.rs`); with `reread_id`, the pull task first re-reads the backend's id and
-    /// reports it, and held events are dropped.
-    fn restart_pull_with(&mut self, reread_id: bool) {
+    /// reports it, and held events are dropped. With `refresh`, see [`Self::refresh_pull`].
+    fn restart_pull_with(&mut self, reread_id: bool, refresh: bool) {
         if reread_id {
             self.drop_held();
         }
@@ -743,6 +751,7 @@ impl Leader {
                 cursor,
                 epoch: online.pull_epoch,
                 reread_id,
+                refresh,
             });
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use eventsync_backends::{BackendError, Entropy, GlobalSeq, PullPage, SyncBackend};
+use eventsync_backends::{BackendError, Entropy, GlobalSeq, PageInfo, PullPage, SyncBackend};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -25,10 +25,17 @@ pub(crate) enum PullEvent {
 
 /// A request to restart the pull after `cursor`, tagging its pages with `epoch`; with
 /// `reread_id`, first re-read the backend's id (and report it).
+///
+/// With `refresh` (a `sync()`, which only needs a `NoMore` that is current as of its call),
+/// a pull still catching up is not restarted: it runs on, so that nothing it fetched is
+/// fetched again (a cold pull restarted from the leader's cursor would read again the packs
+/// whose events are on their way to the leader), and once it is caught up the pull
+/// restarts from where it got to, tagged `epoch`, for one fresh look at the backend's head.
 pub(crate) struct Restart {
     pub cursor: GlobalSeq,
     pub epoch: u64,
     pub reread_id: bool,
+    pub refresh: bool,
 }
 
 /// Runs until the leader drops its end of either channel.
@@ -67,6 +74,9 @@ pub(crate) async fn run(
         }
         let mut cursor = restart.cursor;
         counters.pull_starts.fetch_add(1, Ordering::Relaxed);
+        // Whether this stream said `NoMore` yet, and the epoch of a refresh that waits for it.
+        let mut caught_up = false;
+        let mut refresh: Option<u64> = None;
         let failure = match backend.pull(cursor, true).await {
             Err(error) => Some(error),
             Ok(mut stream) => loop {
@@ -74,6 +84,7 @@ pub(crate) async fn run(
                     // Biased (a restart first), so that one seed replays one interleaving.
                     biased;
                     next = restarts.recv() => match next {
+                        Some(next) if next.refresh && !caught_up => refresh = Some(next.epoch),
                         Some(next) => {
                             known_id &= !next.reread_id;
                             restart = next;
@@ -88,18 +99,40 @@ pub(crate) async fn run(
                             if let Some(last) = page.events.last() {
                                 cursor = last.seq_num;
                             }
+                            let no_more = page.page_info == PageInfo::NoMore;
                             if events.send(PullEvent::Page { epoch: restart.epoch, page }).await.is_err() {
                                 return;
                             }
+                            if no_more {
+                                caught_up = true;
+                                if let Some(epoch) = refresh.take() {
+                                    // Caught up as of before the refresh: look again, from
+                                    // here, for a `NoMore` of its epoch.
+                                    restart = Restart {
+                                        cursor,
+                                        epoch,
+                                        reread_id: false,
+                                        refresh: false,
+                                    };
+                                    break None;
+                                }
+                            }
                         }
                         Some(Err(error)) => break Some(error),
-                        None => { restart.cursor = cursor; break None; }
+                        None => {
+                            restart.cursor = cursor;
+                            restart.epoch = refresh.unwrap_or(restart.epoch);
+                            break None;
+                        }
                     },
                 }
             },
         };
         if let Some(error) = failure {
             restart.cursor = cursor;
+            if let Some(epoch) = refresh {
+                restart.epoch = epoch;
+            }
             if events.send(PullEvent::Failed { error }).await.is_err() {
                 return;
             }

@@ -34,7 +34,7 @@ impl Leader {
             )));
             return;
         }
-        self.restart_pull();
+        self.refresh_pull();
         let pull_epoch = self
             .online
             .as_ref()
