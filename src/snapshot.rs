@@ -448,35 +448,32 @@ pub fn load_tables(conn: &Connection, schema: &Schema, dump: &[u8]) -> Result<()
             names.join(", "),
             marks.join(", ")
         ))?;
-        let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(columns.len());
         for _ in 0..rows {
-            values.clear();
-            for _ in 0..columns.len() {
-                use rusqlite::types::Value;
-                let value = match reader.take(1)?[0] {
-                    0 => Value::Null,
-                    1 => Value::Integer(i64::from_le_bytes(reader.u64()?.to_le_bytes())),
-                    2 => Value::Real(f64::from_bits(reader.u64()?)),
+            // Each value is bound straight from the dump's bytes (no copy per value).
+            for index in 1..=columns.len() {
+                match reader.take(1)?[0] {
+                    0 => insert.raw_bind_parameter(index, rusqlite::types::Null)?,
+                    1 => insert.raw_bind_parameter(index, reader.u64()? as i64)?,
+                    2 => insert.raw_bind_parameter(index, f64::from_bits(reader.u64()?))?,
                     3 => {
                         let len = reader.u32()? as usize;
                         let text = std::str::from_utf8(reader.take(len)?).map_err(|_| {
                             DumpError::Malformed(format!("table {table:?}: a text is not UTF-8"))
                         })?;
-                        Value::Text(text.to_owned())
+                        insert.raw_bind_parameter(index, text)?;
                     }
                     4 => {
                         let len = reader.u32()? as usize;
-                        Value::Blob(reader.take(len)?.to_vec())
+                        insert.raw_bind_parameter(index, reader.take(len)?)?;
                     }
                     tag => {
                         return Err(DumpError::Malformed(format!(
                             "table {table:?}: unknown value tag {tag}"
                         )));
                     }
-                };
-                values.push(value);
+                }
             }
-            insert.execute(rusqlite::params_from_iter(values.iter()))?;
+            insert.raw_execute()?;
         }
     }
     if reader.position != dump.len() {

@@ -377,17 +377,16 @@ impl SyncBackend for PageGate {
 /// A `sync()` during a cold pull does not fetch again what the pull fetched already: the
 /// pull runs on to the end of the log, and only then looks once more for the backend's head.
 /// Here the cold pull is held with the first pack read and two of its pages taken by the
-/// leader; a pull restarted from the leader's cursor (what `sync()` did before) fetched that
-/// pack a second time.
+/// leader. A pull restarted from the leader's cursor (what `sync()` did before) fetched that
+/// pack's segments one by one, then every segment after it, one GET at a time, and none of
+/// the other packs.
 #[tokio::test]
 async fn test_sync_during_a_cold_pull_fetches_no_pack_twice() {
     let schema = Arc::new(todo_schema());
     let memory = Arc::new(InMemory::new());
     let log = write_log(&memory, 600, &[1, 3, 1, 2, 3]).await;
-    let report = packing_client(memory.clone(), 256)
-        .compact()
-        .await
-        .expect("compact");
+    let packer = packing_client(memory.clone(), 256);
+    let report = packer.compact().await.expect("compact");
     assert_eq!(report.written, 4, "{report:?}");
 
     let counting = Arc::new(RecordingStore::new(memory.clone()));
@@ -418,15 +417,27 @@ async fn test_sync_during_a_cold_pull_fetches_no_pack_twice() {
     });
     synced_now.expect("sync");
     assert_eq!(synced(&store.eventlog().await.expect("eventlog")), log);
-    let fetched: Vec<String> = counting
-        .fetched()
-        .into_iter()
-        .filter(|key| key.ends_with(".pack"))
-        .collect();
-    let mut unique = fetched.clone();
+    let fetched = counting.fetched();
+    let packs: Vec<&String> = fetched.iter().filter(|key| key.ends_with(".pack")).collect();
+    assert_eq!(
+        packs.len(),
+        4,
+        "each of the 4 packs fetched once, and no more: {packs:?}"
+    );
+    let segments: Vec<&String> = fetched.iter().filter(|key| key.ends_with(".seg")).collect();
+    let paths = packer.log_paths().await.expect("the log's keys");
+    for key in &segments {
+        let at = paths
+            .parse_segment(&Path::from(key.as_str()))
+            .expect("a segment key");
+        assert!(
+            at > report.packed_through,
+            "{key} was fetched although a pack holds it: {segments:?}"
+        );
+    }
+    let mut unique = segments.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), 4, "{fetched:?}");
-    assert_eq!(fetched.len(), 4, "a pack was fetched twice: {fetched:?}");
+    assert_eq!(unique.len(), segments.len(), "a segment fetched twice");
     store.shutdown().await.expect("shutdown");
 }
