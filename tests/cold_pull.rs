@@ -354,7 +354,10 @@ impl SyncBackend for PageGate {
                 let (allowed, delivered) = (allowed.clone(), delivered.clone());
                 async move {
                     let number = delivered.fetch_add(1, Ordering::SeqCst) + 1;
-                    let _ = allowed.subscribe().wait_for(|allowed| *allowed >= number).await;
+                    let _ = allowed
+                        .subscribe()
+                        .wait_for(|allowed| *allowed >= number)
+                        .await;
                     page
                 }
             })
@@ -418,7 +421,10 @@ async fn test_sync_during_a_cold_pull_fetches_no_pack_twice() {
     synced_now.expect("sync");
     assert_eq!(synced(&store.eventlog().await.expect("eventlog")), log);
     let fetched = counting.fetched();
-    let packs: Vec<&String> = fetched.iter().filter(|key| key.ends_with(".pack")).collect();
+    let packs: Vec<&String> = fetched
+        .iter()
+        .filter(|key| key.ends_with(".pack"))
+        .collect();
     assert_eq!(
         packs.len(),
         4,

@@ -35,6 +35,10 @@
 //! Checkpoints (`wal_autocheckpoint`, SQLite's default of 1,000 pages) copy a WAL back into
 //! its database and fsync both; that is two fsyncs per 1,000 pages written, amortized over
 //! many batches.
+//!
+//! One exception to WAL mode: a snapshot's rows are loaded into an empty `state.db` with the
+//! rollback journal (`db/snapshot.rs`), each page written once rather than to the WAL and
+//! again at the checkpoint; the file is back in WAL mode before anything else runs.
 
 use std::collections::BTreeMap;
 use std::ops::Range;

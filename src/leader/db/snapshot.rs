@@ -3,6 +3,7 @@
 //! snapshot ([`LeaderDb::dump_confirmed`]).
 
 use eventsync_backends::GlobalSeq;
+use rusqlite::Connection;
 
 use super::{DbError, LeaderDb, STATE, sql};
 use crate::event::Changeset;
@@ -17,18 +18,28 @@ impl LeaderDb {
     /// an eventlog at `at` and a state the next boot finds behind a rewrite, which it
     /// rebuilds, and a rebuild of a store with a base starts it over (see
     /// [`Self::level_state`]).
+    ///
+    /// The rows are written in `state.db`'s rollback-journal mode with a larger page cache
+    /// ([`BulkMode`]): pages appended to a file need no journal, so each is written once,
+    /// where the WAL would write it twice (to the WAL, then to the file at the checkpoint
+    /// that follows the commit). The transaction is as atomic and durable either way; the
+    /// file goes back to WAL mode after it.
     pub(crate) fn load_snapshot(
         &mut self,
         schema: &Schema,
         at: GlobalSeq,
         dump: &[u8],
     ) -> Result<(), DbError> {
-        self.start_afresh(schema, at, None, |state_tx| {
+        self.commit()?;
+        let bulk = BulkMode::enter(&self.state);
+        let loaded = self.start_afresh(schema, at, None, |state_tx| {
             crate::snapshot::load_tables(state_tx, schema, dump).map_err(|error| DbError::Format {
                 file: STATE.into(),
                 message: format!("loading the snapshot at {at}: {error}"),
             })
-        })
+        });
+        let left = bulk.leave(&self.state);
+        loaded.and(left)
     }
 
     /// The canonical dump of the user tables as of the backend-confirmed head: the state
@@ -62,5 +73,56 @@ impl LeaderDb {
             .execute_batch("ROLLBACK TO dump; RELEASE dump")
             .map_err(sql(STATE))?;
         dumped
+    }
+}
+
+/// `state.db` set up for writing many rows in one transaction: the rollback journal instead
+/// of the WAL, and a page cache of [`BulkMode::CACHE_KIB`], so that the rows do not spill
+/// from the cache before the commit. Entered with no transaction open; a file that refuses
+/// to leave WAL mode (another connection has it open) stays in it, which is slower only.
+struct BulkMode {
+    /// The `cache_size` to restore.
+    cache_size: i64,
+    /// Whether the file left WAL mode, and must go back to it.
+    left_wal: bool,
+}
+
+impl BulkMode {
+    /// The page cache during the load, in KiB.
+    const CACHE_KIB: i64 = 64 * 1024;
+
+    fn enter(state: &Connection) -> BulkMode {
+        let cache_size = state
+            .query_row("PRAGMA cache_size", [], |row| row.get(0))
+            .unwrap_or(-2000);
+        let left_wal = state
+            .query_row("PRAGMA journal_mode = DELETE", [], |row| {
+                row.get::<_, String>(0)
+            })
+            .is_ok_and(|mode| mode.eq_ignore_ascii_case("delete"));
+        let _ = state.execute_batch(&format!("PRAGMA cache_size = -{}", Self::CACHE_KIB));
+        BulkMode {
+            cache_size,
+            left_wal,
+        }
+    }
+
+    /// Back to WAL mode (as [`LeaderDb::open`] left the file) and the cache size before.
+    fn leave(self, state: &Connection) -> Result<(), DbError> {
+        state
+            .execute_batch(&format!("PRAGMA cache_size = {}", self.cache_size))
+            .map_err(sql(STATE))?;
+        if self.left_wal {
+            let mode: String = state
+                .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+                .map_err(sql(STATE))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                tracing::warn!(
+                    mode,
+                    "state.db did not go back to WAL mode after a snapshot load"
+                );
+            }
+        }
+        Ok(())
     }
 }
