@@ -76,6 +76,17 @@ pub struct Tuning {
     /// waits. `false` retries at once, as soon as the pull reached the backend's head.
     /// Default `true`.
     pub race_wait: bool,
+    /// Whether a rebase against the backend may move the eventlog alone and leave the
+    /// tables (and the sessions) as they were until the leader's pushes have landed: the
+    /// pending events are renumbered in `eventlog.db` (durable before the next push, as
+    /// always), and one later step rolls the tables back and replays everything since, once
+    /// nothing synced is pending, after at most 250 ms, or when a query, a new session or a
+    /// snapshot needs the tables. With several busy writers on one log this turns one
+    /// rollback and replay of every pending event per lost race, in the leader and in each
+    /// session, into one per burst; meanwhile the sessions see the others' events up to
+    /// 250 ms later, and their new commits wait that long to be admitted. `false`
+    /// materializes every rebase at once. Default `true`.
+    pub lazy_rebase: bool,
 }
 
 impl Default for Tuning {
@@ -90,6 +101,7 @@ impl Default for Tuning {
             snapshot_every: 0,
             boot_from_snapshot: true,
             race_wait: true,
+            lazy_rebase: true,
         }
     }
 }

@@ -102,6 +102,11 @@ impl Leader {
     /// Admits session pushes: checks each against the leader's head (moved by the pushes
     /// admitted before it), then materializes everything admitted in one core step.
     pub(super) fn admit(&mut self, pushes: Vec<PushRequest>) {
+        // While the tables lag, pushes wait for the catch-up (see `lag.rs`).
+        let pushes: Vec<PushRequest> = pushes
+            .into_iter()
+            .filter_map(|push| self.queue_if_lagging(push))
+            .collect();
         if pushes.is_empty() {
             return;
         }

@@ -192,7 +192,10 @@ impl LeaderDb {
                  CREATE TABLE IF NOT EXISTS __eventsync_changeset (
                     seq_global INTEGER NOT NULL, seq_client INTEGER NOT NULL, seq_generation INTEGER NOT NULL,
                     changeset BLOB, PRIMARY KEY (seq_global, seq_client));
-                 CREATE TABLE IF NOT EXISTS __eventsync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+                 CREATE TABLE IF NOT EXISTS __eventsync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS __eventsync_lag (
+                    id INTEGER PRIMARY KEY CHECK (id = 1), seq_global INTEGER NOT NULL,
+                    seq_client INTEGER NOT NULL, seq_generation INTEGER NOT NULL);",
             )
             .map_err(sql(STATE))?;
         match read_meta(&log, "meta", "format", EVENTLOG)? {
@@ -591,6 +594,7 @@ fn parse_json(text: &str, seq: &EventSeq) -> Result<serde_json::Value, DbError> 
 }
 
 mod batch;
+mod lag;
 mod level;
 mod snapshot;
 

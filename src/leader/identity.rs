@@ -219,6 +219,7 @@ impl Leader {
         self.state = SyncState::at(EventSeq::ROOT);
         self.state_head = EventSeq::ROOT;
         self.drop_held();
+        self.drop_lag();
         for waiter in self.waiters.drain(..) {
             let _ = waiter
                 .reply

@@ -183,6 +183,12 @@ pub struct StoreStats {
     pub server_ahead: u64,
     /// Times this leader rolled back pending events and replayed them on a new head.
     pub rebases: u64,
+    /// Of those, the rebases that moved the eventlog alone, the tables lagging
+    /// ([`Tuning::lazy_rebase`](crate::Tuning::lazy_rebase)).
+    pub deferred_rebases: u64,
+    /// Steps that brought lagging tables level: one rollback and replay each, however many
+    /// deferred rebases came before it.
+    pub catch_ups: u64,
     /// Events pulled from the backend.
     pub pulled: u64,
     /// Pulls this leader started ([`SyncBackend::pull`](eventsync_backends::SyncBackend::pull)
@@ -211,6 +217,8 @@ impl std::ops::AddAssign<&StoreStats> for StoreStats {
             pushed_events,
             server_ahead,
             rebases,
+            deferred_rebases,
+            catch_ups,
             pulled,
             pull_starts,
             pulled_pages,
@@ -222,6 +230,8 @@ impl std::ops::AddAssign<&StoreStats> for StoreStats {
         self.pushed_events += pushed_events;
         self.server_ahead += server_ahead;
         self.rebases += rebases;
+        self.deferred_rebases += deferred_rebases;
+        self.catch_ups += catch_ups;
         self.pulled += pulled;
         self.pull_starts += pull_starts;
         self.pulled_pages += pulled_pages;
@@ -247,6 +257,8 @@ pub(crate) struct Counters {
     pub pushed_events: AtomicU64,
     pub server_ahead: AtomicU64,
     pub rebases: AtomicU64,
+    pub deferred_rebases: AtomicU64,
+    pub catch_ups: AtomicU64,
     pub pulled: AtomicU64,
     pub pull_starts: AtomicU64,
     pub pulled_pages: AtomicU64,
@@ -262,6 +274,8 @@ impl Counters {
             pushed_events: self.pushed_events.load(Ordering::Relaxed),
             server_ahead: self.server_ahead.load(Ordering::Relaxed),
             rebases: self.rebases.load(Ordering::Relaxed),
+            deferred_rebases: self.deferred_rebases.load(Ordering::Relaxed),
+            catch_ups: self.catch_ups.load(Ordering::Relaxed),
             pulled: self.pulled.load(Ordering::Relaxed),
             pull_starts: self.pull_starts.load(Ordering::Relaxed),
             pulled_pages: self.pulled_pages.load(Ordering::Relaxed),
@@ -285,6 +299,8 @@ mod tests {
             pushed_events: 3,
             server_ahead: 4,
             rebases: 5,
+            deferred_rebases: 4,
+            catch_ups: 3,
             pulled: 6,
             pull_starts: 7,
             pulled_pages: 8,
@@ -307,6 +323,8 @@ mod tests {
                 pushed_events: 6,
                 server_ahead: 8,
                 rebases: 10,
+                deferred_rebases: 8,
+                catch_ups: 6,
                 pulled: 12,
                 pull_starts: 14,
                 pulled_pages: 16,

@@ -51,6 +51,7 @@
 mod admit;
 pub(crate) mod db;
 pub(crate) mod identity;
+mod lag;
 mod messages;
 mod pack;
 mod pull;
@@ -222,6 +223,8 @@ pub(crate) struct Leader {
     client_id: String,
     /// The backend-confirmed head at the last automatic snapshot (or at boot).
     last_snapshot: GlobalSeq,
+    /// Tables lagging behind the eventlog after a lazy rebase (see `lag.rs`).
+    lag: Option<lag::Lag>,
     /// The data dir's lock. The leader holds it, not the store handle: a dropped handle
     /// leaves the leader running until its sessions' commits are admitted, and a second
     /// leader on the same files must wait until then. Last field: dropped after `db`.
@@ -339,6 +342,7 @@ impl Leader {
             stopping: None,
             client_id,
             last_snapshot: confirmed_head,
+            lag: None,
             _lock: lock,
         };
         if at_open.reseed && leader.online.is_some() {
@@ -372,6 +376,7 @@ impl Leader {
                 .as_ref()
                 .and_then(|online| online.race.held_in_flight_until(online.push_in_flight));
             let stop_at = self.stopping.as_ref().map(|stopping| stopping.deadline);
+            let lag_until = self.lag_until();
             tokio::select! {
                 biased;
                 Some(event) = pulled.recv(), if self.online.is_some() && self.closed.is_none() => {
@@ -389,6 +394,7 @@ impl Leader {
                 _ = sleep_until(race_until), if race_until.is_some() => self.end_race_wait(),
                 _ = sleep_until(hold_until), if hold_until.is_some() => self.release_held(),
                 _ = sleep_until(stop_at), if stop_at.is_some() => {}
+                _ = sleep_until(lag_until), if lag_until.is_some() => {}
                 command = commands.recv() => match command {
                     Some(command) => self.on_commands(vec![command]),
                     None => {
@@ -399,6 +405,7 @@ impl Leader {
                 },
             }
             self.take_ready(&mut pulled, &mut tasks_done, &mut commands);
+            self.catch_up_if_due();
             self.make_durable();
             self.check_waiters();
             self.maybe_snapshot();
@@ -496,6 +503,8 @@ impl Leader {
         while let Ok(command) = commands.try_recv() {
             batch.push(command);
         }
+        // The tables are level again before the queued pushes are taken and the files closed.
+        self.catch_up();
         self.on_commands(batch);
         self.close("the store was shut down");
         self.answer_stopping();
@@ -521,6 +530,15 @@ impl Leader {
                     // Keep order: admit the pushes queued before any other request, and
                     // answer it only once they are durable.
                     self.admit(std::mem::take(&mut pushes));
+                    if matches!(
+                        other,
+                        Command::OpenSession { .. }
+                            | Command::Query { .. }
+                            | Command::DumpConfirmed { .. }
+                    ) {
+                        // These read the tables: they catch up first (see `lag.rs`).
+                        self.catch_up();
+                    }
                     self.make_durable();
                     match other {
                         Command::OpenSession { reply } => {
@@ -579,7 +597,11 @@ impl Leader {
             return;
         };
         let confirmed = self.state.upstream_head.global;
-        if every == 0 || self.closed.is_some() || confirmed.0 < self.last_snapshot.0 + every {
+        if every == 0
+            || self.closed.is_some()
+            || self.lag.is_some()
+            || confirmed.0 < self.last_snapshot.0 + every
+        {
             return;
         }
         self.last_snapshot = confirmed;

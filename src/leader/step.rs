@@ -32,6 +32,9 @@ impl Leader {
         // Kept for a page of many segments that holds an event this client cannot apply:
         // the events before that one are taken, as they would be one segment a page.
         let page = (incoming.len() > 1).then(|| incoming.clone());
+        // Checked before the events move into the payload (see `lag.rs`).
+        let may_defer = self.may_defer();
+        let decode = may_defer && self.all_decode(&incoming);
         let payload = Payload::UpstreamAdvance {
             new_events: incoming,
         };
@@ -63,6 +66,16 @@ impl Leader {
             }
             Merged::Reject { .. } => return,
         };
+        if may_defer && self.defers(rebase, decode) {
+            if let Err(error) = self.defer_step(merged, change, confirmed_head) {
+                return self.fail(error);
+            }
+            if rebase && let Some(online) = &mut self.online {
+                online.push_retry_at = None;
+                online.push_backoff.reset();
+            }
+            return self.maybe_start_pack();
+        }
         let Some(downstream) = merged.into_downstream_payload() else {
             return self.fail_internal("an upstream advance was rejected");
         };

@@ -711,10 +711,12 @@ async fn writers_figure(
         Goal::RatioAtLeast(0.5),
     )
     .note(format!(
-        "until each writer had its own confirmed; {} pushes, {} ServerAhead, {} rebases, {} pull starts, {} pulled pages; requests {:.2}/event ({} PUT, {} GET, {} LIST); process CPU {} in {:.2} s ({} for one writer in {:.2} s), {} cores",
+        "until each writer had its own confirmed; {} pushes, {} ServerAhead, {} rebases ({} lazy, {} catch-ups), {} pull starts, {} pulled pages; requests {:.2}/event ({} PUT, {} GET, {} LIST); process CPU {} in {:.2} s ({} for one writer in {:.2} s), {} cores",
         stats.pushes,
         stats.server_ahead,
         stats.rebases,
+        stats.deferred_rebases,
+        stats.catch_ups,
         stats.pull_starts,
         stats.pulled_pages,
         requests.total() as f64 / (writers * each) as f64,

@@ -32,13 +32,29 @@ impl LeaderDb {
         state_head: EventSeq,
         confirmed_head: Option<GlobalSeq>,
     ) -> Result<(), DbError> {
+        self.step(|db| {
+            db.stage_state(schema, rollback, new, confirmed_head)?;
+            let commits = db.next_commits(!rollback.is_empty());
+            set_state_head(&db.state, state_head, commits.last)?;
+            db.stage_log(rollback, new, confirmed_head, commits)?;
+            Ok(commits)
+        })
+    }
+
+    /// Runs one step's writes inside a savepoint of both files (opening the transactions
+    /// first): a step that fails is undone in both, and the steps staged before it stay.
+    /// `writes` returns the commit numbers the step leaves.
+    pub(super) fn step(
+        &mut self,
+        writes: impl FnOnce(&Self) -> Result<Commits, DbError>,
+    ) -> Result<(), DbError> {
         self.begin()?;
         savepoint(&self.state, STATE, "SAVEPOINT step")?;
         if let Err(error) = savepoint(&self.log, EVENTLOG, "SAVEPOINT step") {
             let _ = savepoint(&self.state, STATE, "ROLLBACK TO step; RELEASE step");
             return Err(error);
         }
-        match self.stage(schema, rollback, new, state_head, confirmed_head) {
+        match writes(self) {
             Ok(staged) => {
                 savepoint(&self.state, STATE, "RELEASE step")?;
                 savepoint(&self.log, EVENTLOG, "RELEASE step")?;
@@ -94,16 +110,29 @@ impl LeaderDb {
         Ok(())
     }
 
-    /// The writes of one step, inside the open transactions; returns the commit numbers it
-    /// leaves.
-    fn stage(
+    /// The commit numbers after the staged ones, for a step that deletes events (`rewrite`)
+    /// or only appends.
+    pub(super) fn next_commits(&self, rewrite: bool) -> Commits {
+        Commits {
+            last: self.staged.last + 1,
+            rewrite: if rewrite {
+                self.staged.last + 1
+            } else {
+                self.staged.rewrite
+            },
+        }
+    }
+
+    /// A step's writes to `state.db`, inside the open transaction: rolls back `rollback`
+    /// (by their changesets), materializes `new`, and trims the changesets `confirmed_head`
+    /// confirms. The state head is the caller's to set.
+    pub(super) fn stage_state(
         &self,
         schema: &Schema,
         rollback: &[EncodedEvent],
         new: &mut [NewEvent<'_>],
-        state_head: EventSeq,
         confirmed_head: Option<GlobalSeq>,
-    ) -> Result<Commits, DbError> {
+    ) -> Result<(), DbError> {
         if !rollback.is_empty() {
             roll_back(&self.state, rollback)?;
         }
@@ -113,15 +142,18 @@ impl LeaderDb {
         if let Some(head) = confirmed_head {
             trim_changesets(&self.state, head)?;
         }
-        let commits = Commits {
-            last: self.staged.last + 1,
-            rewrite: if rollback.is_empty() {
-                self.staged.rewrite
-            } else {
-                self.staged.last + 1
-            },
-        };
-        set_state_head(&self.state, state_head, commits.last)?;
+        Ok(())
+    }
+
+    /// A step's writes to `eventlog.db`, inside the open transaction: deletes `rollback`,
+    /// appends `new`, records `confirmed_head` when given, and the commit numbers.
+    pub(super) fn stage_log(
+        &self,
+        rollback: &[EncodedEvent],
+        new: &[NewEvent<'_>],
+        confirmed_head: Option<GlobalSeq>,
+        commits: Commits,
+    ) -> Result<(), DbError> {
         if !rollback.is_empty() {
             let mut delete = self
                 .log
@@ -133,19 +165,16 @@ impl LeaderDb {
                     .map_err(sql(EVENTLOG))?;
             }
         }
-        for item in new.iter() {
+        for item in new {
             self.insert_event(&self.log, item.event)?;
         }
         if let Some(head) = confirmed_head {
             self.log
-                .execute(
-                    "UPDATE sync_status SET head = ?1 WHERE id = 1",
-                    [head.0 as i64],
-                )
+                .prepare_cached("UPDATE sync_status SET head = ?1 WHERE id = 1")
+                .and_then(|mut update| update.execute([head.0 as i64]))
                 .map_err(sql(EVENTLOG))?;
         }
-        write_commits(&self.log, commits)?;
-        Ok(commits)
+        write_commits(&self.log, commits)
     }
 
     fn insert_event(&self, tx: &Connection, event: &EncodedEvent) -> Result<(), DbError> {
@@ -185,7 +214,7 @@ impl LeaderDb {
 
 /// Rolls back `rollback` in the state (by their recorded changesets, newest first) and
 /// deletes their changesets.
-fn roll_back(tx: &Connection, rollback: &[EncodedEvent]) -> Result<(), DbError> {
+pub(super) fn roll_back(tx: &Connection, rollback: &[EncodedEvent]) -> Result<(), DbError> {
     let mut changesets = Vec::with_capacity(rollback.len());
     {
         let mut select = tx

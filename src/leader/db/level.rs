@@ -5,6 +5,7 @@
 use eventsync_backends::GlobalSeq;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::lag::clear_lag;
 use super::{
     Commits, DbError, EVENTLOG, LeaderDb, STATE, apply_to_state, read_meta, set_state_head, sql,
     trim_changesets, write_commits,
@@ -24,6 +25,14 @@ impl LeaderDb {
     /// so the next boot decides again from the same facts; committing the new hash before
     /// the replay would let it trust the old head over empty tables.
     pub(crate) fn level_state(&mut self, schema: &Schema) -> Result<(), DbError> {
+        let recorded_hash = read_meta(&self.state, "__eventsync_meta", "schema_hash", STATE)?;
+        if let Some(base) = self.lag_base()?
+            && recorded_hash.as_deref() == Some(self.schema_hash.as_str())
+            && self.holds_event(base)?
+        {
+            // The tables lag (see `lag.rs`): roll back to the base and replay from there.
+            return self.level_lagging(schema, base);
+        }
         let (rebuild, state_head) = self.needs_rebuild()?;
         if rebuild && self.base > GlobalSeq::ZERO {
             // The events up to the base are in no local file: the state cannot be rebuilt
@@ -37,6 +46,7 @@ impl LeaderDb {
             drop_user_tables(&tx)?;
             tx.execute("DELETE FROM __eventsync_changeset", [])
                 .map_err(sql(STATE))?;
+            clear_lag(&tx)?;
             schema.create_tables(&tx).map_err(|error| DbError::Format {
                 file: STATE.into(),
                 message: format!("creating the schema's tables: {error}"),
@@ -117,23 +127,31 @@ impl LeaderDb {
                 |row| row.get::<_, i64>(0),
             )
             .map_err(sql(STATE))? as u64;
-        let head_in_eventlog = state_head == EventSeq::ROOT
-            || (self.base > GlobalSeq::ZERO && state_head == EventSeq::from(self.base))
-            || self
-                .log
-                .query_row(
-                    "SELECT seq_generation FROM eventlog WHERE seq_global = ?1 AND seq_client = ?2",
-                    params![state_head.global.0 as i64, state_head.client],
-                    |row| row.get::<_, u32>(0),
-                )
-                .optional()
-                .map_err(sql(EVENTLOG))?
-                == Some(state_head.generation);
+        let head_in_eventlog = self.holds_event(state_head)?;
         let rebuild = recorded_hash.as_deref() != Some(self.schema_hash.as_str())
             || level_with > self.commits.last
             || level_with < self.commits.rewrite
             || !head_in_eventlog;
         Ok((rebuild, state_head))
+    }
+
+    /// Whether the eventlog holds `seq` (same position and generation), or starts after it.
+    fn holds_event(&self, seq: EventSeq) -> Result<bool, DbError> {
+        if seq == EventSeq::ROOT
+            || (self.base > GlobalSeq::ZERO && seq == EventSeq::from(self.base))
+        {
+            return Ok(true);
+        }
+        let generation = self
+            .log
+            .query_row(
+                "SELECT seq_generation FROM eventlog WHERE seq_global = ?1 AND seq_client = ?2",
+                params![seq.global.0 as i64, seq.client],
+                |row| row.get::<_, u32>(0),
+            )
+            .optional()
+            .map_err(sql(EVENTLOG))?;
+        Ok(generation == Some(seq.generation))
     }
 
     /// Records that the user tables are those of this leader's schema.
@@ -177,6 +195,7 @@ impl LeaderDb {
         state_tx
             .execute("DELETE FROM __eventsync_changeset", [])
             .map_err(sql(STATE))?;
+        clear_lag(&state_tx)?;
         drop_user_tables(&state_tx)?;
         schema
             .create_tables(&state_tx)

@@ -525,3 +525,98 @@ fn test_loading_a_body_the_eventlog_lacks_is_an_error() {
         "{error}"
     );
 }
+
+/// A lazy rebase (see `lag.rs`): the eventlog renumbers the pending events on another
+/// client's e2 while the tables keep e1 + the old pending. Boot rolls the tables back to the
+/// lag base by their changesets and replays only what follows it; so does the catch-up.
+#[test]
+fn test_tables_lagging_behind_a_log_only_rebase_level_from_the_lag_base() {
+    let files = Files::new();
+    let (mut db, _) = files.open();
+    let schema = &files.schema;
+    batch(
+        &mut db,
+        schema,
+        &[],
+        &mut [(add(E1, ROOT, "a"), Record::Nothing)],
+        Some(1),
+    );
+    let mine = [add(E2, E1, "mine"), add(E3, E2, "mine2")];
+    batch(
+        &mut db,
+        schema,
+        &[],
+        &mut mine.clone().map(|event| (event, Record::Changeset)),
+        None,
+    );
+    let rebased = |global: u64, id: &str| EncodedEvent {
+        seq: EventSeq::new(global, 0, 1),
+        parent: EventSeq::new(global - 1, 0, u32::from(global > 3)),
+        ..add(E1, ROOT, id)
+    };
+    let mut new = [
+        add(E2, E1, "theirs"),
+        rebased(3, "mine"),
+        rebased(4, "mine2"),
+    ];
+    let items: Vec<NewEvent<'_>> = new
+        .iter_mut()
+        .map(|event| NewEvent {
+            event,
+            record: Record::Nothing,
+        })
+        .collect();
+    db.apply_log_batch(&mine, &items, Some(GlobalSeq(2)), E1)
+        .unwrap();
+    db.commit().unwrap();
+    assert_eq!(items_of(&db), ["a", "mine", "mine2"], "the tables lag");
+    assert_eq!(db.state_head().unwrap(), E3);
+    assert_eq!(db.lag_base().unwrap(), Some(E1));
+    drop(db);
+    let lagging = files.save(&files.dir.state_db());
+
+    // Boot: the old pending rolled back, e2..e4 replayed (not e1: no rebuild).
+    let (db, replayed) = files.open();
+    assert_eq!(replayed, 3, "only the events after the lag base");
+    assert_eq!(items_of(&db), ["a", "mine", "mine2", "theirs"]);
+    assert_eq!(db.state_head().unwrap(), EventSeq::new(4, 0, 1));
+    assert_eq!(
+        changesets(&db),
+        [3, 4],
+        "the pending replayed events keep one"
+    );
+    assert_eq!(db.lag_base().unwrap(), None);
+    drop(db);
+
+    // The same while running: one catch-up step from the lagging tables.
+    files.restore(&files.dir.state_db(), &lagging);
+    let mut db = LeaderDb::open(&files.dir, &files.schema).unwrap();
+    let mut events = db.events_after(E1).unwrap();
+    let mut items: Vec<NewEvent<'_>> = events
+        .iter_mut()
+        .map(|event| NewEvent {
+            record: if event.seq.global > GlobalSeq(2) {
+                Record::Changeset
+            } else {
+                Record::Nothing
+            },
+            event,
+        })
+        .collect();
+    db.apply_catch_up(
+        schema,
+        &mine,
+        &mut items,
+        EventSeq::new(4, 0, 1),
+        GlobalSeq(2),
+    )
+    .unwrap();
+    db.commit().unwrap();
+    assert_eq!(items_of(&db), ["a", "mine", "mine2", "theirs"]);
+    assert_eq!(changesets(&db), [3, 4]);
+    assert_eq!(db.lag_base().unwrap(), None);
+    drop(db);
+    let (db, replayed) = files.open();
+    assert_eq!(replayed, 0, "level after the catch-up");
+    assert_eq!(items_of(&db), ["a", "mine", "mine2", "theirs"]);
+}
