@@ -17,7 +17,9 @@
 //! refused, to be pushed again renumbered) after the catch-up, which the sessions hear of as
 //! one rebase. Pulled events are checked to decode before a step that does not materialize
 //! them; one that does not makes the leader catch up and take the page the usual way, so a
-//! page this client cannot apply stops the leader as before, naming the event. See
+//! page this client cannot apply stops the leader as before, naming the event. (An event
+//! that decodes but whose materializer fails is found only at the catch-up, which then
+//! stops the leader naming it; the eventlog holds it, so a boot stops there too.) See
 //! `db/lag.rs` for what the files hold meanwhile and what a boot does with them.
 
 use std::sync::atomic::Ordering;
@@ -57,25 +59,15 @@ pub(super) struct Lag {
 impl Leader {
     /// Whether a merge of what the backend confirmed may move the eventlog alone: the
     /// tables lag already, or lazy rebases are on and synced events are pending (only a
-    /// rebase then starts a lag: see [`Leader::defers`]).
+    /// rebase then starts a lag).
     pub(super) fn may_defer(&self) -> bool {
-        self.lag.is_some()
+        self.lags()
             || (self.tuning.lazy_rebase && self.online.is_some() && self.synced_pending() > 0)
     }
 
-    /// Whether the merge (a `rebase` or not) of events of which `decode` says whether all
-    /// decode moves the eventlog alone: the tables lag already or it is a rebase, and every
-    /// incoming event decodes. When one does not, lagging tables catch up first and the page
-    /// is taken the usual way, which names the event that cannot be applied.
-    pub(super) fn defers(&mut self, rebase: bool, decode: bool) -> bool {
-        if !(self.lag.is_some() || rebase) {
-            return false;
-        }
-        if decode {
-            return true;
-        }
-        self.catch_up();
-        false
+    /// Whether the tables lag behind the eventlog.
+    pub(super) fn lags(&self) -> bool {
+        self.lag.is_some()
     }
 
     /// Whether every event gets past decoding its args when materialized.

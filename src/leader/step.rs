@@ -32,9 +32,18 @@ impl Leader {
         // Kept for a page of many segments that holds an event this client cannot apply:
         // the events before that one are taken, as they would be one segment a page.
         let page = (incoming.len() > 1).then(|| incoming.clone());
-        // Checked before the events move into the payload (see `lag.rs`).
-        let may_defer = self.may_defer();
-        let decode = may_defer && self.all_decode(&incoming);
+        // Whether this merge may move the eventlog alone (see `lag.rs`): only if every
+        // incoming event decodes; if one does not, lagging tables catch up first (which may
+        // admit queued session pushes, so before planning) and the page is taken the usual
+        // way, which names the event that cannot be applied.
+        let mut may_defer = self.may_defer();
+        if may_defer && !self.all_decode(&incoming) {
+            self.catch_up();
+            if self.closed.is_some() {
+                return;
+            }
+            may_defer = false;
+        }
         let payload = Payload::UpstreamAdvance {
             new_events: incoming,
         };
@@ -66,7 +75,7 @@ impl Leader {
             }
             Merged::Reject { .. } => return,
         };
-        if may_defer && self.defers(rebase, decode) {
+        if may_defer && (rebase || self.lags()) {
             if let Err(error) = self.defer_step(merged, change, confirmed_head) {
                 return self.fail(error);
             }
