@@ -110,6 +110,18 @@ impl Leader {
             .lag
             .as_ref()
             .map_or(self.state.upstream_head, |lag| lag.base);
+        let materialized = if self.lag.is_none() {
+            // The tables and sessions hold these events whole; boot may have left their
+            // bodies in the eventlog (pending events are held by number until needed), so
+            // they are read before this step renumbers them there.
+            let all = 0..self.state.pending.len();
+            self.db
+                .load_bodies(&mut self.state.pending, all)
+                .map_err(db_error)?;
+            self.state.pending.to_events()
+        } else {
+            Vec::new()
+        };
         let items: Vec<NewEvent<'_>> = new_events
             .iter_mut()
             .map(|event| NewEvent {
@@ -124,7 +136,7 @@ impl Leader {
             tracing::debug!(%base, pending = self.state.pending.len(), "the tables lag");
             self.lag = Some(Lag {
                 base,
-                materialized: self.state.pending.to_events(),
+                materialized,
                 since: Instant::now(),
                 queued: Vec::new(),
             });
