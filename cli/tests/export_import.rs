@@ -54,7 +54,13 @@ fn tree(folder: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             if path.is_dir() {
                 pending.push(path);
             } else {
-                files.push((path.clone(), std::fs::read(&path).unwrap()));
+                match std::fs::read(&path) {
+                    Ok(bytes) => files.push((path.clone(), bytes)),
+                    // While an import runs, the folder store writes each object to a temporary
+                    // file and renames it: a listed name can be gone by the time it is read.
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => panic!("reading {}: {error}", path.display()),
+                }
             }
         }
     }
