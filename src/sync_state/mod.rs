@@ -39,8 +39,8 @@ mod tests;
 mod validate;
 
 use validate::{
-    check_after_upstream, links, validate_merge_result, validate_payload, validate_pending,
-    validate_sync_state,
+    check_after_upstream, links, validate_heads, validate_merge_result, validate_payload,
+    validate_pending, validate_sync_state,
 };
 
 pub use pending::{Pending, PendingEvent};
@@ -627,25 +627,10 @@ impl SyncState {
         let kept = self.pending.len().saturating_sub(change.drop_front);
         let joined = if kept > 0 { self.pending.back() } else { None };
         validate_pending(joined.into_iter().chain(&change.append).map(links))?;
-        if change.upstream_head.is_after(&change.local_head) {
-            return Err(violation(format!(
-                "upstream head {} must not be after local head {}",
-                change.upstream_head, change.local_head
-            )));
-        }
-        if self.local_head.is_after(&change.local_head) {
-            return Err(violation(format!(
-                "local head moved backwards from {} to {}",
-                self.local_head, change.local_head
-            )));
-        }
-        if self.upstream_head.is_after(&change.upstream_head) {
-            return Err(violation(format!(
-                "upstream head moved backwards from {} to {}",
-                self.upstream_head, change.upstream_head
-            )));
-        }
-        Ok(())
+        validate_heads(
+            (self.local_head, self.upstream_head),
+            (change.local_head, change.upstream_head),
+        )
     }
 }
 

@@ -93,22 +93,31 @@ pub(super) fn validate_merge_result(
         return Ok(());
     };
     validate_sync_state(after)?;
-    if after.upstream_head.is_after(&after.local_head) {
+    validate_heads(
+        (before.local_head, before.upstream_head),
+        (after.local_head, after.upstream_head),
+    )
+}
+
+/// The heads after a merge, as `(local, upstream)`: the upstream head is not past the local
+/// head, and neither moved backwards from `before` (all by position).
+pub(super) fn validate_heads(
+    (local_before, upstream_before): (EventSeq, EventSeq),
+    (local, upstream): (EventSeq, EventSeq),
+) -> Result<(), InvariantViolation> {
+    if upstream.is_after(&local) {
         return Err(violation(format!(
-            "upstream head {} must not be after local head {}",
-            after.upstream_head, after.local_head
+            "upstream head {upstream} must not be after local head {local}"
         )));
     }
-    if before.local_head.is_after(&after.local_head) {
+    if local_before.is_after(&local) {
         return Err(violation(format!(
-            "local head moved backwards from {} to {}",
-            before.local_head, after.local_head
+            "local head moved backwards from {local_before} to {local}"
         )));
     }
-    if before.upstream_head.is_after(&after.upstream_head) {
+    if upstream_before.is_after(&upstream) {
         return Err(violation(format!(
-            "upstream head moved backwards from {} to {}",
-            before.upstream_head, after.upstream_head
+            "upstream head moved backwards from {upstream_before} to {upstream}"
         )));
     }
     Ok(())
