@@ -16,11 +16,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use eventsync_backends::GlobalSeq;
 
 use super::{
-    DbError, LeaderDb, NewEvent, STATE, apply_to_state, read_seq, recorded_changesets,
-    set_state_head, sql,
+    DbError, LeaderDb, NewEvent, STATE, read_seq, recorded_changesets, set_state_head, sql,
 };
 use crate::event::{Changeset, EncodedEvent};
-use crate::materialize::{self, Record};
+use crate::materialize;
 use crate::schema::Schema;
 use crate::seq::EventSeq;
 
@@ -92,16 +91,7 @@ impl LeaderDb {
         materialize::rollback(&tx, &refs)?;
         tx.execute("DELETE FROM __eventsync_changeset", [])
             .map_err(sql(STATE))?;
-        let mut missing = self.events_after(base)?;
-        for event in &mut missing {
-            let record = if event.seq.position() <= (confirmed_head.0, 0) {
-                Record::Nothing
-            } else {
-                Record::Changeset
-            };
-            apply_to_state(&tx, schema, event, record)?;
-        }
-        let head = missing.last().map_or(base, |event| event.seq);
+        let head = self.replay_after(&tx, schema, base, confirmed_head)?;
         set_state_head(&tx, head, self.commits.last)?;
         clear_lag(&tx)?;
         tx.commit().map_err(sql(STATE))

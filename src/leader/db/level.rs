@@ -59,20 +59,32 @@ impl LeaderDb {
             state_head
         };
         // Read inside the transaction: after a rebuild, no event has a changeset any more.
-        let mut missing = self.events_after(replay_from)?;
+        let head = self.replay_after(&tx, schema, replay_from, confirmed_head)?;
+        set_state_head(&tx, head, self.commits.last)?;
+        tx.commit().map_err(sql(STATE))
+    }
+
+    /// Materializes into `tx` every eventlog event after `from`, and returns the last one's
+    /// number (`from` when there is none). Events after the backend-confirmed head
+    /// (client-only ones on its global too) may still be rolled back, so they keep a
+    /// changeset.
+    pub(super) fn replay_after(
+        &self,
+        tx: &Connection,
+        schema: &Schema,
+        from: EventSeq,
+        confirmed_head: GlobalSeq,
+    ) -> Result<EventSeq, DbError> {
+        let mut missing = self.events_after(from)?;
         for event in &mut missing {
-            // Events after the backend-confirmed head (client-only ones on its global too) may
-            // still be rolled back, so they keep a changeset.
             let record = if event.seq.position() <= (confirmed_head.0, 0) {
                 Record::Nothing
             } else {
                 Record::Changeset
             };
-            apply_to_state(&tx, schema, event, record)?;
+            apply_to_state(tx, schema, event, record)?;
         }
-        let head = missing.last().map(|event| event.seq).unwrap_or(replay_from);
-        set_state_head(&tx, head, self.commits.last)?;
-        tx.commit().map_err(sql(STATE))
+        Ok(missing.last().map_or(from, |event| event.seq))
     }
 
     /// Empties the eventlog of a store booted from a snapshot whose state must be rebuilt (the
