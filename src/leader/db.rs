@@ -137,6 +137,19 @@ pub(crate) struct NewEvent<'a> {
     pub record: Record,
 }
 
+impl<'a> NewEvent<'a> {
+    /// `event`, keeping its changeset when it is after `upstream`: the backend has not
+    /// confirmed it, so it may still be rolled back.
+    pub(crate) fn after_upstream(event: &'a mut EncodedEvent, upstream: EventSeq) -> Self {
+        let record = if event.seq.is_after(&upstream) {
+            Record::Changeset
+        } else {
+            Record::Nothing
+        };
+        NewEvent { event, record }
+    }
+}
+
 /// Opens one of the files in WAL mode with `synchronous` as given. A file system that
 /// cannot hold a WAL (no shared memory) keeps its rollback journal: slower, still correct,
 /// since the two commits are ordered either way.

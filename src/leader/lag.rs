@@ -186,14 +186,7 @@ impl Leader {
                 let state_head = events.last().map_or(lag.base, |event| event.seq);
                 let mut items: Vec<NewEvent<'_>> = events
                     .iter_mut()
-                    .map(|event| NewEvent {
-                        record: if event.seq.is_after(&upstream) {
-                            Record::Changeset
-                        } else {
-                            Record::Nothing
-                        },
-                        event,
-                    })
+                    .map(|event| NewEvent::after_upstream(event, upstream))
                     .collect();
                 self.db.apply_catch_up(
                     &self.schema,

@@ -10,7 +10,6 @@ use super::db::NewEvent;
 use super::{Leader, db_error};
 use crate::error::Error;
 use crate::event::EncodedEvent;
-use crate::materialize::Record;
 use crate::seq::EventSeq;
 use crate::sync_state::{LocalPush, MergeOptions, Merged, Payload, StateChange};
 
@@ -174,14 +173,7 @@ impl Leader {
         };
         let mut items: Vec<NewEvent<'_>> = new_events
             .iter_mut()
-            .map(|event| NewEvent {
-                record: if event.seq.is_after(&upstream_head) {
-                    Record::Changeset
-                } else {
-                    Record::Nothing
-                },
-                event,
-            })
+            .map(|event| NewEvent::after_upstream(event, upstream_head))
             .collect();
         self.db
             .apply_batch(
