@@ -152,7 +152,14 @@ type ErasedMaterializer = Box<
 >;
 
 /// Checks that raw args decode into the event's args type.
-type ErasedDecoder = Box<dyn Fn(&Json) -> Result<(), MaterializeError> + Send + Sync>;
+type ErasedDecoder = Box<dyn Fn(ArgsInput<'_>) -> Result<(), MaterializeError> + Send + Sync>;
+
+/// Args to decode: a parsed value, or JSON text (an import's file).
+#[derive(Clone, Copy)]
+enum ArgsInput<'a> {
+    Value(&'a Json),
+    Text(&'a str),
+}
 
 /// An event definition with everything the runtime needs to materialize it.
 struct EventEntry {
@@ -170,6 +177,28 @@ fn decode<A: DeserializeOwned>(event: &str, args: &Json) -> Result<A, Materializ
         path: error.path().to_string(),
         message: error.inner().to_string(),
     })
+}
+
+/// [`decode`] from JSON text: the same path and message (without the text's line and
+/// column), and nothing may follow the value.
+fn decode_text<A: DeserializeOwned>(event: &str, text: &str) -> Result<A, MaterializeError> {
+    let fail = |path: String, error: &serde_json::Error| {
+        let message = error.to_string();
+        let message = match message.rfind(" at line ") {
+            Some(cut) => message[..cut].to_owned(),
+            None => message,
+        };
+        MaterializeError::InvalidArgs {
+            event: event.to_string(),
+            path,
+            message,
+        }
+    };
+    let mut parser = serde_json::Deserializer::from_str(text);
+    let decoded = serde_path_to_error::deserialize(&mut parser)
+        .map_err(|error| fail(error.path().to_string(), error.inner()))?;
+    parser.end().map_err(|error| fail(".".into(), &error))?;
+    Ok(decoded)
 }
 
 /// Builds a [`Schema`]; see [`Schema::builder`].
@@ -259,7 +288,10 @@ impl SchemaBuilder {
             })
         });
         let name = def.name.clone();
-        let decoder: ErasedDecoder = Box::new(move |args| decode::<A>(&name, args).map(|_| ()));
+        let decoder: ErasedDecoder = Box::new(move |args| match args {
+            ArgsInput::Value(value) => decode::<A>(&name, value).map(|_| ()),
+            ArgsInput::Text(text) => decode_text::<A>(&name, text).map(|_| ()),
+        });
         self.events.push(EventEntry {
             args_shape: shape::describe::<A>(),
             def,
@@ -558,6 +590,16 @@ impl Schema {
     /// are an error whatever the unknown-event policy; a deprecated event logs a warning
     /// (once per name).
     pub fn decode_args(&self, name: &str, args: &Json) -> Result<(), MaterializeError> {
+        self.decode_input(name, ArgsInput::Value(args))
+    }
+
+    /// [`decode_args`](Self::decode_args) on the args' JSON text (an import's file), without
+    /// parsing it into a value first.
+    pub fn decode_args_json(&self, name: &str, args: &str) -> Result<(), MaterializeError> {
+        self.decode_input(name, ArgsInput::Text(args))
+    }
+
+    fn decode_input(&self, name: &str, args: ArgsInput<'_>) -> Result<(), MaterializeError> {
         let entry = self
             .entry(name)
             .ok_or_else(|| MaterializeError::UnknownEvent {
@@ -910,6 +952,14 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(error.to_string().contains("v1.ItemAdded"));
+        // From JSON text: the same error, and the same acceptance.
+        let from_text = schema
+            .decode_args_json("v1.ItemAdded", r#"{"id": 7}"#)
+            .unwrap_err();
+        assert_eq!(from_text.to_string(), error.to_string());
+        schema
+            .decode_args_json("v1.ItemAdded", r#"{"id":"a"}"#)
+            .unwrap();
         let error = schema.decode_args("v1.Nope", &json!({})).unwrap_err();
         assert!(matches!(error, MaterializeError::UnknownEvent { name } if name == "v1.Nope"));
     }

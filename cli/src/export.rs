@@ -22,6 +22,9 @@ pub struct ExportArgs {
     json: bool,
 }
 
+/// The export file is written in pieces of this size.
+const WRITE_BUFFER: usize = 1 << 20;
+
 /// Runs `export`: reads no local store, only the backend. The file is written next to its
 /// final name and renamed into place when complete, so an interrupted export leaves no
 /// half file behind.
@@ -43,7 +46,7 @@ pub(crate) async fn run(config: &Config, args: &ExportArgs) -> Result<()> {
     let bar = progress_bar("events exported");
     let written = write_export(
         backend.as_ref(),
-        BufWriter::new(temp.as_file()),
+        BufWriter::with_capacity(WRITE_BUFFER, temp.as_file()),
         &config.store_id,
         &now_rfc3339(),
         &mut |done, total| {

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use eventsync_backends::GlobalEvent;
 use eventsync_backends::export::{ImportError, ImportOptions, ImportPhase, ImportReport, import};
 
 use super::{backend, out, progress_bar};
@@ -44,9 +43,10 @@ pub(crate) async fn run(config: &Config, args: &ImportArgs) -> Result<()> {
     let options = ImportOptions {
         force: args.force,
         dry_run: args.dry_run,
-        check_args: Some(Arc::new(move |event: &GlobalEvent| {
+        check_args: None,
+        check_args_json: Some(Arc::new(move |name: &str, args: &str| {
             schema
-                .decode_args(&event.name, &event.args)
+                .decode_args_json(name, args)
                 .map_err(|e| format!("args do not decode under the schema: {e}"))
         })),
         progress: Some(Arc::new(move |phase, done| {

@@ -1,10 +1,13 @@
 //! [`import`]: checks a whole export file, then pushes it into a backend in batches.
 //!
 //! Two passes over the file, so nothing is written unless all of it is valid and memory
-//! stays flat: pass 1 reads it to the end with every check ([`validate_file`]); pass 2 reads
-//! it again on a blocking thread that groups events into batches within the backend's
-//! [`Capabilities`](crate::Capabilities) and hands them, two at most in flight, to the
-//! pushing task. Pass 2 checks everything again, so a file changed in between fails there.
+//! stays flat: pass 1 reads it to the end with every check ([`validate_file`]), building no
+//! event (each is checked as the reader parsed it, its strings and args borrowed from the
+//! read buffer, the args decoded under the schema straight from their JSON text); pass 2
+//! reads it again on a blocking thread that builds the events and groups them into batches
+//! within the backend's [`Capabilities`](crate::Capabilities) and hands them, two at most in
+//! flight, to the pushing task. Pass 2 checks everything again, so a file changed in between
+//! fails there.
 //!
 //! Into a store that does not exist yet, or that `force` replaces, pass 2 writes through the
 //! backend's [`BulkLoad`]: a new incarnation no client sees until the end, several segment
@@ -18,13 +21,19 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::reader::read_export_sized;
-use super::{ExportFileError, ExportHeader, Rejected, max_event_bytes, read_export};
+#[cfg(test)]
+use super::read_export;
+use super::{ExportFileError, ExportHeader, RawEvent, Rejected, max_event_bytes, read_export_raw};
 use crate::segment::MAX_OVERHEAD_LEN;
 use crate::{BackendError, BulkLoad, GlobalEvent, GlobalSeq, SyncBackend};
 
 /// Checks an event's args, for example against a schema; the error says what is wrong.
 pub type ArgsCheck = Arc<dyn Fn(&GlobalEvent) -> Result<(), String> + Send + Sync>;
+
+/// [`ArgsCheck`] on the event's name and its args' JSON text as the file has them, so that
+/// the check pass builds no [`GlobalEvent`] (the command line decodes the args under the
+/// schema straight from the text).
+pub type ArgsJsonCheck = Arc<dyn Fn(&str, &str) -> Result<(), String> + Send + Sync>;
 
 /// Called with the events checked (pass 1) or pushed (pass 2) so far.
 pub type Progress = Arc<dyn Fn(ImportPhase, u64) + Send + Sync>;
@@ -49,8 +58,12 @@ pub struct ImportOptions {
     pub force: bool,
     /// Check the file and the store, say what would be done, and write nothing.
     pub dry_run: bool,
-    /// Checks each event's args (the command line passes the schema's decoder).
+    /// Checks each event's args.
     pub check_args: Option<ArgsCheck>,
+    /// Checks each event's args from their JSON text (the command line passes the schema's
+    /// decoder); cheaper than [`check_args`](Self::check_args), and both run when both are
+    /// given.
+    pub check_args_json: Option<ArgsJsonCheck>,
     /// Told how far the import got.
     pub progress: Option<Progress>,
 }
@@ -61,6 +74,7 @@ impl std::fmt::Debug for ImportOptions {
             .field("force", &self.force)
             .field("dry_run", &self.dry_run)
             .field("check_args", &self.check_args.is_some())
+            .field("check_args_json", &self.check_args_json.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -164,22 +178,21 @@ impl ImportError {
     }
 }
 
-/// Reads the whole file at `path` and checks it (see [`read_export`]), each event's args with
-/// `check_args` too; returns its header. On a blocking thread: call it from async code.
+/// Reads the whole file at `path` and checks it (see [`read_export`](super::read_export)),
+/// each event's args with `checks` too; returns its header. On a blocking thread: call it
+/// from async code. No event is built unless [`ArgsChecks::on_event`] needs one.
 pub async fn validate_file(
     path: &Path,
     max_event_bytes: usize,
-    check_args: Option<ArgsCheck>,
+    checks: ArgsChecks,
     progress: Option<Progress>,
 ) -> Result<ExportHeader, ImportError> {
     let path = path.to_owned();
     run_blocking(move || {
         let file = open(&path)?;
         let mut checked = 0u64;
-        let header = read_export(file, max_event_bytes, &mut |event| {
-            if let Some(check) = &check_args {
-                check(&event).map_err(Rejected::Event)?;
-            }
+        let header = read_export_raw(file, max_event_bytes, &mut |event| {
+            checks.check(event, None)?;
             checked += 1;
             if let Some(progress) = progress.as_ref().filter(|_| checked.is_multiple_of(1024)) {
                 progress(ImportPhase::Checking, checked);
@@ -196,6 +209,54 @@ pub async fn validate_file(
         Ok(header)
     })
     .await
+}
+
+/// The checks of an event's args an import makes, besides the reader's own.
+#[derive(Clone, Default)]
+pub struct ArgsChecks {
+    /// On the event built from the file.
+    pub on_event: Option<ArgsCheck>,
+    /// On its name and args' JSON text.
+    pub on_json: Option<ArgsJsonCheck>,
+}
+
+impl std::fmt::Debug for ArgsChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArgsChecks")
+            .field("on_event", &self.on_event.is_some())
+            .field("on_json", &self.on_json.is_some())
+            .finish()
+    }
+}
+
+impl ArgsChecks {
+    fn of(options: &ImportOptions) -> ArgsChecks {
+        ArgsChecks {
+            on_event: options.check_args.clone(),
+            on_json: options.check_args_json.clone(),
+        }
+    }
+
+    /// Runs the checks on `raw`; `built` is the event made of it, when the caller made one.
+    fn check(&self, raw: &RawEvent<'_>, built: Option<&GlobalEvent>) -> Result<(), Rejected> {
+        if let Some(check) = &self.on_json {
+            check(&raw.name, raw.args.get()).map_err(Rejected::Event)?;
+        }
+        if let Some(check) = &self.on_event {
+            match built {
+                Some(event) => check(event),
+                None => check(&to_event(raw)?),
+            }
+            .map_err(Rejected::Event)?;
+        }
+        Ok(())
+    }
+}
+
+/// The event `raw` describes (the reader checked that its args parse).
+fn to_event(raw: &RawEvent<'_>) -> Result<GlobalEvent, Rejected> {
+    raw.to_event()
+        .map_err(|e| Rejected::Event(format!("its args do not parse: {e}")))
 }
 
 /// Imports the export file at `path` into `backend`: checks all of it, refuses a store that
@@ -215,7 +276,7 @@ pub async fn import(
     let header = validate_file(
         path,
         event_limit,
-        options.check_args.clone(),
+        ArgsChecks::of(options),
         options.progress.clone(),
     )
     .await?;
@@ -328,9 +389,9 @@ async fn push_file(
     let (batches, mut received) = mpsc::channel::<Vec<GlobalEvent>>(2);
     let reader = {
         let path = path.to_owned();
-        let check_args = options.check_args.clone();
+        let checks = ArgsChecks::of(options);
         tokio::task::spawn_blocking(move || {
-            read_in_batches(&path, event_limit, limits, check_args, &batches)
+            read_in_batches(&path, event_limit, limits, &checks, &batches)
         })
     };
     let mut failure = None;
@@ -369,23 +430,32 @@ struct BatchLimits {
     bytes: usize,
 }
 
-/// Reads the file and sends its events in batches within `limits` (sized with the segment
-/// encoder's own [`event_len`]).
+/// Reads the file and sends its events in batches within `limits` (sized as the segment
+/// encoder's own [`event_len`](crate::segment::event_len) counts).
 fn read_in_batches(
     path: &Path,
     event_limit: usize,
     limits: BatchLimits,
-    check_args: Option<ArgsCheck>,
+    checks: &ArgsChecks,
     batches: &mpsc::Sender<Vec<GlobalEvent>>,
 ) -> Result<ExportHeader, ImportError> {
     let file = open(path)?;
     let mut batch = Vec::new();
     let mut bytes = MAX_OVERHEAD_LEN;
-    let header = read_export_sized(file, event_limit, &mut |event, size| {
-        if let Some(check) = &check_args {
-            check(&event).map_err(Rejected::Event)?;
+    let mut encoded = Vec::new();
+    let header = read_export_raw(file, event_limit, &mut |raw| {
+        let event = to_event(raw)?;
+        checks.check(raw, Some(&event))?;
+        // The reader checked that the event fits alone. Its size in a segment is at most
+        // the bound its raw size gives; it is worked out exactly only when the bound would
+        // end the batch, so the sum stays at or above what the batch encodes to.
+        let mut size = 4 + raw.encoded_len_bound();
+        if bytes + size > limits.bytes {
+            encoded.clear();
+            serde_json::to_writer(&mut encoded, &event)
+                .map_err(|e| Rejected::Event(format!("it does not encode: {e}")))?;
+            size = 4 + encoded.len();
         }
-        // The reader checked that the event encodes and fits alone, and sized it.
         if !batch.is_empty() && (batch.len() >= limits.events || bytes + size > limits.bytes) {
             batches
                 .blocking_send(std::mem::take(&mut batch))

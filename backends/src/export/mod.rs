@@ -6,8 +6,9 @@
 //!
 //! - [`write_export`] (`writer.rs`) pulls the log page by page and writes each event as it
 //!   comes, one a line, with `eventCount` taken from the backend's head up front;
-//! - [`read_export`] (`reader.rs`) walks the file with serde's `DeserializeSeed` and hands
-//!   each event to a callback as soon as it is parsed, checking the numbering on the way. The
+//! - [`read_export`] (`reader/`) reads the file in large chunks, parses each event from the
+//!   buffer and hands it to a callback as soon as it is parsed, checking the numbering on the
+//!   way ([`read_export_raw`] hands it as parsed, its strings borrowed, unbuilt). The
 //!   fields of the object may come in any order (`eventCount` after `events`), and no single
 //!   event may be larger than a limit, which the reader enforces on the raw bytes before they
 //!   are buffered (a 100 MB event is refused after the limit, not read into memory);
@@ -22,10 +23,10 @@ mod reader;
 mod writer;
 
 pub use import::{
-    ArgsCheck, ImportError, ImportOptions, ImportPhase, ImportReport, Progress, import,
-    validate_file,
+    ArgsCheck, ArgsChecks, ArgsJsonCheck, ImportError, ImportOptions, ImportPhase, ImportReport,
+    Progress, import, validate_file,
 };
-pub use reader::{EventProblem, ExportFileError, Rejected, read_export};
+pub use reader::{EventProblem, ExportFileError, RawEvent, Rejected, read_export, read_export_raw};
 pub use writer::{ExportWriteError, write_export};
 
 use serde::Serialize;

@@ -32,7 +32,8 @@ pub enum ExportWriteError {
 /// other clients push meanwhile. The bytes are a function of the log, `store_id` and
 /// `exported_at` alone (fields in a fixed order, one event a line), so two exports of the same
 /// log compare equal. `progress` is called with the events written so far and the total after each page.
-/// `out` should be buffered; it is flushed at the end.
+/// `out` should be buffered (a large buffer: the file is written in big pieces); it is
+/// flushed at the end. Call it inside a Tokio runtime: the pull runs as a task of its own.
 pub async fn write_export<W: Write>(
     backend: &dyn SyncBackend,
     mut out: W,
@@ -54,8 +55,11 @@ pub async fn write_export<W: Write>(
     write!(out, ",\"eventCount\":{},\"events\":[", head.0)?;
     let mut written = 0u64;
     if head > GlobalSeq::ZERO {
-        let mut pages = backend.pull(GlobalSeq::ZERO, false).await?;
-        'pages: while let Some(page) = pages.next().await {
+        let pages = backend.pull(GlobalSeq::ZERO, false).await?;
+        // The pull (its GETs, and decoding and checking what they bring) runs as a task of
+        // its own, a few pages ahead, while this one encodes and writes.
+        let (mut pages, _pulling) = pull_ahead(pages);
+        'pages: while let Some(page) = pages.recv().await {
             for event in page?.events {
                 let expected = GlobalSeq(written + 1);
                 if event.seq_num != expected || event.parent_seq_num != GlobalSeq(written) {
@@ -85,6 +89,39 @@ pub async fn write_export<W: Write>(
     out.write_all(b"\n]}\n")?;
     out.flush()?;
     Ok(header)
+}
+
+/// Pages a pull delivers, read ahead of their consumer.
+const PAGES_AHEAD: usize = 2;
+
+/// Runs `pages` as a task of its own that sends each page into the channel returned, at
+/// most [`PAGES_AHEAD`] ahead, and stops after an error; the task is aborted when the
+/// guard returned is dropped.
+fn pull_ahead(
+    mut pages: crate::PullStream,
+) -> (
+    tokio::sync::mpsc::Receiver<Result<crate::PullPage, BackendError>>,
+    AbortOnDrop,
+) {
+    let (sender, receiver) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+    let task = tokio::spawn(async move {
+        while let Some(page) = pages.next().await {
+            let failed = page.is_err();
+            if sender.send(page).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    (receiver, AbortOnDrop(task))
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]

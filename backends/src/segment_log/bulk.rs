@@ -12,10 +12,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{PutMode, PutPayload};
+use tokio::task::JoinHandle;
 
 use super::identity::Incarnation;
 use super::known::SegmentMeta;
@@ -54,8 +55,9 @@ pub struct SegmentBulkLoad {
     head: GlobalSeq,
     /// The digest of the last segment encoded so far.
     prev: SegmentDigest,
-    /// Creates in flight, at most [`BULK_IN_FLIGHT`].
-    writes: FuturesUnordered<futures::future::BoxFuture<'static, Result<(), BackendError>>>,
+    /// Creates in flight, at most [`BULK_IN_FLIGHT`], each a task of its own (so it goes on
+    /// while the next segment is encoded); aborted when the load is dropped unpublished.
+    writes: FuturesUnordered<JoinHandle<Result<(), BackendError>>>,
     /// What the log holds once every write is done, for the published incarnation's cache.
     written: Vec<SegmentMeta>,
 }
@@ -103,18 +105,18 @@ impl BulkLoad for SegmentBulkLoad {
         self.prev = encoded.digest;
         while self.writes.len() >= BULK_IN_FLIGHT {
             if let Some(done) = self.writes.next().await {
-                done?;
+                joined(done)?;
             }
         }
         let key = self.log.paths.segment(first);
         self.writes
-            .push(Box::pin(create(self.inner.clone(), key, encoded.bytes)));
+            .push(tokio::spawn(create(self.inner.clone(), key, encoded.bytes)));
         Ok(())
     }
 
     async fn publish(mut self: Box<Self>, replace: bool) -> Result<String, BackendError> {
-        while let Some(done) = self.writes.try_next().await? {
-            let () = done;
+        while let Some(done) = self.writes.next().await {
+            joined(done)?;
         }
         {
             let mut known = self.log.known();
@@ -127,6 +129,23 @@ impl BulkLoad for SegmentBulkLoad {
         self.inner.publish(self.log.clone(), body, replace).await?;
         Ok(id)
     }
+}
+
+impl Drop for SegmentBulkLoad {
+    fn drop(&mut self) {
+        for write in self.writes.iter() {
+            write.abort();
+        }
+    }
+}
+
+/// What a create task ended with.
+fn joined(
+    done: Result<Result<(), BackendError>, tokio::task::JoinError>,
+) -> Result<(), BackendError> {
+    done.map_err(|failed| BackendError::Unavailable {
+        message: format!("a segment write of the bulk load stopped: {failed}"),
+    })?
 }
 
 /// Creates `key` with `bytes`; an existing object must hold the same bytes (our own create

@@ -16,16 +16,19 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use object_store::path::Path;
 
 use super::identity::Incarnation;
 use super::known::SegmentMeta;
 use super::{Inner, corrupt, get_if_present};
+use crate::pack::{self, Pack};
 use crate::segment::{Segment, SegmentDigest};
-use crate::{BackendError, GlobalSeq, pack};
+use crate::{BackendError, GlobalSeq};
 
-/// How many pack GETs a cold pull keeps in flight. A pack holds a window of events (256 by
-/// default, merged 16 to a level up to `pack-max-bytes`, 4 MiB), so a few in flight keep
-/// the bucket busy while bounding the memory a pull holds to a few packs.
+/// How many pack GETs a cold pull keeps in flight, each decoded on a blocking thread as soon
+/// as it is read. A pack holds a window of events (256 by default, merged 16 to a level up
+/// to `pack-max-bytes`, 4 MiB), so a few in flight keep the bucket and the cores busy while
+/// bounding the memory a pull holds to a few packs.
 pub(super) const PACK_READ_AHEAD: usize = 4;
 
 /// A pack by the events its key names: first and last.
@@ -72,19 +75,29 @@ pub(super) enum PackRead {
 /// The packs of a cold pull's chain being read, and the checked segments of the last one
 /// read that the pull has not taken yet.
 pub(super) struct PackAhead {
-    /// Each pack of the chain with what its GET found (`None`: no object).
-    reads: BoxStream<'static, (PackRange, Result<Option<Bytes>, BackendError>)>,
+    /// Each pack of the chain with what its GET found (`None`: no object), decoded.
+    reads: BoxStream<'static, (PackRange, Result<Option<Pack>, BackendError>)>,
     /// Segments of the packs read, checked, not taken yet.
     segments: VecDeque<Segment>,
 }
 
 impl PackAhead {
-    /// Starts reading the packs of `chain` (from [`plan`]), [`PACK_READ_AHEAD`] at a time.
+    /// Starts reading the packs of `chain` (from [`plan`]), [`PACK_READ_AHEAD`] at a time,
+    /// and decoding each (checksums, framing, every event) on a blocking thread, so that
+    /// several decode at once, beside the pull that takes their segments.
     pub(super) fn start(inner: Arc<Inner>, log: Arc<Incarnation>, chain: Vec<PackRange>) -> Self {
         let reads = futures::stream::iter(chain)
             .map(move |range| {
                 let (inner, log) = (inner.clone(), log.clone());
-                async move { (range, inner.get_pack(&log, range).await) }
+                async move {
+                    let read = match inner.get_pack(&log, range).await {
+                        Ok(Some(bytes)) => decode(log.paths.pack(range.0, range.1), bytes)
+                            .await
+                            .map(Some),
+                        other => other.map(|_| None),
+                    };
+                    (range, read)
+                }
             })
             .buffered(PACK_READ_AHEAD)
             .boxed();
@@ -107,8 +120,8 @@ impl PackAhead {
             let Some((range, read)) = self.reads.next().await else {
                 return PackRead::UsedUp;
             };
-            let checked = read.and_then(|bytes| match bytes {
-                Some(bytes) => check_pack(log, range, key, prev_digest, &bytes),
+            let checked = read.and_then(|pack| match pack {
+                Some(pack) => check_pack(log, range, key, prev_digest, pack),
                 None => Err(corrupt(
                     &log.paths.pack(range.0, range.1),
                     "listed but gone when read",
@@ -139,7 +152,15 @@ impl PackAhead {
     }
 }
 
-/// Decodes the pack `range` read for a pull at `key` and checks its place: the key's range
+/// Decodes and checks the pack `key` ([`pack::decode`]) on a blocking thread.
+async fn decode(key: Path, bytes: Bytes) -> Result<Pack, BackendError> {
+    match tokio::task::spawn_blocking(move || pack::decode(&bytes)).await {
+        Ok(decoded) => decoded.map_err(|e| corrupt(&key, e)),
+        Err(failed) => Err(corrupt(&key, format!("its decoding stopped: {failed}"))),
+    }
+}
+
+/// Checks the place of the pack `range`, decoded, read for a pull at `key`: the key's range
 /// is the pack's, the store is this one, and its segment at `key` (segments before it, of a
 /// pack that overlaps the one before, are skipped) chains onto `prev_digest` when known.
 /// Records every segment it returns in the log's `Known`.
@@ -148,10 +169,9 @@ fn check_pack(
     range: PackRange,
     key: GlobalSeq,
     prev_digest: Option<SegmentDigest>,
-    bytes: &[u8],
+    pack: Pack,
 ) -> Result<VecDeque<Segment>, BackendError> {
     let pack_key = log.paths.pack(range.0, range.1);
-    let pack = pack::decode(bytes).map_err(|e| corrupt(&pack_key, e))?;
     if (pack.first, pack.last) != range {
         return Err(corrupt(
             &pack_key,
