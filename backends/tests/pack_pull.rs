@@ -193,22 +193,7 @@ async fn pull_capturing(place: &StoreLocation) -> (Vec<GlobalEvent>, Vec<String>
 async fn a_corrupt_pack_is_named_and_the_segments_serve(place: StoreLocation) {
     let all = packed_log(&place).await;
     let key = pack_key(&place, 10, 18).await;
-    let mut bytes = place
-        .store
-        .get(&key)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x01;
-    place
-        .store
-        .put(&key, PutPayload::from(bytes))
-        .await
-        .unwrap();
+    support::flip_a_byte(&place, &key).await;
 
     let (events, mut fetched, warnings) = pull_capturing(&place).await;
     assert_eq!(events, all);
@@ -272,11 +257,7 @@ async fn a_pack_that_does_not_chain_is_refused(place: StoreLocation) {
     .unwrap();
     let key = pack_key(&place, 10, 18).await;
     let bytes = pack::encode(&[forged.bytes.as_ref()]).unwrap();
-    place
-        .store
-        .put(&key, PutPayload::from(bytes))
-        .await
-        .unwrap();
+    support::put(&place, &key, bytes).await;
 
     let (events, fetched, warnings) = pull_capturing(&place).await;
     assert_eq!(events, all);

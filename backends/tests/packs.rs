@@ -281,22 +281,7 @@ async fn verify_names_a_corrupted_pack(place: StoreLocation) {
     fill(&place).await;
     client(&place).compact().await.unwrap();
     let key = pack_keys(&place).await[1].clone();
-    let mut bytes = place
-        .store
-        .get(&key)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x01;
-    place
-        .store
-        .put(&key, PutPayload::from(bytes))
-        .await
-        .unwrap();
+    support::flip_a_byte(&place, &key).await;
     let report = verify(&place).await;
     assert_eq!(report.faults.len(), 1, "{report:?}");
     assert_eq!(report.faults[0].key, key.to_string());
@@ -337,11 +322,7 @@ async fn test_verify_names_a_pack_that_disagrees_with_its_segments() {
     .unwrap();
     let bytes = pack::encode(&[forged.bytes.as_ref()]).unwrap();
     let key = pack_keys(&place).await[0].clone();
-    place
-        .store
-        .put(&key, PutPayload::from(bytes))
-        .await
-        .unwrap();
+    support::put(&place, &key, bytes).await;
     let report = verify(&place).await;
     assert_eq!(report.faults.len(), 1, "{report:?}");
     assert_eq!(report.faults[0].key, key.to_string());
@@ -360,17 +341,7 @@ async fn test_verify_names_a_pack_whose_inner_events_do_not_parse() {
     let mut segments = Vec::new();
     for first in [1, 4, 7] {
         let key = log.segment(GlobalSeq(first));
-        segments.push(
-            place
-                .store
-                .get(&key)
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap()
-                .to_vec(),
-        );
+        segments.push(support::get(&place, &key).await);
     }
     // Break the JSON of segment 7's first event (its `{` becomes `[`) and reseal its
     // checksum. The events start after the fixed header, the backend id, the client id's
@@ -406,11 +377,7 @@ async fn test_verify_names_a_pack_whose_inner_events_do_not_parse() {
     assert!(pack::decode(&bytes).is_err());
     assert_eq!(pack::decode_digests(&bytes).unwrap().segments.len(), 3);
     let key = pack_keys(&place).await[0].clone();
-    place
-        .store
-        .put(&key, PutPayload::from(bytes))
-        .await
-        .unwrap();
+    support::put(&place, &key, bytes).await;
     let report = verify(&place).await;
     assert_eq!(report.faults.len(), 1, "{report:?}");
     assert_eq!(report.faults[0].key, key.to_string());

@@ -71,22 +71,7 @@ async fn sound_log_passes(place: StoreLocation) {
 async fn corrupted_segment_is_named(place: StoreLocation) {
     fill(&place, 22).await;
     let key = segment_key(&place, 5).await;
-    let mut bytes = place
-        .store
-        .get(&key)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x01;
-    place
-        .store
-        .put(&key, PutPayload::from(bytes))
-        .await
-        .unwrap();
+    support::flip_a_byte(&place, &key).await;
     let report = verify(&place).await;
     assert_eq!(keys_of(&report), [key.as_ref()], "{report:?}");
     assert!(
@@ -187,11 +172,7 @@ async fn test_a_segment_of_another_store_is_named() {
         .await
         .unwrap();
     let ours = segment_key(&place, 5).await;
-    place
-        .store
-        .put(&ours, PutPayload::from(bytes))
-        .await
-        .unwrap();
+    support::put(&place, &ours, bytes).await;
     let report = verify(&place).await;
     assert_eq!(keys_of(&report), [ours.as_ref()], "{report:?}");
     assert!(

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use eventsync_backends::conformance::not_run::test_name;
 use eventsync_backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
 use eventsync_backends::copy::StoreLocation;
+use eventsync_backends::object_store::PutPayload;
 use eventsync_backends::object_store::memory::InMemory;
 use eventsync_backends::object_store::path::Path as Key;
 use eventsync_backends::{GlobalEvent, GlobalSeq, OpenOptions, open_object_store};
@@ -65,4 +66,23 @@ pub fn events(from: u64, to: u64, text: &str) -> Vec<GlobalEvent> {
             session_id: "s".into(),
         })
         .collect()
+}
+
+/// The bytes of object `key` of `place`.
+pub async fn get(place: &StoreLocation, key: &Key) -> Vec<u8> {
+    let object = place.store.get(key).await.unwrap();
+    object.bytes().await.unwrap().to_vec()
+}
+
+/// Writes `bytes` at `key` of `place`, over whatever is there (a damaged or forged object).
+pub async fn put(place: &StoreLocation, key: &Key, bytes: impl Into<PutPayload>) {
+    place.store.put(key, bytes.into()).await.unwrap();
+}
+
+/// Flips one bit in the middle of object `key` of `place`: damage its checksum must catch.
+pub async fn flip_a_byte(place: &StoreLocation, key: &Key) {
+    let mut bytes = get(place, key).await;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    put(place, key, bytes).await;
 }

@@ -114,6 +114,17 @@ fn batch(
     db.commit().unwrap();
 }
 
+/// The set-up most tests start from: e1 ("a") applied and confirmed by the backend.
+fn confirm_a(db: &mut LeaderDb, schema: &Schema) {
+    batch(
+        db,
+        schema,
+        &[],
+        &mut [(add(E1, ROOT, "a"), Record::Nothing)],
+        Some(1),
+    );
+}
+
 fn items_of(db: &LeaderDb) -> Vec<String> {
     db.connection()
         .prepare("SELECT id FROM items ORDER BY id")
@@ -145,13 +156,7 @@ fn test_level_state_replays_nothing_when_level_and_only_the_missing_appends_when
     let files = Files::new();
     let (mut db, _) = files.open();
     let schema = &files.schema;
-    batch(
-        &mut db,
-        schema,
-        &[],
-        &mut [(add(E1, ROOT, "a"), Record::Nothing)],
-        Some(1),
-    );
+    confirm_a(&mut db, schema);
     drop(db);
     let (db, replayed) = files.open();
     assert_eq!(replayed, 0, "a level state replays nothing");
@@ -200,13 +205,7 @@ fn test_state_behind_a_rebase_is_rebuilt_from_the_eventlog() {
     let files = Files::new();
     let (mut db, _) = files.open();
     let schema = &files.schema;
-    batch(
-        &mut db,
-        schema,
-        &[],
-        &mut [(add(E1, ROOT, "a"), Record::Nothing)],
-        Some(1),
-    );
+    confirm_a(&mut db, schema);
     batch(
         &mut db,
         schema,
@@ -266,13 +265,7 @@ fn test_state_ahead_of_the_eventlog_is_rebuilt() {
     let files = Files::new();
     let (mut db, _) = files.open();
     let schema = &files.schema;
-    batch(
-        &mut db,
-        schema,
-        &[],
-        &mut [(add(E1, ROOT, "a"), Record::Nothing)],
-        Some(1),
-    );
+    confirm_a(&mut db, schema);
     drop(db);
     let eventlog_at_e1 = files.save(&files.dir.eventlog_db());
     let (mut db, _) = files.open();
@@ -330,13 +323,7 @@ fn test_staged_steps_are_lost_together_without_a_commit() {
     let files = Files::new();
     let (mut db, _) = files.open();
     let schema = &files.schema;
-    batch(
-        &mut db,
-        schema,
-        &[],
-        &mut [(add(E1, ROOT, "a"), Record::Nothing)],
-        Some(1),
-    );
+    confirm_a(&mut db, schema);
     let mut second = add(E2, E1, "b");
     let mut items = [NewEvent {
         event: &mut second,
@@ -465,13 +452,7 @@ fn test_pending_after_holds_numbers_only_and_loads_bodies_on_demand() {
     let files = Files::new();
     let (mut db, _) = files.open();
     let schema = &files.schema;
-    batch(
-        &mut db,
-        schema,
-        &[],
-        &mut [(add(E1, ROOT, "a"), Record::Nothing)],
-        Some(1),
-    );
+    confirm_a(&mut db, schema);
     let mine = [add(E2, E1, "b"), add(E3, E2, "c"), add(E4, E3, "d")];
     let mut items: Vec<_> = mine
         .iter()
@@ -534,13 +515,7 @@ fn test_tables_lagging_behind_a_log_only_rebase_level_from_the_lag_base() {
     let files = Files::new();
     let (mut db, _) = files.open();
     let schema = &files.schema;
-    batch(
-        &mut db,
-        schema,
-        &[],
-        &mut [(add(E1, ROOT, "a"), Record::Nothing)],
-        Some(1),
-    );
+    confirm_a(&mut db, schema);
     let mine = [add(E2, E1, "mine"), add(E3, E2, "mine2")];
     batch(
         &mut db,
