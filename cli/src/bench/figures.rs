@@ -165,11 +165,12 @@ pub(crate) struct Ingest {
 pub(crate) async fn ingest(bench: &Bench, name: &str, count: u64) -> Result<Ingest> {
     let store = bench.open(name, "writer").await?;
     let session = store.session().await?;
-    let todos: Vec<TodoCreated> = (1..=count).map(todo).collect();
     let batches_before = store.stats().durable_batches;
+    // Each todo is made as it is committed: a vector of them all would count the bench's
+    // own input (about 11 MiB at 100,000) in the process's RSS figure.
     let start = Instant::now();
-    for todo in &todos {
-        session.commit(todo)?;
+    for n in 1..=count {
+        session.commit(&todo(n))?;
     }
     wait_for(&session, "waiting for the leader", || {
         session.sync_status().pending == 0
