@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use eventsync_backends::copy::StoreLocation;
 use eventsync_backends::fault::RecordingStore;
-use eventsync_backends::object_store::path::Path as Key;
 use eventsync_backends::object_store::ObjectStore;
+use eventsync_backends::object_store::path::Path as Key;
 use eventsync_backends::segment::{SegmentDigest, SegmentWriter, WriterNonce};
 use eventsync_backends::{
     GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend, pack, segment,

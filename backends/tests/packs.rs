@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use eventsync_backends::copy::StoreLocation;
 use eventsync_backends::fault::RecordingStore;
-use eventsync_backends::object_store::path::Path as Key;
 use eventsync_backends::object_store::ObjectStoreExt;
+use eventsync_backends::object_store::path::Path as Key;
 use eventsync_backends::segment::{SegmentDigest, SegmentWriter, WriterNonce};
 use eventsync_backends::verify::{PackAudit, VerifyReport, verify_store};
 use eventsync_backends::{

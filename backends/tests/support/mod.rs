@@ -9,9 +9,9 @@ use std::sync::Arc;
 use eventsync_backends::conformance::not_run::test_name;
 use eventsync_backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
 use eventsync_backends::copy::StoreLocation;
-use eventsync_backends::object_store::{ObjectStoreExt as _, PutPayload};
 use eventsync_backends::object_store::memory::InMemory;
 use eventsync_backends::object_store::path::Path as Key;
+use eventsync_backends::object_store::{ObjectStoreExt as _, PutPayload};
 use eventsync_backends::{GlobalEvent, GlobalSeq, OpenOptions, open_object_store};
 
 /// Store `s` in a new in-memory object store.
