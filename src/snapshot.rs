@@ -1,20 +1,28 @@
-//! The state of a store as a snapshot body: a canonical dump of the user tables, its content
-//! hash, and its DEFLATE encoding.
+//! The state of a store in a snapshot: a canonical dump of the user tables and its content
+//! hash, and the body that carries the state: an SQLite image of the tables (format version
+//! 2, [`image`]), or the dump DEFLATE-encoded (version 1, still read).
 //!
-//! Why a canonical dump and not an SQLite image: two clients with the same state must agree
-//! on its hash, and SQLite files with equal content need not be equal bytes (the header
-//! records the library version and a change counter; page layout depends on history). The
-//! dump lists the user tables by name, each with its column names, then its rows in the
-//! order of all their columns, each value tagged by SQLite type. Equal tables give equal
-//! bytes whatever the SQLite version or the order rows were written in, so
-//! `verify --snapshots` can replay the log into a fresh database and compare hashes. The
-//! byte layout is in `docs/FORMAT.md`.
+//! Why the hash is a canonical dump's and not an SQLite image's: two clients with the same
+//! state must agree on its hash, and SQLite files with equal content need not be equal bytes
+//! (the header records the library version and a change counter; page layout depends on
+//! history). The dump lists the user tables by name, each with its column names, then its
+//! rows in the order of all their columns, each value tagged by SQLite type. Equal tables
+//! give equal bytes whatever the SQLite version or the order rows were written in, so
+//! `verify --snapshots` can replay the log into a fresh database and compare hashes.
+//!
+//! Why the body is an image since version 2: loading a dump means inserting every row
+//! (a million rows took seconds), where an image's records are copied into `state.db` as
+//! they are. Only the body changed; the hash is still the dump's, and `verify --snapshots`
+//! dumps the image's tables to compare them. The byte layouts are in `docs/FORMAT.md`.
+
+pub mod image;
 
 use std::io::{Read as _, Write as _};
 
 use eventsync_backends::{
     BackendError, GlobalSeq, RefusedSnapshot, SnapshotContent, SnapshotPut, SyncBackend,
 };
+pub use image::SnapshotState;
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 use serde::Serialize;
@@ -150,7 +158,7 @@ pub fn dump_tables(conn: &Connection, schema: &Schema) -> Result<Dump, DumpError
     Ok(Dump { bytes: out, hash })
 }
 
-/// DEFLATE-encodes a dump (a snapshot's body).
+/// DEFLATE-encodes a dump (a version-1 snapshot's body).
 pub fn compress(dump: &[u8]) -> Vec<u8> {
     let mut encoder =
         flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
@@ -194,19 +202,32 @@ pub fn decompress(
     Ok(Dump { bytes, hash })
 }
 
-/// Writes `dump` (the state at `at`) to `backend` as a snapshot of schema `schema_hash`
-/// (DEFLATE-encoded; created once: a second writer of the same `at` moves on).
+/// Builds the image of `dump` (the state under `schema`) on tokio's blocking pool: see
+/// [`image::build`].
+pub async fn build_image(
+    schema: std::sync::Arc<Schema>,
+    dump: Dump,
+) -> Result<SnapshotState, DumpError> {
+    tokio::task::spawn_blocking(move || image::build(&schema, &dump))
+        .await
+        .map_err(|error| DumpError::Encoding(format!("building the image stopped: {error}")))?
+}
+
+/// Writes `state` (the state at `at`) to `backend` as a snapshot of schema `schema_hash`, in
+/// format version 2 (the body is the image; created once: a second writer of the same `at`
+/// moves on).
 pub async fn put(
     backend: &dyn SyncBackend,
     schema_hash: &str,
     at: GlobalSeq,
-    dump: Dump,
+    state: SnapshotState,
     writer: &str,
 ) -> Result<SnapshotPut, BackendError> {
     let content = SnapshotContent {
-        content_hash: dump.hash,
-        content_len: dump.bytes.len() as u64,
-        body: compress(&dump.bytes),
+        version: eventsync_backends::snapshot::FORMAT_VERSION,
+        content_hash: state.dump_hash,
+        content_len: state.dump_len,
+        body: state.image,
         writer: writer.to_owned(),
     };
     backend.put_snapshot(schema_hash, at, content).await
@@ -350,11 +371,27 @@ impl eventsync_backends::verify::SnapshotContentCheck for ReplayCheck {
             )));
         }
         // The content hash is the producer's claim; the body must hold what it claims.
-        if let Err(error) = decompress(&snapshot.body, snapshot.content_len, &snapshot.content_hash)
-        {
-            return Ok(Some(error.to_string()));
+        let body = if snapshot.version == 1 {
+            decompress(&snapshot.body, snapshot.content_len, &snapshot.content_hash)
+        } else {
+            image::dump_image(&self.schema, &snapshot.body)
+        };
+        match body {
+            Err(error) => Ok(Some(error.to_string())),
+            Ok(dump)
+                if dump.hash != snapshot.content_hash
+                    || dump.bytes.len() as u64 != snapshot.content_len =>
+            {
+                Ok(Some(format!(
+                    "its body does not hold the state it claims: its tables dump to {} bytes hashing to {}, the header says {} bytes hashing to {}",
+                    dump.bytes.len(),
+                    short(&dump.hash),
+                    snapshot.content_len,
+                    short(&snapshot.content_hash)
+                )))
+            }
+            Ok(_) => Ok(None),
         }
-        Ok(None)
     }
 }
 

@@ -291,7 +291,15 @@ impl Store {
             ));
         }
         let schema_hash = self.inner.schema.hash();
-        Ok(crate::snapshot::put(&*backend, &schema_hash, at, dump, &self.inner.client_id).await?)
+        let state = crate::snapshot::build_image(self.inner.schema.clone(), dump)
+            .await
+            .map_err(|error| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("building the snapshot's image: {error}"),
+                )
+            })?;
+        Ok(crate::snapshot::put(&*backend, &schema_hash, at, state, &self.inner.client_id).await?)
     }
 
     /// How this store's opening used the snapshots in the bucket.
@@ -420,16 +428,21 @@ async fn boot_from_snapshot(
             return SnapshotBoot::Refused { refused };
         };
         let snapshot = &found.snapshot;
-        let loaded = crate::snapshot::decompress(
-            &snapshot.body,
-            snapshot.content_len,
-            &snapshot.content_hash,
-        )
-        .map_err(|error| error.to_string())
-        .and_then(|dump| {
-            db.load_snapshot(schema, snapshot.at, &dump.bytes)
+        let loaded = if snapshot.version == 1 {
+            crate::snapshot::decompress(
+                &snapshot.body,
+                snapshot.content_len,
+                &snapshot.content_hash,
+            )
+            .map_err(|error| error.to_string())
+            .and_then(|dump| {
+                db.load_snapshot(schema, snapshot.at, &dump.bytes)
+                    .map_err(|error| error.to_string())
+            })
+        } else {
+            db.load_snapshot_image(schema, snapshot.at, &snapshot.body)
                 .map_err(|error| error.to_string())
-        });
+        };
         match loaded {
             Ok(()) => {
                 tracing::info!(key = %found.key, at = %snapshot.at, "started from a snapshot");

@@ -422,7 +422,7 @@ async fn test_verify_with_replay_finds_a_snapshot_whose_state_is_not_the_logs() 
             [],
         )
         .expect("insert");
-    let forged = eventsync::snapshot::dump_tables(&other, &schema).expect("a dump");
+    let forged = eventsync::snapshot::image::state_of(&other, &schema).expect("a state");
     let backend = bucket.client();
     let put = eventsync::snapshot::put(&*backend, &schema.hash(), at, forged.clone(), "liar")
         .await

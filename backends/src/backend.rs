@@ -23,6 +23,9 @@ pub struct SnapshotPut {
 /// The state a caller hands to [`SyncBackend::put_snapshot`]: opaque to the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotContent {
+    /// The snapshot format version to write (what the body is, see
+    /// [`crate::snapshot::FORMAT_VERSION`]).
+    pub version: u16,
     /// The hash of the state, as the caller defines it.
     pub content_hash: [u8; 32],
     /// How many bytes the body decodes to (a bound the reader checks).

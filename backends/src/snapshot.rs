@@ -2,8 +2,10 @@
 //! one checksummed object, tied to the log by the hash-chain link at `S`.
 //!
 //! This crate knows nothing of SQLite: the state travels as an opaque *body* (the root crate
-//! writes a compressed canonical dump of the user tables) with a *content hash* the body's
-//! producer defines (the SHA-256 of the uncompressed dump). What this format adds is what
+//! writes an SQLite image of the user tables in version 2, a compressed canonical dump of
+//! them in version 1) with a *content hash* the body's producer defines (the SHA-256 of the
+//! canonical dump, in both versions). The header is the same in both versions; the version
+//! says what the body is. What this format adds is what
 //! ties the body to the log: `S`, the schema hash the tables were made with, and the link at
 //! `S` (the first event and the digest of the segment that ends at `S`), so that a reader
 //! checks the snapshot against the segment it names and the tail from `S + 1` chains onto
@@ -17,8 +19,12 @@ use crate::segment::SegmentDigest;
 
 /// The first eight bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"ESYNCSNP";
-/// The snapshot format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The snapshot format version this build writes (and the newest it reads): the body is an
+/// SQLite image of the user tables.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest snapshot format version this build reads: version 1, whose body is the
+/// DEFLATE-compressed canonical dump of the user tables.
+pub const OLDEST_VERSION: u16 = 1;
 /// Bytes of the fixed part of the header (up to the schema hash's length byte included).
 pub const FIXED_HEADER_LEN: usize = 8 + 2 + 2 + 8 + 8 + 8 + 32 + 32 + 8 + 1;
 /// Bytes of the trailer (a SHA-256 of every byte before it).
@@ -38,6 +44,9 @@ pub struct SnapshotLink {
 /// A snapshot, decoded and self-consistent (its checksum holds).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
+    /// The format version ([`OLDEST_VERSION`]..=[`FORMAT_VERSION`]): it says what the body
+    /// is, for the body's producer.
+    pub version: u16,
     /// `S`: the last event the state reflects (a segment boundary).
     pub at: GlobalSeq,
     /// The hash of the schema the tables were made with (a key segment).
@@ -62,12 +71,12 @@ pub enum SnapshotError {
     BadMagic,
     /// Written by a newer (or unknown) snapshot format version.
     #[error(
-        "snapshot format version {found} is not supported (this build reads version {supported}); upgrade eventsync"
+        "snapshot format version {found} is not supported (this build reads versions {OLDEST_VERSION} to {supported}); upgrade eventsync"
     )]
     UnsupportedVersion {
         /// The version in the header.
         found: u16,
-        /// The version this build reads.
+        /// The newest version this build reads.
         supported: u16,
     },
     /// The object is not as long as its header says: cut off, or extended.
@@ -102,6 +111,12 @@ fn malformed(message: impl Into<String>) -> SnapshotError {
 
 /// Encodes `snapshot` (see `docs/FORMAT.md`). Fails on a field this format cannot hold.
 pub fn encode(snapshot: &Snapshot) -> Result<Vec<u8>, SnapshotError> {
+    if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&snapshot.version) {
+        return Err(malformed(format!(
+            "this build writes versions {OLDEST_VERSION} to {FORMAT_VERSION}, not {}",
+            snapshot.version
+        )));
+    }
     if snapshot.at == GlobalSeq::ZERO || snapshot.link.segment_first == GlobalSeq::ZERO {
         return Err(malformed("a snapshot is taken at an event, e1 or later"));
     }
@@ -122,7 +137,7 @@ pub fn encode(snapshot: &Snapshot) -> Result<Vec<u8>, SnapshotError> {
         + TRAILER_LEN;
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&snapshot.version.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes()); // flags
     out.extend_from_slice(&(total as u64).to_le_bytes());
     out.extend_from_slice(&snapshot.at.0.to_le_bytes());
@@ -187,7 +202,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
         });
     }
     let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(SnapshotError::UnsupportedVersion {
             found: version,
             supported: FORMAT_VERSION,
@@ -252,6 +267,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
         .to_owned();
     let body = bytes[reader.position..body_end].to_vec();
     Ok(Snapshot {
+        version,
         at,
         schema_hash,
         link: SnapshotLink {
@@ -271,6 +287,7 @@ mod tests {
 
     fn sample() -> Snapshot {
         Snapshot {
+            version: FORMAT_VERSION,
             at: GlobalSeq(42),
             schema_hash: "abc123".into(),
             link: SnapshotLink {
@@ -311,13 +328,32 @@ mod tests {
     #[test]
     fn test_decode_says_upgrade_for_a_newer_version() {
         let mut bytes = encode(&sample()).unwrap();
-        bytes[8] = 2;
+        bytes[8] = 3;
         let error = decode(&bytes).unwrap_err();
         assert!(matches!(
             error,
-            SnapshotError::UnsupportedVersion { found: 2, .. }
+            SnapshotError::UnsupportedVersion { found: 3, .. }
         ));
         assert!(error.to_string().contains("upgrade"), "{error}");
+    }
+
+    #[test]
+    fn test_version_1_still_round_trips_and_version_0_is_refused() {
+        let old = Snapshot {
+            version: OLDEST_VERSION,
+            ..sample()
+        };
+        let bytes = encode(&old).unwrap();
+        assert_eq!(decode(&bytes).unwrap(), old);
+        let mut bytes = bytes;
+        bytes[8] = 0;
+        assert!(matches!(
+            decode(&bytes),
+            Err(SnapshotError::UnsupportedVersion { found: 0, .. })
+        ));
+        let mut bad = sample();
+        bad.version = FORMAT_VERSION + 1;
+        assert!(encode(&bad).is_err());
     }
 
     #[test]

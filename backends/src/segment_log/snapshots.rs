@@ -36,6 +36,7 @@ impl Inner {
         let (log, _) = self.incarnation().await?;
         let link = self.link_at(&log, at).await?;
         let snapshot = Snapshot {
+            version: content.version,
             at,
             schema_hash: schema_hash.to_owned(),
             link,

@@ -1,5 +1,6 @@
 //! Snapshots and the leader's files: starting an empty store from a snapshot's tables
-//! ([`LeaderDb::load_snapshot`]), and dumping the state at the backend-confirmed head for a
+//! ([`LeaderDb::load_snapshot_image`] for an image, [`LeaderDb::load_snapshot`] for a
+//! version-1 dump), and dumping the state at the backend-confirmed head for a
 //! snapshot ([`LeaderDb::dump_confirmed`]).
 
 use eventsync_backends::GlobalSeq;
@@ -38,6 +39,40 @@ impl LeaderDb {
                 message: format!("loading the snapshot at {at}: {error}"),
             })
         });
+        let left = bulk.leave(&self.state);
+        loaded.and(left)
+    }
+
+    /// Makes this (empty) store start at snapshot `at` from `image`, a version-2 body (an
+    /// SQLite image of the snapshot tables under this schema): the image is attached and
+    /// checked ([`crate::snapshot::image::attach`]: its schema must be exactly the snapshot
+    /// tables', in SQLite's defensive settings), then its tables are copied into the user
+    /// tables inside [`Self::start_afresh`] (records as they are, no row insert) and it is
+    /// detached. The same commits, crash behaviour and [`BulkMode`] as
+    /// [`Self::load_snapshot`]; an image that fails a check changes nothing.
+    pub(crate) fn load_snapshot_image(
+        &mut self,
+        schema: &Schema,
+        at: GlobalSeq,
+        image: &[u8],
+    ) -> Result<(), DbError> {
+        use crate::snapshot::image;
+        let refused = |error: crate::snapshot::DumpError| DbError::Format {
+            file: STATE.into(),
+            message: format!("loading the snapshot at {at}: {error}"),
+        };
+        self.commit()?;
+        let bulk = BulkMode::enter(&self.state);
+        let loaded = match image::attach(&mut self.state, schema, image) {
+            Ok(saved) => {
+                let copied = self.start_afresh(schema, at, None, |state_tx| {
+                    image::copy_tables(state_tx, schema).map_err(refused)
+                });
+                let detached = image::detach(&self.state, saved).map_err(refused);
+                copied.and(detached)
+            }
+            Err(error) => Err(refused(error)),
+        };
         let left = bulk.leave(&self.state);
         loaded.and(left)
     }

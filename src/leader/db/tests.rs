@@ -389,6 +389,99 @@ fn test_a_store_loaded_from_a_snapshot_starts_after_it_and_stays_level() {
     );
 }
 
+/// The image of an `items` table holding `ids` under `schema` (a version-2 snapshot body).
+fn items_image(schema: &Schema, ids: &[&str], extra_sql: &str) -> Vec<u8> {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    schema.create_tables(&conn).unwrap();
+    for id in ids {
+        conn.execute("INSERT INTO items VALUES (?1)", [id]).unwrap();
+    }
+    let image = crate::snapshot::image::state_of(&conn, schema)
+        .unwrap()
+        .image;
+    if extra_sql.is_empty() {
+        return image;
+    }
+    let mut altered = rusqlite::Connection::open_in_memory().unwrap();
+    altered
+        .deserialize_read_exact("main", &image[..], image.len(), false)
+        .unwrap();
+    altered.execute_batch(extra_sql).unwrap();
+    altered.serialize("main").unwrap().to_vec()
+}
+
+/// The databases attached to `state.db`'s connection, and its journal mode.
+fn state_connection_setup(db: &LeaderDb) -> (Vec<String>, String) {
+    let names = db
+        .state
+        .prepare("SELECT name FROM pragma_database_list ORDER BY seq")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mode = db
+        .state
+        .query_row("PRAGMA main.journal_mode", [], |row| row.get(0))
+        .unwrap();
+    (names, mode)
+}
+
+#[test]
+fn test_a_store_loaded_from_an_image_starts_after_it_and_an_image_with_a_trigger_changes_nothing() {
+    let files = Files::new();
+    let (mut db, _) = files.open();
+    let bad = items_image(
+        &files.schema,
+        &["a"],
+        "CREATE TRIGGER spy AFTER INSERT ON items BEGIN SELECT 1; END;",
+    );
+    let error = db
+        .load_snapshot_image(&files.schema, GlobalSeq(2), &bad)
+        .unwrap_err();
+    assert!(error.to_string().contains("trigger \"spy\""), "{error}");
+    assert!(db.is_empty().unwrap(), "a refused image changes nothing");
+    assert_eq!(
+        state_connection_setup(&db),
+        (vec!["main".to_string()], "wal".to_string()),
+        "detached, back in WAL mode"
+    );
+    let image = items_image(&files.schema, &["a", "b"], "");
+    db.load_snapshot_image(&files.schema, GlobalSeq(2), &image)
+        .unwrap();
+    assert_eq!(
+        db.eventlog_head().unwrap(),
+        E2,
+        "the eventlog starts after e2"
+    );
+    assert_eq!(db.sync_status().unwrap().0, GlobalSeq(2));
+    assert_eq!(
+        state_connection_setup(&db),
+        (vec!["main".to_string()], "wal".to_string())
+    );
+    let defensive = |db: &LeaderDb| {
+        use rusqlite::config::DbConfig;
+        (
+            db.state
+                .db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE)
+                .unwrap(),
+            db.state
+                .db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA)
+                .unwrap(),
+        )
+    };
+    assert_eq!(
+        defensive(&db),
+        (false, true),
+        "the defensive settings were the image's only"
+    );
+    drop(db);
+    let (db, replayed) = files.open();
+    assert_eq!(replayed, 0, "a loaded image is level: nothing to replay");
+    assert_eq!(items_of(&db), ["a", "b"]);
+    assert_eq!(db.state_head().unwrap(), E2);
+}
+
 #[test]
 fn test_a_lost_state_commit_of_a_snapshot_load_starts_the_store_over() {
     let files = Files::new();
