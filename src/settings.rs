@@ -76,6 +76,15 @@ pub struct Tuning {
     /// waits. `false` retries at once, as soon as the pull reached the backend's head.
     /// Default `true`.
     pub race_wait: bool,
+    /// With `race_wait`: whether the leader, once its wait after a lost race is over, first
+    /// takes a fresh look at the backend's head (the pull restarted: one GET of the next
+    /// key, still holding what it pulls), and waits again, a time drawn from zero to its last
+    /// attempt's time, if another writer's segment landed since it last looked. Only a
+    /// quiet head gets the rebase, the durable batch and the PUT of an attempt, which on a
+    /// head that moves meanwhile would lose again. `false` rebases and pushes as soon as the
+    /// wait is over, on what the live pull (which polls every `poll_min` at best) has found.
+    /// Default `true`.
+    pub race_probe: bool,
     /// Whether a rebase against the backend may move the eventlog alone and leave the
     /// tables (and the sessions) as they were until the leader's pushes have landed: the
     /// pending events are renumbered in `eventlog.db` (durable before the next push, as
@@ -101,6 +110,7 @@ impl Default for Tuning {
             snapshot_every: 0,
             boot_from_snapshot: true,
             race_wait: true,
+            race_probe: true,
             lazy_rebase: true,
         }
     }

@@ -176,6 +176,17 @@ async fn test_eight_writers_on_memory_without_race_wait() {
     eight_writers_run_with(memory(), tuning).await;
 }
 
+/// The same without the fresh look at the head after a lost race's wait
+/// (`Tuning::race_probe` off): the leader rebases and pushes on what its live pull found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_eight_writers_on_memory_without_race_probe() {
+    let tuning = Tuning {
+        race_probe: false,
+        ..fast_tuning()
+    };
+    eight_writers_run_with(memory(), tuning).await;
+}
+
 /// The same with every rebase materialized at once (`Tuning::lazy_rebase` off).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_eight_writers_on_memory_without_lazy_rebase() {

@@ -75,6 +75,7 @@ use std::time::Duration;
 use eventsync_backends::{BackendError, Entropy, GlobalEvent, GlobalSeq, SyncBackend};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::data_dir::DirLock;
 use crate::error::{Error, ErrorKind};
@@ -265,6 +266,9 @@ impl Leader {
             client_id,
         } = args;
         let leader_thread = tuning.leader_thread;
+        // Every log line of this leader, its pushes and its pull names the client: several
+        // stores in one process (a bench, a test) are told apart.
+        let span = tracing::debug_span!("leader", client = %client_id);
         db.level_state(&schema).map_err(db_error)?;
         let (confirmed_head, _) = db.sync_status().map_err(db_error)?;
         let upstream_head = EventSeq::from(confirmed_head);
@@ -298,14 +302,17 @@ impl Leader {
                 refresh: false,
             };
             let backoff = Backoff::new(entropy.fork());
-            io.spawn(pull::run(
-                backend.clone(),
-                start,
-                restart_rx,
-                pull_tx,
-                backoff,
-                counters.clone(),
-            ));
+            io.spawn(
+                pull::run(
+                    backend.clone(),
+                    start,
+                    restart_rx,
+                    pull_tx,
+                    backoff,
+                    counters.clone(),
+                )
+                .instrument(span.clone()),
+            );
             Online {
                 backend,
                 restarts,
@@ -322,7 +329,7 @@ impl Leader {
                     Identity::Unverified
                 },
                 packer: pack::Packer::default(),
-                race: race::Race::new(entropy.fork(), tuning.race_wait),
+                race: race::Race::new(entropy.fork(), tuning.race_wait, tuning.race_probe),
             }
         });
         let mut leader = Leader {
@@ -348,7 +355,9 @@ impl Leader {
         if at_open.reseed && leader.online.is_some() {
             leader.start_reseed();
         }
-        let run = leader.run(command_rx, pull_rx, tasks_done_rx);
+        let run = leader
+            .run(command_rx, pull_rx, tasks_done_rx)
+            .instrument(span);
         let task = if leader_thread {
             LeaderTask::thread(run)?
         } else {
@@ -711,6 +720,7 @@ impl Leader {
                             waiter.pulled_current = true;
                         }
                     }
+                    self.end_probe(epoch);
                 }
             }
             PullEvent::Failed { error } => self.on_backend_error(Transfer::Pull, error),

@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use eventsync_backends::BackendError;
+use tracing::Instrument;
 
 use super::identity::Identity;
 use super::{Leader, PushDone, TaskDone, Transfer, db_error};
@@ -80,14 +81,18 @@ impl Leader {
             first.parent_seq_num, self.state.upstream_head.global,
             "push does not chain on the head"
         );
+        tracing::debug!(events = batch.len(), parent = %first.parent_seq_num, "pushing");
         online.push_in_flight = true;
         online.race.push_started();
         let backend = online.backend.clone();
         let done = online.tasks_done.clone();
-        self.io.spawn(async move {
-            let result = backend.push(batch.clone()).await;
-            let _ = done.send(TaskDone::Push(PushDone { batch, result }));
-        });
+        self.io.spawn(
+            async move {
+                let result = backend.push(batch.clone()).await;
+                let _ = done.send(TaskDone::Push(PushDone { batch, result }));
+            }
+            .in_current_span(),
+        );
     }
 
     pub(super) fn on_push_done(&mut self, done: PushDone) {
@@ -103,6 +108,7 @@ impl Leader {
                     .fetch_add(done.batch.len() as u64, Ordering::Relaxed);
                 online.push_backoff.reset();
                 online.race.won();
+                tracing::debug!(events = done.batch.len(), "push landed");
                 let upstream = self.state.upstream_head.global;
                 let fresh: Vec<EncodedEvent> = done
                     .batch

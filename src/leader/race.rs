@@ -16,6 +16,15 @@
 //! and the wait after it; but a push can hang for a request's whole timeout, and the
 //! sessions must see the others' events meanwhile.
 //!
+//! When the wait is over, the leader first takes a fresh look at the head
+//! ([`Tuning::race_probe`](crate::settings::Tuning::race_probe)): it restarts its pull (one
+//! GET of the next key, the pages still held) and attempts only if no other writer's segment
+//! landed since it last looked; if one did, that writer is still pushing, and the leader
+//! waits again, a time drawn from its last attempt's time, its losing streak unchanged. The
+//! live pull polls every `poll_min` at best, so without the look an attempt often started
+//! on a head the winner had moved past meanwhile, and paid a rebase, a durable batch and a
+//! PUT to lose again (measured in `BENCHMARKS.md`, "Lost races").
+//!
 //! The delays come from the leader's seeded [`Entropy`] and
 //! tokio's clock, so the simulation stays deterministic.
 
@@ -46,6 +55,9 @@ pub(super) struct Race {
     /// [`Tuning::race_wait`](crate::settings::Tuning::race_wait): without it, a lost race
     /// is retried at once and nothing is held.
     enabled: bool,
+    /// [`Tuning::race_probe`](crate::settings::Tuning::race_probe): a fresh look at the
+    /// head after the wait, and another wait if it moved.
+    probes: bool,
     /// Races lost in a row; a push that lands resets it.
     losses: u32,
     /// Where the waits come from (seeded in a simulation).
@@ -61,6 +73,10 @@ pub(super) struct Race {
     hold_in_flight: Option<Instant>,
     /// Until when the leader waits after a lost race (no push, pulled events held).
     until: Option<Instant>,
+    /// After the wait, a fresh look at the backend's head before the attempt: the pull
+    /// epoch whose `NoMore` ends it, and the head held when it started (pulled events are
+    /// still held meanwhile).
+    probe: Option<(u64, Option<GlobalSeq>)>,
     /// Pulled events after the backend-confirmed head, contiguous from it, not integrated
     /// yet (see the module doc).
     held: Vec<EncodedEvent>,
@@ -68,16 +84,19 @@ pub(super) struct Race {
 
 impl Race {
     /// A race state drawing its delays from `entropy`; `enabled` as
-    /// [`Tuning::race_wait`](crate::settings::Tuning::race_wait).
-    pub(super) fn new(entropy: Entropy, enabled: bool) -> Race {
+    /// [`Tuning::race_wait`](crate::settings::Tuning::race_wait), `probes` as
+    /// [`Tuning::race_probe`](crate::settings::Tuning::race_probe).
+    pub(super) fn new(entropy: Entropy, enabled: bool, probes: bool) -> Race {
         Race {
             enabled,
+            probes,
             losses: 0,
             entropy,
             cycle: Duration::from_millis(2),
             attempt_started: None,
             hold_in_flight: None,
             until: None,
+            probe: None,
             held: Vec::new(),
         }
     }
@@ -151,7 +170,16 @@ impl Race {
         wait
     }
 
-    /// The wait is over: the next attempt (a rebase, then a push) starts now.
+    /// The head moved while the leader waited: wait again, a time drawn uniformly from
+    /// zero to the last attempt's time (the losing streak does not grow).
+    fn wait_again(&mut self) -> Duration {
+        let micros = u64::try_from(self.cycle.as_micros()).unwrap_or(u64::MAX);
+        let wait = Duration::from_micros(self.entropy.below(0..micros + 1));
+        self.until = Some(Instant::now() + wait);
+        wait
+    }
+
+    /// The wait is over: the next attempt (a probe, a rebase, then a push) starts now.
     fn wait_ended(&mut self) {
         self.until = None;
         self.attempt_started = Some(Instant::now());
@@ -185,7 +213,9 @@ impl Leader {
         let race = &online.race;
         race.holds()
             || (race.enabled
-                && (race.until.is_some() || race.holds_in_flight(online.push_in_flight))
+                && (race.until.is_some()
+                    || race.probe.is_some()
+                    || race.holds_in_flight(online.push_in_flight))
                 && self.synced_pending() > 0)
     }
 
@@ -211,6 +241,7 @@ impl Leader {
     pub(super) fn drop_held(&mut self) {
         if let Some(online) = &mut self.online {
             online.race.held.clear();
+            online.race.probe = None;
         }
     }
 
@@ -227,6 +258,7 @@ impl Leader {
             return;
         }
         if online.race.until.is_some()
+            || online.race.probe.is_some()
             || online.race.holds_in_flight(online.push_in_flight)
             || online.race.held.is_empty()
         {
@@ -247,11 +279,48 @@ impl Leader {
         }
     }
 
-    /// The wait after a lost race is over: take what was held, then push (at the top of
-    /// the run loop, once the rebase is durable).
+    /// The wait after a lost race is over: look at the head again first (see the module
+    /// doc; [`Leader::end_probe`] goes on), or, without probes, take what was held, then
+    /// push (at the top of the run loop, once the rebase is durable).
     pub(super) fn end_race_wait(&mut self) {
+        let Some(online) = &mut self.online else {
+            return;
+        };
+        online.race.wait_ended();
+        if !(online.race.enabled && online.race.probes) {
+            return self.release_held();
+        }
+        // A fresh look at the head first: the live pull polls every `poll_min` at best, and
+        // an attempt on a head another writer has moved past since costs a rebase, a
+        // durable batch and a PUT, only to lose again.
+        let from = online.race.held_head();
+        self.restart_pull_before_pushing();
         if let Some(online) = &mut self.online {
-            online.race.wait_ended();
+            let epoch = online.pull_epoch;
+            online.race.probe = Some((epoch, from));
+        }
+    }
+
+    /// A pull of `epoch` reached the backend's head: a probe of that epoch or an earlier
+    /// one ends. If the head moved since the probe started, another writer is pushing: wait
+    /// again (a time drawn from the last attempt's time, no loss counted); else take what
+    /// is held (the rebase) and push.
+    pub(super) fn end_probe(&mut self, epoch: u64) {
+        let Some(online) = &mut self.online else {
+            return;
+        };
+        let race = &mut online.race;
+        let Some((probe_epoch, from)) = race.probe else {
+            return;
+        };
+        if epoch < probe_epoch {
+            return;
+        }
+        race.probe = None;
+        if race.held_head() != from {
+            let wait = race.wait_again();
+            tracing::debug!(?wait, "the head moved while waiting; waiting again");
+            return;
         }
         self.release_held();
     }
@@ -273,7 +342,7 @@ mod tests {
     #[test]
     fn test_lost_races_draw_waits_from_a_window_doubling_per_loss_from_the_last_attempt() {
         runtime().block_on(async {
-            let mut race = Race::new(Entropy::seeded(7), true);
+            let mut race = Race::new(Entropy::seeded(7), true, true);
             race.push_started();
             tokio::time::advance(Duration::from_millis(8)).await;
             race.won();
@@ -302,7 +371,7 @@ mod tests {
     #[test]
     fn test_an_attempt_runs_from_the_end_of_the_wait_to_the_answer() {
         runtime().block_on(async {
-            let mut race = Race::new(Entropy::seeded(2), true);
+            let mut race = Race::new(Entropy::seeded(2), true, true);
             race.push_started();
             race.lost();
             race.wait_ended();
@@ -323,9 +392,30 @@ mod tests {
     }
 
     #[test]
+    fn test_a_wait_again_is_drawn_from_the_last_attempt_and_keeps_the_streak() {
+        runtime().block_on(async {
+            let mut race = Race::new(Entropy::seeded(5), true, true);
+            race.push_started();
+            tokio::time::advance(Duration::from_millis(30)).await;
+            race.lost();
+            race.lost();
+            race.wait_ended();
+            let mut waits = Vec::new();
+            for _ in 0..20 {
+                let wait = race.wait_again();
+                assert!(wait <= Duration::from_millis(30), "{wait:?}");
+                assert_eq!(race.until, Some(Instant::now() + wait));
+                waits.push(wait);
+            }
+            assert!(waits.iter().any(|wait| *wait > Duration::ZERO), "{waits:?}");
+            assert_eq!((race.losses, race.batch_factor()), (2, 3));
+        });
+    }
+
+    #[test]
     fn test_batch_factor_grows_by_one_per_loss_up_to_its_cap() {
         runtime().block_on(async {
-            let mut race = Race::new(Entropy::seeded(1), true);
+            let mut race = Race::new(Entropy::seeded(1), true, true);
             let mut factors = vec![race.batch_factor()];
             for _ in 0..5 {
                 race.lost();
@@ -338,7 +428,7 @@ mod tests {
     #[test]
     fn test_without_race_wait_a_lost_race_is_retried_at_once() {
         runtime().block_on(async {
-            let mut race = Race::new(Entropy::seeded(3), false);
+            let mut race = Race::new(Entropy::seeded(3), false, true);
             for _ in 0..3 {
                 race.push_started();
                 assert_eq!(race.lost(), Duration::ZERO);
