@@ -194,6 +194,10 @@ fn decode_text<A: DeserializeOwned>(event: &str, text: &str) -> Result<A, Materi
             message,
         }
     };
+    // Tracking the path costs about as much as the decoding: only a failure needs it.
+    if let Ok(decoded) = serde_json::from_str(text) {
+        return Ok(decoded);
+    }
     let mut parser = serde_json::Deserializer::from_str(text);
     let decoded = serde_path_to_error::deserialize(&mut parser)
         .map_err(|error| fail(error.path().to_string(), error.inner()))?;

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 #[cfg(test)]
 use super::read_export;
+use super::reader::read_export_built;
 use super::{ExportFileError, ExportHeader, RawEvent, Rejected, max_event_bytes, read_export_raw};
 use crate::segment::MAX_OVERHEAD_LEN;
 use crate::{BackendError, BulkLoad, GlobalEvent, GlobalSeq, SyncBackend};
@@ -443,8 +444,7 @@ fn read_in_batches(
     let mut batch = Vec::new();
     let mut bytes = MAX_OVERHEAD_LEN;
     let mut encoded = Vec::new();
-    let header = read_export_raw(file, event_limit, &mut |raw| {
-        let event = to_event(raw)?;
+    let header = read_export_built(file, event_limit, &mut |raw, event| {
         checks.check(raw, Some(&event))?;
         // The reader checked that the event fits alone. Its size in a segment is at most
         // the bound its raw size gives; it is worked out exactly only when the bound would

@@ -185,13 +185,7 @@ pub fn read_export<R: Read>(
     max_event_bytes: usize,
     on_event: &mut dyn FnMut(GlobalEvent) -> Result<(), Rejected>,
 ) -> Result<ExportHeader, ExportFileError> {
-    read_export_raw(reader, max_event_bytes, &mut |event| {
-        // The reader checked that the args parse (`check_args_json`).
-        let event = event
-            .to_event()
-            .map_err(|e| Rejected::Event(format!("its args do not parse: {e}")))?;
-        on_event(event)
-    })
+    read_export_built(reader, max_event_bytes, &mut |_, event| on_event(event))
 }
 
 /// [`read_export`], handing each event as the reader parsed it ([`RawEvent`], borrowed from
@@ -201,6 +195,23 @@ pub fn read_export_raw<R: Read>(
     reader: R,
     max_event_bytes: usize,
     on_event: &mut dyn FnMut(&RawEvent<'_>) -> Result<(), Rejected>,
+) -> Result<ExportHeader, ExportFileError> {
+    read_with(reader, max_event_bytes, Consumer::Raw(on_event))
+}
+
+/// [`read_export`], handing each event both as parsed and as built.
+pub(crate) fn read_export_built<R: Read>(
+    reader: R,
+    max_event_bytes: usize,
+    on_event: &mut dyn FnMut(&RawEvent<'_>, GlobalEvent) -> Result<(), Rejected>,
+) -> Result<ExportHeader, ExportFileError> {
+    read_with(reader, max_event_bytes, Consumer::Built(on_event))
+}
+
+fn read_with<R: Read>(
+    reader: R,
+    max_event_bytes: usize,
+    on_event: Consumer<'_>,
 ) -> Result<ExportHeader, ExportFileError> {
     let mut state = ReadState {
         input: Input::new(reader),
@@ -212,6 +223,14 @@ pub fn read_export_raw<R: Read>(
     };
     state.file()?;
     state.finish()
+}
+
+/// What the reader hands each event to.
+enum Consumer<'a> {
+    /// The event as parsed; the reader checks that its args parse as a value would.
+    Raw(&'a mut dyn FnMut(&RawEvent<'_>) -> Result<(), Rejected>),
+    /// The event as parsed and as built (its args parsed into a value, which checks them).
+    Built(&'a mut dyn FnMut(&RawEvent<'_>, GlobalEvent) -> Result<(), Rejected>),
 }
 
 /// The header fields seen so far.
@@ -234,7 +253,7 @@ struct ReadState<'a, R> {
     /// A buffer an event is serialized into to learn its exact size in a segment, when its
     /// raw size does not settle it.
     sized: Vec<u8>,
-    on_event: &'a mut dyn FnMut(&RawEvent<'_>) -> Result<(), Rejected>,
+    on_event: Consumer<'a>,
 }
 
 impl<R: Read> ReadState<'_, R> {
@@ -392,7 +411,7 @@ impl<R: Read> ReadState<'_, R> {
         loop {
             let index = self.events;
             let max_event_bytes = self.max_event_bytes;
-            let (sized, on_event) = (&mut self.sized, &mut *self.on_event);
+            let (sized, on_event) = (&mut self.sized, &mut self.on_event);
             let parsed = self.input.event(raw_limit, &mut |mut event, raw| {
                 event.raw_len = raw.len();
                 let check = Check {
@@ -504,7 +523,7 @@ struct Check<'s, 'a> {
     index: u64,
     max_event_bytes: usize,
     sized: &'s mut Vec<u8>,
-    on_event: &'s mut (dyn FnMut(&RawEvent<'_>) -> Result<(), Rejected> + 'a),
+    on_event: &'s mut Consumer<'a>,
 }
 
 impl Check<'_, '_> {
@@ -529,33 +548,62 @@ impl Check<'_, '_> {
                 found: event.parent_seq_num,
             }));
         }
-        if let Err(error) = check_args_json(event.args) {
-            return Err(at(EventProblem::Malformed {
+        let malformed = |error: serde_json::Error| {
+            at(EventProblem::Malformed {
                 message: format!("args: {}", strip_position(&error)),
-            }));
-        }
-        // What `segment::event_len` counts: a length prefix and the event's JSON. Bounded
-        // by the raw size, and worked out exactly only when the bound does not settle it.
+            })
+        };
         let too_large = || {
             at(EventProblem::TooLarge {
                 limit: self.max_event_bytes,
             })
         };
-        if 4 + event.encoded_len_bound() > self.max_event_bytes {
-            self.sized.clear();
-            let encoded = event
-                .to_event()
-                .and_then(|event| serde_json::to_writer(&mut *self.sized, &event));
-            if encoded.is_err() || 4 + self.sized.len() > self.max_event_bytes {
-                return Err(too_large());
+        // Built, or only checked, the args parse as a value.
+        let taken = match self.on_event {
+            Consumer::Raw(on_event) => {
+                check_args_json(event.args).map_err(malformed)?;
+                if !fits(event, None, self.sized, self.max_event_bytes) {
+                    return Err(too_large());
+                }
+                on_event(event)
             }
-        }
-        match (self.on_event)(event) {
+            Consumer::Built(on_event) => {
+                let built = event.to_event().map_err(malformed)?;
+                if !fits(event, Some(&built), self.sized, self.max_event_bytes) {
+                    return Err(too_large());
+                }
+                on_event(event, built)
+            }
+        };
+        match taken {
             Ok(()) => Ok(()),
             Err(Rejected::Event(message)) => Err(at(EventProblem::Refused { message })),
             Err(Rejected::Stop) => Err(ExportFileError::Stopped),
         }
     }
+}
+
+/// Whether `event` (`built`, when it was) takes at most `max_event_bytes` in a segment: what
+/// [`segment::event_len`](crate::segment::event_len) counts, a length prefix and the event's
+/// JSON. Bounded by the raw size, and worked out exactly (encoded into `sized`) only when
+/// the bound does not settle it.
+fn fits(
+    event: &RawEvent<'_>,
+    built: Option<&GlobalEvent>,
+    sized: &mut Vec<u8>,
+    max_event_bytes: usize,
+) -> bool {
+    if 4 + event.encoded_len_bound() <= max_event_bytes {
+        return true;
+    }
+    sized.clear();
+    let encoded = match built {
+        Some(built) => serde_json::to_writer(&mut *sized, built),
+        None => event
+            .to_event()
+            .and_then(|built| serde_json::to_writer(&mut *sized, &built)),
+    };
+    encoded.is_ok() && 4 + sized.len() <= max_event_bytes
 }
 
 /// A parser error's message without its "at line 1 column 20" (which counts from the start
