@@ -79,7 +79,8 @@ pub struct Tuning {
     /// With `race_wait`: whether the leader, once its wait after a lost race is over, first
     /// takes a fresh look at the backend's head (the pull restarted: one GET of the next
     /// key, still holding what it pulls), and waits again, a time drawn from zero to its last
-    /// attempt's time, if another writer's segment landed since it last looked. Only a
+    /// attempt's time (at most 10 ms), then looks again, if another writer's segment landed
+    /// since it last looked. Only a
     /// quiet head gets the rebase, the durable batch and the PUT of an attempt, which on a
     /// head that moves meanwhile would lose again. `false` rebases and pushes as soon as the
     /// wait is over, on what the live pull (which polls every `poll_min` at best) has found.

@@ -19,8 +19,9 @@
 //! When the wait is over, the leader first takes a fresh look at the head
 //! ([`Tuning::race_probe`](crate::settings::Tuning::race_probe)): it restarts its pull (one
 //! GET of the next key, the pages still held) and attempts only if no other writer's segment
-//! landed since it last looked; if one did, that writer is still pushing, and the leader
-//! waits again, a time drawn from its last attempt's time, its losing streak unchanged. The
+//! landed since it last looked; if one did, that writer may still be pushing, and the
+//! leader waits again, a time drawn from its last attempt's time (at most 10 ms), then
+//! looks again, its losing streak unchanged. The
 //! live pull polls every `poll_min` at best, so without the look an attempt often started
 //! on a head the winner had moved past meanwhile, and paid a rebase, a durable batch and a
 //! PUT to lose again (measured in `BENCHMARKS.md`, "Lost races").
@@ -45,6 +46,11 @@ const MAX_WAIT: Duration = Duration::from_millis(250);
 /// Longest that pages pulled while a push is in flight are held (then taken, the push
 /// still in flight).
 const MAX_HOLD_IN_FLIGHT: Duration = Duration::from_millis(250);
+/// The longest window a wait again after a probe that found the head moved is drawn from:
+/// a writer still pushing lands its next segment within a PUT and a durable batch, so a
+/// short wait and another look tell whether it still does. The last attempt's time (up to
+/// [`MAX_CYCLE`]) made the last writer left wait up to 100 ms on a head that had gone quiet.
+const MAX_WAIT_AGAIN: Duration = Duration::from_millis(10);
 /// A loser's push may hold up to this many times `push_batch_events` (within the backend's
 /// limit): one more multiple per race lost in a row.
 const MAX_BATCH_FACTOR: usize = 4;
@@ -171,9 +177,11 @@ impl Race {
     }
 
     /// The head moved while the leader waited: wait again, a time drawn uniformly from
-    /// zero to the last attempt's time (the losing streak does not grow).
+    /// zero to the last attempt's time, within [`MAX_WAIT_AGAIN`] (the losing streak does
+    /// not grow).
     fn wait_again(&mut self) -> Duration {
-        let micros = u64::try_from(self.cycle.as_micros()).unwrap_or(u64::MAX);
+        let window = self.cycle.min(MAX_WAIT_AGAIN);
+        let micros = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
         let wait = Duration::from_micros(self.entropy.below(0..micros + 1));
         self.until = Some(Instant::now() + wait);
         wait
@@ -403,7 +411,7 @@ mod tests {
             let mut waits = Vec::new();
             for _ in 0..20 {
                 let wait = race.wait_again();
-                assert!(wait <= Duration::from_millis(30), "{wait:?}");
+                assert!(wait <= MAX_WAIT_AGAIN, "{wait:?}");
                 assert_eq!(race.until, Some(Instant::now() + wait));
                 waits.push(wait);
             }
