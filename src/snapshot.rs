@@ -227,7 +227,7 @@ pub async fn put(
         version: eventsync_backends::snapshot::FORMAT_VERSION,
         content_hash: state.dump_hash,
         content_len: state.dump_len,
-        body: state.image,
+        body: image::encode(&state.image),
         writer: writer.to_owned(),
     };
     backend.put_snapshot(schema_hash, at, content).await
@@ -374,7 +374,7 @@ impl eventsync_backends::verify::SnapshotContentCheck for ReplayCheck {
         let body = if snapshot.version == 1 {
             decompress(&snapshot.body, snapshot.content_len, &snapshot.content_hash)
         } else {
-            image::dump_image(&self.schema, &snapshot.body)
+            image::decode(&snapshot.body).and_then(|image| image::dump_image(&self.schema, &image))
         };
         match body {
             Err(error) => Ok(Some(error.to_string())),

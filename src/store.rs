@@ -440,8 +440,12 @@ async fn boot_from_snapshot(
                     .map_err(|error| error.to_string())
             })
         } else {
-            db.load_snapshot_image(schema, snapshot.at, &snapshot.body)
+            crate::snapshot::image::decode(&snapshot.body)
                 .map_err(|error| error.to_string())
+                .and_then(|image| {
+                    db.load_snapshot_image(schema, snapshot.at, &image)
+                        .map_err(|error| error.to_string())
+                })
         };
         match loaded {
             Ok(()) => {

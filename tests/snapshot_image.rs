@@ -115,9 +115,20 @@ fn altered(image: &[u8], sql: &str) -> Vec<u8> {
     conn.serialize("main").expect("serializes").to_vec()
 }
 
-/// Writes a version-2 snapshot at `at` whose header claims `claim`'s state and whose body is
-/// `body` (what a buggy or hostile writer with bucket credentials can do).
+/// Writes a version-2 snapshot at `at` whose header claims `claim`'s state and whose body
+/// encodes the image `image` (what a buggy or hostile writer with bucket credentials can do).
 async fn put_body(
+    memory: &Arc<InMemory>,
+    schema: &Schema,
+    at: GlobalSeq,
+    claim: &SnapshotState,
+    image: Vec<u8>,
+) -> SnapshotPut {
+    put_raw_body(memory, schema, at, claim, image::encode(&image)).await
+}
+
+/// [`put_body`] with the body as it is, not an encoded image.
+async fn put_raw_body(
     memory: &Arc<InMemory>,
     schema: &Schema,
     at: GlobalSeq,
@@ -155,7 +166,8 @@ async fn test_a_client_booted_from_an_image_holds_exactly_the_replayed_state() {
     commit_todos(&writer, 60, 20).await;
     writer.shutdown().await.expect("shutdown");
 
-    // What the bucket holds: a version-2 snapshot whose body is an SQLite image.
+    // What the bucket holds: a version-2 snapshot whose body encodes an SQLite image, smaller
+    // than the image.
     let found = memory_backend(&memory, STORE)
         .latest_snapshot(&schema.hash(), None)
         .await
@@ -164,7 +176,9 @@ async fn test_a_client_booted_from_an_image_holds_exactly_the_replayed_state() {
         .expect("a snapshot");
     assert_eq!(found.key, put.key);
     assert_eq!(found.snapshot.version, 2);
-    assert!(found.snapshot.body.starts_with(b"SQLite format 3\0"));
+    let image = image::decode(&found.snapshot.body).expect("the body inflates");
+    assert!(image.starts_with(b"SQLite format 3\0"));
+    assert!(found.snapshot.body.len() < image.len());
 
     let fresh = open(&memory, &schema, dirs[1].path(), "fresh", true).await;
     assert_eq!(
@@ -293,8 +307,18 @@ async fn test_a_bad_image_is_refused_naming_its_key_and_the_client_falls_back() 
             "table \"ui_state\"",
         ),
     ];
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = cases
+        .into_iter()
+        .map(|(case, bad_image, why)| (case, image::encode(&bad_image), why))
+        .collect();
+    // A body that is not DEFLATE at all (its first block has the reserved type).
+    cases.push((
+        "a body that does not inflate",
+        b"not deflate".repeat(40),
+        "does not inflate",
+    ));
     for (case, body, why) in cases {
-        let bad = put_body(&memory, &schema, at, &right, body).await;
+        let bad = put_raw_body(&memory, &schema, at, &right, body).await;
         assert!(bad.created, "{case}");
         let dir = tempfile::tempdir().expect("a temp dir");
         let fresh = open(&memory, &schema, dir.path(), "fresh", true).await;
@@ -366,7 +390,7 @@ async fn test_verify_with_replay_names_an_image_that_does_not_hold_its_claimed_s
     );
     // The right image passes.
     let mut honest = found.snapshot.clone();
-    honest.body = right.image.clone();
+    honest.body = image::encode(&right.image);
     assert_eq!(check.check(&honest).await.expect("the log reads"), None);
 }
 
