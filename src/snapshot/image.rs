@@ -356,7 +356,12 @@ mod tests {
     fn test_a_body_encodes_its_image_smaller_and_a_bad_body_is_an_error() {
         let image = state_of(&filled(&schema(), 500), &schema()).unwrap().image;
         let body = encode(&image);
-        assert!(body.len() < image.len() / 2, "{} of {}", body.len(), image.len());
+        assert!(
+            body.len() < image.len() / 2,
+            "{} of {}",
+            body.len(),
+            image.len()
+        );
         assert_eq!(decode(&body).unwrap(), image);
         let cut = decode(&body[..body.len() / 2]).unwrap_err();
         assert!(cut.to_string().contains("does not inflate"), "{cut}");
