@@ -12,47 +12,30 @@ use std::path::Path;
 use std::sync::Arc;
 
 use eventsync::backends::verify::SnapshotContentCheck;
-use eventsync::backends::{GlobalEvent, GlobalSeq, SnapshotContent, SnapshotPut};
+use eventsync::backends::{FoundSnapshot, GlobalEvent, GlobalSeq, SnapshotContent, SnapshotPut};
 use eventsync::materialize::{Record, apply_event};
 use eventsync::schema::Schema;
 use eventsync::snapshot::{Dump, ReplayCheck, SnapshotState, dump_tables, image};
 use eventsync::{EncodedEvent, SnapshotBoot, Store, Tuning};
-use eventsync_todo::{TodoCompleted, TodoCreated, TodoDeleted, todo_schema};
+use eventsync_todo::todo_schema;
 use object_store::memory::InMemory;
 use object_store::{ObjectStoreExt, path::Path as Key};
 use rusqlite::Connection;
 use support::{
-    TODOS_DUMP, backend_log, fast_tuning, memory_backend, open_store_tuned, todos_from_scratch,
+    TODOS_DUMP, backend_log, commit_todos, fast_tuning, memory_backend, open_store_tuned,
+    todos_from_scratch,
 };
 
 const STORE: &str = "image";
 
-/// Commits `count` todos from `from` (every third completed, every fourth deleted) and syncs.
-async fn commit_todos(store: &Store, from: usize, count: usize) {
-    let session = store.session().await.expect("a session");
-    for i in from..from + count {
-        let id = format!("t{i}");
-        session
-            .commit(&TodoCreated {
-                id: id.clone(),
-                text: format!("todo {i}"),
-            })
-            .expect("commit");
-        if i % 3 == 0 {
-            session
-                .commit(&TodoCompleted { id: id.clone() })
-                .expect("commit");
-        }
-        if i % 4 == 0 {
-            session
-                .commit(&TodoDeleted {
-                    id,
-                    deleted_at: i as i64,
-                })
-                .expect("commit");
-        }
-    }
-    store.sync().await.expect("sync");
+/// The newest snapshot of `schema` in the bucket; panics when there is none.
+async fn newest_snapshot(memory: &Arc<InMemory>, schema: &Schema) -> FoundSnapshot {
+    memory_backend(memory, STORE)
+        .latest_snapshot(&schema.hash(), None)
+        .await
+        .expect("the bucket answers")
+        .found
+        .expect("a snapshot")
 }
 
 async fn open(
@@ -159,21 +142,16 @@ async fn test_a_client_booted_from_an_image_holds_exactly_the_replayed_state() {
         .map(|_| tempfile::tempdir().expect("a temp dir"))
         .collect();
     let writer = open(&memory, &schema, dirs[0].path(), "writer", true).await;
-    commit_todos(&writer, 0, 60).await;
+    commit_todos(&writer, 0, 60, 4).await;
     let put = writer.snapshot().await.expect("a snapshot");
     assert!(put.created);
     let at = confirmed(&writer).await;
-    commit_todos(&writer, 60, 20).await;
+    commit_todos(&writer, 60, 20, 4).await;
     writer.shutdown().await.expect("shutdown");
 
     // What the bucket holds: a version-2 snapshot whose body encodes an SQLite image, smaller
     // than the image.
-    let found = memory_backend(&memory, STORE)
-        .latest_snapshot(&schema.hash(), None)
-        .await
-        .expect("the bucket answers")
-        .found
-        .expect("a snapshot");
+    let found = newest_snapshot(&memory, &schema).await;
     assert_eq!(found.key, put.key);
     assert_eq!(found.snapshot.version, 2);
     let image = image::decode(&found.snapshot.body).expect("the body inflates");
@@ -239,10 +217,10 @@ async fn test_a_bad_image_is_refused_naming_its_key_and_the_client_falls_back() 
     let schema = Arc::new(todo_schema());
     let writer_dir = tempfile::tempdir().expect("a temp dir");
     let writer = open(&memory, &schema, writer_dir.path(), "writer", true).await;
-    commit_todos(&writer, 0, 20).await;
+    commit_todos(&writer, 0, 20, 4).await;
     let good = writer.snapshot().await.expect("a snapshot");
     let good_at = confirmed(&writer).await;
-    commit_todos(&writer, 20, 10).await;
+    commit_todos(&writer, 20, 10, 4).await;
     let at = confirmed(&writer).await;
     writer.shutdown().await.expect("shutdown");
     let log = backend_log(&memory_backend(&memory, STORE)).await;
@@ -361,7 +339,7 @@ async fn test_verify_with_replay_names_an_image_that_does_not_hold_its_claimed_s
     let schema = Arc::new(todo_schema());
     let dir = tempfile::tempdir().expect("a temp dir");
     let writer = open(&memory, &schema, dir.path(), "writer", true).await;
-    commit_todos(&writer, 0, 12).await;
+    commit_todos(&writer, 0, 12, 4).await;
     let at = confirmed(&writer).await;
     writer.shutdown().await.expect("shutdown");
     let log = backend_log(&memory_backend(&memory, STORE)).await;
@@ -372,12 +350,7 @@ async fn test_verify_with_replay_names_an_image_that_does_not_hold_its_claimed_s
     );
     let put = put_body(&memory, &schema, at, &right, body).await;
     let check = ReplayCheck::new(schema.clone(), memory_backend(&memory, STORE)).expect("a check");
-    let found = memory_backend(&memory, STORE)
-        .latest_snapshot(&schema.hash(), None)
-        .await
-        .expect("the bucket answers")
-        .found
-        .expect("the snapshot");
+    let found = newest_snapshot(&memory, &schema).await;
     assert_eq!(found.key, put.key);
     let fault = check
         .check(&found.snapshot)
@@ -404,9 +377,9 @@ async fn test_a_version_1_snapshot_still_boots() {
         .map(|_| tempfile::tempdir().expect("a temp dir"))
         .collect();
     let writer = open(&memory, &schema, dirs[0].path(), "writer", true).await;
-    commit_todos(&writer, 0, 15).await;
+    commit_todos(&writer, 0, 15, 4).await;
     let at = confirmed(&writer).await;
-    commit_todos(&writer, 15, 5).await;
+    commit_todos(&writer, 15, 5, 4).await;
     writer.shutdown().await.expect("shutdown");
     let log = backend_log(&memory_backend(&memory, STORE)).await;
     let dump = dump_tables(&replayed(&schema, &log[..at.0 as usize]), &schema).expect("a dump");
@@ -440,12 +413,7 @@ async fn test_a_version_1_snapshot_still_boots() {
         todos_from_scratch(&schema, &log)
     );
     fresh.shutdown().await.expect("shutdown");
-    let found = memory_backend(&memory, STORE)
-        .latest_snapshot(&schema.hash(), None)
-        .await
-        .expect("the bucket answers")
-        .found
-        .expect("the snapshot");
+    let found = newest_snapshot(&memory, &schema).await;
     assert_eq!(found.snapshot.version, 1);
     let check = ReplayCheck::new(schema.clone(), memory_backend(&memory, STORE)).expect("a check");
     assert_eq!(

@@ -23,11 +23,11 @@ use eventsync::backends::{
 use eventsync::schema::Schema;
 use eventsync::snapshot::ReplayCheck;
 use eventsync::{SnapshotBoot, Store, Tuning};
-use eventsync_todo::{TodoCompleted, TodoCreated, TodoDeleted, todo_schema, todo_schema_builder};
+use eventsync_todo::{todo_schema, todo_schema_builder};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde_json::Value;
-use support::{TODOS_DUMP, backend_log, fast_tuning, todos_from_scratch, wait_until};
+use support::{TODOS_DUMP, backend_log, commit_todos, fast_tuning, todos_from_scratch, wait_until};
 
 /// Where the log lives: an object store, a prefix and a store id. Each [`Bucket::client`]
 /// is a new client with its own caches, as another process would have.
@@ -127,34 +127,6 @@ fn changed_schema() -> Arc<Schema> {
     )
 }
 
-/// Commits `count` todos (every third completed, every fifth deleted) and syncs.
-async fn commit_todos(store: &Store, from: usize, count: usize) {
-    let session = store.session().await.expect("a session");
-    for i in from..from + count {
-        let id = format!("t{i}");
-        session
-            .commit(&TodoCreated {
-                id: id.clone(),
-                text: format!("todo {i}"),
-            })
-            .expect("commit");
-        if i % 3 == 0 {
-            session
-                .commit(&TodoCompleted { id: id.clone() })
-                .expect("commit");
-        }
-        if i % 5 == 0 {
-            session
-                .commit(&TodoDeleted {
-                    id,
-                    deleted_at: i as i64,
-                })
-                .expect("commit");
-        }
-    }
-    store.sync().await.expect("sync");
-}
-
 async fn todos(store: &Store) -> Vec<Value> {
     store.query_leader(TODOS_DUMP).await.expect("query")
 }
@@ -189,7 +161,7 @@ async fn snapshot_run(bucket: Bucket) {
 
     // A writer commits, snapshots at its confirmed head, and goes on (the tail).
     let writer = bucket.open(&schema, dirs[0].path(), fast_tuning()).await;
-    commit_todos(&writer, 0, 40).await;
+    commit_todos(&writer, 0, 40, 5).await;
     let put = writer.snapshot().await.expect("a snapshot");
     assert!(put.created, "{put:?}");
     assert!(
@@ -205,7 +177,7 @@ async fn snapshot_run(bucket: Bucket) {
         .global;
     // A second snapshot at the same event writes nothing.
     assert!(!writer.snapshot().await.expect("again").created);
-    commit_todos(&writer, 40, 15).await;
+    commit_todos(&writer, 40, 15, 5).await;
     let log = backend_log(&writer.backend().expect("online")).await;
     assert!(log.len() as u64 > at.0);
 
@@ -243,8 +215,8 @@ async fn snapshot_run(bucket: Bucket) {
 
     // The snapshot-booted client writes on (its pending events rebase on others' work), and
     // every replica converges; reopened, it keeps its state without a second boot.
-    commit_todos(&fresh, 100, 5).await;
-    commit_todos(&replayer, 200, 5).await;
+    commit_todos(&fresh, 100, 5, 5).await;
+    commit_todos(&replayer, 200, 5, 5).await;
     for store in [&writer, &fresh, &replayer] {
         store.sync().await.expect("sync");
     }
@@ -372,7 +344,7 @@ async fn test_a_leader_writes_a_snapshot_every_n_confirmed_events() {
         ..fast_tuning()
     };
     let writer = bucket.open(&schema, dir.path(), tuning).await;
-    commit_todos(&writer, 0, 30).await;
+    commit_todos(&writer, 0, 30, 5).await;
     let backend = writer.backend().expect("online");
     wait_until("a snapshot was written", || async {
         backend
@@ -406,7 +378,7 @@ async fn test_verify_with_replay_finds_a_snapshot_whose_state_is_not_the_logs() 
     let schema = Arc::new(todo_schema());
     let dir = tempfile::tempdir().expect("a temp dir");
     let writer = bucket.open(&schema, dir.path(), fast_tuning()).await;
-    commit_todos(&writer, 0, 12).await;
+    commit_todos(&writer, 0, 12, 5).await;
     let at = writer
         .status()
         .await
@@ -485,7 +457,7 @@ async fn test_snapshots_leave_out_client_only_tables() {
             filter: TodoFilter::Completed,
         })
         .expect("commit");
-    commit_todos(&writer, 0, 8).await;
+    commit_todos(&writer, 0, 8, 5).await;
     let put = writer.snapshot().await.expect("a snapshot");
     assert!(put.created);
     let filter = "SELECT filter FROM ui_state";

@@ -189,3 +189,34 @@ pub fn todos_from_scratch(schema: &Schema, log: &[GlobalEvent]) -> Vec<Value> {
 /// Every column of `todos`, in a stable order: the state tables compared across replicas.
 pub const TODOS_DUMP: &str =
     "SELECT id, text, completed, deleted_at, created_seq FROM todos ORDER BY id";
+
+/// Commits todos `t{from}` to `t{from + count - 1}` on `store`, completes every third and
+/// deletes every `delete_every`-th, then syncs: a state with updates and deletions as well as
+/// inserts, for the snapshot tests.
+pub async fn commit_todos(store: &Store, from: usize, count: usize, delete_every: usize) {
+    use eventsync_todo::{TodoCompleted, TodoCreated, TodoDeleted};
+    let session = store.session().await.expect("a session");
+    for i in from..from + count {
+        let id = format!("t{i}");
+        session
+            .commit(&TodoCreated {
+                id: id.clone(),
+                text: format!("todo {i}"),
+            })
+            .expect("commit");
+        if i % 3 == 0 {
+            session
+                .commit(&TodoCompleted { id: id.clone() })
+                .expect("commit");
+        }
+        if i % delete_every == 0 {
+            session
+                .commit(&TodoDeleted {
+                    id,
+                    deleted_at: i as i64,
+                })
+                .expect("commit");
+        }
+    }
+    store.sync().await.expect("sync");
+}
