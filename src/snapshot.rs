@@ -202,13 +202,14 @@ pub fn decompress(
     Ok(Dump { bytes, hash })
 }
 
-/// Builds the image of `dump` (the state under `schema`) on tokio's blocking pool: see
+/// Builds the image of `dump` (the state under `schema`), off the async workers where that is
+/// safe (`blocking::run_cpu`): see
 /// [`image::build`].
 pub async fn build_image(
     schema: std::sync::Arc<Schema>,
     dump: Dump,
 ) -> Result<SnapshotState, DumpError> {
-    tokio::task::spawn_blocking(move || image::build(&schema, &dump))
+    eventsync_backends::blocking::run_cpu(move || image::build(&schema, &dump))
         .await
         .map_err(|error| DumpError::Encoding(format!("building the image stopped: {error}")))?
 }

@@ -44,6 +44,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod backend;
+pub mod blocking;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod copy;

@@ -55,6 +55,7 @@ mod lag;
 mod messages;
 mod pack;
 mod pull;
+mod pulled;
 mod push;
 mod race;
 mod reseed;

@@ -152,9 +152,10 @@ impl PackAhead {
     }
 }
 
-/// Decodes and checks the pack `key` ([`pack::decode`]) on a blocking thread.
+/// Decodes and checks the pack `key` ([`pack::decode`]), on a blocking thread where that
+/// keeps the run deterministic ([`crate::blocking::run_cpu`]).
 async fn decode(key: Path, bytes: Bytes) -> Result<Pack, BackendError> {
-    match tokio::task::spawn_blocking(move || pack::decode(&bytes)).await {
+    match crate::blocking::run_cpu(move || pack::decode(&bytes)).await {
         Ok(decoded) => decoded.map_err(|e| corrupt(&key, e)),
         Err(failed) => Err(corrupt(&key, format!("its decoding stopped: {failed}"))),
     }
