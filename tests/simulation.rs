@@ -22,6 +22,8 @@
 mod audit;
 #[path = "simulation/ledger.rs"]
 mod ledger;
+#[path = "simulation/stats.rs"]
+mod stats;
 #[path = "simulation/world.rs"]
 mod world;
 
@@ -29,7 +31,8 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use world::{SimStats, World};
+use stats::SimStats;
+use world::World;
 
 /// The virtual time one seed may take (a normal run takes seconds of it).
 const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
