@@ -14,22 +14,16 @@ use eventsync_backends::object_store::ObjectStore;
 use eventsync_backends::object_store::memory::InMemory;
 use eventsync_backends::object_store::path::Path;
 use eventsync_backends::{
-    GlobalSeq, OpenOptions, SegmentLog, SegmentLogConfig, SyncBackend, conformance,
-    open_object_store,
+    GlobalSeq, OpenOptions, SegmentLog, SyncBackend, conformance, open_object_store,
 };
 use eventsync_server::load::{LoadError, LoadPlan, run};
 use eventsync_server::{Limits, Opener, SyncServer};
 
+mod support;
+use support::config;
+
 /// A hang guard for a whole run, not a timing assertion.
 const PATIENCE: Duration = Duration::from_secs(300);
-
-fn config() -> SegmentLogConfig {
-    SegmentLogConfig {
-        poll_min: Duration::from_millis(10),
-        poll_max: Duration::from_millis(50),
-        ..SegmentLogConfig::default()
-    }
-}
 
 fn log(bucket: &Arc<dyn ObjectStore>, store: &str) -> SegmentLog {
     SegmentLog::new(bucket.clone(), Path::default(), store, config()).unwrap()

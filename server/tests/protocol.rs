@@ -6,179 +6,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventsync_backends::object_store::memory::InMemory;
-use eventsync_backends::object_store::path::Path;
-use eventsync_backends::{GlobalEvent, GlobalSeq, SegmentLog, SegmentLogConfig, SyncBackend};
-use eventsync_server::{Limits, Opener, SyncServer, token_auth};
-use futures::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use eventsync_backends::{GlobalEvent, GlobalSeq, SyncBackend};
+use eventsync_server::{Limits, token_auth};
+use futures::SinkExt;
+use serde_json::json;
 use tokio::net::TcpStream;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-/// A hang guard, not a timing assertion: a reply that never comes fails the test.
-const PATIENCE: Duration = Duration::from_secs(20);
+#[path = "protocol/harness.rs"]
+mod harness;
+mod support;
 
-struct Running {
-    addr: std::net::SocketAddr,
-    /// The memory bucket under the server, for direct clients.
-    bucket: Arc<InMemory>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    served: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-fn config() -> SegmentLogConfig {
-    SegmentLogConfig {
-        poll_min: Duration::from_millis(10),
-        poll_max: Duration::from_millis(50),
-        ..SegmentLogConfig::default()
-    }
-}
-
-fn log(bucket: &Arc<InMemory>, store: &str) -> SegmentLog {
-    SegmentLog::new(bucket.clone(), Path::default(), store, config()).unwrap()
-}
-
-async fn start(limits: Limits, auth: Option<eventsync_server::Auth>) -> Running {
-    start_on(Arc::new(InMemory::new()), limits, auth).await
-}
-
-/// A server over `bucket` (several servers may share one).
-async fn start_on(
-    bucket: Arc<InMemory>,
-    limits: Limits,
-    auth: Option<eventsync_server::Auth>,
-) -> Running {
-    let shared = Arc::clone(&bucket);
-    let opener: Opener = Arc::new(move |store_id| {
-        let backend: Arc<dyn SyncBackend> = Arc::new(log(&shared, store_id.as_str()));
-        Box::pin(async move { Ok(backend) })
-    });
-    let server = SyncServer::new(opener, limits, auth);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let served = tokio::spawn(server.serve(listener, async move {
-        let _ = stopped.await;
-    }));
-    Running {
-        addr,
-        bucket,
-        stop: Some(stop),
-        served,
-    }
-}
-
-impl Running {
-    fn url(&self, scheme: &str, query: &str) -> String {
-        format!("{scheme}://{}/sync?{query}", self.addr)
-    }
-
-    async fn head(&self, store: &str) -> GlobalSeq {
-        log(&self.bucket, store).head().await.unwrap()
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(PATIENCE, self.served)
-            .await
-            .expect("the server stops")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-fn event(n: u64, client: &str) -> GlobalEvent {
-    GlobalEvent {
-        seq_num: GlobalSeq(n),
-        parent_seq_num: GlobalSeq(n - 1),
-        name: "v1.TodoCreated".into(),
-        args: json!({"id": format!("{client}-{n}"), "text": "buy milk"}),
-        client_id: client.into(),
-        session_id: format!("{client}-session"),
-    }
-}
-
-fn request(id: &str, tag: &str, payload: Value) -> Value {
-    json!({"_tag": "Request", "id": id, "tag": tag, "payload": payload,
-           "traceId": "t", "spanId": "s", "sampled": false, "headers": []})
-}
-
-fn pull(id: &str, store: &str, live: bool, cursor: Option<(&str, u64)>) -> Value {
-    let cursor = match cursor {
-        Some((backend_id, n)) => {
-            json!({"_tag": "Some", "value": {"backendId": backend_id, "eventSequenceNumber": n}})
-        }
-        None => json!({"_tag": "None"}),
-    };
-    request(
-        id,
-        "SyncWsRpc.Pull",
-        json!({"storeId": store, "payload": {"authToken": "t"}, "live": live, "cursor": cursor}),
-    )
-}
-
-fn push(id: &str, store: &str, events: &[GlobalEvent], backend_id: Option<&str>) -> Value {
-    let backend_id = match backend_id {
-        Some(b) => json!({"_tag": "Some", "value": b}),
-        None => json!({"_tag": "None"}),
-    };
-    request(
-        id,
-        "SyncWsRpc.Push",
-        json!({"storeId": store, "batch": events, "backendId": backend_id}),
-    )
-}
-
-struct Ws(WebSocketStream<MaybeTlsStream<TcpStream>>);
-
-impl Ws {
-    async fn open(running: &Running, store: &str) -> Ws {
-        let url = running.url("ws", &format!("storeId={store}&transport=ws"));
-        let (socket, _) = connect_async(url).await.unwrap();
-        Ws(socket)
-    }
-
-    async fn send(&mut self, message: Value) {
-        self.send_text(message.to_string()).await;
-    }
-
-    async fn send_text(&mut self, text: String) {
-        self.0.send(Message::Text(text.into())).await.unwrap();
-    }
-
-    /// The next frame: a JSON message, or `Err(close code)`.
-    async fn next(&mut self) -> Result<Value, Option<u16>> {
-        loop {
-            let frame = tokio::time::timeout(PATIENCE, self.0.next())
-                .await
-                .expect("a frame arrives");
-            match frame {
-                Some(Ok(Message::Text(text))) => {
-                    return Ok(serde_json::from_str(text.as_str()).unwrap());
-                }
-                Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| u16::from(f.code))),
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Err(None),
-            }
-        }
-    }
-
-    async fn recv(&mut self) -> Value {
-        self.next().await.expect("a message, not a close")
-    }
-
-    /// The first pull chunk: the backend id.
-    async fn backend_id(&mut self, store: &str) -> String {
-        self.send(pull("0", store, true, None)).await;
-        let first = self.recv().await;
-        assert_eq!(first["_tag"], "Chunk", "{first}");
-        first["values"][0]["backendId"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-}
+use harness::*;
 
 #[tokio::test]
 async fn test_ws_ping_pull_push_broadcast_and_errors() {
@@ -303,26 +143,6 @@ async fn test_live_pull_carries_events_appended_directly_to_the_backend() {
     }
     assert_eq!(seen, vec![1, 2]);
     running.stop().await;
-}
-
-async fn post(running: &Running, store: &str, body: String) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(running.url("http", &format!("storeId={store}&transport=http")))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-fn http_request(id: &str, tag: &str, payload: Value) -> String {
-    request(id, tag, payload).to_string()
 }
 
 #[tokio::test]
@@ -692,21 +512,6 @@ async fn test_shutdown_closes_sockets_with_going_away() {
         TcpStream::connect(addr).await.is_err(),
         "the listener is closed"
     );
-}
-
-/// Reads pull chunks on `ws` until it has seen event `until`; returns the seqNums seen.
-async fn read_until(ws: &mut Ws, until: u64) -> Vec<u64> {
-    let mut seen = Vec::new();
-    while seen.last() != Some(&until) {
-        let message = ws.recv().await;
-        if message["_tag"] != "Chunk" {
-            continue;
-        }
-        for item in message["values"][0]["batch"].as_array().unwrap() {
-            seen.push(item["eventEncoded"]["seqNum"].as_u64().unwrap());
-        }
-    }
-    seen
 }
 
 #[tokio::test]

@@ -14,22 +14,17 @@ use eventsync_backends::conformance::{self, S3_NOT_CONFIGURED, in_ci, report_not
 use eventsync_backends::object_store::memory::InMemory;
 use eventsync_backends::object_store::path::Path;
 use eventsync_backends::{
-    BackendError, GlobalSeq, OpenOptions, RemoteBackend, RemoteOptions, SegmentLog,
-    SegmentLogConfig, SyncBackend, open_backend,
+    BackendError, GlobalSeq, OpenOptions, RemoteBackend, RemoteOptions, SegmentLog, SyncBackend,
+    open_backend,
 };
 use eventsync_server::{Limits, Opener, SyncServer, token_auth};
 use futures::{SinkExt, StreamExt};
 
+mod support;
+use support::config;
+
 /// A hang guard, not a timing assertion.
 const PATIENCE: Duration = Duration::from_secs(300);
-
-fn config() -> SegmentLogConfig {
-    SegmentLogConfig {
-        poll_min: Duration::from_millis(10),
-        poll_max: Duration::from_millis(50),
-        ..SegmentLogConfig::default()
-    }
-}
 
 /// A server on 127.0.0.1, stopped when dropped.
 struct Running {

@@ -11,12 +11,14 @@ use std::time::Duration;
 use eventsync_backends::object_store::memory::InMemory;
 use eventsync_backends::object_store::path::Path as KeyPath;
 use eventsync_backends::{
-    BackendError, GlobalSeq, RemoteBackend, RemoteOptions, SegmentLog, SegmentLogConfig,
-    SyncBackend, conformance,
+    BackendError, GlobalSeq, RemoteBackend, RemoteOptions, SegmentLog, SyncBackend, conformance,
 };
 use eventsync_server::{Limits, Opener, SyncServer, TlsError, TlsSettings};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod support;
+use support::config;
 
 /// A hang guard, not a timing assertion.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -43,14 +45,6 @@ fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::write(&paths.1, cert.pem()).unwrap();
     std::fs::write(&paths.2, key.serialize_pem()).unwrap();
     paths
-}
-
-fn config() -> SegmentLogConfig {
-    SegmentLogConfig {
-        poll_min: Duration::from_millis(10),
-        poll_max: Duration::from_millis(50),
-        ..SegmentLogConfig::default()
-    }
 }
 
 /// A TLS server over a memory bucket; its address and a sender that stops it.
