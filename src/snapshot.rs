@@ -202,9 +202,8 @@ pub fn decompress(
     Ok(Dump { bytes, hash })
 }
 
-/// Builds the image of `dump` (the state under `schema`), off the async workers where that is
-/// safe (`blocking::run_cpu`): see
-/// [`image::build`].
+/// Builds the image of `dump` (the state under `schema`) and encodes it into the body, off
+/// the async workers where that is safe (`blocking::run_cpu`): see [`image::build`].
 pub async fn build_image(
     schema: std::sync::Arc<Schema>,
     dump: Dump,
@@ -215,8 +214,8 @@ pub async fn build_image(
 }
 
 /// Writes `state` (the state at `at`) to `backend` as a snapshot of schema `schema_hash`, in
-/// format version 2 (the body is the image; created once: a second writer of the same `at`
-/// moves on).
+/// format version 2 (its body as [`image::build`] encoded it; created once: a second writer
+/// of the same `at` moves on).
 pub async fn put(
     backend: &dyn SyncBackend,
     schema_hash: &str,
@@ -224,14 +223,61 @@ pub async fn put(
     state: SnapshotState,
     writer: &str,
 ) -> Result<SnapshotPut, BackendError> {
+    let SnapshotState {
+        image,
+        body,
+        dump_hash,
+        dump_len,
+    } = state;
+    // The image is not sent: free it before the upload.
+    drop(image);
     let content = SnapshotContent {
         version: eventsync_backends::snapshot::FORMAT_VERSION,
-        content_hash: state.dump_hash,
-        content_len: state.dump_len,
-        body: image::encode(&state.image),
+        content_hash: dump_hash,
+        content_len: dump_len,
+        body,
         writer: writer.to_owned(),
     };
     backend.put_snapshot(schema_hash, at, content).await
+}
+
+/// Why [`write`] wrote no snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The image of the state could not be built.
+    #[error("building the snapshot's image: {0}")]
+    Image(#[from] DumpError),
+    /// The backend did not take the snapshot.
+    #[error("writing the snapshot: {0}")]
+    Backend(#[from] BackendError),
+}
+
+impl From<WriteError> for crate::error::Error {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::Image(error) => crate::error::Error::new(
+                crate::error::ErrorKind::Internal,
+                format!("building the snapshot's image: {error}"),
+            ),
+            WriteError::Backend(error) => error.into(),
+        }
+    }
+}
+
+/// Writes a snapshot of `dump` (the state under `schema` at the confirmed event `at`) to
+/// `backend`, as `writer`: builds the image and its body off the async workers
+/// ([`build_image`]), then [`put`]s it. What `Store::snapshot` and the leader's automatic
+/// snapshots both run.
+pub async fn write(
+    backend: &dyn SyncBackend,
+    schema: std::sync::Arc<Schema>,
+    at: GlobalSeq,
+    dump: Dump,
+    writer: &str,
+) -> Result<SnapshotPut, WriteError> {
+    let schema_hash = schema.hash();
+    let state = build_image(schema, dump).await?;
+    Ok(put(backend, &schema_hash, at, state, writer).await?)
 }
 
 /// How a store's opening used the snapshots in the bucket.

@@ -290,16 +290,14 @@ impl Store {
                 "nothing to snapshot: the backend confirmed no event of this store yet",
             ));
         }
-        let schema_hash = self.inner.schema.hash();
-        let state = crate::snapshot::build_image(self.inner.schema.clone(), dump)
-            .await
-            .map_err(|error| {
-                Error::new(
-                    ErrorKind::Internal,
-                    format!("building the snapshot's image: {error}"),
-                )
-            })?;
-        Ok(crate::snapshot::put(&*backend, &schema_hash, at, state, &self.inner.client_id).await?)
+        Ok(crate::snapshot::write(
+            &*backend,
+            self.inner.schema.clone(),
+            at,
+            dump,
+            &self.inner.client_id,
+        )
+        .await?)
     }
 
     /// How this store's opening used the snapshots in the bucket.

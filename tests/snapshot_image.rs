@@ -21,10 +21,8 @@ use eventsync_todo::todo_schema;
 use object_store::memory::InMemory;
 use object_store::{ObjectStoreExt, path::Path as Key};
 use rusqlite::Connection;
-use support::{
-    TODOS_DUMP, backend_log, commit_todos, fast_tuning, memory_backend, open_store_tuned,
-    todos_from_scratch,
-};
+use support::snapshot::{History, assert_booted_from, temp_dirs, write_history};
+use support::{TODOS_DUMP, fast_tuning, memory_backend, open_store_tuned, todos_from_scratch};
 
 const STORE: &str = "image";
 
@@ -50,15 +48,6 @@ async fn open(
         ..fast_tuning()
     };
     open_store_tuned(schema, dir, client, memory_backend(memory, STORE), tuning).await
-}
-
-async fn confirmed(store: &Store) -> GlobalSeq {
-    store
-        .status()
-        .await
-        .expect("status")
-        .backend_confirmed_head
-        .global
 }
 
 /// A database holding the state of `log` alone (a replay under `schema`).
@@ -138,16 +127,10 @@ async fn put_raw_body(
 async fn test_a_client_booted_from_an_image_holds_exactly_the_replayed_state() {
     let memory = Arc::new(InMemory::new());
     let schema = Arc::new(todo_schema());
-    let dirs: Vec<_> = (0..3)
-        .map(|_| tempfile::tempdir().expect("a temp dir"))
-        .collect();
+    let dirs = temp_dirs(3);
     let writer = open(&memory, &schema, dirs[0].path(), "writer", true).await;
-    commit_todos(&writer, 0, 60, 4).await;
-    let put = writer.snapshot().await.expect("a snapshot");
-    assert!(put.created);
-    let at = confirmed(&writer).await;
-    commit_todos(&writer, 60, 20, 4).await;
-    writer.shutdown().await.expect("shutdown");
+    let History { at, put, log } = write_history(writer, 60, 20, 4, true).await;
+    let put = put.expect("a snapshot");
 
     // What the bucket holds: a version-2 snapshot whose body encodes an SQLite image, smaller
     // than the image.
@@ -168,7 +151,6 @@ async fn test_a_client_booted_from_an_image_holds_exactly_the_replayed_state() {
         }
     );
     let replayer = open(&memory, &schema, dirs[2].path(), "replayer", false).await;
-    let log = backend_log(&memory_backend(&memory, STORE)).await;
     for store in [&fresh, &replayer] {
         store.sync().await.expect("sync");
         assert_eq!(
@@ -217,13 +199,13 @@ async fn test_a_bad_image_is_refused_naming_its_key_and_the_client_falls_back() 
     let schema = Arc::new(todo_schema());
     let writer_dir = tempfile::tempdir().expect("a temp dir");
     let writer = open(&memory, &schema, writer_dir.path(), "writer", true).await;
-    commit_todos(&writer, 0, 20, 4).await;
-    let good = writer.snapshot().await.expect("a snapshot");
-    let good_at = confirmed(&writer).await;
-    commit_todos(&writer, 20, 10, 4).await;
-    let at = confirmed(&writer).await;
-    writer.shutdown().await.expect("shutdown");
-    let log = backend_log(&memory_backend(&memory, STORE)).await;
+    let History {
+        at: good_at,
+        put: good,
+        log,
+    } = write_history(writer, 20, 10, 4, true).await;
+    let good = good.expect("a snapshot");
+    let at = GlobalSeq(log.len() as u64);
     let state_at = |at: GlobalSeq| {
         image::state_of(&replayed(&schema, &log[..at.0 as usize]), &schema).expect("a state")
     };
@@ -339,10 +321,8 @@ async fn test_verify_with_replay_names_an_image_that_does_not_hold_its_claimed_s
     let schema = Arc::new(todo_schema());
     let dir = tempfile::tempdir().expect("a temp dir");
     let writer = open(&memory, &schema, dir.path(), "writer", true).await;
-    commit_todos(&writer, 0, 12, 4).await;
-    let at = confirmed(&writer).await;
-    writer.shutdown().await.expect("shutdown");
-    let log = backend_log(&memory_backend(&memory, STORE)).await;
+    let History { log, .. } = write_history(writer, 12, 0, 4, false).await;
+    let at = GlobalSeq(log.len() as u64);
     let right = image::state_of(&replayed(&schema, &log), &schema).expect("a state");
     let body = altered(
         &right.image,
@@ -373,15 +353,9 @@ async fn test_verify_with_replay_names_an_image_that_does_not_hold_its_claimed_s
 async fn test_a_version_1_snapshot_still_boots() {
     let memory = Arc::new(InMemory::new());
     let schema = Arc::new(todo_schema());
-    let dirs: Vec<_> = (0..2)
-        .map(|_| tempfile::tempdir().expect("a temp dir"))
-        .collect();
+    let dirs = temp_dirs(2);
     let writer = open(&memory, &schema, dirs[0].path(), "writer", true).await;
-    commit_todos(&writer, 0, 15, 4).await;
-    let at = confirmed(&writer).await;
-    commit_todos(&writer, 15, 5, 4).await;
-    writer.shutdown().await.expect("shutdown");
-    let log = backend_log(&memory_backend(&memory, STORE)).await;
+    let History { at, log, .. } = write_history(writer, 15, 5, 4, false).await;
     let dump = dump_tables(&replayed(&schema, &log[..at.0 as usize]), &schema).expect("a dump");
     let put = memory_backend(&memory, STORE)
         .put_snapshot(
@@ -398,20 +372,7 @@ async fn test_a_version_1_snapshot_still_boots() {
         .await
         .expect("put");
     let fresh = open(&memory, &schema, dirs[1].path(), "fresh", true).await;
-    assert_eq!(
-        fresh.snapshot_boot(),
-        &SnapshotBoot::Loaded {
-            key: put.key.clone(),
-            at: at.0,
-            refused: vec![],
-        }
-    );
-    fresh.sync().await.expect("sync");
-    assert_eq!(fresh.stats().pulled, log.len() as u64 - at.0);
-    assert_eq!(
-        fresh.query_leader(TODOS_DUMP).await.expect("query"),
-        todos_from_scratch(&schema, &log)
-    );
+    assert_booted_from(&fresh, &schema, &put.key, at, &log).await;
     fresh.shutdown().await.expect("shutdown");
     let found = newest_snapshot(&memory, &schema).await;
     assert_eq!(found.snapshot.version, 1);

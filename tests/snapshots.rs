@@ -27,6 +27,7 @@ use eventsync_todo::{todo_schema, todo_schema_builder};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde_json::Value;
+use support::snapshot::{assert_booted_from, confirmed, temp_dirs};
 use support::{TODOS_DUMP, backend_log, commit_todos, fast_tuning, todos_from_scratch, wait_until};
 
 /// Where the log lives: an object store, a prefix and a store id. Each [`Bucket::client`]
@@ -155,9 +156,7 @@ async fn damage(bucket: &Bucket, key: &str) {
 /// The whole scenario on one bucket.
 async fn snapshot_run(bucket: Bucket) {
     let schema = Arc::new(todo_schema());
-    let dirs: Vec<_> = (0..6)
-        .map(|_| tempfile::tempdir().expect("a temp dir"))
-        .collect();
+    let dirs = temp_dirs(6);
 
     // A writer commits, snapshots at its confirmed head, and goes on (the tail).
     let writer = bucket.open(&schema, dirs[0].path(), fast_tuning()).await;
@@ -169,12 +168,7 @@ async fn snapshot_run(bucket: Bucket) {
         "{}",
         put.key
     );
-    let at = writer
-        .status()
-        .await
-        .expect("status")
-        .backend_confirmed_head
-        .global;
+    let at = confirmed(&writer).await;
     // A second snapshot at the same event writes nothing.
     assert!(!writer.snapshot().await.expect("again").created);
     commit_todos(&writer, 40, 15, 5).await;
@@ -183,22 +177,8 @@ async fn snapshot_run(bucket: Bucket) {
 
     // A fresh client boots from the snapshot and pulls the tail only.
     let fresh = bucket.open(&schema, dirs[1].path(), fast_tuning()).await;
-    assert_eq!(
-        fresh.snapshot_boot(),
-        &SnapshotBoot::Loaded {
-            key: put.key.clone(),
-            at: at.0,
-            refused: vec![],
-        }
-    );
-    fresh.sync().await.expect("sync");
-    assert_eq!(
-        fresh.stats().pulled,
-        log.len() as u64 - at.0,
-        "only the tail is pulled"
-    );
+    assert_booted_from(&fresh, &schema, &put.key, at, &log).await;
     let expected = todos_from_scratch(&schema, &log);
-    assert_eq!(todos(&fresh).await, expected);
     assert_eq!(todos(&writer).await, expected);
     // Its eventlog starts after the snapshot; its heads are the log's.
     let eventlog = fresh.eventlog().await.expect("eventlog");
@@ -379,12 +359,7 @@ async fn test_verify_with_replay_finds_a_snapshot_whose_state_is_not_the_logs() 
     let dir = tempfile::tempdir().expect("a temp dir");
     let writer = bucket.open(&schema, dir.path(), fast_tuning()).await;
     commit_todos(&writer, 0, 12, 5).await;
-    let at = writer
-        .status()
-        .await
-        .expect("status")
-        .backend_confirmed_head
-        .global;
+    let at = confirmed(&writer).await;
     // The state of another history: one todo the log never created.
     let other = rusqlite::Connection::open_in_memory().expect("a database");
     schema.create_tables(&other).expect("tables");
@@ -447,9 +422,7 @@ async fn test_snapshots_leave_out_client_only_tables() {
     let bucket = Bucket::memory();
     let schema = Arc::new(todo_schema());
     assert!(schema.is_client_only_table("ui_state") && !schema.is_client_only_table("todos"));
-    let dirs: Vec<_> = (0..3)
-        .map(|_| tempfile::tempdir().expect("a temp dir"))
-        .collect();
+    let dirs = temp_dirs(3);
     let writer = bucket.open(&schema, dirs[0].path(), fast_tuning()).await;
     let session = writer.session().await.expect("a session");
     session

@@ -624,17 +624,9 @@ impl Leader {
             }
         };
         let schema = self.schema.clone();
-        let schema_hash = self.schema.hash();
         let writer = self.client_id.clone();
         self.io.spawn(async move {
-            let state = match crate::snapshot::build_image(schema, dump).await {
-                Ok(state) => state,
-                Err(error) => {
-                    tracing::warn!(%error, "could not build a snapshot's image");
-                    return;
-                }
-            };
-            match crate::snapshot::put(&*backend, &schema_hash, at, state, &writer).await {
+            match crate::snapshot::write(&*backend, schema, at, dump, &writer).await {
                 Ok(put) => tracing::debug!(key = %put.key, created = put.created, "snapshot"),
                 Err(error) => tracing::warn!(%error, "could not write a snapshot"),
             }

@@ -31,12 +31,16 @@ pub const MAX_IMAGE_BYTES: usize = i32::MAX as usize;
 /// The first 16 bytes of every SQLite database file.
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
-/// The state a version-2 snapshot carries: the image of the snapshot tables, and the hash and
-/// length of their canonical dump (the snapshot's content hash and content length).
+/// The state a version-2 snapshot carries: the image of the snapshot tables, the body that
+/// encodes it, and the hash and length of their canonical dump (the snapshot's content hash
+/// and content length).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotState {
-    /// The SQLite image; the body is its DEFLATE encoding ([`encode`]).
+    /// The SQLite image.
     pub image: Vec<u8>,
+    /// The snapshot's body: the image's DEFLATE encoding ([`encode`]), made with the image
+    /// (off the async workers, see `snapshot::build_image`) so that writing it is only a PUT.
+    pub body: Vec<u8>,
     /// The SHA-256 of the tables' canonical dump.
     pub dump_hash: [u8; 32],
     /// The length of that dump in bytes.
@@ -44,7 +48,8 @@ pub struct SnapshotState {
 }
 
 /// Builds the image of the tables `dump` holds (a canonical dump made under `schema`), in a
-/// fresh in-memory database; the rows go in in the dump's order, so pages come out full.
+/// fresh in-memory database (the rows go in in the dump's order, so pages come out full),
+/// and encodes it into the body.
 pub fn build(schema: &Schema, dump: &Dump) -> Result<SnapshotState, DumpError> {
     let mut conn = Connection::open_in_memory()?;
     create_snapshot_tables(&conn, schema)?;
@@ -52,8 +57,10 @@ pub fn build(schema: &Schema, dump: &Dump) -> Result<SnapshotState, DumpError> {
     load_tables(&tx, schema, &dump.bytes)?;
     tx.commit()?;
     let image = conn.serialize("main")?.to_vec();
+    let body = encode(&image);
     Ok(SnapshotState {
         image,
+        body,
         dump_hash: dump.hash,
         dump_len: dump.bytes.len() as u64,
     })

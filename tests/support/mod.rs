@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bucket;
+pub mod snapshot;
 
 use std::future::Future;
 use std::path::Path;
