@@ -12,17 +12,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use eventsync::backends::verify::SnapshotContentCheck;
-use eventsync::backends::{FoundSnapshot, GlobalEvent, GlobalSeq, SnapshotContent, SnapshotPut};
-use eventsync::materialize::{Record, apply_event};
+use eventsync::backends::{FoundSnapshot, GlobalSeq, SnapshotContent, SnapshotPut};
 use eventsync::schema::Schema;
 use eventsync::snapshot::{Dump, ReplayCheck, SnapshotState, dump_tables, image};
-use eventsync::{EncodedEvent, SnapshotBoot, Store, Tuning};
+use eventsync::{SnapshotBoot, Store, Tuning};
 use eventsync_todo::todo_schema;
 use object_store::memory::InMemory;
 use object_store::{ObjectStoreExt, path::Path as Key};
 use rusqlite::Connection;
 use support::snapshot::{History, assert_booted_from, temp_dirs, write_history};
-use support::{TODOS_DUMP, fast_tuning, memory_backend, open_store_tuned, todos_from_scratch};
+use support::{
+    TODOS_DUMP, fast_tuning, memory_backend, open_store_tuned, replayed, todos_from_scratch,
+};
 
 const STORE: &str = "image";
 
@@ -48,22 +49,6 @@ async fn open(
         ..fast_tuning()
     };
     open_store_tuned(schema, dir, client, memory_backend(memory, STORE), tuning).await
-}
-
-/// A database holding the state of `log` alone (a replay under `schema`).
-fn replayed(schema: &Schema, log: &[GlobalEvent]) -> Connection {
-    let conn = Connection::open_in_memory().expect("a database");
-    schema.create_tables(&conn).expect("tables");
-    for event in log {
-        apply_event(
-            &conn,
-            schema,
-            &EncodedEvent::from_global(event.clone()),
-            Record::Nothing,
-        )
-        .expect("materializes");
-    }
-    conn
 }
 
 /// `state.db` of the store in `dir` (the store id is the builder's default).

@@ -161,8 +161,8 @@ pub fn synced(eventlog: &[EncodedEvent]) -> Vec<GlobalEvent> {
         .collect()
 }
 
-/// The rows of `todos` (all columns, by id) of a database built from `log` alone.
-pub fn todos_from_scratch(schema: &Schema, log: &[GlobalEvent]) -> Vec<Value> {
+/// A database holding the state of `log` alone (a replay under `schema`).
+pub fn replayed(schema: &Schema, log: &[GlobalEvent]) -> rusqlite::Connection {
     let connection = rusqlite::Connection::open_in_memory().expect("in-memory db");
     schema.create_tables(&connection).expect("tables");
     for event in log {
@@ -174,6 +174,12 @@ pub fn todos_from_scratch(schema: &Schema, log: &[GlobalEvent]) -> Vec<Value> {
         )
         .expect("materializes");
     }
+    connection
+}
+
+/// The rows of `todos` (all columns, by id) of a database built from `log` alone.
+pub fn todos_from_scratch(schema: &Schema, log: &[GlobalEvent]) -> Vec<Value> {
+    let connection = replayed(schema, log);
     let mut statement = connection.prepare(TODOS_DUMP).expect("prepares");
     let rows = statement
         .query_map([], |row| {
