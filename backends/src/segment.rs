@@ -301,7 +301,13 @@ pub fn encode(
         .first()
         .ok_or_else(|| unencodable("a segment holds at least one event".into()))?;
     let first = first_event.seq_num;
-    check_numbering(first, events).map_err(|e| unencodable(e.to_string()))?;
+    check_numbering(
+        first,
+        events
+            .iter()
+            .map(|event| (event.seq_num, event.parent_seq_num)),
+    )
+    .map_err(|e| unencodable(e.to_string()))?;
     let count = u32::try_from(events.len())
         .map_err(|_| unencodable(format!("{} events do not fit in one segment", events.len())))?;
     if writer.backend_id.is_empty() || writer.backend_id.len() > MAX_BACKEND_ID_LEN {
@@ -350,9 +356,13 @@ pub fn encode(
     })
 }
 
-/// Checks that `events` are numbered `first, first+1, ...`, each the parent of the next.
-fn check_numbering(first: GlobalSeq, events: &[GlobalEvent]) -> Result<(), SegmentError> {
-    for (index, event) in events.iter().enumerate() {
+/// Checks that events numbered `numbers` (each one's number and parent, in order) are
+/// numbered `first, first+1, ...`, each the parent of the next.
+fn check_numbering(
+    first: GlobalSeq,
+    numbers: impl IntoIterator<Item = (GlobalSeq, GlobalSeq)>,
+) -> Result<(), SegmentError> {
+    for (index, (seq_num, parent_seq_num)) in numbers.into_iter().enumerate() {
         let index = u32::try_from(index).unwrap_or(u32::MAX);
         let expected_seq = first.0.checked_add(u64::from(index));
         let expected_parent = expected_seq.and_then(|s| s.checked_sub(1));
@@ -362,13 +372,13 @@ fn check_numbering(first: GlobalSeq, events: &[GlobalEvent]) -> Result<(), Segme
                 message: format!("event numbers from {first} overflow"),
             });
         };
-        if event.seq_num.0 != expected_seq || event.parent_seq_num.0 != expected_parent {
+        if seq_num.0 != expected_seq || parent_seq_num.0 != expected_parent {
             return Err(SegmentError::Numbering {
                 index,
                 expected_seq: GlobalSeq(expected_seq),
                 expected_parent: GlobalSeq(expected_parent),
-                found_seq: event.seq_num,
-                found_parent: event.parent_seq_num,
+                found_seq: seq_num,
+                found_parent: parent_seq_num,
             });
         }
     }
@@ -433,9 +443,48 @@ impl<'a> Reader<'a> {
 /// Decodes and verifies a whole segment: magic, version, length, checksum, header fields,
 /// event framing and JSON, and numbering (`first ..= first+count-1`, parent = seq - 1).
 pub fn decode(bytes: &[u8]) -> Result<Segment, SegmentError> {
+    let mut events = Vec::new();
+    let (header, digest) = decode_events(bytes, |index, json| {
+        let event: GlobalEvent = serde_json::from_slice(json).map_err(|e| SegmentError::Event {
+            index,
+            message: e.to_string(),
+        })?;
+        let numbers = (event.seq_num, event.parent_seq_num);
+        events.push(event);
+        Ok(numbers)
+    })?;
+    Ok(Segment {
+        header,
+        events,
+        digest,
+    })
+}
+
+/// Checks a whole segment exactly as [`decode`] does (every check, the same errors) without
+/// keeping its events: each event's JSON is checked to decode as a [`GlobalEvent`] and its
+/// numbers are checked, but no event is built (see `segment/check.rs`). For an auditor that
+/// reads every segment of a log and needs only its header and digest: `verify`.
+pub fn check(bytes: &[u8]) -> Result<(SegmentHeader, SegmentDigest), SegmentError> {
+    decode_events(bytes, |index, json| {
+        serde_json::from_slice::<check::GlobalEvent>(json)
+            .map(|event| (event.seq_num, event.parent_seq_num))
+            .map_err(|e| SegmentError::Event {
+                index,
+                message: e.to_string(),
+            })
+    })
+}
+
+/// [`decode`] and [`check`]: the header and checksum, then each event's framing, its JSON
+/// read by `event` (given its index and bytes; it returns the event's number and parent),
+/// no bytes left over, and the numbering, checked once every event has decoded.
+fn decode_events(
+    bytes: &[u8],
+    mut event: impl FnMut(u32, &[u8]) -> Result<(GlobalSeq, GlobalSeq), SegmentError>,
+) -> Result<(SegmentHeader, SegmentDigest), SegmentError> {
     let (header, mut reader, digest) = decode_header_inner(bytes)?;
     let body_end = bytes.len() - TRAILER_LEN;
-    let mut events = Vec::with_capacity((header.count as usize).min(body_end / 5 + 1));
+    let mut numbers = Vec::with_capacity((header.count as usize).min(body_end / 5 + 1));
     for index in 0..header.count {
         let len = reader.u32("event length")? as usize;
         if reader.position.saturating_add(len) > body_end {
@@ -445,11 +494,7 @@ pub fn decode(bytes: &[u8]) -> Result<Segment, SegmentError> {
             });
         }
         let json = reader.take(len, "event")?;
-        let event: GlobalEvent = serde_json::from_slice(json).map_err(|e| SegmentError::Event {
-            index,
-            message: e.to_string(),
-        })?;
-        events.push(event);
+        numbers.push(event(index, json)?);
     }
     if reader.position != body_end {
         return Err(SegmentError::Malformed {
@@ -461,12 +506,8 @@ pub fn decode(bytes: &[u8]) -> Result<Segment, SegmentError> {
             ),
         });
     }
-    check_numbering(header.first, &events)?;
-    Ok(Segment {
-        header,
-        events,
-        digest,
-    })
+    check_numbering(header.first, numbers)?;
+    Ok((header, digest))
 }
 
 /// Decodes and verifies a segment's header and checksum without decoding its events: enough
@@ -591,5 +632,6 @@ fn decode_header_inner(
     Ok((header, reader, stored))
 }
 
+mod check;
 #[cfg(test)]
 mod tests;

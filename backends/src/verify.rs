@@ -4,11 +4,12 @@
 //! What it checks: `store.json` (read through [`SegmentLog`], which refuses a damaged one);
 //! then every segment of the backend id's folder, [`PARALLEL`] GETs at a time, each decoded
 //! on a blocking thread as soon as it arrives, and checked in key order:
-//! its checksum and framing (`segment::decode`), that it starts where its key says, that it
-//! belongs to this backend id, the numbering and parents of its events, that it starts right
-//! after the segment before it (no gap, no overlap, the first one at 1), and that it chains
-//! onto that segment's digest. Only one digest per segment is kept, never the events, so a
-//! log of any length is audited in flat memory.
+//! its checksum, framing and every event (`segment::check`: what `segment::decode` checks,
+//! each event's JSON read in place rather than built), that it starts where its key says,
+//! that it belongs to this backend id, the numbering and parents of its events, that it
+//! starts right after the segment before it (no gap, no overlap, the first one at 1), and
+//! that it chains onto that segment's digest. Only one digest per segment is kept, never the
+//! events, so a log of any length is audited in flat memory.
 //!
 //! Packs and snapshots are objects *about* the segments; they are audited by hooks that get
 //! the segment chain ([`Chain`]) once the segments are done: each [`ObjectAudit`] lists its
@@ -233,14 +234,9 @@ async fn audit_segments(
             let store = place.store.clone();
             async move {
                 let decoded = match get_if_present(store.as_ref(), &key).await? {
-                    // Only the header and digest are kept: the events are dropped once
-                    // decoded and checked.
-                    Some(bytes) => Some(
-                        decode_blocking(move || {
-                            segment::decode(&bytes).map(|segment| (segment.header, segment.digest))
-                        })
-                        .await?,
-                    ),
+                    // Only the header and digest are kept: the events are checked in
+                    // place (`segment::check`), never built.
+                    Some(bytes) => Some(decode_blocking(move || segment::check(&bytes)).await?),
                     None => None,
                 };
                 Ok::<_, BackendError>((first, key, decoded))

@@ -1,7 +1,8 @@
 //! The segment decoder on arbitrary bytes, twice: as given (almost always stopped by the
 //! magic, length or checksum), and resealed (magic, version, length and checksum made valid)
 //! so that the header, framing, JSON and numbering checks behind the checksum are reached.
-//! Whatever decodes must be self-consistent and survive an encode/decode round trip.
+//! Whatever decodes must be self-consistent and survive an encode/decode round trip, and
+//! `segment::check` must say what `segment::decode` says.
 
 #![no_main]
 
@@ -14,9 +15,17 @@ use sha2::{Digest, Sha256};
 
 fn check(bytes: &[u8]) {
     let header = segment::decode_header(bytes);
-    let Ok(decoded) = segment::decode(bytes) else {
-        return;
+    // `check` (verify's reader) is `decode` without building the events: the same verdict,
+    // error for error.
+    let checked = segment::check(bytes);
+    let decoded = match segment::decode(bytes) {
+        Ok(decoded) => decoded,
+        Err(error) => {
+            assert_eq!(checked, Err(error));
+            return;
+        }
     };
+    assert_eq!(checked, Ok((decoded.header.clone(), decoded.digest)));
     let (header, digest) = header.expect("decode succeeded, so the header decodes");
     assert_eq!(header, decoded.header);
     assert_eq!(digest, decoded.digest);

@@ -239,3 +239,114 @@ fn test_random_bytes_never_panic() {
         let _ = decode(&bytes[..cut]);
     }
 }
+
+/// A one-event segment at `first` whose event is the JSON text `json`, sealed (valid length
+/// and checksum), so that only the event's own checks can refuse it.
+fn one_event_segment(first: u64, json: &str) -> Vec<u8> {
+    let encoded = encode(&writer(SegmentDigest::ROOT), &[event(first)]).unwrap();
+    // The header ends where the first event's length prefix starts.
+    let header_len =
+        encoded.bytes.len() - TRAILER_LEN - 4 - serde_json::to_vec(&event(first)).unwrap().len();
+    let mut body = encoded.bytes[..header_len].to_vec();
+    body.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    body.extend_from_slice(json.as_bytes());
+    reseal(body)
+}
+
+/// `check` says what `decode` says, error for error: it is `decode` without building events.
+fn assert_check_agrees(bytes: &[u8]) {
+    let checked = check(bytes);
+    match decode(bytes) {
+        Ok(segment) => assert_eq!(checked, Ok((segment.header, segment.digest))),
+        Err(error) => assert_eq!(checked, Err(error)),
+    }
+}
+
+#[test]
+fn test_check_accepts_what_decode_accepts() {
+    let (_, encoded) = sample();
+    let (header, digest) = check(&encoded.bytes).unwrap();
+    assert_eq!(header.first, GlobalSeq(5));
+    assert_eq!(digest, encoded.digest);
+    assert_check_agrees(&encoded.bytes);
+}
+
+#[test]
+fn test_check_refuses_each_event_decode_refuses_with_the_same_error() {
+    let good = r#"{"seqNum":1,"parentSeqNum":0,"name":"v1.T","args":{"id":"t1","n":[1,2.5,-3,true,null,{"a":"\u00e9\n"}]},"clientId":"c","sessionId":"s"}"#;
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let cases: Vec<String> = vec![
+        good.to_owned(),
+        // An event as a JSON array: a derived struct takes one.
+        r#"[1,0,"v1.T",{},"c","s"]"#.to_owned(),
+        good.replace(r#""name":"v1.T""#, r#""name":7"#),
+        good.replace(r#""clientId":"c""#, r#""clientId":null"#),
+        good.replace(r#","sessionId":"s""#, ""),
+        good.replace(r#""sessionId":"s""#, r#""sessionId":"s","extra":1"#),
+        good.replace(r#""sessionId":"s""#, r#""sessionId":"s","name":"again""#),
+        good.replace(r#""seqNum":1"#, r#""seqNum":-1"#),
+        good.replace(r#""seqNum":1"#, r#""seqNum":2"#),
+        good.replace(r#""parentSeqNum":0"#, r#""parentSeqNum":"0""#),
+        // Args: numbers out of range, bad escapes, a raw-value key, nesting past the limit.
+        good.replace("2.5", "1e400"),
+        good.replace("2.5", "-1e400"),
+        good.replace("2.5", "123456789012345678901234567890"),
+        good.replace(r#"\u00e9"#, r#"\ud800"#),
+        good.replace(r#"\n"#, r#"\q"#),
+        good.replace(r#"{"a""#, r#"{"$serde_json::private::RawValue":"[1,2]""#),
+        good.replace(r#"{"a""#, r#"{"$serde_json::private::RawValue":"[1,""#),
+        good.replace(r#"{"a""#, r#"{"$serde_json::private::RawValue":5"#),
+        good.replace(r#"{"id""#, r#"{"$serde_json::private::RawValue":"{}","id""#),
+        good.replace(r#""args":{"#, &format!(r#""args":{{"deep":{deep},"#)),
+        good.replace(r#""id":"t1""#, r#""id":"t1","id":"t2""#),
+        good.replace(r#""id":"t1""#, r#"1:"t1""#),
+        good.replace("}", ""),
+        format!("{good} "),
+        format!("{good}x"),
+        String::new(),
+    ];
+    let mut refused = 0;
+    for json in &cases {
+        let bytes = one_event_segment(1, json);
+        assert_check_agrees(&bytes);
+        refused += usize::from(decode(&bytes).is_err());
+    }
+    // All but five are refusals (the good event, its array form, a raw-value key holding
+    // JSON, a duplicate key in the args, trailing white space): the agreement above is not
+    // only on good events.
+    assert_eq!(refused, cases.len() - 5, "{refused} of {}", cases.len());
+    // Invalid UTF-8 inside a string.
+    let mut bytes = one_event_segment(1, good);
+    let at = bytes.windows(4).position(|w| w == b"v1.T").unwrap();
+    bytes[at + 1] = 0xff;
+    let body = bytes[..bytes.len() - TRAILER_LEN].to_vec();
+    let bytes = reseal(body);
+    assert!(decode(&bytes).is_err());
+    assert_check_agrees(&bytes);
+}
+
+#[test]
+fn test_check_agrees_with_decode_on_random_edits_behind_a_valid_checksum() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+    let (_, encoded) = sample();
+    let body = &encoded.bytes[..encoded.bytes.len() - TRAILER_LEN];
+    let mut refused = 0;
+    for _ in 0..3000 {
+        let mut edited = body.to_vec();
+        for _ in 0..rng.random_range(1..4) {
+            // Mostly inside the events, where the JSON checks are.
+            let i = rng.random_range(FIXED_HEADER_LEN..edited.len());
+            edited[i] = match rng.random_range(0..4) {
+                0 => rng.random(),
+                1 => b'"',
+                2 => b'1',
+                _ => b'}',
+            };
+        }
+        let bytes = reseal(edited);
+        refused += usize::from(decode(&bytes).is_err());
+        assert_check_agrees(&bytes);
+    }
+    assert!(refused > 1000, "only {refused} of 3000 edits refused");
+}
