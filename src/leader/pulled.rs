@@ -69,6 +69,7 @@ impl Leader {
                         }
                     }
                     self.end_probe(epoch);
+                    self.pull_caught_up();
                 }
             }
             PullEvent::Failed { error } => self.on_backend_error(Transfer::Pull, error),
