@@ -63,6 +63,17 @@ pub struct Tuning {
     /// client. Default 0 (off): a snapshot is also written on demand
     /// ([`Store::snapshot`](crate::Store::snapshot), `eventsync snapshot`).
     pub snapshot_every: u64,
+    /// How many snapshots of each schema hash to keep in the backend: after a leader (or
+    /// `eventsync snapshot`) wrote one, it deletes the older ones but the newest this many
+    /// of each schema hash, in the background (a failure is logged, never fatal;
+    /// `eventsync snapshot --prune` does it on demand). Snapshots are derived data: the log
+    /// keeps every event, so deleting one loses nothing (`docs/FORMAT.md`, *Retention*).
+    /// More than one leaves a reader that is loading the newest-but-one, or finds the newest
+    /// damaged, a snapshot to boot from; each kept snapshot costs its size in the bucket.
+    /// Snapshots of other schema hashes (older or newer versions of the app) keep their own
+    /// newest this many: a prune never has to know which schema is current. `0` keeps every
+    /// snapshot. Default 3.
+    pub snapshot_keep: u64,
     /// Whether a client with no local data looks for the newest snapshot of its schema in
     /// the backend and starts from it (then pulls the tail). With `false` it replays the
     /// whole log. Default `true`.
@@ -109,6 +120,7 @@ impl Default for Tuning {
             leader_thread: true,
             pack_after_events: 256,
             snapshot_every: 0,
+            snapshot_keep: 3,
             boot_from_snapshot: true,
             race_wait: true,
             race_probe: true,

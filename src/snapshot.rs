@@ -280,6 +280,22 @@ pub async fn write(
     Ok(put(backend, &schema_hash, at, state, writer).await?)
 }
 
+/// After a snapshot was written: deletes the snapshots of `backend` but the newest `keep` of
+/// each schema hash ([`SyncBackend::prune_snapshots`]; `keep` 0: none is deleted). Best
+/// effort: a failure is logged, never returned (the snapshots stay for the next prune).
+pub async fn prune(backend: &dyn SyncBackend, keep: u64) {
+    if keep == 0 {
+        return;
+    }
+    match backend.prune_snapshots(keep).await {
+        Ok(pruned) if !pruned.deleted.is_empty() => {
+            tracing::debug!(deleted = pruned.deleted.len(), keep, "pruned snapshots");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "could not prune the older snapshots"),
+    }
+}
+
 /// How a store's opening used the snapshots in the bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "outcome")]

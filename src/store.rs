@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use eventsync_backends::{Entropy, GlobalSeq, RefusedSnapshot, SnapshotPut, StoreId, SyncBackend};
+use eventsync_backends::{
+    Entropy, GlobalSeq, RefusedSnapshot, SnapshotPrune, SnapshotPut, StoreId, SyncBackend,
+};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -298,6 +300,19 @@ impl Store {
             &self.inner.client_id,
         )
         .await?)
+    }
+
+    /// Deletes the snapshots in the backend but the newest `keep` (at least 1) of each
+    /// schema hash, and says which it kept and deleted (see
+    /// [`SyncBackend::prune_snapshots`]; a leader does it by itself after each snapshot it
+    /// writes, with [`Tuning::snapshot_keep`]). Fails with `Invalid` offline or for `keep` 0.
+    pub async fn prune_snapshots(&self, keep: u64) -> Result<SnapshotPrune> {
+        let Some(backend) = self.inner.backend.clone() else {
+            return Err(Error::invalid(
+                "pruning snapshots needs a backend: the store is offline",
+            ));
+        };
+        Ok(backend.prune_snapshots(keep).await?)
     }
 
     /// How this store's opening used the snapshots in the bucket.

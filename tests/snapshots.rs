@@ -8,129 +8,18 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use eventsync::backends::GlobalSeq;
 use eventsync::backends::conformance::make_events;
 use eventsync::backends::conformance::not_run::test_name;
 use eventsync::backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
-use eventsync::backends::copy::StoreLocation;
-use eventsync::backends::verify::{
-    ObjectAudit, PackAudit, SnapshotAudit, SnapshotContentCheck, VerifyReport, verify_store,
-};
-use eventsync::backends::{
-    GlobalSeq, OpenOptions, SegmentLog, SegmentLogConfig, SyncBackend, open_object_store,
-};
-use eventsync::schema::Schema;
-use eventsync::snapshot::ReplayCheck;
-use eventsync::{SnapshotBoot, Store, Tuning};
-use eventsync_todo::{todo_schema, todo_schema_builder};
+use eventsync::{SnapshotBoot, Tuning};
+use eventsync_todo::todo_schema;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStoreExt, PutPayload};
 use serde_json::Value;
-use support::snapshot::{assert_booted_from, confirmed, temp_dirs};
-use support::{TODOS_DUMP, backend_log, commit_todos, fast_tuning, todos_from_scratch, wait_until};
-
-/// Where the log lives: an object store, a prefix and a store id. Each [`Bucket::client`]
-/// is a new client with its own caches, as another process would have.
-struct Bucket {
-    store: Arc<dyn ObjectStore>,
-    prefix: Path,
-    store_id: String,
-}
-
-impl Bucket {
-    fn memory() -> Bucket {
-        Bucket {
-            store: Arc::new(object_store::memory::InMemory::new()),
-            prefix: Path::from("test"),
-            store_id: "snap".into(),
-        }
-    }
-
-    fn url(url: &str, store_id: String) -> Bucket {
-        let (store, prefix) =
-            open_object_store(url, &OpenOptions::default()).expect("the object store opens");
-        Bucket {
-            store,
-            prefix,
-            store_id,
-        }
-    }
-
-    fn client(&self) -> Arc<dyn SyncBackend> {
-        let config = SegmentLogConfig {
-            poll_min: Duration::from_millis(5),
-            poll_max: Duration::from_millis(50),
-            ..SegmentLogConfig::default()
-        };
-        Arc::new(
-            SegmentLog::new(
-                self.store.clone(),
-                self.prefix.clone(),
-                &self.store_id,
-                config,
-            )
-            .expect("a valid segment log"),
-        )
-    }
-
-    fn location(&self) -> StoreLocation {
-        StoreLocation {
-            store: self.store.clone(),
-            prefix: self.prefix.clone(),
-            store_id: self.store_id.clone(),
-        }
-    }
-
-    /// `eventsync verify`, with `--snapshots` when `replay`.
-    async fn verify(&self, schema: &Arc<Schema>, replay: bool) -> VerifyReport {
-        let check = ReplayCheck::new(schema.clone(), self.client()).expect("a replay");
-        let audit = SnapshotAudit {
-            content: replay.then_some(&check as &dyn SnapshotContentCheck),
-        };
-        let hooks: Vec<&dyn ObjectAudit> = vec![&PackAudit, &audit];
-        verify_store(&self.location(), &hooks, &|_, _| {})
-            .await
-            .expect("the audit runs")
-    }
-
-    /// A client that never boots from a snapshot: it replays the whole log.
-    async fn open_replayer(&self, schema: &Arc<Schema>, dir: &std::path::Path) -> Store {
-        let tuning = Tuning {
-            boot_from_snapshot: false,
-            ..fast_tuning()
-        };
-        self.open(schema, dir, tuning).await
-    }
-
-    async fn open(&self, schema: &Arc<Schema>, dir: &std::path::Path, tuning: Tuning) -> Store {
-        Store::builder(schema.clone())
-            .with_backend(self.client())
-            .with_data_dir(dir)
-            .with_client_id(format!(
-                "c{}",
-                dir.file_name().unwrap().to_string_lossy().len()
-            ))
-            .with_tuning(tuning)
-            .open()
-            .await
-            .expect("the store opens")
-    }
-}
-
-/// The todo schema with one more table: another schema hash, the same events.
-fn changed_schema() -> Arc<Schema> {
-    Arc::new(
-        todo_schema_builder()
-            .table("notes", "CREATE TABLE notes (id TEXT PRIMARY KEY)")
-            .build()
-            .expect("a valid schema"),
-    )
-}
-
-async fn todos(store: &Store) -> Vec<Value> {
-    store.query_leader(TODOS_DUMP).await.expect("query")
-}
+use support::snapshot::{Bucket, assert_booted_from, changed_schema, confirmed, temp_dirs, todos};
+use support::{backend_log, commit_todos, fast_tuning, todos_from_scratch, wait_until};
 
 /// Flips a byte in the middle of the object at `key` (a damaged snapshot).
 async fn damage(bucket: &Bucket, key: &str) {

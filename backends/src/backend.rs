@@ -66,6 +66,17 @@ pub struct SnapshotSearch {
     pub refused: Vec<RefusedSnapshot>,
 }
 
+/// What [`SyncBackend::prune_snapshots`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotPrune {
+    /// The snapshots kept, by key: the newest `keep` of each schema hash (by schema hash,
+    /// then oldest first).
+    pub kept: Vec<String>,
+    /// The snapshots deleted (or found already gone), by key, in the same order.
+    pub deleted: Vec<String>,
+}
+
 /// Whether more events are known to follow a pulled page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PageInfo {
@@ -228,6 +239,18 @@ pub trait SyncBackend: Send + Sync + std::fmt::Debug {
     ) -> Result<SnapshotSearch, BackendError> {
         let _ = (schema_hash, before);
         Ok(SnapshotSearch::default())
+    }
+
+    /// Deletes the snapshots of the store but the newest `keep` (by `S`) of each schema hash
+    /// (`keep` at least 1). Snapshots are derived data: the log's segments are never deleted,
+    /// a reader that finds a listed snapshot gone falls back to another one or to the log,
+    /// and a writer that creates a deleted key again writes a state of the same log at the
+    /// same event (`docs/FORMAT.md`, *Retention*). It goes by the keys alone (no snapshot is
+    /// read); snapshots written meanwhile are left for the next prune. Safe to run from any
+    /// number of clients at once. The default deletes nothing: a backend without snapshots.
+    async fn prune_snapshots(&self, keep: u64) -> Result<SnapshotPrune, BackendError> {
+        let _ = keep;
+        Ok(SnapshotPrune::default())
     }
 
     /// Replaces the store with a new, empty one under a new backend id, and works in that

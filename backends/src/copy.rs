@@ -68,6 +68,11 @@ pub struct Family {
     pub dir: fn(&LogPaths) -> Path,
     /// Whether a listed key is one of its objects (strays are not copied).
     pub is_member: fn(&LogPaths, &Path) -> bool,
+    /// Whether its objects may be deleted at the source while the copy runs (snapshots,
+    /// which a prune deletes: derived data, see `docs/FORMAT.md`, *Retention*): one listed
+    /// and then gone is skipped and counted in [`CopyReport::vanished`], not an error. A
+    /// segment or a pack is never deleted, so one gone is an error.
+    pub may_vanish: bool,
 }
 
 /// Everything [`copy_store`] copies besides `store.json`, in this order.
@@ -76,16 +81,19 @@ pub const FAMILIES: &[Family] = &[
         name: "segments",
         dir: |log| log.segments_dir().clone(),
         is_member: |log, key| log.parse_segment(key).is_some(),
+        may_vanish: false,
     },
     Family {
         name: "packs",
         dir: |log| log.packs_dir().clone(),
         is_member: |log, key| log.parse_pack(key).is_some(),
+        may_vanish: false,
     },
     Family {
         name: "snapshots",
         dir: |log| log.snapshots_dir().clone(),
         is_member: |log, key| log.parse_snapshot(key).is_some(),
+        may_vanish: true,
     },
 ];
 
@@ -101,6 +109,10 @@ pub struct CopyReport {
     pub already_there: u64,
     /// Bytes written now.
     pub bytes: u64,
+    /// Source objects listed and then gone before they were read: snapshots pruned at the
+    /// source during the copy (derived data: the log loses nothing, and newer snapshots
+    /// are copied).
+    pub vanished: u64,
     /// The events both logs hold, compared one by one.
     pub verified_events: u64,
 }
@@ -172,6 +184,7 @@ pub async fn copy_store(
         copied: 0,
         already_there: 0,
         bytes: 0,
+        vanished: 0,
         verified_events: 0,
     };
     let target_json = target.paths().store_json();
@@ -232,17 +245,21 @@ async fn copy_family(
             let target_key = relative
                 .into_iter()
                 .fold(to_log.root().clone(), |path, part| path.join(part));
-            let bytes = get_if_present(from.store.as_ref(), &key)
+            let Some(bytes) = get_if_present(from.store.as_ref(), &key)
                 .await
                 .map_err(CopyError::Source)?
-                .ok_or_else(|| {
-                    CopyError::Source(BackendError::Unavailable {
-                        message: format!("{key} was listed but is gone"),
-                    })
-                })?;
+            else {
+                if family.may_vanish {
+                    tracing::info!(%key, "a listed object is gone at the source (pruned); skipped");
+                    return Ok(Copied::Vanished);
+                }
+                return Err(CopyError::Source(BackendError::Unavailable {
+                    message: format!("{key} was listed but is gone"),
+                }));
+            };
             match put_once(&to.store, &target_key, bytes).await? {
-                Written::Now(len) => Ok((true, len)),
-                Written::Before => Ok((false, 0)),
+                Written::Now(len) => Ok(Copied::Now(len)),
+                Written::Before => Ok(Copied::Before),
                 Written::Other => Err(CopyError::Differs {
                     key: target_key.to_string(),
                 }),
@@ -250,18 +267,29 @@ async fn copy_family(
         })
         .buffered(PARALLEL);
     while let Some(copied) = copies.next().await {
-        let (now, len) = copied?;
-        if now {
-            report.copied += 1;
-            report.bytes += len;
-        } else {
-            report.already_there += 1;
+        match copied? {
+            Copied::Now(len) => {
+                report.copied += 1;
+                report.bytes += len;
+            }
+            Copied::Before => report.already_there += 1,
+            Copied::Vanished => report.vanished += 1,
         }
         done += 1;
         progress(done, total);
     }
     tracing::debug!(family = family.name, total, "copied");
     Ok(())
+}
+
+/// What became of one listed object.
+enum Copied {
+    /// Written now, with this many bytes.
+    Now(u64),
+    /// Already at the target with the same bytes.
+    Before,
+    /// Gone at the source before it was read (a pruned snapshot).
+    Vanished,
 }
 
 /// What [`put_once`] found.

@@ -75,7 +75,7 @@ pub use object_store;
 
 pub use backend::{
     BackendInfo, BulkLoad, Capabilities, FoundSnapshot, PageInfo, PullPage, PullStream,
-    RefusedSnapshot, SnapshotContent, SnapshotPut, SnapshotSearch, SyncBackend,
+    RefusedSnapshot, SnapshotContent, SnapshotPrune, SnapshotPut, SnapshotSearch, SyncBackend,
 };
 pub use entropy::Entropy;
 pub use error::BackendError;

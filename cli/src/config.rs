@@ -31,6 +31,7 @@
 //! push_batch_events = 100           # most events per push (one segment, one PUT)
 //! lock_timeout = "10s"
 //! on_backend_id_mismatch = "reset"  # or "shutdown", "ignore"
+//! snapshot_keep = 3                 # snapshots kept per schema after writing one; 0 = all
 //! ```
 //!
 //! Each table is the type that uses it, so each setting has one place: `[s3]` is the backends

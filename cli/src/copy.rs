@@ -56,8 +56,16 @@ pub(crate) async fn run(config: &Config, args: &CopyArgs) -> Result<()> {
         json["storeId"] = config.store_id.clone().into();
         return out(json);
     }
+    let vanished = if report.vanished > 0 {
+        format!(
+            ", {} snapshots pruned at the source meanwhile (not copied)",
+            report.vanished
+        )
+    } else {
+        String::new()
+    };
     out(format!(
-        "copied store {:?} from {from_url} to {to_url}: {} objects written, {} already there; verified {} events (backend id {})",
+        "copied store {:?} from {from_url} to {to_url}: {} objects written, {} already there{vanished}; verified {} events (backend id {})",
         config.store_id,
         report.copied,
         report.already_there,

@@ -116,7 +116,9 @@ pub enum Command {
     /// (segments are kept); safe to run from several clients at once
     Compact(compact::CompactArgs),
     /// Sync, then write a snapshot of the state at the backend-confirmed head into the
-    /// backend: fresh clients of this schema boot from it and pull only the events after it
+    /// backend: fresh clients of this schema boot from it and pull only the events after it;
+    /// then delete the older snapshots but the newest --keep (`snapshot_keep`, 3) of each
+    /// schema. --prune only deletes
     Snapshot(snapshot::SnapshotArgs),
     /// Several simulated clients committing concurrently through one backend (a fresh
     /// temp folder unless --backend is given), then checks that they converged

@@ -138,3 +138,48 @@ fn test_snapshot_is_written_once_verified_by_replay_and_named_when_damaged() {
     assert!(failed.one_line_error().contains(".snap"), "{failed:?}");
     assert!(failed.stdout.contains("FAULT "), "{failed:?}");
 }
+
+/// `snapshot` prunes the older snapshots after writing one (`--keep`, else `snapshot_keep`),
+/// `snapshot --prune` only prunes, `--prune --keep 0` is refused, and `verify` passes after.
+#[test]
+fn test_snapshot_prunes_the_older_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut keys = Vec::new();
+    for text in ["one", "two", "three"] {
+        run(dir.path(), &["todo", "add", text]).ok();
+        let wrote: Value =
+            serde_json::from_str(run(dir.path(), &["snapshot", "--json", "--keep", "2"]).ok())
+                .unwrap();
+        keys.push(wrote["key"].as_str().unwrap().to_owned());
+        let deleted = wrote["pruned"]["deleted"].as_array().unwrap().clone();
+        if keys.len() < 3 {
+            assert!(deleted.is_empty(), "{wrote}");
+        } else {
+            assert_eq!(deleted, [Value::from(keys[0].clone())], "{wrote}");
+            assert_eq!(
+                wrote["pruned"]["kept"],
+                serde_json::json!([keys[1], keys[2]]),
+                "{wrote}"
+            );
+        }
+    }
+    let pruned: Value = serde_json::from_str(
+        run(
+            dir.path(),
+            &["snapshot", "--prune", "--keep", "1", "--json"],
+        )
+        .ok(),
+    )
+    .unwrap();
+    assert_eq!(pruned["pruned"]["deleted"], serde_json::json!([keys[1]]));
+    assert_eq!(pruned["pruned"]["kept"], serde_json::json!([keys[2]]));
+    let refused = run(dir.path(), &["snapshot", "--prune", "--keep", "0"]);
+    assert!(
+        refused.one_line_error().contains("keep at least 1"),
+        "{refused:?}"
+    );
+    let report: Value =
+        serde_json::from_str(run(dir.path(), &["verify", "--snapshots", "--json"]).ok()).unwrap();
+    assert_eq!(report["sound"], true, "{report}");
+    assert_eq!(report["families"][1]["checked"], 1, "{report}");
+}

@@ -598,8 +598,9 @@ impl Leader {
 
     /// Writes a snapshot in the background when the backend confirmed
     /// [`Tuning::snapshot_every`] events since the last one this leader wrote (or since it
-    /// booted). The dump is made here, on the leader, between two durable batches; the
-    /// upload runs on the caller's runtime and a failure is logged, never fatal.
+    /// booted), then prunes the older ones but the newest [`Tuning::snapshot_keep`]. The dump
+    /// is made here, on the leader, between two durable batches; the upload and the prune
+    /// run on the caller's runtime and a failure is logged, never fatal.
     fn maybe_snapshot(&mut self) {
         let every = self.tuning.snapshot_every;
         let Some(online) = &self.online else {
@@ -625,11 +626,16 @@ impl Leader {
         };
         let schema = self.schema.clone();
         let writer = self.client_id.clone();
+        let keep = self.tuning.snapshot_keep;
         self.io.spawn(async move {
             match crate::snapshot::write(&*backend, schema, at, dump, &writer).await {
                 Ok(put) => tracing::debug!(key = %put.key, created = put.created, "snapshot"),
-                Err(error) => tracing::warn!(%error, "could not write a snapshot"),
+                Err(error) => {
+                    tracing::warn!(%error, "could not write a snapshot");
+                    return;
+                }
             }
+            crate::snapshot::prune(&*backend, keep).await;
         });
     }
 

@@ -5,6 +5,7 @@
 
 pub mod bucket;
 pub mod snapshot;
+pub mod vanishing;
 
 use std::future::Future;
 use std::path::Path;

@@ -51,7 +51,7 @@ use crate::requests::{CountingStore, RequestCounts};
 use crate::store_id::StoreId;
 use crate::{
     BackendError, BackendInfo, Capabilities, Entropy, GlobalEvent, GlobalSeq, PullStream,
-    SnapshotContent, SnapshotPut, SnapshotSearch, SyncBackend,
+    SnapshotContent, SnapshotPrune, SnapshotPut, SnapshotSearch, SyncBackend,
 };
 
 use identity::Incarnation;
@@ -285,6 +285,10 @@ impl SyncBackend for SegmentLog {
         before: Option<GlobalSeq>,
     ) -> Result<SnapshotSearch, BackendError> {
         self.inner.latest_snapshot(schema_hash, before).await
+    }
+
+    async fn prune_snapshots(&self, keep: u64) -> Result<SnapshotPrune, BackendError> {
+        self.inner.prune_snapshots(keep).await
     }
 
     fn info(&self) -> BackendInfo {

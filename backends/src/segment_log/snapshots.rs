@@ -8,9 +8,16 @@ use super::identity::Incarnation;
 use super::{Inner, corrupt, get_if_present, store_error};
 use crate::snapshot::{self, Snapshot, SnapshotLink};
 use crate::{
-    BackendError, FoundSnapshot, GlobalSeq, RefusedSnapshot, SnapshotContent, SnapshotPut,
-    SnapshotSearch, segment,
+    BackendError, FoundSnapshot, GlobalSeq, RefusedSnapshot, SnapshotContent, SnapshotPrune,
+    SnapshotPut, SnapshotSearch, segment,
 };
+
+/// How many times [`Inner::latest_snapshot`] lists the folder again when the snapshots it
+/// listed were pruned before it could read them.
+const RELISTS: usize = 2;
+
+/// How many DELETEs a prune has in flight at once.
+const PRUNE_PARALLEL: usize = 8;
 
 impl Inner {
     /// See [`SyncBackend::put_snapshot`](crate::SyncBackend::put_snapshot).
@@ -126,6 +133,12 @@ impl Inner {
     }
 
     /// See [`SyncBackend::latest_snapshot`](crate::SyncBackend::latest_snapshot).
+    ///
+    /// A listed snapshot that is gone when read was pruned meanwhile (or replaced): it is
+    /// skipped, not refused. When every candidate of a listing is gone or refused and at
+    /// least one was gone, the folder is listed again (up to [`RELISTS`] times), so that a
+    /// reader that listed just before a prune finds the newer snapshots that replaced the
+    /// ones it listed instead of replaying the whole log.
     pub(super) async fn latest_snapshot(
         &self,
         schema_hash: &str,
@@ -137,46 +150,104 @@ impl Inner {
         }
         let (log, _) = self.incarnation().await?;
         let dir = log.paths.schema_snapshots_dir(schema_hash);
-        let mut candidates: Vec<(GlobalSeq, Path)> = self
-            .list_keys(&dir)
-            .await?
-            .into_iter()
-            .filter_map(|key| {
-                log.paths
-                    .parse_snapshot(&key)
-                    .filter(|(schema, at)| {
-                        schema == schema_hash && before.is_none_or(|before| *at < before)
-                    })
-                    .map(|(_, at)| (at, key))
-            })
-            .collect();
-        candidates.sort();
-        // Newest first; a refused one is named, and the next older one is tried.
-        for (at, key) in candidates.into_iter().rev() {
-            match self.checked_snapshot(&log, &key, schema_hash, at).await {
-                Ok(Some(snapshot)) => {
-                    // The link is now a fact about the log: a pull from `S` checks its first
-                    // segment against it, as it checks every later one against the one
-                    // before. Only the link: the client still knows nothing of the tail, so
-                    // it pulls it cold (one LIST from `S`, reads ahead, packs), not one GET
-                    // a segment.
-                    log.known().insert_link(snapshot.at, snapshot.link.digest);
-                    search.found = Some(FoundSnapshot {
-                        key: key.to_string(),
-                        snapshot,
-                    });
-                    return Ok(search);
+        let mut tried = std::collections::HashSet::new();
+        for _ in 0..=RELISTS {
+            let mut candidates: Vec<(GlobalSeq, Path)> = self
+                .list_keys(&dir)
+                .await?
+                .into_iter()
+                .filter_map(|key| {
+                    log.paths
+                        .parse_snapshot(&key)
+                        .filter(|(schema, at)| {
+                            schema == schema_hash && before.is_none_or(|before| *at < before)
+                        })
+                        .map(|(_, at)| (at, key))
+                })
+                .filter(|(_, key)| !tried.contains(key))
+                .collect();
+            candidates.sort();
+            let mut vanished = false;
+            // Newest first; a refused one is named, and the next older one is tried.
+            for (at, key) in candidates.into_iter().rev() {
+                tried.insert(key.clone());
+                match self.checked_snapshot(&log, &key, schema_hash, at).await {
+                    Ok(Some(snapshot)) => {
+                        // The link is now a fact about the log: a pull from `S` checks its
+                        // first segment against it, as it checks every later one against
+                        // the one before. Only the link: the client still knows nothing of
+                        // the tail, so it pulls it cold (one LIST from `S`, reads ahead,
+                        // packs), not one GET a segment.
+                        log.known().insert_link(snapshot.at, snapshot.link.digest);
+                        search.found = Some(FoundSnapshot {
+                            key: key.to_string(),
+                            snapshot,
+                        });
+                        return Ok(search);
+                    }
+                    // Gone since the listing (pruned): not a fault of the snapshot.
+                    Ok(None) => {
+                        tracing::debug!(%key, "a listed snapshot is gone; trying an older one");
+                        vanished = true;
+                    }
+                    Err(BackendError::Corrupt { key, message }) => {
+                        tracing::warn!(%key, %message, "refused a snapshot; trying an older one");
+                        search.refused.push(RefusedSnapshot { key, message });
+                    }
+                    Err(error) => return Err(error),
                 }
-                // Gone since the listing: not a fault of the snapshot.
-                Ok(None) => {}
-                Err(BackendError::Corrupt { key, message }) => {
-                    tracing::warn!(%key, %message, "refused a snapshot; trying an older one");
-                    search.refused.push(RefusedSnapshot { key, message });
-                }
-                Err(error) => return Err(error),
+            }
+            if !vanished {
+                break;
             }
         }
         Ok(search)
+    }
+
+    /// See [`SyncBackend::prune_snapshots`](crate::SyncBackend::prune_snapshots): one LIST
+    /// of the snapshots folder, then a DELETE of each snapshot older than the newest `keep`
+    /// of its schema hash (a key already gone counts as deleted: another prune came first).
+    pub(super) async fn prune_snapshots(&self, keep: u64) -> Result<SnapshotPrune, BackendError> {
+        if keep == 0 {
+            return Err(BackendError::Invalid {
+                message: "keeping 0 snapshots would delete every one: keep at least 1".into(),
+            });
+        }
+        use futures::StreamExt as _;
+        use object_store::ObjectStoreExt as _;
+        let (log, _) = self.incarnation().await?;
+        let mut by_schema: std::collections::BTreeMap<String, Vec<(GlobalSeq, Path)>> =
+            std::collections::BTreeMap::new();
+        for key in self.list_keys(log.paths.snapshots_dir()).await? {
+            if let Some((schema, at)) = log.paths.parse_snapshot(&key) {
+                by_schema.entry(schema).or_default().push((at, key));
+            }
+        }
+        let mut prune = SnapshotPrune::default();
+        let mut doomed = Vec::new();
+        for (_, mut snapshots) in by_schema {
+            snapshots.sort();
+            let cut = snapshots.len().saturating_sub(keep as usize);
+            for (index, (_, key)) in snapshots.into_iter().enumerate() {
+                if index < cut {
+                    doomed.push(key);
+                } else {
+                    prune.kept.push(key.to_string());
+                }
+            }
+        }
+        let mut deletes = futures::stream::iter(doomed)
+            .map(|key| async move {
+                match self.store.delete(&key).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(key.to_string()),
+                    Err(error) => Err(store_error("deleting", &key, error)),
+                }
+            })
+            .buffered(PRUNE_PARALLEL);
+        while let Some(deleted) = deletes.next().await {
+            prune.deleted.push(deleted?);
+        }
+        Ok(prune)
     }
 
     /// The snapshot at `key` (`None` when missing), checked: it decodes, it is the state at

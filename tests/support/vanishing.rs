@@ -1,0 +1,143 @@
+//! [`VanishingStore`]: a store that deletes snapshots right after a LIST returned them, as a
+//! prune that runs between a reader's LIST and its GET would.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
+};
+
+/// Wraps a store and forwards everything; once armed ([`VanishingStore::arm`]) with `n`,
+/// the next LIST that returns snapshot keys (`.snap`) deletes the `n` greatest of them (the
+/// newest, within a schema) before it hands the listing over.
+pub struct VanishingStore {
+    inner: Arc<dyn ObjectStore>,
+    armed: Arc<AtomicUsize>,
+}
+
+impl VanishingStore {
+    /// A wrapper of `inner`, not armed.
+    pub fn new(inner: Arc<dyn ObjectStore>) -> VanishingStore {
+        VanishingStore {
+            inner,
+            armed: Arc::default(),
+        }
+    }
+
+    /// The next LIST that returns snapshots deletes the `newest` greatest of them.
+    pub fn arm(&self, newest: usize) {
+        self.armed.store(newest, Ordering::SeqCst);
+    }
+
+    /// Whether the armed deletion has happened.
+    pub fn fired(&self) -> bool {
+        self.armed.load(Ordering::SeqCst) == 0
+    }
+
+    fn vanishing(
+        &self,
+        listing: BoxStream<'static, Result<ObjectMeta>>,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        let (inner, armed) = (self.inner.clone(), self.armed.clone());
+        futures::stream::once(async move {
+            let metas: Vec<ObjectMeta> = match listing.try_collect().await {
+                Ok(metas) => metas,
+                Err(error) => return futures::stream::iter(vec![Err(error)]),
+            };
+            let mut snapshots: Vec<&Path> = metas
+                .iter()
+                .map(|meta| &meta.location)
+                .filter(|key| key.as_ref().ends_with(".snap"))
+                .collect();
+            if !snapshots.is_empty() {
+                let newest = armed.swap(0, Ordering::SeqCst);
+                snapshots.sort();
+                for key in snapshots.iter().rev().take(newest) {
+                    inner.delete(key).await.expect("the snapshot deletes");
+                }
+            }
+            futures::stream::iter(metas.into_iter().map(Ok).collect::<Vec<_>>())
+        })
+        .flatten()
+        .boxed()
+    }
+}
+
+impl fmt::Debug for VanishingStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VanishingStore").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for VanishingStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VanishingStore({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for VanishingStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.vanishing(self.inner.list(prefix))
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.vanishing(self.inner.list_with_offset(prefix, offset))
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        self.inner.rename_opts(from, to, options).await
+    }
+}
