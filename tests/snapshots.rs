@@ -11,8 +11,6 @@ use std::sync::Arc;
 
 use eventsync::backends::GlobalSeq;
 use eventsync::backends::conformance::make_events;
-use eventsync::backends::conformance::not_run::test_name;
-use eventsync::backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
 use eventsync::{SnapshotBoot, Tuning};
 use eventsync_todo::todo_schema;
 use object_store::path::Path;
@@ -179,28 +177,14 @@ async fn test_snapshots_on_memory() {
 #[tokio::test]
 async fn test_snapshots_on_a_folder() {
     let folder = tempfile::tempdir().expect("a temp dir");
-    snapshot_run(Bucket::url(
-        &format!("file://{}", folder.path().display()),
-        "snap".into(),
-    ))
-    .await;
+    snapshot_run(Bucket::folder(folder.path(), "snap")).await;
 }
 
 #[tokio::test]
 async fn test_snapshots_on_s3() {
-    let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
-        assert!(!in_ci(), "CI requires the S3 run, but {S3_NOT_CONFIGURED}");
-        let test = test_name(
-            env!("CARGO_PKG_NAME"),
-            env!("CARGO_CRATE_NAME"),
-            "test_snapshots_on_s3",
-        );
-        report_not_run(&test, S3_NOT_CONFIGURED);
-        return;
-    };
-    // A new store id per run, so that runs never see each other's logs.
-    let run = eventsync::backends::Entropy::from_os().hex::<4>();
-    snapshot_run(Bucket::url(&url, format!("snap-{run}"))).await;
+    if let Some(bucket) = Bucket::s3("test_snapshots_on_s3", "snap") {
+        snapshot_run(bucket).await;
+    }
 }
 
 #[tokio::test]

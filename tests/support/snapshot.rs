@@ -133,6 +133,28 @@ impl Bucket {
         }
     }
 
+    /// A folder bucket in `dir`, for `store_id`.
+    pub fn folder(dir: &std::path::Path, store_id: &str) -> Bucket {
+        Bucket::url(&format!("file://{}", dir.display()), store_id.into())
+    }
+
+    /// The S3 bucket of `EVENTSYNC_TEST_S3_URL`, with a new store id per run
+    /// (`{store_prefix}-{random}`) so that runs never see each other's logs. Where the
+    /// variable is unset, reports that `test` (a test function of the including test binary)
+    /// did not run and returns `None`; under `CI=true` that is a failure instead.
+    pub fn s3(test: &str, store_prefix: &str) -> Option<Bucket> {
+        use eventsync::backends::conformance::not_run::test_name;
+        use eventsync::backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
+        let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
+            assert!(!in_ci(), "CI requires the S3 run, but {S3_NOT_CONFIGURED}");
+            let test = test_name(env!("CARGO_PKG_NAME"), env!("CARGO_CRATE_NAME"), test);
+            report_not_run(&test, S3_NOT_CONFIGURED);
+            return None;
+        };
+        let run = eventsync::backends::Entropy::from_os().hex::<4>();
+        Some(Bucket::url(&url, format!("{store_prefix}-{run}")))
+    }
+
     /// The store at `url` (a folder, or S3), for `store_id`.
     pub fn url(url: &str, store_id: String) -> Bucket {
         let (store, prefix) =

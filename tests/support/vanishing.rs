@@ -3,8 +3,8 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -17,10 +17,12 @@ use object_store::{
 
 /// Wraps a store and forwards everything; once armed ([`VanishingStore::arm`]) with `n`,
 /// the next LIST that returns snapshot keys (`.snap`) deletes the `n` greatest of them (the
-/// newest, within a schema) before it hands the listing over.
+/// newest, within a schema) before it hands the listing over, and puts back the object
+/// given to [`VanishingStore::arm_replacing`] (a newer snapshot another client wrote meanwhile).
 pub struct VanishingStore {
     inner: Arc<dyn ObjectStore>,
     armed: Arc<AtomicUsize>,
+    put_back: Arc<Mutex<Option<(Path, Bytes)>>>,
 }
 
 impl VanishingStore {
@@ -29,7 +31,15 @@ impl VanishingStore {
         VanishingStore {
             inner,
             armed: Arc::default(),
+            put_back: Arc::default(),
         }
+    }
+
+    /// [`arm`](VanishingStore::arm), and once the listed snapshots are deleted, writes
+    /// `bytes` at `key`, which the listing did not hold.
+    pub fn arm_replacing(&self, newest: usize, key: Path, bytes: Bytes) {
+        *self.put_back.lock().unwrap_or_else(PoisonError::into_inner) = Some((key, bytes));
+        self.arm(newest);
     }
 
     /// The next LIST that returns snapshots deletes the `newest` greatest of them.
@@ -47,6 +57,7 @@ impl VanishingStore {
         listing: BoxStream<'static, Result<ObjectMeta>>,
     ) -> BoxStream<'static, Result<ObjectMeta>> {
         let (inner, armed) = (self.inner.clone(), self.armed.clone());
+        let put_back = self.put_back.clone();
         futures::stream::once(async move {
             let metas: Vec<ObjectMeta> = match listing.try_collect().await {
                 Ok(metas) => metas,
@@ -62,6 +73,16 @@ impl VanishingStore {
                 snapshots.sort();
                 for key in snapshots.iter().rev().take(newest) {
                     inner.delete(key).await.expect("the snapshot deletes");
+                }
+                let replacement = put_back
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                if let Some((key, bytes)) = replacement.filter(|_| newest > 0) {
+                    inner
+                        .put(&key, PutPayload::from(bytes))
+                        .await
+                        .expect("the replacement is written");
                 }
             }
             futures::stream::iter(metas.into_iter().map(Ok).collect::<Vec<_>>())
