@@ -21,11 +21,11 @@ use support::snapshot::{Bucket, assert_booted_from, changed_schema, temp_dirs, t
 use support::vanishing::VanishingStore;
 use support::{backend_log, commit_todos, fast_tuning, todos_from_scratch, wait_until};
 
-/// Every snapshot key in the bucket, sorted.
+/// Every snapshot key of the bucket's store, sorted.
 async fn snapshot_keys(bucket: &Bucket) -> Vec<String> {
     let mut keys: Vec<String> = bucket
         .store
-        .list(Some(&bucket.prefix))
+        .list(Some(&bucket.prefix.clone().join(bucket.store_id.as_str())))
         .map_ok(|meta| meta.location.to_string())
         .try_collect::<Vec<_>>()
         .await
