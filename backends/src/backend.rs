@@ -3,6 +3,7 @@
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
+use crate::segment::FramedEvents;
 use crate::snapshot::Snapshot;
 use crate::{BackendError, GlobalEvent, GlobalSeq, RequestCounts};
 
@@ -284,6 +285,16 @@ pub trait BulkLoad: Send {
     /// within the backend's [`Capabilities`]. Returns once the batch is encoded; its write
     /// may still be in flight, with a bounded number of others.
     async fn push(&mut self, batch: Vec<GlobalEvent>) -> Result<(), BackendError>;
+
+    /// [`push`](Self::push) of events already written in a segment's framing: the same
+    /// segment, from JSON written once (an import hands the file's JSON on this way). The
+    /// default parses the events and pushes them.
+    async fn push_framed(&mut self, batch: FramedEvents) -> Result<(), BackendError> {
+        let events = batch.events().map_err(|e| BackendError::Invalid {
+            message: e.to_string(),
+        })?;
+        self.push(events).await
+    }
 
     /// Waits for every write, then makes this incarnation the store's: over the current
     /// one when `replace`, otherwise only if the store still does not exist (when another

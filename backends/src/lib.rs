@@ -52,6 +52,7 @@ pub mod duration;
 pub mod entropy;
 pub mod error;
 pub mod event;
+mod event_json;
 pub mod export;
 mod ext;
 #[cfg(any(test, feature = "testing"))]

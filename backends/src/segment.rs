@@ -14,6 +14,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::{GlobalEvent, GlobalSeq};
 
+mod framed;
+pub use framed::FramedEvents;
+
 /// The first eight bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"ESYNCSEG";
 /// The format version this build writes and reads.
@@ -310,6 +313,39 @@ pub fn encode(
     .map_err(|e| unencodable(e.to_string()))?;
     let count = u32::try_from(events.len())
         .map_err(|_| unencodable(format!("{} events do not fit in one segment", events.len())))?;
+    check_writer(writer)?;
+    let mut body = Vec::with_capacity(FIXED_HEADER_LEN + 64 * events.len());
+    write_header(&mut body, writer, first, count);
+    for (index, event) in events.iter().enumerate() {
+        let json = serde_json::to_vec(event)
+            .map_err(|e| unencodable(format!("event {index} does not serialize: {e}")))?;
+        let len = u32::try_from(json.len())
+            .map_err(|_| unencodable(format!("event {index} is over 4 GiB")))?;
+        body.extend_from_slice(&len.to_le_bytes());
+        body.extend_from_slice(&json);
+    }
+    Ok(finish(body))
+}
+
+/// Encodes `events` as one segment, as [`encode`] does the events they were made of: the
+/// same bytes, from JSON already written.
+pub fn encode_framed(
+    writer: &SegmentWriter<'_>,
+    events: &FramedEvents,
+) -> Result<EncodedSegment, SegmentError> {
+    check_writer(writer)?;
+    let Some(first) = events.first() else {
+        return Err(unencodable("a segment holds at least one event".into()));
+    };
+    let header_len = FIXED_HEADER_LEN + writer.backend_id.len() + 2 + writer.client_id.len();
+    let mut body = Vec::with_capacity(header_len + events.framed().len() + TRAILER_LEN);
+    write_header(&mut body, writer, first, events.count());
+    body.extend_from_slice(events.framed());
+    Ok(finish(body))
+}
+
+/// Refuses a backend id or writer client id that does not fit a segment's header.
+fn check_writer(writer: &SegmentWriter<'_>) -> Result<(), SegmentError> {
     if writer.backend_id.is_empty() || writer.backend_id.len() > MAX_BACKEND_ID_LEN {
         return Err(unencodable(format!(
             "backend id must be 1..={MAX_BACKEND_ID_LEN} bytes, got {}",
@@ -322,8 +358,12 @@ pub fn encode(
             writer.client_id.len()
         )));
     }
+    Ok(())
+}
 
-    let mut body = Vec::with_capacity(FIXED_HEADER_LEN + 64 * events.len());
+/// Writes a segment's header for `count` events from `first` into the empty `body`, its
+/// total length left zero ([`finish`] patches it).
+fn write_header(body: &mut Vec<u8>, writer: &SegmentWriter<'_>, first: GlobalSeq, count: u32) {
     body.extend_from_slice(&MAGIC);
     body.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     body.extend_from_slice(&0u16.to_le_bytes()); // flags
@@ -332,28 +372,24 @@ pub fn encode(
     body.extend_from_slice(&count.to_le_bytes());
     body.extend_from_slice(&writer.nonce.0);
     body.extend_from_slice(&writer.prev_digest.0);
-    // The backend id length is checked above to fit in a byte.
+    // `check_writer` checked that the backend id length fits in a byte.
     body.push(writer.backend_id.len() as u8);
     debug_assert_eq!(body.len(), FIXED_HEADER_LEN);
     body.extend_from_slice(writer.backend_id.as_bytes());
     body.extend_from_slice(&(writer.client_id.len() as u16).to_le_bytes());
     body.extend_from_slice(writer.client_id.as_bytes());
-    for (index, event) in events.iter().enumerate() {
-        let json = serde_json::to_vec(event)
-            .map_err(|e| unencodable(format!("event {index} does not serialize: {e}")))?;
-        let len = u32::try_from(json.len())
-            .map_err(|_| unencodable(format!("event {index} is over 4 GiB")))?;
-        body.extend_from_slice(&len.to_le_bytes());
-        body.extend_from_slice(&json);
-    }
+}
+
+/// Patches the total length into `body` (a header and the events) and appends its trailer.
+fn finish(mut body: Vec<u8>) -> EncodedSegment {
     let total = (body.len() + TRAILER_LEN) as u64;
     body[12..20].copy_from_slice(&total.to_le_bytes());
     let digest = SegmentDigest(Sha256::digest(&body).into());
     body.extend_from_slice(&digest.0);
-    Ok(EncodedSegment {
+    EncodedSegment {
         bytes: Bytes::from(body),
         digest,
-    })
+    }
 }
 
 /// Checks that events numbered `numbers` (each one's number and parent, in order) are

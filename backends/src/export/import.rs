@@ -4,10 +4,12 @@
 //! stays flat: pass 1 reads it to the end with every check ([`validate_file`]), building no
 //! event (each is checked as the reader parsed it, its strings and args borrowed from the
 //! read buffer, the args decoded under the schema straight from their JSON text); pass 2
-//! reads it again on a blocking thread that builds the events and groups them into batches
-//! within the backend's [`Capabilities`](crate::Capabilities) and hands them, two at most in
-//! flight, to the pushing task. Pass 2 checks everything again, so a file changed in between
-//! fails there.
+//! reads it again on a blocking thread that frames the events as a segment holds them
+//! ([`FramedEvents`]: an event whose JSON in the file is what `serde_json` writes for it, as
+//! an eventsync export writes it, keeps the file's bytes; any other is built and written
+//! again, the same bytes as before) and groups them into batches within the backend's
+//! [`Capabilities`](crate::Capabilities) and hands them, two at most in flight, to the
+//! pushing task. Pass 2 checks everything again, so a file changed in between fails there.
 //!
 //! Into a store that does not exist yet, or that `force` replaces, pass 2 writes through the
 //! backend's [`BulkLoad`]: a new incarnation no client sees until the end, several segment
@@ -23,9 +25,8 @@ use tokio::sync::mpsc;
 
 #[cfg(test)]
 use super::read_export;
-use super::reader::read_export_built;
 use super::{ExportFileError, ExportHeader, RawEvent, Rejected, max_event_bytes, read_export_raw};
-use crate::segment::MAX_OVERHEAD_LEN;
+use crate::segment::{FramedEvents, MAX_OVERHEAD_LEN};
 use crate::{BackendError, BulkLoad, GlobalEvent, GlobalSeq, SyncBackend};
 
 /// Checks an event's args, for example against a schema; the error says what is wrong.
@@ -241,7 +242,7 @@ impl ArgsChecks {
     /// Runs the checks on `raw`; `built` is the event made of it, when the caller made one.
     fn check(&self, raw: &RawEvent<'_>, built: Option<&GlobalEvent>) -> Result<(), Rejected> {
         if let Some(check) = &self.on_json {
-            check(&raw.name, raw.args.get()).map_err(Rejected::Event)?;
+            check(&raw.name, raw.args).map_err(Rejected::Event)?;
         }
         if let Some(check) = &self.on_event {
             match built {
@@ -362,13 +363,21 @@ enum Sink<'a> {
 }
 
 impl Sink<'_> {
-    async fn push(&mut self, batch: Vec<GlobalEvent>, imported: u64) -> Result<(), ImportError> {
+    async fn push(&mut self, batch: FramedEvents, imported: u64) -> Result<(), ImportError> {
         match self {
-            Sink::Push(backend) => backend.push(batch).await.map_err(|error| match error {
-                BackendError::ServerAhead { head } => ImportError::Raced { head, imported },
-                source => ImportError::Backend { imported, source },
-            }),
-            Sink::Bulk(load) => load.push(batch).await.map_err(ImportError::backend),
+            Sink::Push(backend) => {
+                let events = batch.events().map_err(|error| ImportError::Backend {
+                    imported,
+                    source: BackendError::Invalid {
+                        message: error.to_string(),
+                    },
+                })?;
+                backend.push(events).await.map_err(|error| match error {
+                    BackendError::ServerAhead { head } => ImportError::Raced { head, imported },
+                    source => ImportError::Backend { imported, source },
+                })
+            }
+            Sink::Bulk(load) => load.push_framed(batch).await.map_err(ImportError::backend),
         }
     }
 }
@@ -387,7 +396,7 @@ async fn push_file(
         bytes: capabilities.max_bytes_per_push,
     };
     let event_limit = max_event_bytes(capabilities.max_bytes_per_push);
-    let (batches, mut received) = mpsc::channel::<Vec<GlobalEvent>>(2);
+    let (batches, mut received) = mpsc::channel::<FramedEvents>(2);
     let reader = {
         let path = path.to_owned();
         let checks = ArgsChecks::of(options);
@@ -397,7 +406,7 @@ async fn push_file(
     };
     let mut failure = None;
     while let Some(batch) = received.recv().await {
-        let count = batch.len() as u64;
+        let count = u64::from(batch.count());
         if let Err(error) = sink.push(batch, report.imported).await {
             failure = Some(error);
             break;
@@ -431,40 +440,43 @@ struct BatchLimits {
     bytes: usize,
 }
 
-/// Reads the file and sends its events in batches within `limits` (sized as the segment
-/// encoder's own [`event_len`](crate::segment::event_len) counts).
+/// Reads the file and sends its events in batches within `limits`, each event framed as a
+/// segment holds it: its JSON from the file as it is when that is what `serde_json` writes
+/// for it ([`RawEvent::canonical`]), written again from the event built of it otherwise.
 fn read_in_batches(
     path: &Path,
     event_limit: usize,
     limits: BatchLimits,
     checks: &ArgsChecks,
-    batches: &mpsc::Sender<Vec<GlobalEvent>>,
+    batches: &mpsc::Sender<FramedEvents>,
 ) -> Result<ExportHeader, ImportError> {
     let file = open(path)?;
-    let mut batch = Vec::new();
+    let mut batch = FramedEvents::new();
     let mut bytes = MAX_OVERHEAD_LEN;
-    let mut encoded = Vec::new();
-    let header = read_export_built(file, event_limit, &mut |raw, event| {
-        checks.check(raw, Some(&event))?;
-        // The reader checked that the event fits alone. Its size in a segment is at most
-        // the bound its raw size gives; it is worked out exactly only when the bound would
-        // end the batch, so the sum stays at or above what the batch encodes to.
-        let mut size = 4 + raw.encoded_len_bound();
-        if bytes + size > limits.bytes {
-            encoded.clear();
-            serde_json::to_writer(&mut encoded, &event)
+    let mut written = Vec::new();
+    let header = read_export_raw(file, event_limit, &mut |raw| {
+        checks.check(raw, None)?;
+        let json = if raw.canonical {
+            raw.json
+        } else {
+            written.clear();
+            serde_json::to_writer(&mut written, &to_event(raw)?)
                 .map_err(|e| Rejected::Event(format!("it does not encode: {e}")))?;
-            size = 4 + encoded.len();
-        }
-        if !batch.is_empty() && (batch.len() >= limits.events || bytes + size > limits.bytes) {
+            written.as_slice()
+        };
+        let size = 4 + json.len();
+        if !batch.is_empty()
+            && (batch.count() as usize >= limits.events || bytes + size > limits.bytes)
+        {
             batches
                 .blocking_send(std::mem::take(&mut batch))
                 .map_err(|_| Rejected::Stop)?;
             bytes = MAX_OVERHEAD_LEN;
         }
         bytes += size;
-        batch.push(event);
-        Ok(())
+        batch
+            .push_written(raw.seq_num, raw.parent_seq_num, &raw.client_id, json)
+            .map_err(|e| Rejected::Event(e.to_string()))
     });
     let header = header.map_err(|error| ImportError::File {
         path: path.to_owned(),

@@ -8,7 +8,9 @@
 //!   comes, one a line, with `eventCount` taken from the backend's head up front;
 //! - [`read_export`] (`reader/`) reads the file in large chunks, parses each event from the
 //!   buffer and hands it to a callback as soon as it is parsed, checking the numbering on the
-//!   way ([`read_export_raw`] hands it as parsed, its strings borrowed, unbuilt). The
+//!   way ([`read_export_raw`] hands it as parsed, its strings borrowed, unbuilt; an event
+//!   in the form `serde_json` writes, as this writer writes them, is read by a scan that
+//!   builds nothing, `event_json.rs`, and any other by the parser). The
 //!   fields of the object may come in any order (`eventCount` after `events`), and no single
 //!   event may be larger than a limit, which the reader enforces on the raw bytes before they
 //!   are buffered (a 100 MB event is refused after the limit, not read into memory);

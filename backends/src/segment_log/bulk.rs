@@ -22,7 +22,9 @@ use super::identity::Incarnation;
 use super::known::SegmentMeta;
 use super::push::{check_size, validate};
 use super::{Inner, SegmentLog, get_if_present, store_error};
-use crate::segment::{self, SegmentDigest, SegmentWriter, WriterNonce};
+use crate::segment::{
+    self, EncodedSegment, FramedEvents, SegmentDigest, SegmentWriter, WriterNonce,
+};
 use crate::{BackendError, BulkLoad, GlobalEvent, GlobalSeq};
 
 /// Segment creates a bulk load keeps in flight. Each holds one segment (up to
@@ -96,22 +98,46 @@ impl BulkLoad for SegmentBulkLoad {
         })?;
         check_size(&self.inner, &batch, encoded.bytes.len())?;
         let last = batch[batch.len() - 1].seq_num;
-        self.written.push(SegmentMeta {
-            first,
-            last,
-            digest: encoded.digest,
-        });
-        self.head = last;
-        self.prev = encoded.digest;
-        while self.writes.len() >= BULK_IN_FLIGHT {
-            if let Some(done) = self.writes.next().await {
-                joined(done)?;
-            }
+        self.write(first, last, encoded).await
+    }
+
+    async fn push_framed(&mut self, batch: FramedEvents) -> Result<(), BackendError> {
+        let invalid = |message: String| Err(BackendError::Invalid { message });
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            return invalid("cannot push an empty batch".into());
+        };
+        let max = self.inner.config.max_events_per_segment;
+        if batch.count() as usize > max {
+            return invalid(format!(
+                "a batch of {} events is over the limit of {max} events per push; split it",
+                batch.count()
+            ));
         }
-        let key = self.log.paths.segment(first);
-        self.writes
-            .push(tokio::spawn(create(self.inner.clone(), key, encoded.bytes)));
-        Ok(())
+        if first.0 - 1 != self.head.0 {
+            return invalid(format!(
+                "a bulk load's batch must start after {}, this one starts at {first}",
+                self.head
+            ));
+        }
+        let writer = SegmentWriter {
+            nonce: WriterNonce::draw(&self.inner.entropy),
+            prev_digest: self.prev,
+            backend_id: self.log.id.as_str(),
+            client_id: batch.client_id(),
+        };
+        let encoded =
+            segment::encode_framed(&writer, &batch).map_err(|e| BackendError::Invalid {
+                message: e.to_string(),
+            })?;
+        let limit = self.inner.config.max_bytes_per_segment;
+        if encoded.bytes.len() > limit {
+            return invalid(format!(
+                "a batch of {} events from {first} encodes to {} bytes, over the limit of {limit} bytes per push (max-bytes-per-segment); split it",
+                batch.count(),
+                encoded.bytes.len()
+            ));
+        }
+        self.write(first, last, encoded).await
     }
 
     async fn publish(mut self: Box<Self>, replace: bool) -> Result<String, BackendError> {
@@ -128,6 +154,34 @@ impl BulkLoad for SegmentBulkLoad {
         let body = std::mem::take(&mut self.body);
         self.inner.publish(self.log.clone(), body, replace).await?;
         Ok(id)
+    }
+}
+
+impl SegmentBulkLoad {
+    /// Starts the create of `encoded`, the segment of events `first..=last`, once fewer than
+    /// [`BULK_IN_FLIGHT`] are in flight.
+    async fn write(
+        &mut self,
+        first: GlobalSeq,
+        last: GlobalSeq,
+        encoded: EncodedSegment,
+    ) -> Result<(), BackendError> {
+        self.written.push(SegmentMeta {
+            first,
+            last,
+            digest: encoded.digest,
+        });
+        self.head = last;
+        self.prev = encoded.digest;
+        while self.writes.len() >= BULK_IN_FLIGHT {
+            if let Some(done) = self.writes.next().await {
+                joined(done)?;
+            }
+        }
+        let key = self.log.paths.segment(first);
+        self.writes
+            .push(tokio::spawn(create(self.inner.clone(), key, encoded.bytes)));
+        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::event_json::{scan_canonical, unescape};
 use crate::{GlobalEvent, GlobalSeq};
 
 /// An event of an export file in LiveStore's `Global.Encoded` form, as read: the same
@@ -25,26 +26,64 @@ pub struct RawEvent<'a> {
     /// The event definition's name.
     #[serde(borrow)]
     pub name: Cow<'a, str>,
-    /// The event's arguments, as the file writes them.
-    #[serde(borrow)]
-    pub args: &'a RawValue,
+    /// The event's arguments, their JSON text as the file writes it.
+    #[serde(borrow, deserialize_with = "raw_json")]
+    pub args: &'a str,
     /// The client that committed it.
     #[serde(borrow)]
     pub client_id: Cow<'a, str>,
     /// The session of that client that committed it.
     #[serde(borrow)]
     pub session_id: Cow<'a, str>,
-    /// The bytes it takes in the file (set by the reader).
+    /// Its JSON as the file has it (set by the reader).
     #[serde(skip)]
-    pub(super) raw_len: usize,
+    pub(crate) json: &'a [u8],
+    /// Whether `json` is exactly what `serde_json` writes for the event (set by the reader,
+    /// from [`scan_canonical`]): then it is what a segment stores of it, as it is.
+    #[serde(skip)]
+    pub(crate) canonical: bool,
 }
 
-impl RawEvent<'_> {
+/// Deserializes a value as its raw JSON text, borrowed.
+fn raw_json<'de, D: Deserializer<'de>>(deserializer: D) -> Result<&'de str, D::Error> {
+    <&'de RawValue>::deserialize(deserializer).map(RawValue::get)
+}
+
+impl<'a> RawEvent<'a> {
+    /// The event that starts `bytes` when its JSON is in the form `serde_json` writes
+    /// ([`scan_canonical`]), read without the parser; `None` otherwise (or when it does not
+    /// end within `bytes`).
+    pub(super) fn canonical(bytes: &'a [u8]) -> Option<RawEvent<'a>> {
+        let scanned = scan_canonical(bytes)?;
+        let text = |written: &'a str| -> Option<Cow<'a, str>> {
+            if scanned.escaped {
+                unescape(written).map(Cow::Owned)
+            } else {
+                Some(Cow::Borrowed(written))
+            }
+        };
+        Some(RawEvent {
+            seq_num: scanned.seq_num,
+            parent_seq_num: scanned.parent_seq_num,
+            name: text(scanned.name)?,
+            args: scanned.args,
+            client_id: text(scanned.client_id)?,
+            session_id: text(scanned.session_id)?,
+            json: &bytes[..scanned.len],
+            canonical: true,
+        })
+    }
+
     /// The most bytes this event's JSON takes as `serde_json` writes it (what a segment
-    /// holds of it besides its 4-byte length prefix), from its size in the file: 24 times it
-    /// (why: `encoded_len_bound` in `reader/event.rs`).
+    /// holds of it besides its 4-byte length prefix), from its size in the file: exactly
+    /// that size when it is [`canonical`](Self::canonical), otherwise 24 times it (why:
+    /// `encoded_len_bound` in `reader/event.rs`).
     pub fn encoded_len_bound(&self) -> usize {
-        encoded_len_bound(self.raw_len)
+        if self.canonical {
+            self.json.len()
+        } else {
+            encoded_len_bound(self.json.len())
+        }
     }
 
     /// The event as a [`GlobalEvent`], its args parsed into a `serde_json::Value`. Fails only
@@ -55,7 +94,7 @@ impl RawEvent<'_> {
             seq_num: self.seq_num,
             parent_seq_num: self.parent_seq_num,
             name: self.name.clone().into_owned(),
-            args: serde_json::from_str(self.args.get())?,
+            args: serde_json::from_str(self.args)?,
             client_id: self.client_id.clone().into_owned(),
             session_id: self.session_id.clone().into_owned(),
         })
@@ -64,8 +103,8 @@ impl RawEvent<'_> {
 
 /// Checks that `args` parses as a `serde_json::Value` would (numbers in range, escapes that
 /// decode, nesting within the parser's limit) without building one.
-pub(super) fn check_args_json(args: &RawValue) -> Result<(), serde_json::Error> {
-    let mut parser = serde_json::Deserializer::from_str(args.get());
+pub(super) fn check_args_json(args: &str) -> Result<(), serde_json::Error> {
+    let mut parser = serde_json::Deserializer::from_str(args);
     AnyJson::deserialize(&mut parser)?;
     parser.end()
 }
@@ -139,10 +178,6 @@ impl<'de> Visitor<'de> for AnyJsonVisitor {
 mod tests {
     use super::*;
 
-    fn raw(text: &str) -> Box<RawValue> {
-        RawValue::from_string(text.to_owned()).unwrap()
-    }
-
     #[test]
     fn test_args_check_accepts_what_a_value_holds_and_refuses_the_rest() {
         for good in [
@@ -150,13 +185,13 @@ mod tests {
             "7",
             r#""s""#,
         ] {
-            assert!(check_args_json(&raw(good)).is_ok(), "{good}");
+            assert!(check_args_json(good).is_ok(), "{good}");
             assert!(serde_json::from_str::<serde_json::Value>(good).is_ok());
         }
         // Valid JSON syntax, but no `Value` holds it: a number out of range.
         let bad = r#"{"a":1e400}"#;
         assert!(serde_json::from_str::<serde_json::Value>(bad).is_err());
-        assert!(check_args_json(&raw(bad)).is_err());
+        assert!(check_args_json(bad).is_err());
     }
 
     #[test]

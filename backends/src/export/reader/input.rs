@@ -133,7 +133,7 @@ impl<R: Read> Input<R> {
                     self.at += taken;
                     return Ok(Parsed::Value(value));
                 }
-                Some(Err(error)) if !error.is_eof() => {
+                Some(Err(error)) if !self.cut_short(&error) => {
                     let at = self.error_position(&error);
                     return Ok(Parsed::Error(error, at));
                 }
@@ -151,12 +151,14 @@ impl<R: Read> Input<R> {
     }
 
     /// Parses one event at the read position, at most `budget` bytes long, borrowing from the
-    /// buffer, and hands it to `take` with its raw bytes; on success the read position moves
-    /// past it. [`value`](Self::value) for an event, without copying its strings.
+    /// buffer, and hands it to `take` (its [`json`](RawEvent::json) set); on success the read
+    /// position moves past it. [`value`](Self::value) for an event, without copying its
+    /// strings. An event in the form `serde_json` writes is read without the parser
+    /// ([`RawEvent::canonical`]); any other goes through it.
     pub(super) fn event<T>(
         &mut self,
         budget: u64,
-        take: &mut dyn FnMut(RawEvent<'_>, &[u8]) -> T,
+        take: &mut dyn FnMut(RawEvent<'_>) -> T,
     ) -> Result<Parsed<T>, ExportFileError> {
         /// What one attempt found; it borrows nothing, so the buffer can be refilled after.
         enum Step<T> {
@@ -164,9 +166,18 @@ impl<R: Read> Input<R> {
             Error(serde_json::Error),
             More,
         }
+        // Past the whitespace before it (the parser would skip it; the scan does not).
+        self.peek()?;
         loop {
-            let step = {
+            let step = 'step: {
                 let slice = &self.buffer[self.at..];
+                if let Some(event) = RawEvent::canonical(slice) {
+                    let taken = event.json.len();
+                    if taken as u64 > budget {
+                        return Ok(Parsed::TooLarge);
+                    }
+                    break 'step Step::Taken(take(event), taken);
+                }
                 let mut values =
                     serde_json::Deserializer::from_slice(slice).into_iter::<RawEvent<'_>>();
                 let result = values.next();
@@ -176,8 +187,11 @@ impl<R: Read> Input<R> {
                     // once more of the file is in.
                     Some(Ok(_)) if self.at + taken == self.buffer.len() && !self.eof => Step::More,
                     Some(Ok(_)) if taken as u64 > budget => return Ok(Parsed::TooLarge),
-                    Some(Ok(event)) => Step::Taken(take(event, &slice[..taken]), taken),
-                    Some(Err(error)) if !error.is_eof() => Step::Error(error),
+                    Some(Ok(mut event)) => {
+                        event.json = &slice[..taken];
+                        Step::Taken(take(event), taken)
+                    }
+                    Some(Err(error)) if !self.cut_short(&error) => Step::Error(error),
                     _ => Step::More,
                 }
             };
@@ -200,6 +214,13 @@ impl<R: Read> Input<R> {
                 }
             }
         }
+    }
+
+    /// Whether a parser error may only say that the buffer ends too soon: the parser ran out
+    /// of input, or failed at the last byte read while the file goes on (a number cut
+    /// after its `.` or `e` is "invalid number" to the parser that skips args as raw JSON).
+    fn cut_short(&self, error: &serde_json::Error) -> bool {
+        error.is_eof() || (!self.eof && self.error_position(error) + 1 >= self.buffer.len())
     }
 
     /// The buffer position a parser error names (its line and column count from `at`).

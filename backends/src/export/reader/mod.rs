@@ -412,8 +412,7 @@ impl<R: Read> ReadState<'_, R> {
             let index = self.events;
             let max_event_bytes = self.max_event_bytes;
             let (sized, on_event) = (&mut self.sized, &mut self.on_event);
-            let parsed = self.input.event(raw_limit, &mut |mut event, raw| {
-                event.raw_len = raw.len();
+            let parsed = self.input.event(raw_limit, &mut |event| {
                 let check = Check {
                     index,
                     max_event_bytes,
@@ -558,10 +557,12 @@ impl Check<'_, '_> {
                 limit: self.max_event_bytes,
             })
         };
-        // Built, or only checked, the args parse as a value.
+        // Built, or only checked, the args parse as a value (canonical JSON does).
         let taken = match self.on_event {
             Consumer::Raw(on_event) => {
-                check_args_json(event.args).map_err(malformed)?;
+                if !event.canonical {
+                    check_args_json(event.args).map_err(malformed)?;
+                }
                 if !fits(event, None, self.sized, self.max_event_bytes) {
                     return Err(too_large());
                 }
@@ -595,6 +596,10 @@ fn fits(
 ) -> bool {
     if 4 + event.encoded_len_bound() <= max_event_bytes {
         return true;
+    }
+    if event.canonical {
+        // The bound is its exact size.
+        return false;
     }
     sized.clear();
     let encoded = match built {

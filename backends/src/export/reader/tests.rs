@@ -254,3 +254,68 @@ fn test_garbage_after_the_object_and_non_objects_are_refused() {
         ExportFileError::Truncated { event: None, .. }
     ));
 }
+
+/// A reader that hands out at most `step` bytes a read: values cut at every position.
+struct Trickle<'a> {
+    bytes: &'a [u8],
+    step: usize,
+}
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.step.min(out.len()).min(self.bytes.len());
+        out[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        Ok(n)
+    }
+}
+
+/// Reads `text` raw, `step` bytes a read; returns whether each event was read canonical
+/// and the events built.
+fn read_raw(text: &str, step: usize) -> (Vec<bool>, Vec<GlobalEvent>) {
+    let (mut canonical, mut seen) = (Vec::new(), Vec::new());
+    let reader = Trickle {
+        bytes: text.as_bytes(),
+        step,
+    };
+    read_export_raw(reader, LIMIT, &mut |event| {
+        canonical.push(event.canonical);
+        if event.canonical {
+            let written = serde_json::to_vec(&event.to_event().unwrap()).unwrap();
+            assert_eq!(event.json, written, "what serde_json writes");
+        }
+        seen.push(event.to_event().unwrap());
+        Ok(())
+    })
+    .unwrap();
+    (canonical, seen)
+}
+
+#[test]
+fn test_events_as_serde_json_writes_them_are_read_canonical_however_the_reads_cut_them() {
+    let mut events = events(4);
+    events[2].args = serde_json::json!({"a": [1.5, -2, null], "b": "é\n\"x\""});
+    events[3].client_id = "c\"3".into();
+    let text = file(&events);
+    for step in [1, 2, 3, 7, 64, 1 << 20] {
+        let (canonical, seen) = read_raw(&text, step);
+        assert_eq!(seen, events, "step {step}");
+        assert_eq!(canonical, vec![true; 4], "step {step}");
+    }
+}
+
+#[test]
+fn test_events_in_another_form_are_parsed_and_read_the_same() {
+    let events = events(2);
+    let body = serde_json::json!({
+        "version": 1, "storeId": "s", "exportedAt": "t", "eventCount": 2, "events": events,
+    });
+    for text in [
+        serde_json::to_string_pretty(&body).unwrap(),
+        file(&events).replace(r#""args":{"id""#, r#""args":{ "id""#),
+    ] {
+        let (canonical, seen) = read_raw(&text, 5);
+        assert_eq!(seen, events);
+        assert!(canonical.iter().all(|&c| !c), "{canonical:?}");
+    }
+}
