@@ -3,7 +3,7 @@
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
-use crate::segment::FramedEvents;
+use crate::segment::{FramedEvents, SegmentJson};
 use crate::snapshot::Snapshot;
 use crate::{BackendError, GlobalEvent, GlobalSeq, RequestCounts};
 
@@ -129,6 +129,9 @@ pub struct BackendInfo {
 /// never ends on its own (drop it to stop).
 pub type PullStream = BoxStream<'static, Result<PullPage, BackendError>>;
 
+/// A stream of checked segments whose events are kept as JSON ([`SyncBackend::pull_json`]).
+pub type JsonSegments = BoxStream<'static, Result<SegmentJson, BackendError>>;
+
 /// The sync backend of one store: the total-order arbiter that every client of the store
 /// pushes to and pulls from.
 ///
@@ -252,6 +255,16 @@ pub trait SyncBackend: Send + Sync + std::fmt::Debug {
     async fn prune_snapshots(&self, keep: u64) -> Result<SnapshotPrune, BackendError> {
         let _ = keep;
         Ok(SnapshotPrune::default())
+    }
+
+    /// The log from `e1` as checked segments whose events are kept as JSON, in order, as
+    /// far as the log goes when it is read: for an export, which writes each event's JSON
+    /// as `serde_json` writes it without building the event. Every segment is checked as a
+    /// pull checks it. The stream stops at the first object it cannot read or refuses (with
+    /// that error) and does not fall back: the caller goes on with [`pull`](Self::pull)
+    /// from the last event it took. `None` (the default): no such path, pull instead.
+    async fn pull_json(&self) -> Result<Option<JsonSegments>, BackendError> {
+        Ok(None)
     }
 
     /// Replaces the store with a new, empty one under a new backend id, and works in that

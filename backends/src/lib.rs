@@ -75,8 +75,9 @@ pub mod verify;
 pub use object_store;
 
 pub use backend::{
-    BackendInfo, BulkLoad, Capabilities, FoundSnapshot, PageInfo, PullPage, PullStream,
-    RefusedSnapshot, SnapshotContent, SnapshotPrune, SnapshotPut, SnapshotSearch, SyncBackend,
+    BackendInfo, BulkLoad, Capabilities, FoundSnapshot, JsonSegments, PageInfo, PullPage,
+    PullStream, RefusedSnapshot, SnapshotContent, SnapshotPrune, SnapshotPut, SnapshotSearch,
+    SyncBackend,
 };
 pub use entropy::Entropy;
 pub use error::BackendError;

@@ -7,10 +7,11 @@
 //! [`decode`] checks everything a pack can say about itself (magic, version, length,
 //! checksum, each segment, that they follow one another and chain) and never panics.
 
+use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
 use crate::GlobalSeq;
-use crate::segment::{self, Segment, SegmentDigest, SegmentError, SegmentHeader};
+use crate::segment::{self, Segment, SegmentDigest, SegmentError, SegmentHeader, SegmentJson};
 
 /// The first eight bytes of every pack.
 pub const MAGIC: [u8; 8] = *b"ESYNCPAK";
@@ -156,6 +157,35 @@ pub fn decode_digests(bytes: &[u8]) -> Result<PackDigests, PackError> {
             .into_iter()
             .map(|segment| (segment.header, segment.digest))
             .collect(),
+    })
+}
+
+/// A pack checked like [`decode`] with its segments' events kept as JSON ([`decode_json`]).
+#[derive(Debug, Clone)]
+pub struct PackJson {
+    /// Its first event.
+    pub first: GlobalSeq,
+    /// Its last event.
+    pub last: GlobalSeq,
+    /// Its segments, in order.
+    pub segments: Vec<SegmentJson>,
+}
+
+/// Decodes and checks a whole pack like [`decode`], each segment with
+/// [`segment::decode_json`]: every check is made, and each event is kept as the JSON
+/// `serde_json` writes for it instead of being built.
+pub fn decode_json(bytes: &Bytes) -> Result<PackJson, PackError> {
+    let decoded = std::cell::RefCell::new(Vec::new());
+    let (pack, _) = parse(bytes, |segment_bytes| {
+        let segment = segment::decode_json(bytes.slice_ref(segment_bytes))?;
+        let without_events = segment.without_events();
+        decoded.borrow_mut().push(segment);
+        Ok(without_events)
+    })?;
+    Ok(PackJson {
+        first: pack.first,
+        last: pack.last,
+        segments: decoded.into_inner(),
     })
 }
 

@@ -15,7 +15,9 @@ use sha2::{Digest as _, Sha256};
 use crate::{GlobalEvent, GlobalSeq};
 
 mod framed;
+mod json;
 pub use framed::FramedEvents;
+pub use json::{SegmentJson, decode_json};
 
 /// The first eight bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"ESYNCSEG";

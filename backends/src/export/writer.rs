@@ -27,9 +27,12 @@ pub enum ExportWriteError {
 /// Writes the whole log of `backend`, as it is when this starts, into `out` in LiveStore's
 /// export format version 1; returns the header written.
 ///
-/// `eventCount` is the backend's head, read first; the log is then pulled (not live) page by
-/// page and each event written as it comes, up to that head, so the count is right even when
-/// other clients push meanwhile. The bytes are a function of the log, `store_id` and
+/// `eventCount` is the backend's head, read first; the log is then read up to that head, so
+/// the count is right even when other clients push meanwhile: as checked segments whose
+/// events are JSON ([`SyncBackend::pull_json`]: each event's JSON copied as the segment holds
+/// it, which is what `serde_json` writes for it, nothing built), and from where that stops
+/// (a backend without it, a pack it refuses) pulled (not live) page by page, each event
+/// written as `serde_json` writes it: the same bytes either way. The bytes are a function of the log, `store_id` and
 /// `exported_at` alone (fields in a fixed order, one event a line), so two exports of the same
 /// log compare equal. `progress` is called with the events written so far and the total after each page.
 /// `out` should be buffered (a large buffer: the file is written in big pieces); it is
@@ -55,7 +58,10 @@ pub async fn write_export<W: Write>(
     write!(out, ",\"eventCount\":{},\"events\":[", head.0)?;
     let mut written = 0u64;
     if head > GlobalSeq::ZERO {
-        let pages = backend.pull(GlobalSeq::ZERO, false).await?;
+        write_json(backend, &mut out, head, &mut written, progress).await?;
+    }
+    if written < head.0 {
+        let pages = backend.pull(GlobalSeq(written), false).await?;
         // The pull (its GETs, and decoding and checking what they bring) runs as a task of
         // its own, a few pages ahead, while this one encodes and writes.
         let (mut pages, _pulling) = pull_ahead(pages);
@@ -91,16 +97,63 @@ pub async fn write_export<W: Write>(
     Ok(header)
 }
 
+/// Writes the events of the log as the backend's [`pull_json`](SyncBackend::pull_json)
+/// hands them (each event's JSON as the segment holds it, as `serde_json` writes it), up to
+/// `head`, counting them in `written`. Where the backend has no such path, or its stream
+/// fails or ends before `head`, it stops there: the caller pulls the rest. Fails only when
+/// the file cannot be written.
+async fn write_json<W: Write>(
+    backend: &dyn SyncBackend,
+    out: &mut W,
+    head: GlobalSeq,
+    written: &mut u64,
+    progress: &mut (dyn FnMut(u64, u64) + Send),
+) -> Result<(), ExportWriteError> {
+    let segments = match backend.pull_json().await {
+        Ok(Some(segments)) => segments,
+        Ok(None) => return Ok(()),
+        Err(error) => {
+            tracing::warn!(%error, "reading the log's segments as JSON failed; pulling instead");
+            return Ok(());
+        }
+    };
+    let (mut segments, _pulling) = pull_ahead(segments);
+    while let Some(segment) = segments.recv().await {
+        let segment = match segment {
+            Ok(segment) => segment,
+            Err(error) => {
+                tracing::warn!(%error, at = *written, "reading the log's segments as JSON stopped; pulling from there");
+                return Ok(());
+            }
+        };
+        // `pull_json` checks that each segment follows the one before from `e1`, and
+        // `decode_json` the numbering inside it: this only guards the count.
+        if segment.header.first != GlobalSeq(*written + 1) {
+            return Ok(());
+        }
+        for json in segment.events() {
+            out.write_all(if *written == 0 { b"\n" } else { b",\n" })?;
+            out.write_all(json)?;
+            *written += 1;
+            if *written == head.0 {
+                return Ok(());
+            }
+        }
+        progress(*written, head.0);
+    }
+    Ok(())
+}
+
 /// Pages a pull delivers, read ahead of their consumer.
 const PAGES_AHEAD: usize = 2;
 
 /// Runs `pages` as a task of its own that sends each page into the channel returned, at
 /// most [`PAGES_AHEAD`] ahead, and stops after an error; the task is aborted when the
 /// guard returned is dropped.
-fn pull_ahead(
-    mut pages: crate::PullStream,
+fn pull_ahead<T: Send + 'static>(
+    mut pages: futures::stream::BoxStream<'static, Result<T, BackendError>>,
 ) -> (
-    tokio::sync::mpsc::Receiver<Result<crate::PullPage, BackendError>>,
+    tokio::sync::mpsc::Receiver<Result<T, BackendError>>,
     AbortOnDrop,
 ) {
     let (sender, receiver) = tokio::sync::mpsc::channel(PAGES_AHEAD);
@@ -178,6 +231,95 @@ mod tests {
         assert!(text.starts_with(
             r#"{"version":1,"storeId":"s","exportedAt":"2026-01-01T00:00:00.000Z","eventCount":5,"events":["#
         ));
+    }
+
+    /// A backend that has no `pull_json`: the export pulls every event.
+    #[derive(Debug)]
+    struct PullOnly(SegmentLog);
+
+    #[async_trait::async_trait]
+    impl SyncBackend for PullOnly {
+        async fn push(&self, batch: Vec<crate::GlobalEvent>) -> Result<(), BackendError> {
+            self.0.push(batch).await
+        }
+        async fn pull(
+            &self,
+            cursor: GlobalSeq,
+            live: bool,
+        ) -> Result<crate::PullStream, BackendError> {
+            self.0.pull(cursor, live).await
+        }
+        async fn head(&self) -> Result<GlobalSeq, BackendError> {
+            self.0.head().await
+        }
+        async fn ping(&self) -> Result<(), BackendError> {
+            self.0.ping().await
+        }
+        async fn backend_id(&self) -> Result<String, BackendError> {
+            self.0.backend_id().await
+        }
+        fn info(&self) -> crate::BackendInfo {
+            self.0.info()
+        }
+    }
+
+    async fn export_of(backend: &dyn SyncBackend) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        write_export(backend, &mut bytes, "s", "t", &mut |_, _| ())
+            .await
+            .unwrap();
+        bytes
+    }
+
+    #[tokio::test]
+    async fn test_the_export_from_packs_and_segments_as_json_is_the_export_of_the_pull() {
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let config = SegmentLogConfig {
+            page_events: 3,
+            pack_window_events: 4,
+            pack_fanout: 2,
+            ..SegmentLogConfig::default()
+        };
+        let open =
+            || SegmentLog::new(store.clone(), Default::default(), "s", config.clone()).unwrap();
+        let writer = open();
+        let mut events: Vec<_> = (1..=23).map(test_event).collect();
+        events[5].args = serde_json::json!({"n": [1.5, -2, null], "s": "é\n\"", "b": {}});
+        for chunk in events.chunks(2) {
+            writer.push(chunk.to_vec()).await.unwrap();
+        }
+        let report = writer.compact().await.unwrap();
+        assert!(report.written >= 2 && report.merged >= 1, "{report:?}");
+        let pulled = export_of(&PullOnly(open())).await;
+        let mut read = Vec::new();
+        read_export(&pulled[..], 1 << 20, &mut |e| {
+            read.push(e);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(read, events);
+        assert_eq!(export_of(&open()).await, pulled);
+
+        // A damaged pack stops the JSON read there; the pull goes on from the last event
+        // written (reading the segments of the pack it refuses): the same file.
+        let paths = open().log_paths().await.unwrap();
+        let packs: Vec<_> = {
+            use futures::TryStreamExt;
+            use object_store::ObjectStore;
+            store
+                .list(Some(paths.packs_dir()))
+                .map_ok(|meta| meta.location)
+                .try_collect()
+                .await
+                .unwrap()
+        };
+        let last = packs.iter().max().unwrap().clone();
+        {
+            use object_store::ObjectStoreExt as _;
+            store.put(&last, b"not a pack".to_vec().into()).await
+        }
+        .unwrap();
+        assert_eq!(export_of(&open()).await, pulled);
     }
 
     #[tokio::test]

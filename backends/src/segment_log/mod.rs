@@ -28,6 +28,7 @@ mod compact;
 mod config;
 mod identity;
 mod index;
+mod json_pull;
 mod known;
 mod pack_read;
 mod pull;
@@ -264,6 +265,13 @@ impl SyncBackend for SegmentLog {
 
     async fn bulk_load(&self) -> Result<Option<Box<dyn crate::BulkLoad>>, BackendError> {
         Ok(Some(Box::new(self.start_bulk_load()?)))
+    }
+
+    async fn pull_json(&self) -> Result<Option<crate::JsonSegments>, BackendError> {
+        let (incarnation, _) = self.inner.incarnation().await?;
+        json_pull::pull_json(self.inner.clone(), incarnation)
+            .await
+            .map(Some)
     }
 
     fn requests(&self) -> Option<RequestCounts> {
