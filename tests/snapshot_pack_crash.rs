@@ -87,7 +87,11 @@ impl ObjectStore for TearingStore {
             let bytes: Bytes = payload.into_iter().flatten().collect();
             let torn = PutPayload::from(bytes.slice(..bytes.len() / 2));
             self.inner.put(location, torn).await?;
-            std::fs::write(&self.marker, location.as_ref()).expect("write the marker");
+            // Written whole, then renamed into place: the parent kills this process as soon
+            // as the marker exists, and must never read it half-written (empty).
+            let partial = self.marker.with_extension("partial");
+            std::fs::write(&partial, location.as_ref()).expect("write the marker");
+            std::fs::rename(&partial, &self.marker).expect("move the marker into place");
             loop {
                 std::thread::sleep(Duration::from_secs(1));
             }
