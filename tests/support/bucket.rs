@@ -33,6 +33,21 @@ pub fn fast_polls() -> SegmentLogConfig {
     }
 }
 
+/// The URL of `EVENTSYNC_TEST_S3_URL` and a new store id for this run
+/// (`{store_prefix}-{random}`), so that runs never see each other's logs. Where the variable
+/// is unset, reports that the calling test (`test`, a test function of the including test
+/// binary) did not run and returns `None`; under `CI=true` that is a failure instead.
+pub fn s3_run(test: &str, store_prefix: &str) -> Option<(String, String)> {
+    let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
+        assert!(!in_ci(), "CI requires the S3 run, but {S3_NOT_CONFIGURED}");
+        let test = test_name(env!("CARGO_PKG_NAME"), env!("CARGO_CRATE_NAME"), test);
+        report_not_run(&test, S3_NOT_CONFIGURED);
+        return None;
+    };
+    let run = eventsync::backends::Entropy::from_os().hex::<4>();
+    Some((url, format!("{store_prefix}-{run}")))
+}
+
 impl Bucket {
     /// A memory bucket for `store_id` whose requests go through a fault store seeded with
     /// `seed` and configured by `faults`.
@@ -52,23 +67,11 @@ impl Bucket {
         }
     }
 
-    /// The S3 bucket of `EVENTSYNC_TEST_S3_URL`, with a new store id per run
-    /// (`{store_prefix}-{random}`) so that runs never see each other's logs. Where the
-    /// variable is unset, reports that the calling test (`test`, a test function of the
-    /// including test binary) did not run and returns `None`; under `CI=true` that is a
-    /// failure instead.
+    /// The S3 bucket of `EVENTSYNC_TEST_S3_URL`, for a new store id of this run, or `None`
+    /// (reported; a failure under `CI=true`): see [`s3_run`](super::bucket::s3_run).
     pub fn s3(test: &str, store_prefix: &str) -> Option<Bucket> {
-        let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
-            assert!(!in_ci(), "CI requires the S3 run, but {S3_NOT_CONFIGURED}");
-            let test = test_name(env!("CARGO_PKG_NAME"), env!("CARGO_CRATE_NAME"), test);
-            report_not_run(&test, S3_NOT_CONFIGURED);
-            return None;
-        };
-        let run = eventsync::backends::Entropy::from_os().hex::<4>();
-        Some(Bucket::Url {
-            url,
-            store_id: format!("{store_prefix}-{run}"),
-        })
+        let (url, store_id) = s3_run(test, store_prefix)?;
+        Some(Bucket::Url { url, store_id })
     }
 
     /// Turns a memory bucket's faults off (for the audit after a flaky run).

@@ -3,15 +3,13 @@
 //! run on (memory, a folder, S3).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use eventsync::backends::copy::StoreLocation;
 use eventsync::backends::verify::{
     ObjectAudit, PackAudit, SnapshotAudit, SnapshotContentCheck, VerifyReport, verify_store,
 };
 use eventsync::backends::{
-    GlobalEvent, GlobalSeq, OpenOptions, SegmentLog, SegmentLogConfig, SnapshotPut, SyncBackend,
-    open_object_store,
+    GlobalEvent, GlobalSeq, OpenOptions, SegmentLog, SnapshotPut, SyncBackend, open_object_store,
 };
 use eventsync::schema::Schema;
 use eventsync::snapshot::ReplayCheck;
@@ -138,21 +136,11 @@ impl Bucket {
         Bucket::url(&format!("file://{}", dir.display()), store_id.into())
     }
 
-    /// The S3 bucket of `EVENTSYNC_TEST_S3_URL`, with a new store id per run
-    /// (`{store_prefix}-{random}`) so that runs never see each other's logs. Where the
-    /// variable is unset, reports that `test` (a test function of the including test binary)
-    /// did not run and returns `None`; under `CI=true` that is a failure instead.
+    /// The S3 bucket of `EVENTSYNC_TEST_S3_URL`, for a new store id of this run, or `None`
+    /// (reported; a failure under `CI=true`): see [`s3_run`](super::bucket::s3_run).
     pub fn s3(test: &str, store_prefix: &str) -> Option<Bucket> {
-        use eventsync::backends::conformance::not_run::test_name;
-        use eventsync::backends::conformance::{S3_NOT_CONFIGURED, in_ci, report_not_run};
-        let Ok(url) = std::env::var("EVENTSYNC_TEST_S3_URL") else {
-            assert!(!in_ci(), "CI requires the S3 run, but {S3_NOT_CONFIGURED}");
-            let test = test_name(env!("CARGO_PKG_NAME"), env!("CARGO_CRATE_NAME"), test);
-            report_not_run(&test, S3_NOT_CONFIGURED);
-            return None;
-        };
-        let run = eventsync::backends::Entropy::from_os().hex::<4>();
-        Some(Bucket::url(&url, format!("{store_prefix}-{run}")))
+        let (url, store_id) = super::bucket::s3_run(test, store_prefix)?;
+        Some(Bucket::url(&url, store_id))
     }
 
     /// The store at `url` (a folder, or S3), for `store_id`.
@@ -168,17 +156,12 @@ impl Bucket {
 
     /// A new client of the bucket (a segment log with short polls).
     pub fn client(&self) -> Arc<dyn SyncBackend> {
-        let config = SegmentLogConfig {
-            poll_min: Duration::from_millis(5),
-            poll_max: Duration::from_millis(50),
-            ..SegmentLogConfig::default()
-        };
         Arc::new(
             SegmentLog::new(
                 self.store.clone(),
                 self.prefix.clone(),
                 &self.store_id,
-                config,
+                super::bucket::fast_polls(),
             )
             .expect("a valid segment log"),
         )
