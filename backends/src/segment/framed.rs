@@ -113,23 +113,45 @@ impl FramedEvents {
         Ok(())
     }
 
-    /// The events, parsed from their JSON.
+    /// The events, parsed from their JSON. A frame cut short, or a count that does not match
+    /// the frames, is an error naming the event where it happened, never fewer events.
     pub fn events(&self) -> Result<Vec<GlobalEvent>, SegmentError> {
-        let mut events = Vec::with_capacity(self.count as usize);
-        let mut rest = self.framed.as_slice();
-        while let Some((len, after)) = rest.split_first_chunk::<4>() {
-            let len = u32::from_le_bytes(*len) as usize;
-            let (json, after) = after.split_at(len.min(after.len()));
-            let index = events.len() as u32;
-            let event = serde_json::from_slice(json).map_err(|e| SegmentError::Event {
-                index,
-                message: e.to_string(),
-            })?;
-            events.push(event);
-            rest = after;
-        }
-        Ok(events)
+        events_of(&self.framed, self.count)
     }
+}
+
+/// Parses `count` length-framed events from `framed` (see [`FramedEvents::events`]).
+fn events_of(framed: &[u8], count: u32) -> Result<Vec<GlobalEvent>, SegmentError> {
+    let mut events = Vec::with_capacity(count as usize);
+    let mut rest = framed;
+    while !rest.is_empty() {
+        let index = events.len() as u32;
+        let cut = |what: &str| SegmentError::Event {
+            index,
+            message: format!("the framed events end inside {what}"),
+        };
+        let (len, after) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| cut("a length"))?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > after.len() {
+            return Err(cut("the event's JSON"));
+        }
+        let (json, after) = after.split_at(len);
+        let event = serde_json::from_slice(json).map_err(|e| SegmentError::Event {
+            index,
+            message: e.to_string(),
+        })?;
+        events.push(event);
+        rest = after;
+    }
+    if events.len() != count as usize {
+        return Err(SegmentError::Event {
+            index: events.len() as u32,
+            message: format!("{} framed events, not the {count} counted", events.len()),
+        });
+    }
+    Ok(events)
 }
 
 #[cfg(test)]
@@ -201,5 +223,30 @@ mod tests {
             client_id: "c",
         };
         assert!(encode_framed(&writer, &FramedEvents::new()).is_err());
+    }
+
+    #[test]
+    fn test_framed_events_cut_short_are_an_error_not_fewer_events() {
+        let mut batch = FramedEvents::new();
+        batch
+            .push_event(&event(1, serde_json::json!({"id": "a"})))
+            .unwrap();
+        batch
+            .push_event(&event(2, serde_json::json!({"id": "b"})))
+            .unwrap();
+        assert_eq!(batch.events().unwrap().len(), 2);
+        let framed = batch.framed();
+        // Cut inside the second event's JSON, inside its length, and right after the first.
+        let first_end = 4 + u32::from_le_bytes(framed[..4].try_into().unwrap()) as usize;
+        for cut in [framed.len() - 3, first_end + 2, first_end] {
+            let error = events_of(&framed[..cut], 2).unwrap_err();
+            assert!(
+                matches!(error, SegmentError::Event { index: 1, .. }),
+                "cut at {cut}: {error:?}"
+            );
+        }
+        // A count the frames do not match.
+        assert!(events_of(framed, 3).is_err());
+        assert!(events_of(framed, 1).is_err());
     }
 }
