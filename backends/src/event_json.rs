@@ -388,6 +388,15 @@ mod tests {
     }
 
     #[test]
+    fn test_a_float_serde_json_wrote_is_read_back_and_taken() {
+        // Without serde_json's `float_roundtrip` its parser reads this one 1 ULP away, and an
+        // import would write the event again with another float than the export's.
+        let text = event("[-4.613099679844627e-27]");
+        assert!(round_trips(&text), "{text}");
+        assert!(scan_canonical(text.as_bytes()).is_some());
+    }
+
+    #[test]
     fn test_a_key_with_an_escape_is_left_to_the_parser() {
         // Canonical, but its order would need the unescaped key: the scan does not take it,
         // and the event is parsed and written again, the same bytes either way.
@@ -521,10 +530,13 @@ mod tests {
                 let text = std::str::from_utf8(&bytes[..scanned.len]).unwrap();
                 proptest::prop_assert!(round_trips(text), "{text}");
             }
-            // Unchanged, an event is taken unless a key holds an escape (left to the parser),
-            // or serde_json itself does not write it again unchanged (its parser is not
-            // correctly rounded for every float without its `float_roundtrip` feature).
-            if edit == 0 && !written.contains("\\") && round_trips(&written) {
+            // Unchanged, serde_json reads every event back as it wrote it (floats too: the
+            // workspace builds it with `float_roundtrip`), and the scan takes it unless a key
+            // holds an escape (left to the parser).
+            if edit == 0 {
+                proptest::prop_assert!(round_trips(&written), "{written}");
+            }
+            if edit == 0 && !written.contains("\\") {
                 proptest::prop_assert!(scan_canonical(written.as_bytes()).is_some(), "{written}");
             }
         }
