@@ -7,9 +7,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::{
-    Segment, SegmentDigest, SegmentError, SegmentHeader, TRAILER_LEN, decode_header_inner,
-};
+use super::{Segment, SegmentDigest, SegmentError, SegmentHeader, decode_events};
 use crate::event_json::scan_canonical;
 use crate::{GlobalEvent, GlobalSeq};
 
@@ -72,25 +70,18 @@ impl SegmentJson {
 /// the segment's bytes; any other is parsed (failing as [`decode`](super::decode) fails on
 /// it) and written again.
 pub fn decode_json(bytes: Bytes) -> Result<SegmentJson, SegmentError> {
-    let (header, mut reader, digest) = decode_header_inner(&bytes)?;
-    let body_end = bytes.len() - TRAILER_LEN;
-    let mut events = Vec::with_capacity((header.count as usize).min(body_end / 5 + 1));
-    for index in 0..header.count {
-        let len = reader.u32("event length")? as usize;
-        if reader.position.saturating_add(len) > body_end {
-            return Err(SegmentError::Malformed {
-                field: "event length",
-                message: format!("event {index} claims {len} bytes, past the end of the events"),
-            });
-        }
-        let start = reader.position;
-        let json = reader.take(len, "event")?;
+    let mut events = Vec::new();
+    let (header, digest) = decode_events(&bytes, |index, json| {
         let (seq_num, parent_seq_num, event) = match scan_canonical(json) {
-            Some(scanned) if scanned.len == json.len() => (
-                scanned.seq_num,
-                scanned.parent_seq_num,
-                EventJson::Stored(start..start + len),
-            ),
+            Some(scanned) if scanned.len == json.len() => {
+                // Where the event's JSON starts in the segment's bytes.
+                let start = json.as_ptr() as usize - bytes.as_ptr() as usize;
+                (
+                    scanned.seq_num,
+                    scanned.parent_seq_num,
+                    EventJson::Stored(start..start + json.len()),
+                )
+            }
             _ => {
                 let not_json = |e: serde_json::Error| SegmentError::Event {
                     index,
@@ -105,29 +96,9 @@ pub fn decode_json(bytes: Bytes) -> Result<SegmentJson, SegmentError> {
                 )
             }
         };
-        // `decode_header_inner` checked that `first + count` does not overflow.
-        let expected_seq = header.first.0 + u64::from(index);
-        if seq_num.0 != expected_seq || parent_seq_num.0 != expected_seq - 1 {
-            return Err(SegmentError::Numbering {
-                index,
-                expected_seq: GlobalSeq(expected_seq),
-                expected_parent: GlobalSeq(expected_seq - 1),
-                found_seq: seq_num,
-                found_parent: parent_seq_num,
-            });
-        }
         events.push(event);
-    }
-    if reader.position != body_end {
-        return Err(SegmentError::Malformed {
-            field: "events",
-            message: format!(
-                "{} bytes left over after {} events",
-                body_end - reader.position,
-                header.count
-            ),
-        });
-    }
+        Ok((seq_num, parent_seq_num))
+    })?;
     Ok(SegmentJson {
         header,
         digest,
@@ -139,7 +110,7 @@ pub fn decode_json(bytes: Bytes) -> Result<SegmentJson, SegmentError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segment::{SegmentWriter, WriterNonce, decode, encode};
+    use crate::segment::{SegmentWriter, TRAILER_LEN, WriterNonce, decode, encode};
 
     fn events() -> Vec<GlobalEvent> {
         (5..=8)
