@@ -11,7 +11,7 @@ use eventsync_backends::object_store::memory::InMemory;
 use eventsync_backends::object_store::path::Path;
 use eventsync_backends::{
     BackendError, BackendInfo, GlobalEvent, GlobalSeq, PullStream, RemoteBackend, RemoteOptions,
-    SegmentLog, SegmentLogConfig, SyncBackend,
+    SegmentLog, SyncBackend,
 };
 use eventsync_server::{Limits, Opener, SyncServer};
 use futures::{SinkExt, StreamExt};
@@ -20,16 +20,13 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
+mod support;
+
 /// A hang guard, not a timing assertion: a reply that never comes fails the test.
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn log(bucket: &Arc<InMemory>, store: &str) -> SegmentLog {
-    let config = SegmentLogConfig {
-        poll_min: Duration::from_millis(10),
-        poll_max: Duration::from_millis(50),
-        ..SegmentLogConfig::default()
-    };
-    SegmentLog::new(bucket.clone(), Path::default(), store, config).unwrap()
+    SegmentLog::new(bucket.clone(), Path::default(), store, support::config()).unwrap()
 }
 
 /// A segment log whose `backend_id` waits for a permit of `gate`: a backend whose identity
@@ -129,16 +126,10 @@ fn request(id: &str, tag: &str, payload: Value) -> Value {
 }
 
 fn pull(id: &str, store: &str, cursor: Option<(&str, u64)>) -> Value {
-    let cursor = match cursor {
-        Some((backend_id, n)) => {
-            json!({"_tag": "Some", "value": {"backendId": backend_id, "eventSequenceNumber": n}})
-        }
-        None => json!({"_tag": "None"}),
-    };
     request(
         id,
         "SyncWsRpc.Pull",
-        json!({"storeId": store, "live": false, "cursor": cursor}),
+        json!({"storeId": store, "live": false, "cursor": support::cursor(cursor)}),
     )
 }
 

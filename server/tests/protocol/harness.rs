@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-use super::support::config;
+use super::support::{self, config};
 
 /// A hang guard, not a timing assertion: a reply that never comes fails the test.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
@@ -97,16 +97,11 @@ pub(crate) fn request(id: &str, tag: &str, payload: Value) -> Value {
 }
 
 pub(crate) fn pull(id: &str, store: &str, live: bool, cursor: Option<(&str, u64)>) -> Value {
-    let cursor = match cursor {
-        Some((backend_id, n)) => {
-            json!({"_tag": "Some", "value": {"backendId": backend_id, "eventSequenceNumber": n}})
-        }
-        None => json!({"_tag": "None"}),
-    };
     request(
         id,
         "SyncWsRpc.Pull",
-        json!({"storeId": store, "payload": {"authToken": "t"}, "live": live, "cursor": cursor}),
+        json!({"storeId": store, "payload": {"authToken": "t"}, "live": live,
+               "cursor": support::cursor(cursor)}),
     )
 }
 
