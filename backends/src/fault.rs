@@ -21,10 +21,20 @@
 //! misbehave: it records the GETs and LISTs made through it (`fault/recording.rs`).
 
 mod check_then_write;
+mod intercept;
 mod recording;
 
 pub use check_then_write::CheckThenWriteStore;
+pub use intercept::Intercept;
 pub use recording::{Listing, RecordingStore};
+
+// What `intercepting_object_store!` names from outside this crate.
+#[doc(hidden)]
+pub use async_trait::async_trait;
+#[doc(hidden)]
+pub use bytes::Bytes;
+#[doc(hidden)]
+pub use futures::stream::BoxStream;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -33,13 +43,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::StreamExt;
-use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
+    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMode,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -533,7 +541,11 @@ impl fmt::Display for FaultStore {
 }
 
 #[async_trait::async_trait]
-impl ObjectStore for FaultStore {
+impl Intercept for FaultStore {
+    fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
     async fn put_opts(
         &self,
         location: &Path,
@@ -582,13 +594,6 @@ impl ObjectStore for FaultStore {
         Ok(result)
     }
 
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         let listing = self.inner.list(prefix);
         self.faulty_list(prefix, listing)
@@ -608,15 +613,9 @@ impl ObjectStore for FaultStore {
         self.before("list_with_delimiter", &key).await?;
         self.inner.list_with_delimiter(prefix).await
     }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-
-    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
-        self.inner.rename_opts(from, to, options).await
-    }
 }
+
+crate::intercepting_object_store!(FaultStore);
 
 #[cfg(test)]
 mod tests {
@@ -652,13 +651,13 @@ mod tests {
     }
 
     async fn create(store: &FaultStore, key: &str) -> Result<PutResult> {
-        store
-            .put_opts(
-                &Path::from(key),
-                PutPayload::from_static(b"x"),
-                PutMode::Create.into(),
-            )
-            .await
+        ObjectStore::put_opts(
+            store,
+            &Path::from(key),
+            PutPayload::from_static(b"x"),
+            PutMode::Create.into(),
+        )
+        .await
     }
 
     #[tokio::test]
@@ -699,7 +698,7 @@ mod tests {
         let (memory, faults) = store(always(FaultKind::Transient));
         memory.put(&Path::from("a"), "x".into()).await.unwrap();
         assert!(faults.get(&Path::from("a")).await.is_err());
-        let listed: Vec<_> = faults.list(None).collect().await;
+        let listed: Vec<_> = ObjectStore::list(&faults, None).collect().await;
         assert_eq!(listed.len(), 1);
         assert!(listed[0].is_err());
         assert_eq!(faults.counts().transient, 2);
@@ -720,7 +719,7 @@ mod tests {
         config.max_latency = Duration::from_millis(5);
         let (memory, faults) = store(config);
         memory.put(&Path::from("a"), "x".into()).await.unwrap();
-        let listed: Vec<_> = faults.list(None).collect().await;
+        let listed: Vec<_> = ObjectStore::list(&faults, None).collect().await;
         assert_eq!(listed.len(), 1);
         assert!(listed[0].is_ok());
         assert!(faults.get(&Path::from("a")).await.is_ok());
