@@ -522,7 +522,7 @@ fn write_commits(tx: &Connection, commits: Commits) -> Result<(), DbError> {
 fn apply_to_state(
     tx: &Connection,
     schema: &Schema,
-    event: &mut EncodedEvent,
+    event: &EncodedEvent,
     record: Record,
 ) -> Result<(), DbError> {
     let applied =

@@ -466,13 +466,21 @@ impl Leader {
         for outgoing in std::mem::take(&mut self.outbox) {
             match outgoing {
                 Outgoing::Payload { payload, heads } => {
+                    // Each session but the last gets a copy; the last takes the payload.
+                    let mut payload = Some(payload);
+                    let mut left = self.sessions.len();
                     self.sessions.retain(|_, link| {
-                        link.sender
-                            .send(SessionMessage::Payload {
-                                payload: payload.clone(),
-                                heads,
-                            })
-                            .is_ok()
+                        left -= 1;
+                        let payload = if left == 0 {
+                            payload.take()
+                        } else {
+                            payload.clone()
+                        };
+                        payload.is_some_and(|payload| {
+                            link.sender
+                                .send(SessionMessage::Payload { payload, heads })
+                                .is_ok()
+                        })
                     });
                 }
                 Outgoing::To(session, message) => {

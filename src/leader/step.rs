@@ -28,9 +28,7 @@ impl Leader {
     pub(super) fn integrate_upstream(&mut self, incoming: Vec<EncodedEvent>) {
         let Some(last) = incoming.last() else { return };
         let confirmed_head = last.seq.global;
-        // Kept for a page of many segments that holds an event this client cannot apply:
-        // the events before that one are taken, as they would be one segment a page.
-        let page = (incoming.len() > 1).then(|| incoming.clone());
+        let many = incoming.len() > 1;
         // Whether this merge may move the eventlog alone (see `lag.rs`): only if every
         // incoming event decodes; if one does not, lagging tables catch up first (which may
         // admit queued session pushes, so before planning) and the page is taken the usual
@@ -43,6 +41,12 @@ impl Leader {
             }
             may_defer = false;
         }
+        // A page of many segments that holds an event this client cannot apply is taken
+        // again one event at a time, so that the events before that one are taken, as they
+        // would be one segment a page. With nothing pending the merge is a pure advance whose
+        // payload holds the page's events as they came, and a failed step hands them back;
+        // otherwise they are copied here.
+        let page = (many && !self.state.pending.is_empty()).then(|| incoming.clone());
         let payload = Payload::UpstreamAdvance {
             new_events: incoming,
         };
@@ -87,11 +91,13 @@ impl Leader {
         let Some(downstream) = merged.into_downstream_payload() else {
             return self.fail_internal("an upstream advance was rejected");
         };
-        if let Err(error) =
-            self.apply_step(NextState::Merged(change), downstream, Some(confirmed_head))
+        if let Err((error, downstream)) =
+            self.try_step(NextState::Merged(change), downstream, Some(confirmed_head))
         {
-            let Some(page) = page else {
-                return self.fail(error);
+            let page = match (page, downstream) {
+                (Some(page), _) => page,
+                (None, Payload::UpstreamAdvance { new_events }) if many => new_events,
+                _ => return self.fail(error),
             };
             // Again one event at a time: the events before the one that fails are taken,
             // and that one stops the leader with its own error.
@@ -146,9 +152,21 @@ impl Leader {
     pub(super) fn apply_step(
         &mut self,
         next: NextState,
-        mut payload: Payload,
+        payload: Payload,
         confirmed_head: Option<GlobalSeq>,
     ) -> Result<(), Error> {
+        self.try_step(next, payload, confirmed_head)
+            .map_err(|(error, _)| error)
+    }
+
+    /// [`Self::apply_step`], which on an error also hands back the payload, its events as
+    /// they came (the batch reads them, it does not change them), for a retry.
+    fn try_step(
+        &mut self,
+        next: NextState,
+        mut payload: Payload,
+        confirmed_head: Option<GlobalSeq>,
+    ) -> Result<(), (Error, Payload)> {
         let upstream_head = match &next {
             NextState::Admitted => self.state.upstream_head,
             NextState::Merged(change) => change.upstream_head(),
@@ -160,9 +178,8 @@ impl Leader {
                 new_events,
             } => (&rollback_events[..], new_events),
             Payload::LocalPush { .. } => {
-                return Err(Error::internal(
-                    "leader: a local push is not a payload for sessions",
-                ));
+                let error = Error::internal("leader: a local push is not a payload for sessions");
+                return Err((error, payload));
             }
         };
         let state_head = match new_events.last() {
@@ -175,15 +192,17 @@ impl Leader {
             .iter_mut()
             .map(|event| NewEvent::after_upstream(event, upstream_head))
             .collect();
-        self.db
-            .apply_batch(
-                &self.schema,
-                rollback,
-                &mut items,
-                state_head,
-                confirmed_head,
-            )
-            .map_err(db_error)?;
+        let written = self.db.apply_batch(
+            &self.schema,
+            rollback,
+            &mut items,
+            state_head,
+            confirmed_head,
+        );
+        drop(items);
+        if let Err(error) = written {
+            return Err((db_error(error), payload));
+        }
         match next {
             NextState::Admitted => {
                 // The pending copies are cloned from the events, recorded changesets included.
@@ -191,9 +210,10 @@ impl Leader {
                 match self.state.push_local(admitted, MergeOptions::default()) {
                     LocalPush::Advance { new_events: back } => *new_events = back,
                     LocalPush::Reject { .. } => {
-                        return Err(Error::internal(
+                        let error = Error::internal(
                             "leader: an admitted push does not extend the leader's head",
-                        ));
+                        );
+                        return Err((error, payload));
                     }
                 }
             }

@@ -541,15 +541,20 @@ impl SyncState {
         self.check_loaded(0..confirmed_prefix_len(&self.pending, &incoming, options))?;
         match find_divergence(&self.pending, &incoming, options.ignore_client_only) {
             None => {
-                let new_events: Vec<EncodedEvent> = incoming
-                    .iter()
-                    .filter(|event| self.pending.binary_search_position(event.seq).is_err())
-                    .cloned()
-                    .collect();
                 let confirmed = confirmed_prefix_len(&self.pending, &incoming, options);
                 let local_head = match self.pending.back() {
                     Some(last) if confirmed < self.pending.len() => last.seq,
                     _ => EventSeq::max_position(self.local_head, upstream_head),
+                };
+                // The incoming events move on, but for those pending already holds (a
+                // pure advance with nothing pending, such as a cold pull, keeps them all).
+                let new_events: Vec<EncodedEvent> = if self.pending.is_empty() {
+                    incoming
+                } else {
+                    incoming
+                        .into_iter()
+                        .filter(|event| self.pending.binary_search_position(event.seq).is_err())
+                        .collect()
                 };
                 let change = StateChange {
                     drop_front: confirmed,

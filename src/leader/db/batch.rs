@@ -2,6 +2,8 @@
 //! ([`LeaderDb::apply_batch`]) and committed once, the eventlog first ([`LeaderDb::commit`]);
 //! see the parent module's doc for the order and what a crash leaves.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use eventsync_backends::GlobalSeq;
@@ -33,10 +35,38 @@ impl LeaderDb {
         confirmed_head: Option<GlobalSeq>,
     ) -> Result<(), DbError> {
         self.step(|db| {
-            db.stage_state(schema, rollback, new, confirmed_head)?;
             let commits = db.next_commits(!rollback.is_empty());
-            set_state_head(&db.state, state_head, commits.last)?;
-            db.stage_log(rollback, new, confirmed_head, commits)?;
+            if new.len() < PARALLEL_STEP_EVENTS {
+                db.stage_state(schema, rollback, new, confirmed_head)?;
+                set_state_head(&db.state, state_head, commits.last)?;
+                db.stage_log(rollback, new, confirmed_head, commits)?;
+                return Ok(commits);
+            }
+            // The two files are written through two connections that share nothing, so a
+            // large step writes the eventlog on a second thread while this one writes the
+            // state: the same statements on each file as one after the other, so the same
+            // files, whatever the timing. Both commit later, in their order (see `commit`).
+            let LeaderDb {
+                state,
+                log,
+                event_hashes,
+                ..
+            } = db;
+            let (state, hashes, new): (&Connection, &_, &[NewEvent<'_>]) =
+                (state, event_hashes, new);
+            let (staged, logged) = std::thread::scope(|scope| {
+                let logged = scope.spawn(move || {
+                    stage_log_in(log, hashes, rollback, new, confirmed_head, commits)
+                });
+                let staged = stage_state_in(state, schema, rollback, new, confirmed_head)
+                    .and_then(|()| set_state_head(state, state_head, commits.last));
+                let logged = logged
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (staged, logged)
+            });
+            // The state's error first, as when the state is staged first.
+            staged.and(logged)?;
             Ok(commits)
         })
     }
@@ -46,7 +76,7 @@ impl LeaderDb {
     /// `writes` returns the commit numbers the step leaves.
     pub(super) fn step(
         &mut self,
-        writes: impl FnOnce(&Self) -> Result<Commits, DbError>,
+        writes: impl FnOnce(&mut Self) -> Result<Commits, DbError>,
     ) -> Result<(), DbError> {
         self.begin()?;
         savepoint(&self.state, STATE, "SAVEPOINT step")?;
@@ -130,19 +160,10 @@ impl LeaderDb {
         &self,
         schema: &Schema,
         rollback: &[EncodedEvent],
-        new: &mut [NewEvent<'_>],
+        new: &[NewEvent<'_>],
         confirmed_head: Option<GlobalSeq>,
     ) -> Result<(), DbError> {
-        if !rollback.is_empty() {
-            roll_back(&self.state, rollback)?;
-        }
-        for item in new.iter_mut() {
-            apply_to_state(&self.state, schema, item.event, item.record)?;
-        }
-        if let Some(head) = confirmed_head {
-            trim_changesets(&self.state, head)?;
-        }
-        Ok(())
+        stage_state_in(&self.state, schema, rollback, new, confirmed_head)
     }
 
     /// A step's writes to `eventlog.db`, inside the open transaction: deletes `rollback`,
@@ -154,62 +175,107 @@ impl LeaderDb {
         confirmed_head: Option<GlobalSeq>,
         commits: Commits,
     ) -> Result<(), DbError> {
-        if !rollback.is_empty() {
-            let mut delete = self
-                .log
-                .prepare_cached("DELETE FROM eventlog WHERE seq_global = ?1 AND seq_client = ?2")
-                .map_err(sql(EVENTLOG))?;
-            for event in rollback {
-                delete
-                    .execute(params![event.seq.global.0 as i64, event.seq.client])
-                    .map_err(sql(EVENTLOG))?;
-            }
-        }
-        for item in new {
-            self.insert_event(&self.log, item.event)?;
-        }
-        if let Some(head) = confirmed_head {
-            self.log
-                .prepare_cached("UPDATE sync_status SET head = ?1 WHERE id = 1")
-                .and_then(|mut update| update.execute([head.0 as i64]))
-                .map_err(sql(EVENTLOG))?;
-        }
-        write_commits(&self.log, commits)
-    }
-
-    fn insert_event(&self, tx: &Connection, event: &EncodedEvent) -> Result<(), DbError> {
-        let hash = self
-            .event_hashes
-            .get(&event.name)
-            .map(String::as_str)
-            .unwrap_or(UNKNOWN_EVENT_HASH);
-        let sync_metadata = event
-            .meta
-            .sync_metadata
-            .as_ref()
-            .map(|value| value.to_string());
-        tx.prepare_cached(
-            "INSERT INTO eventlog VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        stage_log_in(
+            &self.log,
+            &self.event_hashes,
+            rollback,
+            new,
+            confirmed_head,
+            commits,
         )
-        .and_then(|mut insert| {
-            insert.execute(params![
-                event.seq.global.0 as i64,
-                event.seq.client,
-                event.seq.generation,
-                event.parent.global.0 as i64,
-                event.parent.client,
-                event.parent.generation,
-                event.name,
-                event.args.to_string(),
-                event.client_id,
-                event.session_id,
-                hash,
-                sync_metadata,
-            ])
-        })
-        .map(drop)
-        .map_err(sql(EVENTLOG))
     }
+}
+
+/// Steps from this many new events on stage the two files on two threads (see
+/// [`LeaderDb::apply_batch`]); smaller ones are not worth a thread.
+const PARALLEL_STEP_EVENTS: usize = 256;
+
+/// [`LeaderDb::stage_state`] on the connection of `state.db`.
+fn stage_state_in(
+    state: &Connection,
+    schema: &Schema,
+    rollback: &[EncodedEvent],
+    new: &[NewEvent<'_>],
+    confirmed_head: Option<GlobalSeq>,
+) -> Result<(), DbError> {
+    if !rollback.is_empty() {
+        roll_back(state, rollback)?;
+    }
+    for item in new {
+        apply_to_state(state, schema, item.event, item.record)?;
+    }
+    if let Some(head) = confirmed_head {
+        trim_changesets(state, head)?;
+    }
+    Ok(())
+}
+
+/// [`LeaderDb::stage_log`] on the connection of `eventlog.db`, with the schema's event
+/// hashes by name.
+fn stage_log_in(
+    log: &Connection,
+    event_hashes: &BTreeMap<String, String>,
+    rollback: &[EncodedEvent],
+    new: &[NewEvent<'_>],
+    confirmed_head: Option<GlobalSeq>,
+    commits: Commits,
+) -> Result<(), DbError> {
+    if !rollback.is_empty() {
+        let mut delete = log
+            .prepare_cached("DELETE FROM eventlog WHERE seq_global = ?1 AND seq_client = ?2")
+            .map_err(sql(EVENTLOG))?;
+        for event in rollback {
+            delete
+                .execute(params![event.seq.global.0 as i64, event.seq.client])
+                .map_err(sql(EVENTLOG))?;
+        }
+    }
+    for item in new {
+        insert_event(log, event_hashes, item.event)?;
+    }
+    if let Some(head) = confirmed_head {
+        log.prepare_cached("UPDATE sync_status SET head = ?1 WHERE id = 1")
+            .and_then(|mut update| update.execute([head.0 as i64]))
+            .map_err(sql(EVENTLOG))?;
+    }
+    write_commits(log, commits)
+}
+
+fn insert_event(
+    tx: &Connection,
+    event_hashes: &BTreeMap<String, String>,
+    event: &EncodedEvent,
+) -> Result<(), DbError> {
+    let hash = event_hashes
+        .get(&event.name)
+        .map(String::as_str)
+        .unwrap_or(UNKNOWN_EVENT_HASH);
+    let sync_metadata = event
+        .meta
+        .sync_metadata
+        .as_ref()
+        .map(|value| value.to_string());
+    tx.prepare_cached(
+        "INSERT INTO eventlog VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
+            event.seq.global.0 as i64,
+            event.seq.client,
+            event.seq.generation,
+            event.parent.global.0 as i64,
+            event.parent.client,
+            event.parent.generation,
+            event.name,
+            event.args.to_string(),
+            event.client_id,
+            event.session_id,
+            hash,
+            sync_metadata,
+        ])
+    })
+    .map(drop)
+    .map_err(sql(EVENTLOG))
 }
 
 /// Rolls back `rollback` in the state (by their recorded changesets, newest first) and
