@@ -502,8 +502,18 @@ pub fn decode(bytes: &[u8]) -> Result<Segment, SegmentError> {
 /// keeping its events: each event's JSON is checked to decode as a [`GlobalEvent`] and its
 /// numbers are checked, but no event is built (see `segment/check.rs`). For an auditor that
 /// reads every segment of a log and needs only its header and digest: `verify`.
+///
+/// An event in the form `serde_json` writes (every event an eventsync client stored) is read
+/// by [`scan_canonical`](crate::event_json::scan_canonical), which takes only JSON that
+/// decodes as a [`GlobalEvent`]; any other goes through the parser, so a bad one fails with
+/// the parser's message, as in [`decode`].
 pub fn check(bytes: &[u8]) -> Result<(SegmentHeader, SegmentDigest), SegmentError> {
     decode_events(bytes, |index, json| {
+        if let Some(scanned) = crate::event_json::scan_canonical(json)
+            && scanned.len == json.len()
+        {
+            return Ok((scanned.seq_num, scanned.parent_seq_num));
+        }
         serde_json::from_slice::<check::GlobalEvent>(json)
             .map(|event| (event.seq_num, event.parent_seq_num))
             .map_err(|e| SegmentError::Event {
