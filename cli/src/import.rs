@@ -124,6 +124,8 @@ fn import_error(url: &str, error: ImportError) -> Error {
         ),
         error @ (ImportError::Open { .. }
         | ImportError::File { .. }
+        | ImportError::Changed { .. }
+        | ImportError::Read { .. }
         | ImportError::NotEmpty { .. }) => Error::wrap(ErrorKind::Invalid, error),
         error @ (ImportError::Raced { .. } | ImportError::CreatedMeanwhile { .. }) => {
             Error::wrap(ErrorKind::Unavailable, error)

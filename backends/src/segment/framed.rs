@@ -26,6 +26,14 @@ impl FramedEvents {
         FramedEvents::default()
     }
 
+    /// No events, with room for `bytes` of framed events.
+    pub fn with_capacity(bytes: usize) -> FramedEvents {
+        FramedEvents {
+            framed: Vec::with_capacity(bytes),
+            ..FramedEvents::default()
+        }
+    }
+
     /// Whether it holds no event.
     pub fn is_empty(&self) -> bool {
         self.count == 0

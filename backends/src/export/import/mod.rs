@@ -1,21 +1,28 @@
 //! [`import`]: checks a whole export file, then pushes it into a backend in batches.
 //!
 //! Two passes over the file, so nothing is written unless all of it is valid and memory
-//! stays flat: pass 1 reads it to the end with every check ([`validate_file`]), building no
-//! event (each is checked as the reader parsed it, its strings and args borrowed from the
-//! read buffer, the args decoded under the schema straight from their JSON text); pass 2
-//! reads it again on a blocking thread that frames the events as a segment holds them
-//! ([`FramedEvents`]: an event whose JSON in the file is what `serde_json` writes for it, as
-//! an eventsync export writes it, keeps the file's bytes; any other is built and written
-//! again, the same bytes as before) and groups them into batches within the backend's
-//! [`Capabilities`](crate::Capabilities) and hands them, two at most in flight, to the
-//! pushing task. Pass 2 checks everything again, so a file changed in between fails there.
+//! stays flat. Pass 1 (`check.rs`) reads it to the end with every check, building no event
+//! (each is checked as the reader parsed it, its strings and args borrowed from the read
+//! buffer), while a second thread decodes the args under the schema straight from their
+//! JSON text. Pass 2 reads it again on a blocking thread that frames the events as a segment
+//! holds them ([`FramedEvents`]: an event whose JSON in the file is what `serde_json` writes
+//! for it, as an eventsync export writes it, keeps the file's bytes; any other is built and
+//! written again, the same bytes as before) in batches within the backend's
+//! [`Capabilities`](crate::Capabilities), and hands them, two at most in flight, to the
+//! pushing task. For a file pass 1 could plan (every event in that form, one a line, as an
+//! eventsync export writes them), pass 2 (`replay.rs`) takes pass 1's batches and writes
+//! each only when the SHA-256 of its framed events is the one pass 1 took: the checks are
+//! not made again, and a file changed in between fails ([`ImportError::Changed`]) before a
+//! changed batch is written. Any other file is read and checked again in full in pass 2.
 //!
 //! Into a store that does not exist yet, or that `force` replaces, pass 2 writes through the
 //! backend's [`BulkLoad`]: a new incarnation no client sees until the end, several segment
 //! writes in flight, published (`store.json` created or overwritten) once all are written.
 //! Interrupted, such an import leaves the store as it was. Into an existing empty store,
 //! whose clients may push too, it pushes one batch after another.
+
+mod check;
+mod replay;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +35,7 @@ use super::read_export;
 use super::{ExportFileError, ExportHeader, RawEvent, Rejected, max_event_bytes, read_export_raw};
 use crate::segment::{FramedEvents, MAX_OVERHEAD_LEN};
 use crate::{BackendError, BulkLoad, GlobalEvent, GlobalSeq, SyncBackend};
+use check::{Plan, check_file};
 
 /// Checks an event's args, for example against a schema; the error says what is wrong.
 pub type ArgsCheck = Arc<dyn Fn(&GlobalEvent) -> Result<(), String> + Send + Sync>;
@@ -163,6 +171,29 @@ pub enum ImportError {
         /// The backend's error.
         source: BackendError,
     },
+    /// The file changed between the check and the push: events `first` to `last` are not
+    /// the bytes that were checked. They were not written; the events before them were (in
+    /// a new store, unpublished: the store is as it was).
+    #[error(
+        "{}: the file changed after it was checked: events {first} to {last} are not what was checked, and were not written; run the import again (with --force if events before them were imported)",
+        path.display()
+    )]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// The first event of the batch that changed.
+        first: GlobalSeq,
+        /// Its last event.
+        last: GlobalSeq,
+    },
+    /// The file could not be read again in the second pass.
+    #[error("reading {} again: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A blocking reader thread failed to run (a bug).
     #[error("the file reader stopped: {message}")]
     Internal {
@@ -191,24 +222,8 @@ pub async fn validate_file(
 ) -> Result<ExportHeader, ImportError> {
     let path = path.to_owned();
     run_blocking(move || {
-        let file = open(&path)?;
-        let mut checked = 0u64;
-        let header = read_export_raw(file, max_event_bytes, &mut |event| {
-            checks.check(event, None)?;
-            checked += 1;
-            if let Some(progress) = progress.as_ref().filter(|_| checked.is_multiple_of(1024)) {
-                progress(ImportPhase::Checking, checked);
-            }
-            Ok(())
-        })
-        .map_err(|error| ImportError::File {
-            path: path.clone(),
-            error,
-        })?;
-        if let Some(progress) = &progress {
-            progress(ImportPhase::Checking, checked);
-        }
-        Ok(header)
+        check_file(&path, max_event_bytes, &checks, progress.as_ref(), None)
+            .map(|(header, _)| header)
     })
     .await
 }
@@ -275,13 +290,16 @@ pub async fn import(
 ) -> Result<ImportReport, ImportError> {
     let capabilities = backend.info().capabilities;
     let event_limit = max_event_bytes(capabilities.max_bytes_per_push);
-    let header = validate_file(
-        path,
-        event_limit,
-        ArgsChecks::of(options),
-        options.progress.clone(),
-    )
-    .await?;
+    let limits = BatchLimits::of(&capabilities);
+    let (header, plan) = {
+        let (path, checks) = (path.to_owned(), ArgsChecks::of(options));
+        let progress = options.progress.clone();
+        // A dry run writes nothing: no plan for pass 2.
+        let plan = (!options.dry_run).then_some(limits);
+        run_blocking(move || check_file(&path, event_limit, &checks, progress.as_ref(), plan))
+            .await?
+    };
+    let plan = plan.map(Arc::new);
     // Asking for the head would create a missing store: ask whether it exists first.
     let exists = backend.exists().await.map_err(ImportError::backend)?;
     let head = if exists {
@@ -319,7 +337,7 @@ pub async fn import(
     };
     if let Some(load) = bulk {
         let mut sink = Sink::Bulk(load);
-        push_file(&mut sink, backend, path, options, &mut report).await?;
+        push_file(&mut sink, backend, path, options, plan, &mut report).await?;
         let Sink::Bulk(load) = sink else {
             return Err(ImportError::Internal {
                 message: "the bulk load went missing".into(),
@@ -347,6 +365,7 @@ pub async fn import(
         backend,
         path,
         options,
+        plan,
         &mut report,
     )
     .await?;
@@ -382,26 +401,26 @@ impl Sink<'_> {
     }
 }
 
-/// Pass 2: reads the file again on a blocking thread, in batches, and puts each in `sink`.
+/// Pass 2: reads the file again on a blocking thread, in batches (`plan`'s, when pass 1
+/// made one), and puts each in `sink`.
 async fn push_file(
     sink: &mut Sink<'_>,
     backend: &dyn SyncBackend,
     path: &Path,
     options: &ImportOptions,
+    plan: Option<Arc<Plan>>,
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
     let capabilities = backend.info().capabilities;
-    let limits = BatchLimits {
-        events: capabilities.max_events_per_push.max(1),
-        bytes: capabilities.max_bytes_per_push,
-    };
+    let limits = BatchLimits::of(&capabilities);
     let event_limit = max_event_bytes(capabilities.max_bytes_per_push);
     let (batches, mut received) = mpsc::channel::<FramedEvents>(2);
     let reader = {
         let path = path.to_owned();
         let checks = ArgsChecks::of(options);
-        tokio::task::spawn_blocking(move || {
-            read_in_batches(&path, event_limit, limits, &checks, &batches)
+        tokio::task::spawn_blocking(move || match plan {
+            Some(plan) => replay::replay(&path, &plan, &batches),
+            None => read_in_batches(&path, event_limit, limits, &checks, &batches).map(drop),
         })
     };
     let mut failure = None;
@@ -438,6 +457,15 @@ async fn push_file(
 struct BatchLimits {
     events: usize,
     bytes: usize,
+}
+
+impl BatchLimits {
+    fn of(capabilities: &crate::Capabilities) -> BatchLimits {
+        BatchLimits {
+            events: capabilities.max_events_per_push.max(1),
+            bytes: capabilities.max_bytes_per_push,
+        }
+    }
 }
 
 /// Reads the file and sends its events in batches within `limits`, each event framed as a
@@ -507,85 +535,4 @@ async fn run_blocking<T: Send + 'static>(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::io::Write;
-
-    use super::*;
-    use crate::export::{EventProblem, test_event, write_export};
-    use crate::{SegmentLog, SegmentLogConfig, SyncBackendExt};
-
-    fn log(store: &Arc<object_store::memory::InMemory>) -> SegmentLog {
-        let config = SegmentLogConfig {
-            max_events_per_segment: 3,
-            ..SegmentLogConfig::default()
-        };
-        SegmentLog::new(store.clone(), Default::default(), "s", config).unwrap()
-    }
-
-    fn write_file(dir: &Path, events: &[GlobalEvent]) -> PathBuf {
-        let path = dir.join("export.json");
-        let mut file = std::fs::File::create(&path).unwrap();
-        let body = serde_json::json!({
-            "version": 1, "storeId": "s", "exportedAt": "t",
-            "eventCount": events.len(), "events": events,
-        });
-        file.write_all(body.to_string().as_bytes()).unwrap();
-        path
-    }
-
-    #[tokio::test]
-    async fn test_import_pushes_in_batches_within_the_limits() {
-        let dir = tempfile::tempdir().unwrap();
-        let events: Vec<_> = (1..=8).map(test_event).collect();
-        let path = write_file(dir.path(), &events);
-        let store = Arc::new(object_store::memory::InMemory::new());
-        let target = log(&store);
-        let report = import(&target, &path, &ImportOptions::default())
-            .await
-            .unwrap();
-        assert_eq!((report.imported, report.pushes), (8, 3));
-        assert_eq!(target.read_all_checked().await.unwrap(), events);
-        let mut again = Vec::new();
-        write_export(&target, &mut again, "s", "t", &mut |_, _| ())
-            .await
-            .unwrap();
-        let mut seen = 0;
-        read_export(&again[..], 1 << 20, &mut |_| {
-            seen += 1;
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(seen, 8);
-    }
-
-    #[tokio::test]
-    async fn test_a_refused_arg_fails_the_check_and_nothing_is_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = write_file(dir.path(), &(1..=4).map(test_event).collect::<Vec<_>>());
-        let store = Arc::new(object_store::memory::InMemory::new());
-        let target = log(&store);
-        let options = ImportOptions {
-            check_args: Some(Arc::new(|event: &GlobalEvent| {
-                if event.seq_num == GlobalSeq(3) {
-                    Err("field `id`: expected a string".into())
-                } else {
-                    Ok(())
-                }
-            })),
-            ..ImportOptions::default()
-        };
-        match import(&target, &path, &options).await.unwrap_err() {
-            ImportError::File {
-                error:
-                    ExportFileError::Event {
-                        index: 2,
-                        problem: EventProblem::Refused { .. },
-                        ..
-                    },
-                ..
-            } => {}
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(target.head().await.unwrap(), GlobalSeq::ZERO);
-    }
-}
+mod tests;

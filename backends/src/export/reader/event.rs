@@ -42,6 +42,14 @@ pub struct RawEvent<'a> {
     /// from [`scan_canonical`]): then it is what a segment stores of it, as it is.
     #[serde(skip)]
     pub(crate) canonical: bool,
+    /// The file offset of its first byte (set by the reader).
+    #[serde(skip)]
+    pub(crate) offset: u64,
+    /// How many newlines the reader skipped as whitespace between values from the start of
+    /// the file up to this event (set by the reader): between two events, the newlines of
+    /// the separator.
+    #[serde(skip)]
+    pub(crate) newlines_before: u64,
 }
 
 /// Deserializes a value as its raw JSON text, borrowed.
@@ -71,6 +79,8 @@ impl<'a> RawEvent<'a> {
             session_id: text(scanned.session_id)?,
             json: &bytes[..scanned.len],
             canonical: true,
+            offset: 0,
+            newlines_before: 0,
         })
     }
 

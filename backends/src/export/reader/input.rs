@@ -27,6 +27,8 @@ pub(super) struct Input<R> {
     line_start_before: u64,
     /// The file offset of `buffer[0]`.
     offset: u64,
+    /// Newlines skipped as whitespace by [`peek`](Self::peek) so far.
+    newlines_skipped: u64,
 }
 
 /// What parsing one value out of the buffer found.
@@ -51,6 +53,7 @@ impl<R: Read> Input<R> {
             lines_before: 0,
             line_start_before: 0,
             offset: 0,
+            newlines_skipped: 0,
         }
     }
 
@@ -101,6 +104,7 @@ impl<R: Read> Input<R> {
                 if !matches!(byte, b' ' | b'\n' | b'\r' | b'\t') {
                     return Ok(Some(byte));
                 }
+                self.newlines_skipped += u64::from(byte == b'\n');
                 self.at += 1;
             }
             if !self.fill()? {
@@ -171,11 +175,14 @@ impl<R: Read> Input<R> {
         loop {
             let step = 'step: {
                 let slice = &self.buffer[self.at..];
-                if let Some(event) = RawEvent::canonical(slice) {
+                let offset = self.offset + self.at as u64;
+                let newlines_before = self.newlines_skipped;
+                if let Some(mut event) = RawEvent::canonical(slice) {
                     let taken = event.json.len();
                     if taken as u64 > budget {
                         return Ok(Parsed::TooLarge);
                     }
+                    (event.offset, event.newlines_before) = (offset, newlines_before);
                     break 'step Step::Taken(take(event), taken);
                 }
                 let mut values =
@@ -189,6 +196,7 @@ impl<R: Read> Input<R> {
                     Some(Ok(_)) if taken as u64 > budget => return Ok(Parsed::TooLarge),
                     Some(Ok(mut event)) => {
                         event.json = &slice[..taken];
+                        (event.offset, event.newlines_before) = (offset, newlines_before);
                         Step::Taken(take(event), taken)
                     }
                     Some(Err(error)) if !self.cut_short(&error) => Step::Error(error),
