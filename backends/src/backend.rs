@@ -132,6 +132,24 @@ pub type PullStream = BoxStream<'static, Result<PullPage, BackendError>>;
 /// A stream of checked segments whose events are kept as JSON ([`SyncBackend::pull_json`]).
 pub type JsonSegments = BoxStream<'static, Result<SegmentJson, BackendError>>;
 
+/// The log as [`SyncBackend::pull_json`] reads it: its head when the read started, and its
+/// segments from `e1`.
+pub struct JsonLog {
+    /// The last event of the log when it was listed: the stream goes at least this far
+    /// unless it fails.
+    pub head: GlobalSeq,
+    /// The log's segments from `e1`, checked, in order.
+    pub segments: JsonSegments,
+}
+
+impl std::fmt::Debug for JsonLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonLog")
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The sync backend of one store: the total-order arbiter that every client of the store
 /// pushes to and pulls from.
 ///
@@ -257,13 +275,14 @@ pub trait SyncBackend: Send + Sync + std::fmt::Debug {
         Ok(SnapshotPrune::default())
     }
 
-    /// The log from `e1` as checked segments whose events are kept as JSON, in order, as
-    /// far as the log goes when it is read: for an export, which writes each event's JSON
-    /// as `serde_json` writes it without building the event. Every segment is checked as a
-    /// pull checks it. The stream stops at the first object it cannot read or refuses (with
-    /// that error) and does not fall back: the caller goes on with [`pull`](Self::pull)
-    /// from the last event it took. `None` (the default): no such path, pull instead.
-    async fn pull_json(&self) -> Result<Option<JsonSegments>, BackendError> {
+    /// The log from `e1` as checked segments whose events are kept as JSON, in order, with
+    /// the head they reach (found on the way, which can be cheaper than [`head`](Self::head)):
+    /// for an export, which writes each event's JSON as `serde_json` writes it without
+    /// building the event. Every segment is checked as a pull checks it. The stream stops at
+    /// the first object it cannot read or refuses (with that error) and does not fall back:
+    /// the caller goes on with [`pull`](Self::pull) from the last event it took. `None` (the
+    /// default): no such path, pull instead.
+    async fn pull_json(&self) -> Result<Option<JsonLog>, BackendError> {
         Ok(None)
     }
 

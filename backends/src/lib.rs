@@ -75,7 +75,7 @@ pub mod verify;
 pub use object_store;
 
 pub use backend::{
-    BackendInfo, BulkLoad, Capabilities, FoundSnapshot, JsonSegments, PageInfo, PullPage,
+    BackendInfo, BulkLoad, Capabilities, FoundSnapshot, JsonLog, JsonSegments, PageInfo, PullPage,
     PullStream, RefusedSnapshot, SnapshotContent, SnapshotPrune, SnapshotPut, SnapshotSearch,
     SyncBackend,
 };

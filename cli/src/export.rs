@@ -1,8 +1,11 @@
 //! `eventsync export FILE [--json]`: the backend's whole log, in LiveStore's export format
 //! (version 1), streamed from the backend into the file.
 
-use std::io::BufWriter;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use clap::Args;
 use eventsync_backends::export::{ExportWriteError, write_export};
@@ -25,6 +28,10 @@ pub struct ExportArgs {
 /// The export file is written in pieces of this size.
 const WRITE_BUFFER: usize = 1 << 20;
 
+/// After every this many bytes written, the bytes so far are flushed to disk on a thread of
+/// its own ([`SyncingFile`]).
+const SYNC_EVERY: u64 = 16 << 20;
+
 /// Runs `export`: reads no local store, only the backend. The file is written next to its
 /// final name and renamed into place when complete, so an interrupted export leaves no
 /// half file behind.
@@ -44,9 +51,10 @@ pub(crate) async fn run(config: &Config, args: &ExportArgs) -> Result<()> {
     };
     let temp = tempfile::NamedTempFile::new_in(&folder).map_err(file_error)?;
     let bar = progress_bar("events exported");
+    let mut file = SyncingFile::new(temp.as_file()).map_err(file_error)?;
     let written = write_export(
         backend.as_ref(),
-        BufWriter::with_capacity(WRITE_BUFFER, temp.as_file()),
+        BufWriter::with_capacity(WRITE_BUFFER, &mut file),
         &config.store_id,
         &now_rfc3339(),
         &mut |done, total| {
@@ -56,6 +64,8 @@ pub(crate) async fn run(config: &Config, args: &ExportArgs) -> Result<()> {
     )
     .await;
     bar.finish_and_clear();
+    let synced = file.finish();
+    drop(file);
     let header = written.map_err(|e| match e {
         ExportWriteError::Backend(e) => backend::backend_error(url, e),
         ExportWriteError::Io(e) => file_error(e),
@@ -65,6 +75,7 @@ pub(crate) async fn run(config: &Config, args: &ExportArgs) -> Result<()> {
         )
         .with_source(broken),
     })?;
+    synced.map_err(file_error)?;
     temp.as_file().sync_all().map_err(file_error)?;
     temp.persist(&args.file).map_err(|e| file_error(e.error))?;
     if args.json {
@@ -92,4 +103,78 @@ fn now_rfc3339() -> String {
     )]
     let now = std::time::SystemTime::now();
     humantime::format_rfc3339_millis(now).to_string()
+}
+
+/// The export file, written as it comes, with what is written so far flushed to disk
+/// (`sync_data`) on a thread of its own after every [`SYNC_EVERY`] bytes: the disk writes
+/// while the export reads the backend, and the fsync at the end has only the last piece
+/// to wait for instead of the whole file. Writes never wait for a flush; one asked for while
+/// another runs is left to the next.
+struct SyncingFile<'a> {
+    file: &'a File,
+    /// Bytes written since the last flush was asked for.
+    unsynced: u64,
+    /// Asks the thread for a flush; dropped to end it.
+    flushes: Option<SyncSender<()>>,
+    flusher: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl<'a> SyncingFile<'a> {
+    fn new(file: &'a File) -> std::io::Result<SyncingFile<'a>> {
+        let handle = file.try_clone()?;
+        let (flushes, asked) = sync_channel::<()>(1);
+        let flusher = std::thread::Builder::new()
+            .name("export-fsync".into())
+            .spawn(move || {
+                for () in asked {
+                    handle.sync_data()?;
+                }
+                Ok(())
+            })?;
+        Ok(SyncingFile {
+            file,
+            unsynced: 0,
+            flushes: Some(flushes),
+            flusher: Some(flusher),
+        })
+    }
+
+    /// Ends the flushing thread and returns its first error: the file descriptor is shared,
+    /// so an error the thread's flush saw may not be reported again by a later fsync.
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.flushes = None;
+        match self.flusher.take().map(JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(error))) => Err(error),
+            Some(Err(_)) => Err(std::io::Error::other(
+                "the thread flushing the file panicked",
+            )),
+        }
+    }
+}
+
+impl Write for SyncingFile<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.file.write(buf)?;
+        self.unsynced += written as u64;
+        if self.unsynced >= SYNC_EVERY {
+            self.unsynced = 0;
+            if let Some(flushes) = &self.flushes {
+                // Full: a flush is running and will be followed by another; gone: the thread
+                // stopped on an error, which `finish` returns.
+                let _ = flushes.try_send(());
+            }
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for SyncingFile<'_> {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use futures::StreamExt;
 
 use super::{EXPORT_VERSION, ExportHeader};
-use crate::{BackendError, GlobalSeq, SyncBackend};
+use crate::{BackendError, GlobalSeq, JsonSegments, SyncBackend};
 
 /// Why an export could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -27,16 +27,18 @@ pub enum ExportWriteError {
 /// Writes the whole log of `backend`, as it is when this starts, into `out` in LiveStore's
 /// export format version 1; returns the header written.
 ///
-/// `eventCount` is the backend's head, read first; the log is then read up to that head, so
-/// the count is right even when other clients push meanwhile: as checked segments whose
-/// events are JSON ([`SyncBackend::pull_json`]: each event's JSON copied as the segment holds
-/// it, which is what `serde_json` writes for it, nothing built), and from where that stops
-/// (a backend without it, a pack it refuses) pulled (not live) page by page, each event
-/// written as `serde_json` writes it: the same bytes either way. The bytes are a function of the log, `store_id` and
-/// `exported_at` alone (fields in a fixed order, one event a line), so two exports of the same
-/// log compare equal. `progress` is called with the events written so far and the total after each page.
-/// `out` should be buffered (a large buffer: the file is written in big pieces); it is
-/// flushed at the end. Call it inside a Tokio runtime: the pull runs as a task of its own.
+/// The log is read as checked segments whose events are JSON ([`SyncBackend::pull_json`]:
+/// each event's JSON copied as the segment holds it, which is what `serde_json` writes for
+/// it, nothing built), and `eventCount` is the head that read found when it started (the
+/// backend's [`head`](SyncBackend::head) without it); the log is read up to that head, so
+/// the count is right even when other clients push meanwhile. From where the JSON read stops
+/// (a backend without it, a pack it refuses) the log is pulled (not live) page by page, each
+/// event written as `serde_json` writes it: the same bytes either way. The bytes are a
+/// function of the log, `store_id` and `exported_at` alone (fields in a fixed order, one
+/// event a line), so two exports of the same log compare equal. `progress` is called with
+/// the events written so far and the total after each page. `out` should be buffered (a
+/// large buffer: the file is written in big pieces); it is flushed at the end. Call it
+/// inside a Tokio runtime: the read runs as a task of its own.
 pub async fn write_export<W: Write>(
     backend: &dyn SyncBackend,
     mut out: W,
@@ -44,7 +46,17 @@ pub async fn write_export<W: Write>(
     exported_at: &str,
     progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<ExportHeader, ExportWriteError> {
-    let head = backend.head().await?;
+    let json = match backend.pull_json().await {
+        Ok(json) => json,
+        Err(error) => {
+            tracing::warn!(%error, "reading the log's segments as JSON failed; pulling instead");
+            None
+        }
+    };
+    let head = match &json {
+        Some(json) => json.head,
+        None => backend.head().await?,
+    };
     let header = ExportHeader {
         version: EXPORT_VERSION,
         store_id: store_id.to_owned(),
@@ -57,33 +69,37 @@ pub async fn write_export<W: Write>(
     serde_json::to_writer(&mut out, exported_at).map_err(std::io::Error::from)?;
     write!(out, ",\"eventCount\":{},\"events\":[", head.0)?;
     let mut written = 0u64;
-    if head > GlobalSeq::ZERO {
-        write_json(backend, &mut out, head, &mut written, progress).await?;
+    if let Some(json) = json
+        && head > GlobalSeq::ZERO
+    {
+        write_json(json.segments, &mut out, head, &mut written, progress).await?;
     }
     if written < head.0 {
         let pages = backend.pull(GlobalSeq(written), false).await?;
         // The pull (its GETs, and decoding and checking what they bring) runs as a task of
         // its own, a few pages ahead, while this one encodes and writes.
         let (mut pages, _pulling) = pull_ahead(pages);
-        'pages: while let Some(page) = pages.recv().await {
-            for event in page?.events {
-                let expected = GlobalSeq(written + 1);
-                if event.seq_num != expected || event.parent_seq_num != GlobalSeq(written) {
-                    return Err(ExportWriteError::Broken {
-                        message: format!(
-                            "expected {expected} after e{written}, got {} with parent {}",
-                            event.seq_num, event.parent_seq_num
-                        ),
-                    });
+        'pages: while let Some(chunk) = pages.recv().await {
+            for page in chunk {
+                for event in page?.events {
+                    let expected = GlobalSeq(written + 1);
+                    if event.seq_num != expected || event.parent_seq_num != GlobalSeq(written) {
+                        return Err(ExportWriteError::Broken {
+                            message: format!(
+                                "expected {expected} after e{written}, got {} with parent {}",
+                                event.seq_num, event.parent_seq_num
+                            ),
+                        });
+                    }
+                    out.write_all(if written == 0 { b"\n" } else { b",\n" })?;
+                    serde_json::to_writer(&mut out, &event).map_err(std::io::Error::from)?;
+                    written += 1;
+                    if written == head.0 {
+                        break 'pages;
+                    }
                 }
-                out.write_all(if written == 0 { b"\n" } else { b",\n" })?;
-                serde_json::to_writer(&mut out, &event).map_err(std::io::Error::from)?;
-                written += 1;
-                if written == head.0 {
-                    break 'pages;
-                }
+                progress(written, head.0);
             }
-            progress(written, head.0);
         }
     }
     if written != head.0 {
@@ -97,46 +113,39 @@ pub async fn write_export<W: Write>(
     Ok(header)
 }
 
-/// Writes the events of the log as the backend's [`pull_json`](SyncBackend::pull_json)
-/// hands them (each event's JSON as the segment holds it, as `serde_json` writes it), up to
-/// `head`, counting them in `written`. Where the backend has no such path, or its stream
-/// fails or ends before `head`, it stops there: the caller pulls the rest. Fails only when
-/// the file cannot be written.
+/// Writes the events of `segments` (from [`pull_json`](SyncBackend::pull_json): each
+/// event's JSON as the segment holds it, as `serde_json` writes it), up to `head`, counting
+/// them in `written`. Where the stream fails or ends before `head`, it stops there: the
+/// caller pulls the rest. Fails only when the file cannot be written.
 async fn write_json<W: Write>(
-    backend: &dyn SyncBackend,
+    segments: JsonSegments,
     out: &mut W,
     head: GlobalSeq,
     written: &mut u64,
     progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<(), ExportWriteError> {
-    let segments = match backend.pull_json().await {
-        Ok(Some(segments)) => segments,
-        Ok(None) => return Ok(()),
-        Err(error) => {
-            tracing::warn!(%error, "reading the log's segments as JSON failed; pulling instead");
-            return Ok(());
-        }
-    };
     let (mut segments, _pulling) = pull_ahead(segments);
-    while let Some(segment) = segments.recv().await {
-        let segment = match segment {
-            Ok(segment) => segment,
-            Err(error) => {
-                tracing::warn!(%error, at = *written, "reading the log's segments as JSON stopped; pulling from there");
+    while let Some(chunk) = segments.recv().await {
+        for segment in chunk {
+            let segment = match segment {
+                Ok(segment) => segment,
+                Err(error) => {
+                    tracing::warn!(%error, at = *written, "reading the log's segments as JSON stopped; pulling from there");
+                    return Ok(());
+                }
+            };
+            // `pull_json` checks that each segment follows the one before from `e1`, and
+            // `decode_json` the numbering inside it: this only guards the count.
+            if segment.header.first != GlobalSeq(*written + 1) {
                 return Ok(());
             }
-        };
-        // `pull_json` checks that each segment follows the one before from `e1`, and
-        // `decode_json` the numbering inside it: this only guards the count.
-        if segment.header.first != GlobalSeq(*written + 1) {
-            return Ok(());
-        }
-        for json in segment.events() {
-            out.write_all(if *written == 0 { b"\n" } else { b",\n" })?;
-            out.write_all(json)?;
-            *written += 1;
-            if *written == head.0 {
-                return Ok(());
+            for json in segment.events() {
+                out.write_all(if *written == 0 { b"\n" } else { b",\n" })?;
+                out.write_all(json)?;
+                *written += 1;
+                if *written == head.0 {
+                    return Ok(());
+                }
             }
         }
         progress(*written, head.0);
@@ -144,23 +153,28 @@ async fn write_json<W: Write>(
     Ok(())
 }
 
-/// Pages a pull delivers, read ahead of their consumer.
-const PAGES_AHEAD: usize = 2;
+/// Items a read delivers ahead of their consumer, in chunks of what was ready at once.
+const CHUNKS_AHEAD: usize = 2;
 
-/// Runs `pages` as a task of its own that sends each page into the channel returned, at
-/// most [`PAGES_AHEAD`] ahead, and stops after an error; the task is aborted when the
-/// guard returned is dropped.
+/// The most items in one chunk: about a pack's segments, so that the consumer wakes once a
+/// pack rather than once a segment.
+const CHUNK_ITEMS: usize = 64;
+
+/// Runs `items` as a task of its own that sends them into the channel returned, in chunks
+/// of those ready at once (at most [`CHUNK_ITEMS`]), at most [`CHUNKS_AHEAD`] chunks ahead,
+/// and stops after an error; the task is aborted when the guard returned is dropped.
 fn pull_ahead<T: Send + 'static>(
-    mut pages: futures::stream::BoxStream<'static, Result<T, BackendError>>,
+    items: futures::stream::BoxStream<'static, Result<T, BackendError>>,
 ) -> (
-    tokio::sync::mpsc::Receiver<Result<T, BackendError>>,
+    tokio::sync::mpsc::Receiver<Vec<Result<T, BackendError>>>,
     AbortOnDrop,
 ) {
-    let (sender, receiver) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+    let (sender, receiver) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
     let task = tokio::spawn(async move {
-        while let Some(page) = pages.next().await {
-            let failed = page.is_err();
-            if sender.send(page).await.is_err() || failed {
+        let mut chunks = items.ready_chunks(CHUNK_ITEMS);
+        while let Some(chunk) = chunks.next().await {
+            let failed = chunk.iter().any(Result::is_err);
+            if sender.send(chunk).await.is_err() || failed {
                 break;
             }
         }
@@ -320,6 +334,59 @@ mod tests {
         }
         .unwrap();
         assert_eq!(export_of(&open()).await, pulled);
+    }
+
+    #[tokio::test]
+    async fn test_the_head_pull_json_finds_is_the_backends_head() {
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let config = SegmentLogConfig {
+            pack_window_events: 4,
+            pack_fanout: 2,
+            ..SegmentLogConfig::default()
+        };
+        let open =
+            || SegmentLog::new(store.clone(), Default::default(), "s", config.clone()).unwrap();
+        let writer = open();
+        let head_of = || async {
+            let log = open();
+            let json = log.pull_json().await.unwrap().unwrap();
+            let events: usize = {
+                use futures::TryStreamExt;
+                let segments: Vec<_> = json.segments.try_collect().await.unwrap();
+                segments.iter().map(|s| s.events().count()).sum()
+            };
+            (json.head, events as u64, open().head().await.unwrap())
+        };
+        // Empty; segments only; packs and segments after them; a log ending where a pack does.
+        assert_eq!(head_of().await, (GlobalSeq(0), 0, GlobalSeq(0)));
+        let events: Vec<_> = (1..=11).map(test_event).collect();
+        for chunk in events[..6].chunks(2) {
+            writer.push(chunk.to_vec()).await.unwrap();
+        }
+        assert_eq!(head_of().await, (GlobalSeq(6), 6, GlobalSeq(6)));
+        writer.push(events[6..8].to_vec()).await.unwrap();
+        let report = writer.compact().await.unwrap();
+        assert!(report.written >= 2, "{report:?}");
+        assert_eq!(head_of().await, (GlobalSeq(8), 8, GlobalSeq(8)));
+        let paths = open().log_paths().await.unwrap();
+        let packs: Vec<_> = {
+            use futures::TryStreamExt;
+            use object_store::ObjectStore;
+            store
+                .list(Some(paths.packs_dir()))
+                .map_ok(|meta| meta.location.to_string())
+                .try_collect()
+                .await
+                .unwrap()
+        };
+        assert!(
+            packs
+                .iter()
+                .any(|key| key.ends_with("00000000000000000008.pack")),
+            "the log ends where a pack does: {packs:?}"
+        );
+        writer.push(events[8..].to_vec()).await.unwrap();
+        assert_eq!(head_of().await, (GlobalSeq(11), 11, GlobalSeq(11)));
     }
 
     #[tokio::test]

@@ -3,15 +3,18 @@
 //! which is what a segment holds, so nothing is built.
 //!
 //! It reads what a cold pull reads (`pull.rs`, `pack_read.rs`): the chain of packs from
-//! `e1` ([`pack_read::plan`]), [`PACK_READ_AHEAD`] at a time, each decoded on a blocking
-//! thread where that keeps the run deterministic, then the segments listed after the last
-//! pack, [`READ_AHEAD`] at a time. Every segment is checked as a pull checks it (the pack's
-//! or segment's checksum, framing, every event's JSON and numbering, and its place: it
-//! starts where the one before ends, names its digest, `e1` names the root, and it belongs
-//! to this store). It does not fall back: at the first object that cannot be read or is
-//! refused, the stream fails, and the caller goes on with an ordinary pull from the last
-//! event it took, which reads the segments of a refused pack and names what is wrong. It
-//! ends where the listing ends; the caller compares with the head it read.
+//! `e1` ([`pack_read::plan`]), [`PACK_GETS`] at a time, each decoded on a blocking thread
+//! where that keeps the run deterministic, then the segments listed after the last pack,
+//! [`READ_AHEAD`] at a time. Both listings come first, and the head is the last listed
+//! segment's last event (read then: one small GET), or the last pack's when no segment
+//! follows it: the log's head without a LIST of every segment, which `head` makes on a cold
+//! client (eleven LIST pages for 10,000 segments on S3, one after another). Every segment
+//! is checked as a pull checks it (the pack's or segment's checksum, framing, every event's
+//! JSON and numbering, and its place: it starts where the one before ends, names its digest,
+//! `e1` names the root, and it belongs to this store). It does not fall back: at the first
+//! object that cannot be read or is refused, the stream fails, and the caller goes on with
+//! an ordinary pull from the last event it took, which reads the segments of a refused pack
+//! and names what is wrong. It ends with the last listed segment.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,44 +25,66 @@ use object_store::path::Path;
 
 use super::compact::list_packs;
 use super::identity::Incarnation;
-use super::pack_read::{self, PACK_READ_AHEAD};
+use super::pack_read;
 use super::pull::READ_AHEAD;
 use super::{Inner, corrupt, get_if_present};
 use crate::pack;
 use crate::segment::{self, SegmentDigest, SegmentJson};
-use crate::{BackendError, GlobalSeq, JsonSegments};
+use crate::{BackendError, GlobalSeq, JsonLog};
+
+/// Packs read at once, each GET then decoded on a blocking thread: more than a cold pull's
+/// read-ahead, since nothing but the writing of the file waits on them (on S3 a GET of a
+/// 4 MiB pack is mostly waiting), and a decoded pack holds no more memory than its bytes
+/// (its events are ranges of them).
+pub(super) const PACK_GETS: usize = 8;
 
 /// What one read brought: the key of the object and its segments, decoded.
 type Read = Result<(Path, Vec<SegmentJson>), BackendError>;
 
-/// The log of `log` from `e1` as checked [`SegmentJson`]s (see the module doc).
+/// The log of `log` from `e1` as checked [`SegmentJson`]s, with its head (see the module
+/// doc).
 pub(super) async fn pull_json(
     inner: Arc<Inner>,
     log: Arc<Incarnation>,
-) -> Result<JsonSegments, BackendError> {
+) -> Result<JsonLog, BackendError> {
     let packs = list_packs(&inner.store, &log).await?;
     let chain = pack_read::plan(&packs, GlobalSeq::FIRST);
     let packs_end = chain.last().map_or(GlobalSeq::ZERO, |range| range.1);
+    let tail_keys = inner.list_segments(&log, Some(packs_end)).await?;
+    // The last listed segment, read now for the head, is handed out again at the end.
+    let last = match tail_keys.last() {
+        Some(&first) => Some((first, read_segment(&inner, &log, first).await?)),
+        None => None,
+    };
+    let head = last
+        .as_ref()
+        .map_or(packs_end, |(_, (_, segments))| match segments.last() {
+            Some(segment) => segment.header.last(),
+            None => packs_end,
+        });
     let pack_reads = {
         let (inner, log) = (inner.clone(), log.clone());
         futures::stream::iter(chain)
             .map(move |range| read_pack(inner.clone(), log.clone(), range))
-            .buffered(PACK_READ_AHEAD)
+            .buffered(PACK_GETS)
     };
     let tail = {
-        let (inner, log) = (inner.clone(), log.clone());
-        futures::stream::once(async move {
-            let listed = inner.list_segments(&log, Some(packs_end)).await;
-            (inner, log, listed)
+        let log = log.clone();
+        futures::stream::iter(tail_keys).map(move |first| {
+            let (inner, log) = (inner.clone(), log.clone());
+            let read = last
+                .as_ref()
+                .filter(|(last, _)| *last == first)
+                .map(|(_, read)| read.clone());
+            async move {
+                match read {
+                    Some(read) => Ok(read),
+                    None => read_segment(&inner, &log, first).await,
+                }
+            }
         })
-        .flat_map(|(inner, log, listed)| match listed {
-            Ok(keys) => futures::stream::iter(keys)
-                .map(move |key| read_segment(inner.clone(), log.clone(), key))
-                .buffered(READ_AHEAD)
-                .boxed(),
-            Err(error) => futures::stream::once(async move { Err(error) }).boxed(),
-        })
-    };
+    }
+    .buffered(READ_AHEAD);
     let checker = Checker {
         reads: pack_reads.chain(tail).boxed(),
         log,
@@ -68,11 +93,12 @@ pub(super) async fn pull_json(
         queue: VecDeque::new(),
         failed: false,
     };
-    Ok(futures::stream::unfold(checker, |mut checker| async move {
+    let segments = futures::stream::unfold(checker, |mut checker| async move {
         let item = checker.next().await?;
         Some((item, checker))
     })
-    .boxed())
+    .boxed();
+    Ok(JsonLog { head, segments })
 }
 
 /// The pack `range`, read and decoded, its key's range checked.
@@ -102,12 +128,23 @@ async fn read_pack(
 }
 
 /// The segment at `first`, read and decoded.
-async fn read_segment(inner: Arc<Inner>, log: Arc<Incarnation>, first: GlobalSeq) -> Read {
+async fn read_segment(
+    inner: &Inner,
+    log: &Incarnation,
+    first: GlobalSeq,
+) -> Result<(Path, Vec<SegmentJson>), BackendError> {
     let key = log.paths.segment(first);
-    let Some(bytes) = inner.get_segment(&log, first).await? else {
+    let Some(bytes) = inner.get_segment(log, first).await? else {
         return Err(corrupt(&key, "listed but gone when read"));
     };
     let segment = segment::decode_json(bytes).map_err(|e| corrupt(&key, e))?;
+    if segment.header.first != first {
+        let starts = segment.header.first;
+        return Err(corrupt(
+            &key,
+            format!("it starts at {starts}, its key says {first}"),
+        ));
+    }
     Ok((key, vec![segment]))
 }
 

@@ -267,7 +267,7 @@ impl SyncBackend for SegmentLog {
         Ok(Some(Box::new(self.start_bulk_load()?)))
     }
 
-    async fn pull_json(&self) -> Result<Option<crate::JsonSegments>, BackendError> {
+    async fn pull_json(&self) -> Result<Option<crate::JsonLog>, BackendError> {
         let (incarnation, _) = self.inner.incarnation().await?;
         json_pull::pull_json(self.inner.clone(), incarnation)
             .await
