@@ -97,6 +97,36 @@ pub(crate) fn unescape(written: &str) -> Option<String> {
     serde_json::from_str(&format!("\"{written}\"")).ok()
 }
 
+/// The index of the first byte of `bytes` that ends a string's run of plain characters: a
+/// quote, a backslash or a control character (below 0x20); `None` when none does. Eight
+/// bytes at a time: in each 64-bit word, the lowest byte flagged by `(x - 0x01..) & !x &
+/// 0x80..` is the first zero byte of `x` (a byte above a flagged one may be flagged wrongly,
+/// never one below), and `(w - 0x20..) & !w & 0x80..` likewise flags the first byte below
+/// 0x20; so the lowest flag of the three is the first byte sought.
+fn plain_run(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let first_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let flags = first_zero(word ^ (ONES * u64::from(b'"')))
+            | first_zero(word ^ (ONES * u64::from(b'\\')))
+            | (word.wrapping_sub(ONES * 0x20) & !word & HIGHS);
+        if flags != 0 {
+            return Some(at + (flags.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let rest = bytes.get(at..)?;
+    let stop = rest
+        .iter()
+        .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
+    Some(at + stop)
+}
+
 /// A cursor over the bytes being scanned; every method answers `None` for "not the form".
 struct Scan<'a> {
     bytes: &'a [u8],
@@ -147,10 +177,7 @@ impl Scan<'_> {
         let mut escaped = false;
         loop {
             let rest = self.bytes.get(self.at..)?;
-            let stop = rest
-                .iter()
-                .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
-            self.at += stop;
+            self.at += plain_run(rest)?;
             match self.bytes[self.at] {
                 b'"' => {
                     let end = self.at;
@@ -383,6 +410,38 @@ mod tests {
                     (scanned.seq_num, scanned.parent_seq_num),
                     (GlobalSeq(7), GlobalSeq(6))
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn test_plain_run_finds_the_first_quote_backslash_or_control_character() {
+        let naive = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+        };
+        let fillers = [
+            b'a', b' ', 0x7f, 0x80, 0xa0, 0xc3, 0xff, b'!', b'#', b'[', b']',
+        ];
+        let stops = [b'"', b'\\', 0x00, 0x01, 0x1f, b'\n'];
+        for len in 0..20 {
+            for &filler in &fillers {
+                let plain = vec![filler; len];
+                assert_eq!(plain_run(&plain), naive(&plain));
+                for at in 0..len {
+                    for &stop in &stops {
+                        let mut bytes = plain.clone();
+                        bytes[at] = stop;
+                        assert_eq!(plain_run(&bytes), Some(at), "{bytes:?}");
+                        // A second stop after the first changes nothing.
+                        for later in at + 1..len {
+                            let mut twice = bytes.clone();
+                            twice[later] = b'"';
+                            assert_eq!(plain_run(&twice), Some(at), "{twice:?}");
+                        }
+                    }
+                }
             }
         }
     }

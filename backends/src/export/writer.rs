@@ -338,14 +338,25 @@ mod tests {
 
     #[tokio::test]
     async fn test_the_head_pull_json_finds_is_the_backends_head() {
+        // Listed in key order (`memory`: the chain of packs is read as the listing settles
+        // it) and not assumed to be (unnamed: read once the listing ends).
+        for kind in ["memory", "object_store"] {
+            the_head_pull_json_finds_is_the_backends_head(kind).await;
+        }
+    }
+
+    async fn the_head_pull_json_finds_is_the_backends_head(kind: &str) {
         let store = Arc::new(object_store::memory::InMemory::new());
         let config = SegmentLogConfig {
             pack_window_events: 4,
             pack_fanout: 2,
             ..SegmentLogConfig::default()
         };
-        let open =
-            || SegmentLog::new(store.clone(), Default::default(), "s", config.clone()).unwrap();
+        let open = || {
+            SegmentLog::new(store.clone(), Default::default(), "s", config.clone())
+                .unwrap()
+                .with_description(kind, "memory://")
+        };
         let writer = open();
         let head_of = || async {
             let log = open();

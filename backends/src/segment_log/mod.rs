@@ -86,6 +86,15 @@ struct Inner {
     identity: Mutex<Option<Arc<Incarnation>>>,
 }
 
+impl Inner {
+    /// Whether a LIST of this store hands out keys in ascending order: S3's
+    /// `ListObjectsV2` promises it, and the in-memory store keeps its keys sorted; a folder
+    /// lists in directory order, and an unnamed store is not assumed to.
+    fn lists_in_key_order(&self) -> bool {
+        matches!(self.name.as_str(), "s3" | "memory")
+    }
+}
+
 impl SegmentLog {
     /// A segment log for store `store_id` under `prefix` in `store`.
     ///
