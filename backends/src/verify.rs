@@ -2,8 +2,9 @@
 //! every bad key instead of stopping at the first.
 //!
 //! What it checks: `store.json` (read through [`SegmentLog`], which refuses a damaged one);
-//! then every segment of the backend id's folder, [`PARALLEL`] GETs at a time, each decoded
-//! on a blocking thread as soon as it arrives, and checked in key order:
+//! then every segment of the backend id's folder, [`PARALLEL`] GETs at a time, each checked
+//! as soon as it arrives (on the task that read it, which a worker thread runs), and judged
+//! in key order:
 //! its checksum, framing and every event (`segment::check`: what `segment::decode` checks,
 //! each event's JSON read in place rather than built), that it starts where its key says,
 //! that it belongs to this backend id, the numbering and parents of its events, that it
@@ -30,6 +31,9 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use serde::Serialize;
 
+use tokio::runtime::{Handle, RuntimeFlavor};
+
+use crate::blocking::run_cpu;
 use crate::copy::StoreLocation;
 use crate::pack::{self, PackDigests};
 use crate::paths::LogPaths;
@@ -231,16 +235,12 @@ async fn audit_segments(
     let mut sound = true;
     let mut reads = futures::stream::iter(keys)
         .map(|(first, key)| {
-            let store = place.store.clone();
-            async move {
-                let decoded = match get_if_present(store.as_ref(), &key).await? {
-                    // Only the header and digest are kept: the events are checked in
-                    // place (`segment::check`), never built.
-                    Some(bytes) => Some(decode_blocking(move || segment::check(&bytes)).await?),
-                    None => None,
-                };
-                Ok::<_, BackendError>((first, key, decoded))
-            }
+            // Only the header and digest are kept: the events are checked in place
+            // (`segment::check`), never built.
+            let read = read_and_check(place.store.clone(), key.clone(), |bytes| {
+                segment::check(bytes)
+            });
+            async move { Ok::<_, BackendError>((first, key, read.await?)) }
         })
         .buffered(PARALLEL);
     while let Some(read) = reads.next().await {
@@ -309,23 +309,52 @@ async fn audit_segments(
     Ok(chain)
 }
 
-/// Runs a decoder (checksums, parsing) on tokio's blocking pool, so that decoding overlaps
-/// the GETs in flight and uses every core.
-async fn decode_blocking<T: Send + 'static>(
-    decode: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, BackendError> {
-    tokio::task::spawn_blocking(decode)
-        .await
-        .map_err(|e| BackendError::Unavailable {
-            message: format!("verify: a decoding thread stopped: {e}"),
-        })
+/// Objects up to this size are checked on the task that read them; larger ones (packs) on
+/// the blocking pool ([`run_cpu`]).
+const INLINE_CHECK_BYTES: usize = 256 * 1024;
+
+/// Reads `key` and checks its bytes with `check` (`None` when it is gone), so that checking
+/// overlaps the GETs in flight and uses every core: on a multi-thread runtime in a task of
+/// its own, which a worker runs, the check on that task for an object up to
+/// [`INLINE_CHECK_BYTES`] (a segment: a hop to the blocking pool per object would cost about
+/// as much as its check) and on the blocking pool for a larger one; on a current-thread
+/// runtime (the deterministic simulation) on the caller's task, the check inline.
+fn read_and_check<T: Send + 'static>(
+    store: Arc<dyn ObjectStore>,
+    key: Path,
+    check: fn(&[u8]) -> T,
+) -> futures::future::BoxFuture<'static, Result<Option<T>, BackendError>> {
+    let read = async move {
+        let Some(bytes) = get_if_present(store.as_ref(), &key).await? else {
+            return Ok(None);
+        };
+        if bytes.len() <= INLINE_CHECK_BYTES {
+            return Ok(Some(check(&bytes)));
+        }
+        run_cpu(move || check(&bytes))
+            .await
+            .map(Some)
+            .map_err(|message| BackendError::Unavailable {
+                message: format!("verify: a checking thread stopped: {message}"),
+            })
+    };
+    if Handle::current().runtime_flavor() == RuntimeFlavor::CurrentThread {
+        return Box::pin(read);
+    }
+    let task = tokio::spawn(read);
+    Box::pin(async move {
+        task.await.map_err(|e| BackendError::Unavailable {
+            message: format!("verify: a reading task stopped: {e}"),
+        })?
+    })
 }
 
 /// The packs hook: every pack's checksum and framing, and each inner segment's header and
 /// checksum ([`pack::decode_digests`]), that its key names the events it holds, and that each
 /// segment it holds is, byte for byte (by digest), the sound segment at that key. The inner
 /// segments' events are not parsed again: equal digests mean the bytes the segment audit
-/// parsed. [`PARALLEL`] packs are read at once, and checked on blocking threads.
+/// parsed. [`PARALLEL`] packs are read at once, and checked on blocking threads (a small one
+/// on its reading task).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PackAudit;
 
@@ -347,16 +376,8 @@ impl ObjectAudit for PackAudit {
         let checked = keys.len() as u64;
         let mut reads = futures::stream::iter(keys)
             .map(|((first, last), key)| {
-                let store = store.clone();
-                async move {
-                    let decoded = match get_if_present(store.as_ref(), &key).await? {
-                        Some(bytes) => {
-                            Some(decode_blocking(move || pack::decode_digests(&bytes)).await?)
-                        }
-                        None => None,
-                    };
-                    Ok::<_, BackendError>(((first, last), key, decoded))
-                }
+                let read = read_and_check(store.clone(), key.clone(), pack::decode_digests);
+                async move { Ok::<_, BackendError>(((first, last), key, read.await?)) }
             })
             .buffered(PARALLEL);
         while let Some(read) = reads.next().await {
