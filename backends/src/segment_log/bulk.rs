@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::identity::Incarnation;
 use super::known::SegmentMeta;
-use super::push::{check_size, validate};
+use super::push::{batch_too_large, check_size, validate};
 use super::{Inner, SegmentLog, get_if_present, store_error};
 use crate::segment::{
     self, EncodedSegment, FramedEvents, SegmentDigest, SegmentWriter, WriterNonce,
@@ -79,20 +79,8 @@ impl BulkLoad for SegmentBulkLoad {
     async fn push(&mut self, batch: Vec<GlobalEvent>) -> Result<(), BackendError> {
         validate(&self.inner, &batch)?;
         let first = batch[0].seq_num;
-        if batch[0].parent_seq_num != self.head {
-            return Err(BackendError::Invalid {
-                message: format!(
-                    "a bulk load's batch must start after {}, this one starts at {first}",
-                    self.head
-                ),
-            });
-        }
-        let writer = SegmentWriter {
-            nonce: WriterNonce::draw(&self.inner.entropy),
-            prev_digest: self.prev,
-            backend_id: self.log.id.as_str(),
-            client_id: &batch[0].client_id,
-        };
+        self.check_follows(first, batch[0].parent_seq_num)?;
+        let writer = self.writer(&batch[0].client_id);
         let encoded = segment::encode(&writer, &batch).map_err(|e| BackendError::Invalid {
             message: e.to_string(),
         })?;
@@ -113,29 +101,16 @@ impl BulkLoad for SegmentBulkLoad {
                 batch.count()
             ));
         }
-        if first.0 - 1 != self.head.0 {
-            return invalid(format!(
-                "a bulk load's batch must start after {}, this one starts at {first}",
-                self.head
-            ));
-        }
-        let writer = SegmentWriter {
-            nonce: WriterNonce::draw(&self.inner.entropy),
-            prev_digest: self.prev,
-            backend_id: self.log.id.as_str(),
-            client_id: batch.client_id(),
-        };
+        self.check_follows(first, GlobalSeq(first.0 - 1))?;
+        let writer = self.writer(batch.client_id());
         let encoded =
             segment::encode_framed(&writer, &batch).map_err(|e| BackendError::Invalid {
                 message: e.to_string(),
             })?;
         let limit = self.inner.config.max_bytes_per_segment;
         if encoded.bytes.len() > limit {
-            return invalid(format!(
-                "a batch of {} events from {first} encodes to {} bytes, over the limit of {limit} bytes per push (max-bytes-per-segment); split it",
-                batch.count(),
-                encoded.bytes.len()
-            ));
+            let count = batch.count() as usize;
+            return Err(batch_too_large(count, first, encoded.bytes.len(), limit));
         }
         self.write(first, last, encoded).await
     }
@@ -158,6 +133,30 @@ impl BulkLoad for SegmentBulkLoad {
 }
 
 impl SegmentBulkLoad {
+    /// Refuses a batch from `first` (whose first event names `parent`) that does not start
+    /// right after the events this load holds.
+    fn check_follows(&self, first: GlobalSeq, parent: GlobalSeq) -> Result<(), BackendError> {
+        if parent == self.head {
+            return Ok(());
+        }
+        Err(BackendError::Invalid {
+            message: format!(
+                "a bulk load's batch must start after {}, this one starts at {first}",
+                self.head
+            ),
+        })
+    }
+
+    /// The writer of this load's next segment, whose events `client_id` wrote.
+    fn writer<'a>(&'a self, client_id: &'a str) -> SegmentWriter<'a> {
+        SegmentWriter {
+            nonce: WriterNonce::draw(&self.inner.entropy),
+            prev_digest: self.prev,
+            backend_id: self.log.id.as_str(),
+            client_id,
+        }
+    }
+
     /// Starts the create of `encoded`, the segment of events `first..=last`, once fewer than
     /// [`BULK_IN_FLIGHT`] are in flight.
     async fn write(

@@ -233,10 +233,20 @@ pub(super) fn check_size(
             ),
         });
     }
-    Err(BackendError::Invalid {
+    Err(batch_too_large(batch.len(), batch[0].seq_num, size, limit))
+}
+
+/// A batch of `count` events from `first` whose segment of `size` bytes is over `limit`,
+/// the segment log's byte limit per push.
+pub(super) fn batch_too_large(
+    count: usize,
+    first: GlobalSeq,
+    size: usize,
+    limit: usize,
+) -> BackendError {
+    BackendError::Invalid {
         message: format!(
-            "a batch of {} events encodes to {size} bytes, over the limit of {limit} bytes per push (max-bytes-per-segment); split it",
-            batch.len()
+            "a batch of {count} events from {first} encodes to {size} bytes, over the limit of {limit} bytes per push (max-bytes-per-segment); split it"
         ),
-    })
+    }
 }
