@@ -27,7 +27,7 @@ use futures::stream::BoxStream;
 use object_store::path::Path;
 
 use super::identity::Incarnation;
-use super::pack_read::PackRange;
+use super::pack_read::{PackRange, check_range};
 use super::pull::READ_AHEAD;
 use super::{Inner, corrupt, get_if_present, store_error};
 use crate::pack;
@@ -258,15 +258,7 @@ async fn read_pack(
         .await
         .map_err(|failed| corrupt(&key, format!("its decoding stopped: {failed}")))?;
     let pack = decoded.map_err(|e| corrupt(&key, e))?;
-    if (pack.first, pack.last) != range {
-        return Err(corrupt(
-            &key,
-            format!(
-                "it holds events {} to {}, its key says {} to {}",
-                pack.first, pack.last, range.0, range.1
-            ),
-        ));
-    }
+    check_range(&key, (pack.first, pack.last), range)?;
     Ok((key, pack.segments))
 }
 

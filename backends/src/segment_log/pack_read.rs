@@ -161,6 +161,25 @@ async fn decode(key: Path, bytes: Bytes) -> Result<Pack, BackendError> {
     }
 }
 
+/// Refuses the pack at `key`, listed as `range`, when the events it holds (`held`) are not
+/// the ones its key names.
+pub(super) fn check_range(
+    key: &Path,
+    held: (GlobalSeq, GlobalSeq),
+    range: PackRange,
+) -> Result<(), BackendError> {
+    if held == range {
+        return Ok(());
+    }
+    Err(corrupt(
+        key,
+        format!(
+            "it holds events {} to {}, its key says {} to {}",
+            held.0, held.1, range.0, range.1
+        ),
+    ))
+}
+
 /// Checks the place of the pack `range`, decoded, read for a pull at `key`: the key's range
 /// is the pack's, the store is this one, and its segment at `key` (segments before it, of a
 /// pack that overlaps the one before, are skipped) chains onto `prev_digest` when known.
@@ -173,15 +192,7 @@ fn check_pack(
     pack: Pack,
 ) -> Result<VecDeque<Segment>, BackendError> {
     let pack_key = log.paths.pack(range.0, range.1);
-    if (pack.first, pack.last) != range {
-        return Err(corrupt(
-            &pack_key,
-            format!(
-                "it holds events {} to {}, its key says {} to {}",
-                pack.first, pack.last, range.0, range.1
-            ),
-        ));
-    }
+    check_range(&pack_key, (pack.first, pack.last), range)?;
     let segments: VecDeque<Segment> = pack
         .segments
         .into_iter()
