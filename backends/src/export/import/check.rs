@@ -201,9 +201,7 @@ impl Reading {
         if !raw.canonical {
             self.planned = false;
         }
-        if !self.job.events.is_empty()
-            && (self.job.events.len() >= limits.events || self.bytes + size > limits.bytes)
-        {
+        if limits.full(self.job.events.len(), self.bytes, size) {
             self.send()?;
         }
         let starts = self.job.events.is_empty();

@@ -466,6 +466,13 @@ impl BatchLimits {
             bytes: capabilities.max_bytes_per_push,
         }
     }
+
+    /// Whether a batch of `count` events, whose segment would hold `bytes`, is full before
+    /// an event that adds `size` bytes (an empty batch takes any event): where pass 1 plans
+    /// a batch to end and pass 2 ends one.
+    fn full(&self, count: usize, bytes: usize, size: usize) -> bool {
+        count > 0 && (count >= self.events || bytes + size > self.bytes)
+    }
 }
 
 /// Reads the file and sends its events in batches within `limits`, each event framed as a
@@ -493,9 +500,7 @@ fn read_in_batches(
             written.as_slice()
         };
         let size = 4 + json.len();
-        if !batch.is_empty()
-            && (batch.count() as usize >= limits.events || bytes + size > limits.bytes)
-        {
+        if limits.full(batch.count() as usize, bytes, size) {
             batches
                 .blocking_send(std::mem::take(&mut batch))
                 .map_err(|_| Rejected::Stop)?;
