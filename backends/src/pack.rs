@@ -141,14 +141,52 @@ pub struct PackDigests {
 /// the log's segments learns from this what [`decode`] would tell it, without parsing the
 /// same events again.
 pub fn decode_digests(bytes: &[u8]) -> Result<PackDigests, PackError> {
+    check_checksum(bytes)?;
+    digests_of(bytes, |_| false)
+}
+
+/// A pack whose magic, version, length and checksum were checked ([`Checksummed::check`]):
+/// the first half of [`decode_digests`], the half that hashes the whole pack, which an
+/// auditor runs beside its other reads; [`Checksummed::digests`] is the rest.
+#[derive(Debug, Clone)]
+pub struct Checksummed {
+    bytes: Bytes,
+}
+
+impl Checksummed {
+    /// Checks the pack's magic, version, length and checksum (the errors [`decode`] gives
+    /// for them, in the same order).
+    pub fn check(bytes: Bytes) -> Result<Checksummed, PackError> {
+        check_checksum(&bytes)?;
+        Ok(Checksummed { bytes })
+    }
+
+    /// The rest of [`decode_digests`]: the framing and run, and each segment's header and
+    /// checksum, with the same errors. `checked(segment_bytes)` says whether these exact
+    /// bytes (trailer included) are a segment whose checksum held when it was read
+    /// elsewhere: such a segment is not hashed again (equal bytes hash alike); every other
+    /// check is made on it.
+    pub fn digests(&self, checked: impl Fn(&[u8]) -> bool) -> Result<PackDigests, PackError> {
+        digests_of(&self.bytes, checked)
+    }
+}
+
+/// [`decode_digests`] after its checksum: each segment read with `decode_header`, or without
+/// its hash when `checked` says its bytes were checked elsewhere.
+fn digests_of(bytes: &[u8], checked: impl Fn(&[u8]) -> bool) -> Result<PackDigests, PackError> {
     let header_only = |bytes: &[u8]| {
-        segment::decode_header(bytes).map(|(header, digest)| Segment {
+        let decoded = if checked(bytes) {
+            segment::decode_header_of_checked(bytes)
+        } else {
+            segment::decode_header(bytes)
+        };
+        decoded.map(|(header, digest)| Segment {
             header,
             events: Vec::new(),
             digest,
         })
     };
-    let (pack, _) = parse(bytes, header_only)?;
+    let (pack, _) = parse_body(bytes, header_only)?;
     Ok(PackDigests {
         first: pack.first,
         last: pack.last,
@@ -205,6 +243,12 @@ fn parse(
     bytes: &[u8],
     decode_segment: impl Fn(&[u8]) -> Result<Segment, SegmentError>,
 ) -> Result<(Pack, Vec<std::ops::Range<usize>>), PackError> {
+    check_checksum(bytes)?;
+    parse_body(bytes, decode_segment)
+}
+
+/// The pack's magic, version, length and checksum: what [`parse`] checks first.
+fn check_checksum(bytes: &[u8]) -> Result<(), PackError> {
     let actual = bytes.len() as u64;
     if bytes.len() >= 8 && bytes[..8] != MAGIC {
         return Err(PackError::BadMagic);
@@ -247,6 +291,21 @@ fn parse(
             computed: SegmentDigest(computed),
         });
     }
+    Ok(())
+}
+
+/// What [`parse`] checks after [`check_checksum`], on bytes that passed it: the flags, the
+/// framing of each segment (read with `decode_segment`) and the run.
+fn parse_body(
+    bytes: &[u8],
+    decode_segment: impl Fn(&[u8]) -> Result<Segment, SegmentError>,
+) -> Result<(Pack, Vec<std::ops::Range<usize>>), PackError> {
+    let u64_at = |at: usize| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(word)
+    };
+    let body_end = bytes.len() - TRAILER_LEN;
     let flags = u16::from_le_bytes([bytes[10], bytes[11]]);
     if flags != 0 {
         return Err(malformed(format!("unknown flags {flags:#06x}")));

@@ -13,34 +13,38 @@
 //! events, so a log of any length is audited in flat memory.
 //!
 //! Packs and snapshots are objects *about* the segments; they are audited by hooks that get
-//! the segment chain ([`Chain`]) once the segments are done: each [`ObjectAudit`] lists its
-//! own folder and adds its faults. A fault in a pack or a snapshot never hides one in the
-//! segments, and the other way round.
+//! the segment chain ([`Chain`]) once the segments are done: each [`ObjectAudit`] adds its
+//! faults. A fault in a pack or a snapshot never hides one in the segments, and the other way
+//! round.
 //!
 //! A pack holds the exact bytes of the segments it covers, so its events are parsed once,
 //! in the segments: [`PackAudit`] checks a pack's checksum, framing and each inner segment's
-//! header and checksum ([`pack::decode_digests`]), then that every inner segment's digest
-//! is the digest of the sound segment at its key. Equal SHA-256 digests mean equal bytes, so
-//! a pack whose events differ from the segments' is still caught, by the segment it differs in.
+//! header and checksum (what [`pack::decode_digests`] checks), then that every inner
+//! segment's digest is the digest of the sound segment at its key. Equal SHA-256 digests
+//! mean equal bytes, so a pack whose events differ from the segments' is still caught, by
+//! the segment it differs in. The packs are read in the same pass as the segments, each
+//! right after the segment that ends where it ends: its checksum is checked on the task that
+//! read it, and its segments once the segments before it are judged, each one compared byte
+//! for byte with the segment just read at its place (whose checksum held) rather than hashed
+//! a second time; a segment that differs, or that is not at hand, is hashed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
 use serde::Serialize;
 
-use tokio::runtime::{Handle, RuntimeFlavor};
-
-use crate::blocking::run_cpu;
 use crate::copy::StoreLocation;
 use crate::pack::{self, PackDigests};
 use crate::paths::LogPaths;
-use crate::segment::{self, SegmentDigest};
+use crate::segment::SegmentDigest;
 use crate::segment_log::{SegmentLog, SegmentLogConfig, get_if_present, store_error};
 use crate::snapshot::Snapshot;
 use crate::{BackendError, GlobalSeq, SyncBackend};
+
+mod pass;
 
 /// How many objects are read (and decoded) at once.
 const PARALLEL: usize = 16;
@@ -123,6 +127,52 @@ pub struct Chain {
     pub links: BTreeMap<GlobalSeq, ChainLink>,
     /// The last event of the unbroken, sound chain from 1.
     pub head: GlobalSeq,
+    /// The packs, read in the segments' pass when a hook [audits
+    /// them](ObjectAudit::audits_packs), in key order.
+    pub(crate) packs: Vec<PackRead>,
+}
+
+/// A pack as the segments' pass read it, for [`PackAudit`] to judge against the chain.
+#[derive(Debug)]
+pub(crate) struct PackRead {
+    /// Its key.
+    key: Path,
+    /// The events its key names.
+    range: (GlobalSeq, GlobalSeq),
+    /// What it holds (`None`: listed but gone when read), or why it is not a pack.
+    read: Option<Result<PackSummary, pack::PackError>>,
+}
+
+/// What [`PackAudit`] needs of a pack that decoded ([`pack::Checksummed::digests`]).
+#[derive(Debug)]
+struct PackSummary {
+    /// The events it holds.
+    first: GlobalSeq,
+    last: GlobalSeq,
+    /// Each segment's first event and digest, up to the first one of another store.
+    segments: Vec<(GlobalSeq, SegmentDigest)>,
+    /// That segment: its first event and backend id.
+    foreign: Option<(GlobalSeq, String)>,
+}
+
+impl PackSummary {
+    fn of(pack: PackDigests, backend_id: &str) -> PackSummary {
+        let mut segments = Vec::with_capacity(pack.segments.len());
+        let mut foreign = None;
+        for (header, digest) in pack.segments {
+            if header.backend_id != backend_id {
+                foreign = Some((header.first, header.backend_id));
+                break;
+            }
+            segments.push((header.first, digest));
+        }
+        PackSummary {
+            first: pack.first,
+            last: pack.last,
+            segments,
+            foreign,
+        }
+    }
 }
 
 impl Chain {
@@ -144,6 +194,12 @@ impl Chain {
 pub trait ObjectAudit: Send + Sync {
     /// Its name in the report: `packs`, `snapshots`.
     fn name(&self) -> &'static str;
+
+    /// Whether it audits the packs: [`verify_store`] then reads them in the segments' pass
+    /// (into the [`Chain`] it hands the hooks) instead of after it.
+    fn audits_packs(&self) -> bool {
+        false
+    }
 
     /// Checks every object of the family in `log`'s folder, adding a [`Fault`] per bad one;
     /// returns how many it checked. Fails only when the objects cannot be read at all.
@@ -186,7 +242,16 @@ pub async fn verify_store(
         families: Vec::new(),
         faults: Vec::new(),
     };
-    let chain = audit_segments(place, &paths, &backend_id, &mut report, progress).await?;
+    let with_packs = hooks.iter().any(|hook| hook.audits_packs());
+    let chain = pass::audit_log(
+        place,
+        &paths,
+        &backend_id,
+        with_packs,
+        &mut report,
+        progress,
+    )
+    .await?;
     report.head = chain.head.0;
     for hook in hooks {
         let checked = hook
@@ -206,155 +271,13 @@ pub async fn verify_store(
     Ok(report)
 }
 
-/// Reads every segment in key order and checks it on its own and against the one before.
-async fn audit_segments(
-    place: &StoreLocation,
-    paths: &LogPaths,
-    backend_id: &str,
-    report: &mut VerifyReport,
-    progress: &(dyn Fn(u64, u64) + Send + Sync),
-) -> Result<Chain, BackendError> {
-    let dir = paths.segments_dir();
-    let mut keys: Vec<(GlobalSeq, Path)> = place
-        .store
-        .list(Some(dir))
-        .map_ok(|meta| meta.location)
-        .try_filter_map(
-            |key| async move { Ok(paths.parse_segment(&key).map(|first| (first, key))) },
-        )
-        .try_collect()
-        .await
-        .map_err(|e| store_error("listing", dir, e))?;
-    keys.sort();
-    let total = keys.len() as u64;
-    let mut chain = Chain::default();
-    // Where the next segment should start, and the digest it should chain to (`None` after
-    // a bad segment: the one after it is then checked on its own).
-    let mut expected = Some(GlobalSeq::FIRST);
-    let mut prev: Option<SegmentDigest> = Some(SegmentDigest::ROOT);
-    let mut sound = true;
-    let mut reads = futures::stream::iter(keys)
-        .map(|(first, key)| {
-            // Only the header and digest are kept: the events are checked in place
-            // (`segment::check`), never built.
-            let read = read_and_check(place.store.clone(), key.clone(), |bytes| {
-                segment::check(bytes)
-            });
-            async move { Ok::<_, BackendError>((first, key, read.await?)) }
-        })
-        .buffered(PARALLEL);
-    while let Some(read) = reads.next().await {
-        let (first, key, decoded) = read?;
-        report.segments += 1;
-        progress(report.segments, total);
-        let mut fault = |message: String| {
-            sound = false;
-            report.faults.push(Fault {
-                key: key.to_string(),
-                message,
-            });
-        };
-        if let Some(expected) = expected.filter(|&expected| expected != first) {
-            if first > expected {
-                fault(format!(
-                    "the log has a gap before it: events {expected} to {} are in no segment",
-                    GlobalSeq(first.0 - 1)
-                ));
-            } else {
-                fault(format!(
-                    "it overlaps the segment before it, which ends at {}",
-                    GlobalSeq(expected.0 - 1)
-                ));
-            }
-            prev = None;
-        }
-        let Some(decoded) = decoded else {
-            fault("it was listed but is gone".into());
-            prev = None;
-            continue;
-        };
-        let segment = match decoded {
-            Ok((header, digest)) => segment::Segment {
-                header,
-                events: Vec::new(),
-                digest,
-            },
-            Err(error) => {
-                fault(error.to_string());
-                prev = None;
-                // Where it ends is unknown: the next one is checked on its own.
-                expected = None;
-                continue;
-            }
-        };
-        if let Err(error) = segment.check_position(first, prev, backend_id) {
-            fault(error.to_string());
-        }
-        let last = segment.header.last();
-        if sound {
-            chain.head = last;
-        }
-        report.events += u64::from(segment.header.count);
-        chain.links.insert(
-            first,
-            ChainLink {
-                first,
-                last,
-                digest: segment.digest,
-            },
-        );
-        expected = Some(last.next());
-        prev = Some(segment.digest);
-    }
-    Ok(chain)
-}
-
-/// Objects up to this size are checked on the task that read them; larger ones (packs) on
-/// the blocking pool ([`run_cpu`]).
-const INLINE_CHECK_BYTES: usize = 256 * 1024;
-
-/// Reads `key` and checks its bytes with `check` (`None` when it is gone), so that checking
-/// overlaps the GETs in flight and uses every core: on a multi-thread runtime in a task of
-/// its own, which a worker runs, the check on that task for an object up to
-/// [`INLINE_CHECK_BYTES`] (a segment: a hop to the blocking pool per object would cost about
-/// as much as its check) and on the blocking pool for a larger one; on a current-thread
-/// runtime (the deterministic simulation) on the caller's task, the check inline.
-fn read_and_check<T: Send + 'static>(
-    store: Arc<dyn ObjectStore>,
-    key: Path,
-    check: fn(&[u8]) -> T,
-) -> futures::future::BoxFuture<'static, Result<Option<T>, BackendError>> {
-    let read = async move {
-        let Some(bytes) = get_if_present(store.as_ref(), &key).await? else {
-            return Ok(None);
-        };
-        if bytes.len() <= INLINE_CHECK_BYTES {
-            return Ok(Some(check(&bytes)));
-        }
-        run_cpu(move || check(&bytes))
-            .await
-            .map(Some)
-            .map_err(|message| BackendError::Unavailable {
-                message: format!("verify: a checking thread stopped: {message}"),
-            })
-    };
-    if Handle::current().runtime_flavor() == RuntimeFlavor::CurrentThread {
-        return Box::pin(read);
-    }
-    let task = tokio::spawn(read);
-    Box::pin(async move {
-        task.await.map_err(|e| BackendError::Unavailable {
-            message: format!("verify: a reading task stopped: {e}"),
-        })?
-    })
-}
-
 /// The packs hook: every pack's checksum and framing, and each inner segment's header and
-/// checksum ([`pack::decode_digests`]), that its key names the events it holds, and that each
-/// segment it holds is, byte for byte (by digest), the sound segment at that key. The inner
-/// segments' events are not parsed again: equal digests mean the bytes the segment audit
-/// parsed. [`PARALLEL`] packs are read at once, and checked on blocking threads (a small one
-/// on its reading task).
+/// checksum (what [`pack::decode_digests`] checks), that its key names the events it holds,
+/// and that each segment it holds is, byte for byte (by digest), the sound segment at that
+/// key. The inner segments' events are not parsed again: equal digests mean the bytes the
+/// segment audit parsed. The packs are read in the segments' pass ([`Self::audits_packs`]),
+/// each checksum on the task that read it; an inner segment whose bytes equal those of the
+/// segment just read (and checked) there is not hashed again, any other is.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PackAudit;
 
@@ -364,32 +287,36 @@ impl ObjectAudit for PackAudit {
         "packs"
     }
 
+    fn audits_packs(&self) -> bool {
+        true
+    }
+
     async fn audit(
         &self,
-        store: &Arc<dyn ObjectStore>,
+        _store: &Arc<dyn ObjectStore>,
         log: &LogPaths,
-        backend_id: &str,
+        _backend_id: &str,
         chain: &Chain,
         faults: &mut Vec<Fault>,
     ) -> Result<u64, BackendError> {
-        let keys = list_parsed(store, log.packs_dir(), |key| log.parse_pack(key)).await?;
-        let checked = keys.len() as u64;
-        let mut reads = futures::stream::iter(keys)
-            .map(|((first, last), key)| {
-                let read = read_and_check(store.clone(), key.clone(), pack::decode_digests);
-                async move { Ok::<_, BackendError>(((first, last), key, read.await?)) }
-            })
-            .buffered(PARALLEL);
-        while let Some(read) = reads.next().await {
-            let ((first, last), key, decoded) = read?;
-            let Some(pack) = decoded_or_fault(&key, decoded, faults) else {
-                continue;
-            };
+        for PackRead { key, range, read } in &chain.packs {
+            let (first, last) = *range;
             let mut fault = |message: String| {
                 faults.push(Fault {
                     key: key.to_string(),
                     message,
                 })
+            };
+            let pack = match read {
+                None => {
+                    fault("it was listed but is gone".to_owned());
+                    continue;
+                }
+                Some(Err(error)) => {
+                    fault(error.to_string());
+                    continue;
+                }
+                Some(Ok(pack)) => pack,
             };
             if (pack.first, pack.last) != (first, last) {
                 fault(format!(
@@ -398,35 +325,28 @@ impl ObjectAudit for PackAudit {
                 ));
                 continue;
             }
-            for (header, digest) in &pack.segments {
-                let at = header.first;
-                if header.backend_id != backend_id {
-                    fault(format!(
-                        "its segment at {at} belongs to another store (backend id {})",
-                        header.backend_id
-                    ));
-                    break;
-                }
+            let disagreement = pack.segments.iter().find_map(|&(at, digest)| {
                 match chain.links.get(&at) {
-                    Some(link) if link.digest == *digest => {}
-                    Some(_) => {
-                        fault(format!(
-                            "its segment at {at} disagrees with the segment {}",
-                            log.segment(at)
-                        ));
-                        break;
-                    }
-                    None => {
-                        fault(format!(
-                            "its segment at {at} is not a sound segment of the log ({} is missing or bad)",
-                            log.segment(at)
-                        ));
-                        break;
-                    }
+                    Some(link) if link.digest == digest => None,
+                    Some(_) => Some(format!(
+                        "its segment at {at} disagrees with the segment {}",
+                        log.segment(at)
+                    )),
+                    None => Some(format!(
+                        "its segment at {at} is not a sound segment of the log ({} is missing or bad)",
+                        log.segment(at)
+                    )),
                 }
+            });
+            if let Some(message) = disagreement {
+                fault(message);
+            } else if let Some((at, other)) = &pack.foreign {
+                fault(format!(
+                    "its segment at {at} belongs to another store (backend id {other})"
+                ));
             }
         }
-        Ok(checked)
+        Ok(chain.packs.len() as u64)
     }
 }
 
@@ -555,23 +475,4 @@ async fn list_parsed<K: Ord>(
         .collect();
     keys.sort();
     Ok(keys)
-}
-
-/// A read and decoded pack, or `None` and a [`Fault`] naming `key` when it vanished or did
-/// not decode.
-fn decoded_or_fault(
-    key: &Path,
-    decoded: Option<Result<PackDigests, pack::PackError>>,
-    faults: &mut Vec<Fault>,
-) -> Option<PackDigests> {
-    let message = match decoded {
-        None => "it was listed but is gone".to_owned(),
-        Some(Ok(pack)) => return Some(pack),
-        Some(Err(error)) => error.to_string(),
-    };
-    faults.push(Fault {
-        key: key.to_string(),
-        message,
-    });
-    None
 }

@@ -390,6 +390,51 @@ async fn test_verify_names_a_pack_whose_inner_events_do_not_parse() {
     assert_eq!(report.head, 30);
 }
 
+/// A pack's segment whose bytes differ from those of the segment at its key while keeping
+/// its trailer (the segment's digest), the pack resealed, is hashed and named: `verify`
+/// compares a pack's segments with the segments it just read byte for byte, and only bytes
+/// equal to a segment whose checksum held are taken without hashing them.
+#[tokio::test]
+async fn test_verify_hashes_a_pack_segment_that_differs_from_the_segment_read() {
+    use sha2::{Digest as _, Sha256};
+    let place = memory();
+    fill(&place).await;
+    let log = client(&place).log_paths().await.unwrap();
+    let mut segments = Vec::new();
+    for first in [1, 4, 7] {
+        segments.push(support::get(&place, &log.segment(GlobalSeq(first))).await);
+    }
+    // One byte of segment 4's events changed, its trailer (the segment's digest) kept.
+    let middle = &mut segments[1];
+    let at = middle.len() - segment::TRAILER_LEN - 3;
+    middle[at] ^= 0x01;
+    let size: usize = segments.iter().map(|s| 4 + s.len()).sum();
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&pack::MAGIC);
+    bytes.extend_from_slice(&pack::FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&0u16.to_le_bytes());
+    bytes.extend_from_slice(&((pack::HEADER_LEN + size + pack::TRAILER_LEN) as u64).to_le_bytes());
+    bytes.extend_from_slice(&1u64.to_le_bytes());
+    bytes.extend_from_slice(&9u64.to_le_bytes());
+    bytes.extend_from_slice(&3u32.to_le_bytes());
+    for segment in &segments {
+        bytes.extend_from_slice(&(segment.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(segment);
+    }
+    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    bytes.extend_from_slice(&digest);
+    let expected = pack::decode_digests(&bytes).unwrap_err().to_string();
+    assert!(expected.contains("segment 1 of the pack"), "{expected}");
+    assert!(expected.contains("checksum"), "{expected}");
+    let key = pack_keys(&place).await[0].clone();
+    support::put(&place, &key, bytes).await;
+    let report = verify(&place).await;
+    assert_eq!(report.faults.len(), 1, "{report:?}");
+    assert_eq!(report.faults[0].key, key.to_string());
+    assert_eq!(report.faults[0].message, expected, "{report:?}");
+    assert_eq!(report.head, 30);
+}
+
 /// Packing reads the segments of the complete windows and the one segment that closes them,
 /// not those of the window still filling; run again with nothing new, it reads none.
 #[tokio::test]
