@@ -68,6 +68,29 @@ pub fn apply_event(
     event: &EncodedEvent,
     record: Record,
 ) -> Result<Applied, MaterializeError> {
+    apply(conn, schema, event, record, true)
+}
+
+/// [`apply_event`] for a caller that does not read [`Applied::tables`] (the leader's
+/// `state.db`, a replay): with [`Record::Nothing`] the tables each statement wrote are not
+/// looked up, which is most of the per-event work besides SQLite's own. Returns the changeset.
+pub(crate) fn apply_event_quietly(
+    conn: &Connection,
+    schema: &Schema,
+    event: &EncodedEvent,
+    record: Record,
+) -> Result<Changeset, MaterializeError> {
+    apply(conn, schema, event, record, false).map(|applied| applied.changeset)
+}
+
+/// [`apply_event`], reporting the tables written with [`Record::Nothing`] only when `tables`.
+fn apply(
+    conn: &Connection,
+    schema: &Schema,
+    event: &EncodedEvent,
+    record: Record,
+    tables: bool,
+) -> Result<Applied, MaterializeError> {
     let Some(def) = schema.event_def(&event.name) else {
         return unknown_event(schema, event, record);
     };
@@ -86,7 +109,7 @@ pub fn apply_event(
     }
     match record {
         Record::Changeset => apply_recorded(conn, schema, &statements).map_err(sql_error),
-        Record::Nothing => apply_unrecorded(conn, schema, &statements).map_err(sql_error),
+        Record::Nothing => apply_unrecorded(conn, schema, &statements, tables).map_err(sql_error),
     }
 }
 
@@ -193,16 +216,17 @@ fn apply_recorded(
 }
 
 /// Runs the statements without a session; reports the tables written by those that changed
-/// rows.
+/// rows (when `report`).
 fn apply_unrecorded(
     conn: &Connection,
     schema: &Schema,
     statements: &[Statement],
+    report: bool,
 ) -> rusqlite::Result<Applied> {
     let mut tables = BTreeSet::new();
     in_savepoint(conn, statements.len() > 1, || {
         for statement in statements {
-            if execute(conn, statement)? > 0 {
+            if execute(conn, statement)? > 0 && report {
                 for table in schema.write_targets(conn, &statement.sql)?.iter() {
                     tables.insert(table.clone());
                 }

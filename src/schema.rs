@@ -172,6 +172,11 @@ struct EventEntry {
 
 /// Decodes `args` into `A`, naming the event and the failing field path on error.
 fn decode<A: DeserializeOwned>(event: &str, args: &Json) -> Result<A, MaterializeError> {
+    // Tracking the path costs about as much as the decoding: only a failure needs it, and
+    // decoding again gives the same error.
+    if let Ok(decoded) = <A as serde::Deserialize>::deserialize(args) {
+        return Ok(decoded);
+    }
     serde_path_to_error::deserialize(args).map_err(|error| MaterializeError::InvalidArgs {
         event: event.to_string(),
         path: error.path().to_string(),

@@ -390,7 +390,7 @@ impl ReplayCheck {
                     }
                     let seq = event.seq_num;
                     let encoded = crate::event::EncodedEvent::from_global(event);
-                    if let Err(error) = crate::materialize::apply_event(
+                    if let Err(error) = crate::materialize::apply_event_quietly(
                         conn,
                         &self.schema,
                         &encoded,

@@ -123,6 +123,10 @@ pub(crate) struct LeaderDb {
     staged: Commits,
     /// Whether both files' transactions are open, with steps staged in them.
     open: bool,
+    /// The new events of the steps staged (0 when nothing is).
+    staged_events: usize,
+    /// Bulk mode: checkpoints deferred during a pull of many events (`db/bulk.rs`).
+    bulk: bulk::Bulk,
     event_hashes: BTreeMap<String, String>,
     schema_hash: String,
     /// The event the eventlog starts after: 0, or `S` for a store booted from a snapshot
@@ -150,6 +154,20 @@ impl<'a> NewEvent<'a> {
     }
 }
 
+/// Dirty pages a transaction may hold in the page cache before SQLite spills them to the
+/// WAL in the middle of it (`PRAGMA cache_spill`; its default is the cache size, 2,000 KiB).
+/// A cold pull's wake-up writes thousands of events in one transaction: with the default,
+/// `perf` found about a fifth of the two files' staging in spills (each spilled page is
+/// written to the WAL, copied into the savepoint's journal first, and written again when it
+/// changes before the commit). Pages past the cache size are freed once the commit makes
+/// them clean, so this bounds the memory of one very large transaction, not the cache.
+const SPILL_PAGES: u32 = 4096;
+
+/// The most a WAL file keeps of its size once it is restarted from its beginning (`PRAGMA
+/// journal_size_limit`): a cold pull's WAL (see `db/bulk.rs`) grows to hundreds of MiB, which
+/// SQLite would otherwise keep on disk, unused, until the store is closed.
+const WAL_KEEP_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Opens one of the files in WAL mode with `synchronous` as given. A file system that
 /// cannot hold a WAL (no shared memory) keeps its rollback journal: slower, still correct,
 /// since the two commits are ordered either way.
@@ -166,7 +184,8 @@ fn open_file(path: &std::path::Path, file: &str, synchronous: &str) -> Result<Co
         );
     }
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;"
+        "PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;
+         PRAGMA cache_spill = {SPILL_PAGES}; PRAGMA journal_size_limit = {WAL_KEEP_BYTES};"
     ))
     .map_err(sql(file))?;
     Ok(conn)
@@ -244,6 +263,8 @@ impl LeaderDb {
             commits,
             staged: commits,
             open: false,
+            staged_events: 0,
+            bulk: bulk::Bulk::new(dir.state_db(), dir.eventlog_db()),
             event_hashes,
             schema_hash: schema.hash(),
             base,
@@ -525,13 +546,15 @@ fn apply_to_state(
     event: &EncodedEvent,
     record: Record,
 ) -> Result<(), DbError> {
-    let applied =
-        materialize::apply_event(tx, schema, event, record).map_err(|source| DbError::Event {
-            seq: event.seq,
-            source,
+    let changeset =
+        materialize::apply_event_quietly(tx, schema, event, record).map_err(|source| {
+            DbError::Event {
+                seq: event.seq,
+                source,
+            }
         })?;
     if record == Record::Changeset {
-        let blob = match &applied.changeset {
+        let blob = match &changeset {
             Changeset::Data(bytes) => Some(bytes.as_slice()),
             _ => None,
         };
@@ -607,6 +630,7 @@ fn parse_json(text: &str, seq: &EventSeq) -> Result<serde_json::Value, DbError> 
 }
 
 mod batch;
+mod bulk;
 mod lag;
 mod level;
 mod snapshot;

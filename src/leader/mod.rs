@@ -158,6 +158,11 @@ enum Transfer {
     Pull,
 }
 
+/// A wake-up takes no more pulled pages once its staged steps hold this many events: a
+/// pull faster than the leader would otherwise keep one transaction open for the whole of
+/// it, its pages spilling from SQLite's cache and its commit a long stall at the end.
+const WAKE_UP_EVENTS: usize = 16_384;
+
 /// How long a shutting-down leader waits for committed session events to be admitted (a
 /// session whose push was refused re-pushes it after catching up), as LiveStore's shutdown
 /// drain does. Past it, what is still missing stays in its session and is lost.
@@ -432,6 +437,7 @@ impl Leader {
     ) {
         while self.online.is_some()
             && self.closed.is_none()
+            && self.db.staged_events() < WAKE_UP_EVENTS
             && let Ok(event) = pulled.try_recv()
         {
             self.on_pull_event(event);
@@ -465,6 +471,9 @@ impl Leader {
         }
         for outgoing in std::mem::take(&mut self.outbox) {
             match outgoing {
+                Outgoing::Payload { payload, .. } if self.sessions.is_empty() => {
+                    step::drop_aside(payload);
+                }
                 Outgoing::Payload { payload, heads } => {
                     // Each session but the last gets a copy; the last takes the payload.
                     let mut payload = Some(payload);

@@ -58,6 +58,8 @@ impl Leader {
                     }
                 }
                 if page.page_info == PageInfo::NoMore {
+                    // Caught up: deferred checkpoints run once this page is committed.
+                    self.db.end_bulk();
                     if let Some(online) = &mut self.online
                         && online.push_after_pull.is_some_and(|after| epoch >= after)
                     {

@@ -226,3 +226,29 @@ impl Leader {
         Ok(())
     }
 }
+
+/// Payloads of this many events or more that no session takes are freed on a thread of
+/// their own ([`drop_aside`]).
+const DROP_ASIDE_EVENTS: usize = 256;
+
+/// Drops `payload`, a large one on a short-lived thread: freeing the thousands of events of
+/// a cold pull's wake-up costs the leader's thread (its critical path) several percent of its
+/// time, and nothing waits for it. Where no thread can be started, it is dropped here.
+pub(super) fn drop_aside(payload: Payload) {
+    let events = match &payload {
+        Payload::LocalPush { new_events } | Payload::UpstreamAdvance { new_events } => {
+            new_events.len()
+        }
+        Payload::UpstreamRebase {
+            rollback_events,
+            new_events,
+        } => rollback_events.len() + new_events.len(),
+    };
+    if events < DROP_ASIDE_EVENTS {
+        return;
+    }
+    // A failed spawn drops the closure, and the payload with it, on this thread.
+    let _ = std::thread::Builder::new()
+        .name("eventsync-drop".into())
+        .spawn(move || drop(payload));
+}

@@ -13,7 +13,7 @@ use super::{
     changeset_row, set_state_head, sql, trim_changesets, write_commits,
 };
 use crate::event::{Changeset, EncodedEvent};
-use crate::materialize;
+use crate::materialize::{self, Record};
 use crate::schema::Schema;
 use crate::seq::EventSeq;
 
@@ -34,6 +34,14 @@ impl LeaderDb {
         state_head: EventSeq,
         confirmed_head: Option<GlobalSeq>,
     ) -> Result<(), DbError> {
+        if new.len() >= PARALLEL_STEP_EVENTS
+            && rollback.is_empty()
+            && confirmed_head.is_some()
+            && new.iter().all(|item| item.record == Record::Nothing)
+        {
+            self.enter_bulk();
+        }
+        let events = new.len();
         self.step(|db| {
             let commits = db.next_commits(!rollback.is_empty());
             if new.len() < PARALLEL_STEP_EVENTS {
@@ -68,7 +76,9 @@ impl LeaderDb {
             // The state's error first, as when the state is staged first.
             staged.and(logged)?;
             Ok(commits)
-        })
+        })?;
+        self.staged_events += events;
+        Ok(())
     }
 
     /// Runs one step's writes inside a savepoint of both files (opening the transactions
@@ -104,6 +114,11 @@ impl LeaderDb {
         self.open
     }
 
+    /// How many new events the staged steps of [`Self::apply_batch`] hold.
+    pub(crate) fn staged_events(&self) -> usize {
+        self.staged_events
+    }
+
     /// Makes the staged steps durable: the eventlog commits first (one fsync, the durable
     /// point), then the state (no fsync); see the module doc. On an error the staged steps
     /// are rolled back (those the eventlog did not commit are lost; a state behind is
@@ -113,6 +128,7 @@ impl LeaderDb {
             return Ok(());
         }
         self.open = false;
+        self.staged_events = 0;
         if let Err(error) = self.log.execute_batch("COMMIT") {
             let _ = self.log.execute_batch("ROLLBACK");
             let _ = self.state.execute_batch("ROLLBACK");
@@ -123,7 +139,9 @@ impl LeaderDb {
         self.state.execute_batch("COMMIT").map_err(|error| {
             let _ = self.state.execute_batch("ROLLBACK");
             sql(STATE)(error)
-        })
+        })?;
+        self.settle_bulk();
+        Ok(())
     }
 
     /// Opens the transactions of both files, unless they are open.
@@ -230,8 +248,12 @@ fn stage_log_in(
                 .map_err(sql(EVENTLOG))?;
         }
     }
-    for item in new {
-        insert_event(log, event_hashes, item.event)?;
+    if !new.is_empty() {
+        // One statement for the step's events: the cache's lookup by SQL text is per step.
+        let mut insert = log.prepare_cached(INSERT_EVENT).map_err(sql(EVENTLOG))?;
+        for item in new {
+            insert_event(&mut insert, event_hashes, item.event)?;
+        }
     }
     if let Some(head) = confirmed_head {
         log.prepare_cached("UPDATE sync_status SET head = ?1 WHERE id = 1")
@@ -241,8 +263,12 @@ fn stage_log_in(
     write_commits(log, commits)
 }
 
+/// The eventlog's insert of one event.
+const INSERT_EVENT: &str =
+    "INSERT INTO eventlog VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
 fn insert_event(
-    tx: &Connection,
+    insert: &mut rusqlite::CachedStatement<'_>,
     event_hashes: &BTreeMap<String, String>,
     event: &EncodedEvent,
 ) -> Result<(), DbError> {
@@ -250,16 +276,9 @@ fn insert_event(
         .get(&event.name)
         .map(String::as_str)
         .unwrap_or(UNKNOWN_EVENT_HASH);
-    let sync_metadata = event
-        .meta
-        .sync_metadata
-        .as_ref()
-        .map(|value| value.to_string());
-    tx.prepare_cached(
-        "INSERT INTO eventlog VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )
-    .and_then(|mut insert| {
-        insert.execute(params![
+    let sync_metadata = event.meta.sync_metadata.as_ref().map(json_text);
+    insert
+        .execute(params![
             event.seq.global.0 as i64,
             event.seq.client,
             event.seq.generation,
@@ -267,15 +286,21 @@ fn insert_event(
             event.parent.client,
             event.parent.generation,
             event.name,
-            event.args.to_string(),
+            json_text(&event.args),
             event.client_id,
             event.session_id,
             hash,
             sync_metadata,
         ])
-    })
-    .map(drop)
-    .map_err(sql(EVENTLOG))
+        .map(drop)
+        .map_err(sql(EVENTLOG))
+}
+
+/// `value` as compact JSON text, the same text as its `Display` (`to_string`), written
+/// straight into a string rather than through a formatter, which costs several times more.
+pub(super) fn json_text(value: &serde_json::Value) -> String {
+    // Serializing a `Value` cannot fail; the fallback only keeps this free of a panic.
+    serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
 }
 
 /// Rolls back `rollback` in the state (by their recorded changesets, newest first) and

@@ -688,3 +688,20 @@ fn test_tables_lagging_behind_a_log_only_rebase_level_from_the_lag_base() {
     assert_eq!(replayed, 0, "level after the catch-up");
     assert_eq!(items_of(&db), ["a", "mine", "mine2", "theirs"]);
 }
+
+#[test]
+fn test_eventlog_args_text_is_the_display_text() {
+    // The eventlog's args column must read back as it always did: `Value::to_string`.
+    let values = [
+        json!(null),
+        json!({"id": "todo-00000001", "text": "buy item number 1"}),
+        json!({"b": [1, -2, 3.5, 1e300, true, false, null], "a": {"nested": "x\"y\\z\n\u{1}"}}),
+        json!("plain"),
+        json!(["é", "漢字", "🙂", "\u{7f}"]),
+        json!(u64::MAX),
+        json!(i64::MIN),
+    ];
+    for value in values {
+        assert_eq!(super::batch::json_text(&value), value.to_string());
+    }
+}
