@@ -1,12 +1,14 @@
 //! Client sessions: an in-memory SQLite read model per session (a window, a thread, a
 //! request handler), updated at once on commit.
 //!
-//! A session numbers its commits on its own head, materializes them (recording a changeset
-//! each), and queues them to the leader. The leader answers every session with the same
-//! payloads (advance or rebase), which the session merges with [`merge`]: its own events are
-//! confirmed, others' are applied, and when the leader rebased, the session rolls back by
-//! its changesets and replays. The changesets of every event the backend has not confirmed
-//! are kept (the journal), since the leader may still roll those back.
+//! A session numbers its commits on its own head, materializes them, and queues them to the
+//! leader. The leader answers every session with the same payloads (advance or rebase), which
+//! the session merges with [`merge`]: its own events are confirmed, others' are applied, and
+//! when the leader rebased, the session rolls back and replays. Every event the backend has
+//! not confirmed may still be rolled back (the leader may roll it back), so the session keeps
+//! those inside one open savepoint of its read model (the [`span`]), not a changeset each.
+//! Only the events copied with the leader's `state.db` roll back by changesets: those the
+//! leader recorded (the journal).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
@@ -30,6 +32,9 @@ use crate::rows;
 use crate::schema::Schema;
 use crate::seq::EventSeq;
 use crate::sync_state::{LocalPush, MergeOptions, Merged, Payload, PendingEvent, SyncState};
+use span::{Span, run_cached};
+
+mod span;
 
 /// A value bound to an SQL parameter.
 pub(crate) type SqlValue = rusqlite::types::Value;
@@ -84,7 +89,11 @@ struct SessionInner {
 struct SessionCore {
     connection: Connection,
     state: SyncState,
-    /// Changesets of the materialized events the backend has not confirmed, by position.
+    /// The events this session applied that the backend has not confirmed (and those after
+    /// them), inside an open savepoint: what a rollback undoes.
+    span: Span,
+    /// Changesets of the events copied with `state.db` that the backend has not confirmed
+    /// (the leader's, recorded when it applied them), by position.
     journal: BTreeMap<(u64, u32), Changeset>,
     /// Whether the changesets that came with the copy of `state.db` (the leader's events
     /// the backend had not confirmed when this session started) were read into `journal`.
@@ -142,6 +151,7 @@ impl ClientSession {
         let core = SessionCore {
             connection,
             state,
+            span: Span::default(),
             journal: BTreeMap::new(),
             journal_seeded: false,
             confirmed_head: heads.confirmed_head,
@@ -191,8 +201,8 @@ impl ClientSession {
         }
     }
 
-    /// Commits an event: numbers it, materializes it (reads see it at once), records its
-    /// changeset, and queues it to the leader. Returns its sequence number.
+    /// Commits an event: numbers it, materializes it (reads see it at once, inside the
+    /// session's undo span), and queues it to the leader. Returns its sequence number.
     ///
     /// Fails, with nothing changed, when the event is not in the schema, its args do not fit
     /// the type its materializer decodes, its materializer fails, or the store was closed.
@@ -234,9 +244,11 @@ impl ClientSession {
             meta: EventMeta::default(),
         };
         let applied = {
+            let core = &mut *core;
             let connection = &core.connection;
+            core.span.begin(connection)?;
             run_cached(connection, "SAVEPOINT eventsync_commit")?;
-            match materialize::apply_event(connection, &inner.schema, &event, Record::Changeset) {
+            match materialize::apply_event(connection, &inner.schema, &event, Record::Nothing) {
                 Ok(applied) => {
                     run_cached(connection, "RELEASE eventsync_commit")?;
                     applied
@@ -244,17 +256,19 @@ impl ClientSession {
                 Err(error) => {
                     let _ = connection
                         .execute_batch("ROLLBACK TO eventsync_commit; RELEASE eventsync_commit");
+                    core.span.release_if_empty(connection)?;
                     return Err(Error::invalid(error.to_string()));
                 }
             }
         };
-        // The changeset stays in the journal only: neither the pending copy nor the leader
-        // (which records its own) needs it.
         // Numbered on the local head, so the push always extends it. `push_local` keeps a
         // compact copy as pending; a copy of that one goes to the leader (a session that
         // commits faster than the leader admits queues it, and the compact form is a
-        // fraction of the event's size).
-        let events = match core.state.push_local(vec![event], MergeOptions::default()) {
+        // fraction of the event's size), and one to the span.
+        let events: Vec<PendingEvent> = match core
+            .state
+            .push_local(vec![event], MergeOptions::default())
+        {
             LocalPush::Advance { .. } => core.state.pending.back().cloned().into_iter().collect(),
             LocalPush::Reject { .. } => {
                 return Err(Error::internal(format!(
@@ -263,7 +277,9 @@ impl ClientSession {
                 )));
             }
         };
-        core.journal.insert(pair.seq.position(), applied.changeset);
+        if let Some(event) = events.first() {
+            core.span.push(event.clone(), &applied.tables);
+        }
         let epoch = core.epoch;
         inner.send_to_leader(epoch, head, events);
         inner.counters.committed.fetch_add(1, Ordering::Relaxed);
@@ -436,29 +452,7 @@ impl SessionInner {
                 new_events,
                 rollback_events,
             } => {
-                seed_journal(core, trimmed_to)?;
-                let mut changesets = Vec::with_capacity(rollback_events.len());
-                for event in &rollback_events {
-                    match core.journal.remove(&event.seq.position()) {
-                        Some(changeset) => changesets.push(changeset),
-                        None => {
-                            return Err(Error::internal(format!(
-                                "session: no changeset to roll back {}",
-                                event.seq
-                            )));
-                        }
-                    }
-                }
-                let refs: Vec<&Changeset> = changesets.iter().collect();
-                let tx = core
-                    .connection
-                    .unchecked_transaction()
-                    .map_err(sqlite_error)?;
-                tables.extend(
-                    materialize::rollback(&tx, &refs)
-                        .map_err(|error| Error::internal(format!("session: {error}")))?,
-                );
-                tx.commit().map_err(sqlite_error)?;
+                self.roll_back(core, &rollback_events, trimmed_to, &mut tables)?;
                 self.materialize(core, &new_events, &mut tables)?;
                 core.state.apply(change);
                 if !core.state.pending.is_empty() {
@@ -471,9 +465,10 @@ impl SessionInner {
                 return Err(Error::internal("session: a leader payload was rejected"));
             }
         }
-        // Drop the changesets of what the backend confirmed, oldest first: the work is in
-        // proportion to what is dropped, not to the journal, which holds every unconfirmed
-        // event (all of them on a store that has long been offline).
+        // Commit what the backend confirmed, and drop the changesets of the copied events it
+        // confirmed, oldest first: the work is in proportion to what is dropped.
+        core.span
+            .settle(&core.connection, &self.schema, heads.confirmed_head.0)?;
         let confirmed = (heads.confirmed_head.0, 0);
         while let Some(entry) = core.journal.first_entry()
             && *entry.key() <= confirmed
@@ -484,39 +479,116 @@ impl SessionInner {
         Ok(())
     }
 
-    /// Materializes leader events in one transaction, recording changesets for those the
-    /// backend has not confirmed (the leader may still roll them back).
+    /// Rolls back `events`, a tail of what the read model holds: those in the span by its
+    /// savepoint, those copied with `state.db` (before the span) by the leader's changesets.
+    fn roll_back(
+        &self,
+        core: &mut SessionCore,
+        events: &[EncodedEvent],
+        trimmed_to: GlobalSeq,
+        tables: &mut BTreeSet<String>,
+    ) -> Result<()> {
+        let Some(from) = events.iter().map(|event| event.seq.position()).min() else {
+            return Ok(());
+        };
+        let span_start = core.span.start();
+        let (undone, touched) = core.span.roll_back(&core.connection, &self.schema, from)?;
+        tables.extend(touched);
+        let copied: Vec<&EncodedEvent> = events
+            .iter()
+            .filter(|event| span_start.is_none_or(|start| event.seq.position() < start))
+            .collect();
+        if undone + copied.len() != events.len() {
+            return Err(Error::internal(format!(
+                "session: asked to roll back {} events from {}, but {undone} of them were applied \
+                 here since the session started and {} before",
+                events.len(),
+                EventSeq::new(from.0, from.1, 0),
+                copied.len()
+            )));
+        }
+        if copied.is_empty() {
+            return Ok(());
+        }
+        seed_journal(core, trimmed_to)?;
+        let mut changesets = Vec::with_capacity(copied.len());
+        for event in copied {
+            match core.journal.remove(&event.seq.position()) {
+                Some(changeset) => changesets.push(changeset),
+                None => {
+                    return Err(Error::internal(format!(
+                        "session: no changeset to roll back {}",
+                        event.seq
+                    )));
+                }
+            }
+        }
+        let refs: Vec<&Changeset> = changesets.iter().collect();
+        let tx = core
+            .connection
+            .unchecked_transaction()
+            .map_err(sqlite_error)?;
+        tables.extend(
+            materialize::rollback(&tx, &refs)
+                .map_err(|error| Error::internal(format!("session: {error}")))?,
+        );
+        tx.commit().map_err(sqlite_error)
+    }
+
+    /// Materializes leader events as one batch (all or none). Those the backend has not
+    /// confirmed (the leader may still roll them back), and any after them, go into the span.
     fn materialize(
         &self,
         core: &mut SessionCore,
         events: &[EncodedEvent],
         tables: &mut BTreeSet<String>,
     ) -> Result<()> {
-        if events.is_empty() {
+        let confirmed = core.confirmed_head;
+        let is_final = |event: &EncodedEvent| event.seq.global <= confirmed && !event.is_client_only();
+        // The events before the first one that may be rolled back need no span, unless one
+        // is open already (everything after a span's start is in it).
+        let first_kept = if core.span.is_empty() {
+            events.iter().position(|event| !is_final(event)).unwrap_or(events.len())
+        } else {
+            0
+        };
+        let (settled, kept) = events.split_at(first_kept);
+        let connection = &core.connection;
+        if !settled.is_empty() {
+            run_cached(connection, "SAVEPOINT eventsync_batch")?;
+            let result = settled.iter().try_for_each(|event| {
+                let applied = self.apply(connection, event)?;
+                tables.extend(applied.tables);
+                Ok(())
+            });
+            finish_batch(connection, result)?;
+        }
+        if kept.is_empty() {
             return Ok(());
         }
-        let confirmed = core.confirmed_head;
-        let tx = core
-            .connection
-            .unchecked_transaction()
-            .map_err(sqlite_error)?;
-        let mut recorded = Vec::new();
-        for event in events {
-            let record = if event.seq.global <= confirmed && !event.is_client_only() {
-                Record::Nothing
-            } else {
-                Record::Changeset
-            };
-            let applied = materialize::apply_event(&tx, &self.schema, event, record)
-                .map_err(|error| Error::new(ErrorKind::Invalid, format!("session: {error}")))?;
-            tables.extend(applied.tables);
-            if record == Record::Changeset {
-                recorded.push((event.seq.position(), applied.changeset));
-            }
+        // The span's savepoint first, the batch's inside it: releasing the batch must not
+        // release the span.
+        core.span.begin(connection)?;
+        let span_len = core.span.len();
+        run_cached(connection, "SAVEPOINT eventsync_batch")?;
+        let result = kept.iter().try_for_each(|event| {
+            let applied = self.apply(connection, event)?;
+            tables.extend(applied.tables.iter().cloned());
+            core.span
+                .push(PendingEvent::from_event(event, None), &applied.tables);
+            Ok(())
+        });
+        let outcome = finish_batch(connection, result);
+        if outcome.is_err() {
+            core.span.truncate(connection, span_len)?;
         }
-        tx.commit().map_err(sqlite_error)?;
-        core.journal.extend(recorded);
-        Ok(())
+        outcome
+    }
+
+    /// Applies one leader event, without a changeset.
+    fn apply(&self, connection: &Connection, event: &EncodedEvent) -> Result<materialize::Applied> {
+        materialize::apply_event(connection, &self.schema, event, Record::Nothing)
+            .map_err(|error| Error::new(ErrorKind::Invalid, format!("session: {error}")))
     }
 }
 
@@ -572,6 +644,20 @@ fn seed_journal(core: &mut SessionCore, trimmed_to: GlobalSeq) -> Result<()> {
     Ok(())
 }
 
+/// Ends a batch's savepoint: released when `result` is Ok, else rolled back (the batch leaves
+/// nothing) and `result`'s error returned.
+fn finish_batch(connection: &Connection, result: Result<()>) -> Result<()> {
+    match result {
+        Ok(()) => run_cached(connection, "RELEASE eventsync_batch"),
+        Err(error) => {
+            connection
+                .execute_batch("ROLLBACK TO eventsync_batch; RELEASE eventsync_batch")
+                .map_err(sqlite_error)?;
+            Err(error)
+        }
+    }
+}
+
 /// A query's rows (JSON objects) as `T`s.
 fn rows_as<T: DeserializeOwned>(sql: &str, rows: Vec<serde_json::Value>) -> Result<Vec<T>> {
     rows.into_iter()
@@ -587,14 +673,4 @@ fn rows_as<T: DeserializeOwned>(sql: &str, rows: Vec<serde_json::Value>) -> Resu
 
 fn sqlite_error(error: rusqlite::Error) -> Error {
     Error::internal(format!("session database: {error}"))
-}
-
-/// Runs a constant statement without parameters through the connection's statement cache,
-/// so that a commit's savepoint statements are parsed once per session, not once per commit.
-fn run_cached(connection: &Connection, sql: &str) -> Result<()> {
-    connection
-        .prepare_cached(sql)
-        .and_then(|mut statement| statement.execute([]))
-        .map(drop)
-        .map_err(sqlite_error)
 }
