@@ -544,11 +544,15 @@ impl SessionInner {
         tables: &mut BTreeSet<String>,
     ) -> Result<()> {
         let confirmed = core.confirmed_head;
-        let is_final = |event: &EncodedEvent| event.seq.global <= confirmed && !event.is_client_only();
+        let is_final =
+            |event: &EncodedEvent| event.seq.global <= confirmed && !event.is_client_only();
         // The events before the first one that may be rolled back need no span, unless one
         // is open already (everything after a span's start is in it).
         let first_kept = if core.span.is_empty() {
-            events.iter().position(|event| !is_final(event)).unwrap_or(events.len())
+            events
+                .iter()
+                .position(|event| !is_final(event))
+                .unwrap_or(events.len())
         } else {
             0
         };

@@ -212,3 +212,155 @@ pub(super) fn run_cached(connection: &Connection, sql: &str) -> Result<()> {
         .map(drop)
         .map_err(super::sqlite_error)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::event::{EncodedEvent, EventMeta};
+    use crate::schema::{EventDef, MaterializeContext, Statement};
+    use crate::seq::EventSeq;
+
+    fn schema() -> Schema {
+        Schema::builder()
+            .table("items", "CREATE TABLE items (n INTEGER PRIMARY KEY)")
+            .define_event(
+                EventDef::synced("v1.Add"),
+                |n: i64, _: &MaterializeContext<'_>| {
+                    Ok(vec![Statement::new(
+                        "INSERT INTO items VALUES (?1)",
+                        vec![n.into()],
+                    )])
+                },
+            )
+            .build()
+            .unwrap()
+    }
+
+    fn add(n: u64) -> EncodedEvent {
+        EncodedEvent {
+            seq: EventSeq::global(n),
+            parent: EventSeq::global(n - 1),
+            name: "v1.Add".into(),
+            args: json!(n),
+            client_id: "c1".into(),
+            session_id: "s1".into(),
+            meta: EventMeta::default(),
+        }
+    }
+
+    /// Applies e`from`..=e`to` inside the span, as a session does.
+    fn apply(span: &mut Span, connection: &Connection, schema: &Schema, from: u64, to: u64) {
+        span.begin(connection).unwrap();
+        for n in from..=to {
+            let event = add(n);
+            let applied =
+                materialize::apply_event(connection, schema, &event, Record::Nothing).unwrap();
+            span.push(PendingEvent::from_event(&event, None), &applied.tables);
+        }
+    }
+
+    fn items(connection: &Connection) -> Vec<u64> {
+        let mut statement = connection
+            .prepare("SELECT n FROM items ORDER BY n")
+            .unwrap();
+        statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    fn fresh(schema: &Schema) -> Connection {
+        let connection = Connection::open_in_memory().unwrap();
+        schema.create_tables(&connection).unwrap();
+        connection
+    }
+
+    #[test]
+    fn test_roll_back_undoes_the_tail_and_keeps_what_came_before() {
+        let schema = schema();
+        let connection = fresh(&schema);
+        let mut span = Span::default();
+        apply(&mut span, &connection, &schema, 1, 5);
+        let (undone, tables) = span.roll_back(&connection, &schema, (3, 0)).unwrap();
+        assert_eq!(undone, 3);
+        assert_eq!(tables, BTreeSet::from(["items".to_string()]));
+        assert_eq!(items(&connection), vec![1, 2]);
+        assert_eq!(span.start(), Some((1, 0)));
+        // Rolled back again from its start, the span is empty and its savepoint released.
+        apply(&mut span, &connection, &schema, 3, 4);
+        let (undone, _) = span.roll_back(&connection, &schema, (1, 0)).unwrap();
+        assert_eq!(undone, 4);
+        assert!(items(&connection).is_empty());
+        assert!(span.is_empty() && !span.open);
+        assert!(connection.is_autocommit(), "no transaction left open");
+        // Nothing of the span at or after `from`: nothing happens.
+        apply(&mut span, &connection, &schema, 1, 2);
+        assert_eq!(span.roll_back(&connection, &schema, (3, 0)).unwrap().0, 0);
+        assert_eq!(items(&connection), vec![1, 2]);
+    }
+
+    #[test]
+    fn test_settle_commits_a_span_the_backend_confirmed_whole() {
+        let schema = schema();
+        let connection = fresh(&schema);
+        let mut span = Span::default();
+        apply(&mut span, &connection, &schema, 1, 3);
+        span.settle(&connection, &schema, 2).unwrap();
+        assert_eq!(span.len(), 3, "e3 is not confirmed: the span stays whole");
+        span.settle(&connection, &schema, 3).unwrap();
+        assert!(span.is_empty() && !span.open);
+        assert!(connection.is_autocommit());
+        assert_eq!(items(&connection), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn test_settle_cuts_a_long_confirmed_head_and_rollbacks_still_undo_the_tail() {
+        let schema = schema();
+        let connection = fresh(&schema);
+        let mut span = Span::default();
+        let (confirmed, last) = (CUT_MIN as u64 + 76, CUT_MIN as u64 + 100);
+        apply(&mut span, &connection, &schema, 1, last);
+        // Too few confirmed events for their tail: no cut.
+        span.settle(&connection, &schema, CUT_MIN as u64 - 1)
+            .unwrap();
+        assert_eq!(span.start(), Some((1, 0)));
+        span.settle(&connection, &schema, confirmed).unwrap();
+        assert_eq!(
+            span.start(),
+            Some((confirmed + 1, 0)),
+            "cut after the confirmed head"
+        );
+        assert_eq!(span.len() as u64, last - confirmed);
+        let all: Vec<u64> = (1..=last).collect();
+        assert_eq!(items(&connection), all, "the cut changed nothing visible");
+        let (undone, _) = span
+            .roll_back(&connection, &schema, (confirmed + 10, 0))
+            .unwrap();
+        assert_eq!(undone as u64, last - confirmed - 9);
+        assert_eq!(items(&connection), all[..(confirmed + 9) as usize].to_vec());
+        // Rolled back to its new start, the span leaves the committed head alone.
+        span.roll_back(&connection, &schema, (confirmed + 1, 0))
+            .unwrap();
+        assert!(span.is_empty() && connection.is_autocommit());
+        assert_eq!(items(&connection), all[..confirmed as usize].to_vec());
+    }
+
+    #[test]
+    fn test_an_empty_span_releases_its_savepoint() {
+        let schema = schema();
+        let connection = fresh(&schema);
+        let mut span = Span::default();
+        span.begin(&connection).unwrap();
+        assert!(!connection.is_autocommit());
+        span.release_if_empty(&connection).unwrap();
+        assert!(!span.open && connection.is_autocommit());
+        apply(&mut span, &connection, &schema, 1, 2);
+        span.truncate(&connection, 1).unwrap();
+        assert!(span.open, "one event left");
+        span.truncate(&connection, 0).unwrap();
+        assert!(!span.open && connection.is_autocommit());
+    }
+}
