@@ -5,7 +5,7 @@
 //!
 //! Three tiers, each a node running the same [`sync_state::merge`]:
 //!
-//! - **Client session** ([`ClientSession`], `session.rs`): an in-memory SQLite read model,
+//! - **Client session** ([`ClientSession`], `session/`): an in-memory SQLite read model,
 //!   updated at once on commit; pending events go to the leader.
 //! - **Leader** (`leader/`, crate-private): one per client and store; owns `eventlog.db` (the
 //!   durable log) and `state.db` (the read model), pushes to and pulls from the backend,
