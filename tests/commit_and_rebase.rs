@@ -213,3 +213,46 @@ async fn test_rebase_after_another_client_took_e42() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+/// A commit that fails (its args do not fit the event) changes nothing, whether it is the
+/// session's first (its undo span opens for it and must close again) or comes after pending
+/// ones; the session goes on, and the backend gets exactly the commits that succeeded.
+#[tokio::test(flavor = "current_thread")]
+async fn test_a_failed_commit_leaves_nothing_and_the_session_goes_on() {
+    let schema = Arc::new(todo_schema());
+    let memory = Arc::new(InMemory::new());
+    let backend = memory_backend(&memory, "failed");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&schema, dir.path(), "client-a", backend.clone()).await;
+    let session = store.session().await.unwrap();
+    let bad = serde_json::json!({ "id": 5 });
+
+    let error = session.commit_dynamic(TodoCreated::NAME, &bad).unwrap_err();
+    assert!(error.to_string().contains(TodoCreated::NAME), "{error}");
+    assert_eq!(session.sync_status().local_head, EventSeq::ROOT);
+    session.commit(&created("t1", "milk")).unwrap();
+    session.commit_dynamic(TodoCreated::NAME, &bad).unwrap_err();
+    session.commit(&created("t2", "eggs")).unwrap();
+    let rows: Vec<Text> = session
+        .query("SELECT text FROM todos ORDER BY id", &[])
+        .unwrap();
+    let texts: Vec<&str> = rows.iter().map(|row| row.text.as_str()).collect();
+    assert_eq!(texts, ["milk", "eggs"]);
+
+    store.sync().await.unwrap();
+    let log = backend_log(&backend).await;
+    let names: Vec<(u64, &str)> = log
+        .iter()
+        .map(|event| (event.seq_num.0, event.name.as_str()))
+        .collect();
+    assert_eq!(names, [(1, TodoCreated::NAME), (2, TodoCreated::NAME)]);
+    wait_until("the session hears the backend confirmed both", async || {
+        session.sync_status().backend_confirmed_head == EventSeq::global(2)
+    })
+    .await;
+    let rows: Vec<Text> = session
+        .query("SELECT text FROM todos ORDER BY id", &[])
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    store.shutdown().await.unwrap();
+}

@@ -227,7 +227,7 @@ impl ClientSession {
             tracing::warn!(event = name, "committing a deprecated event");
         }
         // The args are decoded once, by the materializer below: args that do not fit its
-        // type fail there, inside the savepoint, with the same `InvalidArgs` error.
+        // type fail there, before any statement runs, with the same `InvalidArgs` error.
         let mut core = inner.lock();
         if let Some(reason) = &core.closed {
             return Err(Error::new(ErrorKind::Closed, reason.clone()));
@@ -247,15 +247,13 @@ impl ClientSession {
             let core = &mut *core;
             let connection = &core.connection;
             core.span.begin(connection)?;
-            run_cached(connection, "SAVEPOINT eventsync_commit")?;
+            // No savepoint of the commit's own: `apply_event` leaves nothing of an event that
+            // fails (its materializer runs before any statement, and several statements run
+            // inside a savepoint of their own). One here would copy each page the commit
+            // touches into SQLite's sub-journal, which grows until the span is released.
             match materialize::apply_event(connection, &inner.schema, &event, Record::Nothing) {
-                Ok(applied) => {
-                    run_cached(connection, "RELEASE eventsync_commit")?;
-                    applied
-                }
+                Ok(applied) => applied,
                 Err(error) => {
-                    let _ = connection
-                        .execute_batch("ROLLBACK TO eventsync_commit; RELEASE eventsync_commit");
                     core.span.release_if_empty(connection)?;
                     return Err(Error::invalid(error.to_string()));
                 }
