@@ -27,19 +27,19 @@ pub struct OpenOptions {
     pub remote: RemoteOptions,
 }
 
-/// The kind of store a URL names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The kind of store a URL names; a folder with its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
     Memory,
-    File,
+    File(std::path::PathBuf),
     S3,
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    fn name(&self) -> &'static str {
         match self {
             Kind::Memory => "memory",
-            Kind::File => "file",
+            Kind::File(_) => "file",
             Kind::S3 => "s3",
         }
     }
@@ -127,7 +127,11 @@ fn open_folder(path: &std::path::Path) -> Result<(Arc<dyn ObjectStore>, Path, Ki
             message: format!("cannot open backend folder {}: {e}", path.display()),
         })?
         .with_fsync(true);
-    Ok((Arc::new(store), Path::default(), Kind::File))
+    // The folder as the store resolved it (`new_with_prefix` canonicalizes it).
+    let folder = std::fs::canonicalize(path).map_err(|e| BackendError::Invalid {
+        message: format!("cannot open backend folder {}: {e}", path.display()),
+    })?;
+    Ok((Arc::new(store), Path::default(), Kind::File(folder)))
 }
 
 /// Opens the backend of store `store_id` at `url`: a [`SegmentLog`] over the object store
@@ -155,6 +159,10 @@ pub async fn open_backend(
         options.segment_log.clone(),
     )?
     .with_description(kind.name(), &redact_url(url));
+    let log = match kind {
+        Kind::File(folder) => log.with_folder(folder),
+        Kind::Memory | Kind::S3 => log,
+    };
     Ok(Arc::new(log))
 }
 

@@ -115,6 +115,12 @@ impl CountingStore {
         }
     }
 
+    /// Counts a listing made of the wrapped store's folder directly (a local folder's
+    /// directory read), as one LIST.
+    pub(crate) fn count_list(&self) {
+        bump(&self.counters.lists, 1);
+    }
+
     /// The requests made so far.
     pub fn counts(&self) -> RequestCounts {
         let c = &self.counters;

@@ -138,17 +138,27 @@ async fn list(
     steps: futures::channel::mpsc::UnboundedSender<PackRange>,
 ) -> Result<Listed, BackendError> {
     let dir = log.paths.packs_dir();
-    let mut keys = inner.store.list(Some(dir));
     let mut chain = Chain::new(inner.lists_in_key_order());
     let mut settled = Vec::new();
-    while let Some(meta) = keys.next().await {
-        let meta = meta.map_err(|e| store_error("listing", dir, e))?;
-        if let Some((first, last)) = log.paths.parse_pack(&meta.location) {
-            chain.listed(first, last, &mut settled);
+    if inner.lists_in_key_order() {
+        let mut keys = inner.store.list(Some(dir));
+        while let Some(meta) = keys.next().await {
+            let meta = meta.map_err(|e| store_error("listing", dir, e))?;
+            if let Some((first, last)) = log.paths.parse_pack(&meta.location) {
+                chain.listed(first, last, &mut settled);
+            }
+            for range in settled.drain(..) {
+                // The reads are gone: the caller stopped.
+                let _ = steps.unbounded_send(range);
+            }
         }
-        for range in settled.drain(..) {
-            // The reads are gone: the caller stopped.
-            let _ = steps.unbounded_send(range);
+    } else {
+        // Nothing is settled before the listing ends: it is read at once (a local folder's
+        // names, without the metadata of each).
+        for key in inner.list_folder(dir, None).await? {
+            if let Some((first, last)) = log.paths.parse_pack(&key) {
+                chain.listed(first, last, &mut settled);
+            }
         }
     }
     chain.finish(&mut settled);

@@ -81,6 +81,8 @@ struct Inner {
     url: String,
     /// Where writer nonces and a new store's backend id come from.
     entropy: Entropy,
+    /// The local folder the store is, when it is one ([`SegmentLog::with_folder`]).
+    folder: Option<std::path::PathBuf>,
     /// The incarnation this client works in, once `store.json` was read. A std mutex: held
     /// for a copy only.
     identity: Mutex<Option<Arc<Incarnation>>>,
@@ -122,6 +124,7 @@ impl SegmentLog {
                 name: "object_store".into(),
                 url,
                 entropy: Entropy::from_os(),
+                folder: None,
                 identity: Mutex::new(None),
             }),
         })
@@ -143,6 +146,14 @@ impl SegmentLog {
         self.rebuilt(|inner| inner.entropy = entropy)
     }
 
+    /// The same log over a store that is the local folder `folder` (an
+    /// `object_store::local::LocalFileSystem` rooted there, as `open_backend` makes for a
+    /// `file` URL): the listings of its segments and packs read the directory's names
+    /// instead of walking it through the store, which looks up every entry's metadata.
+    pub fn with_folder(self, folder: std::path::PathBuf) -> SegmentLog {
+        self.rebuilt(|inner| inner.folder = Some(folder))
+    }
+
     /// This log with `change` made to its settings. Meant for a log just built: a log that
     /// is already shared (cloned) gets a fresh copy with empty caches (its request counters
     /// stay shared).
@@ -156,6 +167,7 @@ impl SegmentLog {
             name: shared.name.clone(),
             url: shared.url.clone(),
             entropy: shared.entropy.clone(),
+            folder: shared.folder.clone(),
             identity: Mutex::new(None),
         });
         change(&mut inner);
