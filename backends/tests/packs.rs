@@ -51,6 +51,28 @@ async fn verify(place: &StoreLocation) -> VerifyReport {
         .unwrap()
 }
 
+/// A pack of `segments` (events `first..=last`), framed and sealed as `pack::encode` would,
+/// whatever the segments hold: for tests that put a pack the encoder would refuse.
+fn sealed_pack(first: u64, last: u64, segments: &[Vec<u8>]) -> Vec<u8> {
+    use sha2::Digest as _;
+    let size: usize = segments.iter().map(|s| 4 + s.len()).sum();
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&pack::MAGIC);
+    bytes.extend_from_slice(&pack::FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&0u16.to_le_bytes());
+    bytes.extend_from_slice(&((pack::HEADER_LEN + size + pack::TRAILER_LEN) as u64).to_le_bytes());
+    bytes.extend_from_slice(&first.to_le_bytes());
+    bytes.extend_from_slice(&last.to_le_bytes());
+    bytes.extend_from_slice(&(segments.len() as u32).to_le_bytes());
+    for segment in segments {
+        bytes.extend_from_slice(&(segment.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(segment);
+    }
+    let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+    bytes.extend_from_slice(&digest);
+    bytes
+}
+
 async fn pack_keys(place: &StoreLocation) -> Vec<Key> {
     let log = client(place).log_paths().await.unwrap();
     ["1-9", "10-18", "19-24"]
@@ -359,21 +381,7 @@ async fn test_verify_names_a_pack_whose_inner_events_do_not_parse() {
     assert!(segment::decode(last).is_err());
     segment::decode_header(last).unwrap();
     // A pack of the three, framed and sealed as `pack::encode` would.
-    let size: usize = segments.iter().map(|s| 4 + s.len()).sum();
-    let mut bytes = Vec::new();
-    bytes.extend_from_slice(&pack::MAGIC);
-    bytes.extend_from_slice(&pack::FORMAT_VERSION.to_le_bytes());
-    bytes.extend_from_slice(&0u16.to_le_bytes());
-    bytes.extend_from_slice(&((pack::HEADER_LEN + size + pack::TRAILER_LEN) as u64).to_le_bytes());
-    bytes.extend_from_slice(&1u64.to_le_bytes());
-    bytes.extend_from_slice(&9u64.to_le_bytes());
-    bytes.extend_from_slice(&3u32.to_le_bytes());
-    for segment in &segments {
-        bytes.extend_from_slice(&(segment.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(segment);
-    }
-    let digest: [u8; 32] = Sha256::digest(&bytes).into();
-    bytes.extend_from_slice(&digest);
+    let bytes = sealed_pack(1, 9, &segments);
     assert!(pack::decode(&bytes).is_err());
     assert_eq!(pack::decode_digests(&bytes).unwrap().segments.len(), 3);
     let key = pack_keys(&place).await[0].clone();
@@ -396,7 +404,6 @@ async fn test_verify_names_a_pack_whose_inner_events_do_not_parse() {
 /// equal to a segment whose checksum held are taken without hashing them.
 #[tokio::test]
 async fn test_verify_hashes_a_pack_segment_that_differs_from_the_segment_read() {
-    use sha2::{Digest as _, Sha256};
     let place = memory();
     fill(&place).await;
     let log = client(&place).log_paths().await.unwrap();
@@ -408,21 +415,7 @@ async fn test_verify_hashes_a_pack_segment_that_differs_from_the_segment_read() 
     let middle = &mut segments[1];
     let at = middle.len() - segment::TRAILER_LEN - 3;
     middle[at] ^= 0x01;
-    let size: usize = segments.iter().map(|s| 4 + s.len()).sum();
-    let mut bytes = Vec::new();
-    bytes.extend_from_slice(&pack::MAGIC);
-    bytes.extend_from_slice(&pack::FORMAT_VERSION.to_le_bytes());
-    bytes.extend_from_slice(&0u16.to_le_bytes());
-    bytes.extend_from_slice(&((pack::HEADER_LEN + size + pack::TRAILER_LEN) as u64).to_le_bytes());
-    bytes.extend_from_slice(&1u64.to_le_bytes());
-    bytes.extend_from_slice(&9u64.to_le_bytes());
-    bytes.extend_from_slice(&3u32.to_le_bytes());
-    for segment in &segments {
-        bytes.extend_from_slice(&(segment.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(segment);
-    }
-    let digest: [u8; 32] = Sha256::digest(&bytes).into();
-    bytes.extend_from_slice(&digest);
+    let bytes = sealed_pack(1, 9, &segments);
     let expected = pack::decode_digests(&bytes).unwrap_err().to_string();
     assert!(expected.contains("segment 1 of the pack"), "{expected}");
     assert!(expected.contains("checksum"), "{expected}");
