@@ -1,17 +1,26 @@
 //! The seed's two stories, observed step by step: an event's way from a session to the
-//! backend, and a rebase after another client took the same position.
+//! backend, and a rebase after another client took the same position; and a lazy rebase's
+//! catch-up next to a client-only event the rebase did not roll back (issue 11).
 
 mod support;
+#[path = "simulation/tally.rs"]
+mod tally;
 
 use std::sync::Arc;
 
-use eventsync::Event;
-use eventsync::EventSeq;
-use eventsync::backends::GlobalSeq;
+use eventsync::backends::{
+    BackendError, BackendInfo, GlobalEvent, GlobalSeq, PullStream, SyncBackend,
+};
+use eventsync::{Event, EventSeq, Tuning};
 use eventsync_todo::{TodoCreated, TodoRenamed, todo_schema};
 use object_store::memory::InMemory;
 use serde::Deserialize;
-use support::{GatedBackend, backend_log, memory_backend, open_store, synced, wait_until};
+use serde_json::{Value, json};
+use support::{
+    GatedBackend, backend_log, fast_tuning, memory_backend, open_store, open_store_tuned, synced,
+    wait_until,
+};
+use tally::{TALLY_SQL, TallyBumped, sim_schema};
 
 #[derive(Debug, Deserialize, PartialEq)]
 struct Text {
@@ -255,4 +264,160 @@ async fn test_a_failed_commit_leaves_nothing_and_the_session_goes_on() {
         .unwrap();
     assert_eq!(rows.len(), 2);
     store.shutdown().await.unwrap();
+}
+
+/// A backend wrapper that holds every push whose first event is at or past a limit until the
+/// limit moves past it (pulls are not held): lets one push through and holds the next.
+#[derive(Debug)]
+struct PushLimit {
+    inner: Arc<dyn SyncBackend>,
+    limit: tokio::sync::watch::Sender<u64>,
+}
+
+impl PushLimit {
+    fn new(inner: Arc<dyn SyncBackend>, limit: u64) -> Arc<PushLimit> {
+        Arc::new(PushLimit {
+            inner,
+            limit: tokio::sync::watch::channel(limit).0,
+        })
+    }
+
+    fn set(&self, limit: u64) {
+        self.limit.send_replace(limit);
+    }
+}
+
+#[async_trait::async_trait]
+impl SyncBackend for PushLimit {
+    async fn push(&self, batch: Vec<GlobalEvent>) -> Result<(), BackendError> {
+        let first = batch.first().map_or(0, |event| event.seq_num.0);
+        let mut limit = self.limit.subscribe();
+        let _ = limit.wait_for(|limit| first < *limit).await;
+        self.inner.push(batch).await
+    }
+    async fn pull(&self, cursor: GlobalSeq, live: bool) -> Result<PullStream, BackendError> {
+        self.inner.pull(cursor, live).await
+    }
+    async fn head(&self) -> Result<GlobalSeq, BackendError> {
+        self.inner.head().await
+    }
+    async fn ping(&self) -> Result<(), BackendError> {
+        self.inner.ping().await
+    }
+    async fn backend_id(&self) -> Result<String, BackendError> {
+        self.inner.backend_id().await
+    }
+    fn info(&self) -> BackendInfo {
+        self.inner.info()
+    }
+    fn requests(&self) -> Option<eventsync::backends::RequestCounts> {
+        self.inner.requests()
+    }
+}
+
+/// Issue 11 (seed 24 of the simulation): A holds e1, the client-only e1.1 (a tally bump,
+/// whose materializer is not idempotent) and e2. The backend confirms e1 alone, which takes
+/// e1.1 out of pending too (LiveStore's walk counts a client-only event as confirmed with the
+/// event before it). B then takes e2, A rebases its e2 to e3r1 lazily, and the catch-up rolls
+/// back only e2. It must replay B's e2 and e3r1, and not e1.1, which A's tables and A's
+/// session still hold: the tally counts one bump, not two, on the leader and in the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_catch_up_after_a_lazy_rebase_keeps_a_confirmed_client_only_event_once() {
+    let schema = Arc::new(sim_schema());
+    let memory = Arc::new(InMemory::new());
+    let limit = PushLimit::new(memory_backend(&memory, "kept"), 1);
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let tuning = Tuning {
+        push_batch_events: 1,
+        ..fast_tuning()
+    };
+    assert!(
+        tuning.lazy_rebase,
+        "the catch-up under test is a lazy rebase's"
+    );
+    let a = open_store_tuned(&schema, dir_a.path(), "client-a", limit.clone(), tuning).await;
+    let session_a = a.session().await.unwrap();
+    let bump = TallyBumped { tag: "b1".into() };
+    assert_eq!(
+        session_a.commit(&created("t1", "A's first")).unwrap(),
+        EventSeq::global(1)
+    );
+    assert_eq!(session_a.commit(&bump).unwrap(), EventSeq::new(1, 1, 0));
+    assert_eq!(
+        session_a.commit(&created("t2", "A's second")).unwrap(),
+        EventSeq::global(2)
+    );
+    wait_until("A's leader holds all three", async || {
+        let status = a.status().await.unwrap();
+        (status.local_head, status.pending) == (EventSeq::global(2), 2)
+    })
+    .await;
+
+    // The backend confirms e1 alone; e1.1 leaves pending with it, e2's push is held.
+    limit.set(2);
+    wait_until("the backend confirmed e1", async || {
+        a.status().await.unwrap().backend_confirmed_head == EventSeq::global(1)
+    })
+    .await;
+    assert_eq!(a.status().await.unwrap().pending, 1, "e2 is still pending");
+
+    // B takes e2; A pulls it and rebases its e2 to e3r1 without touching its tables.
+    let b = open_store(
+        &schema,
+        dir_b.path(),
+        "client-b",
+        memory_backend(&memory, "kept"),
+    )
+    .await;
+    b.sync().await.unwrap();
+    let session_b = b.session().await.unwrap();
+    assert_eq!(
+        session_b.commit(&created("t3", "B's")).unwrap(),
+        EventSeq::global(2)
+    );
+    b.sync().await.unwrap();
+    wait_until("A deferred the rebase", async || {
+        a.stats().deferred_rebases >= 1
+    })
+    .await;
+    limit.set(u64::MAX);
+    a.sync().await.unwrap();
+    wait_until("A's session caught up on e3r1, confirmed", async || {
+        session_a.sync_status().backend_confirmed_head == EventSeq::global(3)
+    })
+    .await;
+    assert!(a.stats().catch_ups >= 1, "{:?}", a.stats());
+
+    let eventlog = a.eventlog().await.unwrap();
+    let numbers: Vec<(EventSeq, &str)> = eventlog
+        .iter()
+        .map(|event| (event.seq, event.client_id.as_str()))
+        .collect();
+    assert_eq!(
+        numbers,
+        [
+            (EventSeq::global(1), "client-a"),
+            (EventSeq::new(1, 1, 0), "client-a"),
+            (EventSeq::global(2), "client-b"),
+            (EventSeq::new(3, 0, 1), "client-a"),
+        ]
+    );
+    let once = vec![json!({ "count": 1, "trail": "b1" })];
+    assert_eq!(a.query_leader(TALLY_SQL).await.unwrap(), once, "leader");
+    assert_eq!(
+        session_a.query::<Value>(TALLY_SQL, &[]).unwrap(),
+        once,
+        "A's session"
+    );
+    let todos: Vec<Text> = session_a
+        .query("SELECT text FROM todos ORDER BY id", &[])
+        .unwrap();
+    let texts: Vec<&str> = todos.iter().map(|row| row.text.as_str()).collect();
+    assert_eq!(texts, ["A's first", "A's second", "B's"]);
+    assert_eq!(
+        synced(&eventlog),
+        backend_log(&memory_backend(&memory, "kept")).await
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
 }

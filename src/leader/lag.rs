@@ -44,8 +44,12 @@ const MAX_LAG: Duration = Duration::from_millis(250);
 
 /// Tables that lag behind the eventlog.
 pub(super) struct Lag {
-    /// The backend-confirmed head when the lag began: the tables hold the events up to it,
-    /// then `materialized`.
+    /// The last event the tables hold that the catch-up keeps: the eventlog's event before
+    /// the first pending one when the lag began. That is the backend-confirmed head, or a
+    /// client-only event after it that is no longer pending (the confirmation of the event
+    /// before it took it out of pending, as in LiveStore): the rollback of `materialized`
+    /// does not undo such an event, so the replay must not apply it again (issue 11). The
+    /// tables hold the events up to `base`, then `materialized`.
     base: EventSeq,
     /// The events after `base` the tables (and the sessions) hold, ascending: the leader's
     /// pending events when the lag began, each with its changeset.
@@ -106,21 +110,23 @@ impl Leader {
             }
             Merged::Reject { .. } => return Ok(()),
         };
-        let base = self
-            .lag
-            .as_ref()
-            .map_or(self.state.upstream_head, |lag| lag.base);
-        let materialized = if self.lag.is_none() {
-            // The tables and sessions hold these events whole; boot may have left their
-            // bodies in the eventlog (pending events are held by number until needed), so
-            // they are read before this step renumbers them there.
-            let all = 0..self.state.pending.len();
-            self.db
-                .load_bodies(&mut self.state.pending, all)
-                .map_err(db_error)?;
-            self.state.pending.to_events()
-        } else {
-            Vec::new()
+        let (base, materialized) = match &self.lag {
+            Some(lag) => (lag.base, Vec::new()),
+            None => {
+                // The tables and sessions hold these events whole; boot may have left their
+                // bodies in the eventlog (pending events are held by number until needed), so
+                // they are read before this step renumbers them there.
+                let all = 0..self.state.pending.len();
+                self.db
+                    .load_bodies(&mut self.state.pending, all)
+                    .map_err(db_error)?;
+                let materialized = self.state.pending.to_events();
+                let base = match materialized.first() {
+                    Some(first) => self.db.last_event_before(first.seq).map_err(db_error)?,
+                    None => self.state_head,
+                };
+                (base, materialized)
+            }
         };
         let items: Vec<NewEvent<'_>> = new_events
             .iter_mut()

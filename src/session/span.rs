@@ -81,16 +81,16 @@ impl Span {
 
     /// Records `event`, applied inside the savepoint, and the tables it wrote.
     ///
-    /// Positions never go down, but may repeat: a leader's catch-up after a lazy rebase
-    /// (`leader/lag.rs`) replays every event after the confirmed head it began at, which can
-    /// include a client-only event on that head that it did not roll back.
+    /// Positions strictly increase: every payload's new events come after what the read
+    /// model keeps. (A leader's catch-up after a lazy rebase once replayed a client-only
+    /// event it had not rolled back, applying it twice: issue 11, `leader/lag.rs`.)
     pub(super) fn push(&mut self, event: PendingEvent, tables: &BTreeSet<String>) {
         debug_assert!(self.open, "span: an event pushed with no savepoint open");
         debug_assert!(
             self.events
                 .last()
-                .is_none_or(|last| last.seq.position() <= event.seq.position()),
-            "span: events out of order"
+                .is_none_or(|last| last.seq.position() < event.seq.position()),
+            "span: events out of order, or one applied twice"
         );
         self.events.push(event);
         self.tables.extend(tables.iter().cloned());

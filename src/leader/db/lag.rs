@@ -3,9 +3,10 @@
 //! ([`LeaderDb::apply_log_batch`]), the one step that brings the tables level again
 //! ([`LeaderDb::apply_catch_up`]), and the same at boot ([`LeaderDb::level_lagging`]).
 //!
-//! While it lags, `state.db` holds the events up to a confirmed event, the *lag base*, and
-//! after it the events that were pending when the lag began, each with its changeset; its
-//! `__eventsync_lag` row names the base. Nothing else writes the tables meanwhile, so
+//! While it lags, `state.db` holds the events up to the *lag base* (the eventlog's event
+//! before the first one pending when the lag began: the confirmed head, or a client-only
+//! event after it that is no longer pending), and after it the events that were pending when
+//! the lag began, each with its changeset; its `__eventsync_lag` row names the base. Nothing else writes the tables meanwhile, so
 //! rolling back every changeset after the base and replaying the eventlog's events after it
 //! brings them level, at any time and at boot. The mark is staged with the first
 //! eventlog-only step: a crash before the state's commit leaves no mark and a rewrite the
@@ -16,7 +17,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use eventsync_backends::GlobalSeq;
 
 use super::{
-    DbError, LeaderDb, NewEvent, STATE, read_seq, recorded_changesets, set_state_head, sql,
+    DbError, EVENTLOG, LeaderDb, NewEvent, STATE, read_seq, recorded_changesets, set_state_head,
+    sql,
 };
 use crate::event::{Changeset, EncodedEvent};
 use crate::materialize;
@@ -60,6 +62,28 @@ impl LeaderDb {
             clear_lag(&db.state)?;
             Ok(db.staged)
         })
+    }
+
+    /// The eventlog's last event before `position` (by position): when it holds none, its
+    /// base (`ROOT`, or the snapshot's `S` it starts after). A lag begins at the one before
+    /// the first pending event, which may be a client-only event after the confirmed head.
+    pub(crate) fn last_event_before(&self, position: EventSeq) -> Result<EventSeq, DbError> {
+        self.log
+            .prepare_cached(
+                "SELECT seq_global, seq_client, seq_generation FROM eventlog
+                 WHERE (seq_global, seq_client) < (?1, ?2)
+                 ORDER BY seq_global DESC, seq_client DESC LIMIT 1",
+            )
+            .and_then(|mut select| {
+                select
+                    .query_row(
+                        params![position.global.0 as i64, position.client],
+                        read_seq(0),
+                    )
+                    .optional()
+            })
+            .map(|last| last.unwrap_or(EventSeq::from(self.base())))
+            .map_err(sql(EVENTLOG))
     }
 
     /// The lag base, when the state is marked as lagging.

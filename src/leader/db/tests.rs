@@ -705,3 +705,29 @@ fn test_eventlog_args_text_is_the_display_text() {
         assert_eq!(super::batch::json_text(&value), value.to_string());
     }
 }
+
+/// Where a lag begins: the eventlog's event before the first pending one, a client-only
+/// event after the confirmed head when there is one (issue 11: the catch-up must not replay
+/// it), else the confirmed head; the eventlog's base before its first event.
+#[test]
+fn test_last_event_before_a_position_sees_client_only_events() {
+    let files = Files::new();
+    let (mut db, _) = files.open();
+    let schema = &files.schema;
+    confirm_a(&mut db, schema);
+    let kept = EventSeq::new(1, 1, 1);
+    batch(
+        &mut db,
+        schema,
+        &[],
+        &mut [
+            (add(kept, E1, "kept"), Record::Changeset),
+            (add(E2, E1, "pending"), Record::Changeset),
+        ],
+        None,
+    );
+    assert_eq!(db.last_event_before(E2).unwrap(), kept);
+    assert_eq!(db.last_event_before(kept).unwrap(), E1);
+    assert_eq!(db.last_event_before(E1).unwrap(), ROOT);
+    assert_eq!(db.last_event_before(E3).unwrap(), E2);
+}
