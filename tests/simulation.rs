@@ -24,6 +24,8 @@ mod audit;
 mod ledger;
 #[path = "simulation/stats.rs"]
 mod stats;
+#[path = "simulation/tally.rs"]
+mod tally;
 #[path = "simulation/world.rs"]
 mod world;
 

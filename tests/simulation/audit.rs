@@ -5,7 +5,8 @@
 //! session and in commit order: the backend holds each synced commit exactly once (none if
 //! it was lost in a crash before its leader admitted it) and nothing else; each leader's
 //! eventlog holds each client-only commit of its client exactly once and none of another
-//! client's; no client-only event is in the backend.
+//! client's; no client-only event is in the backend. Each leader's and session's client-only
+//! tables are those its eventlog's client-only events make (see `tally.rs`).
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,7 @@ use object_store::path::Path as StorePath;
 use serde_json::{Value, json};
 
 use super::ledger::{BySession, Ledger, event_key};
+use super::tally::{TALLY_SQL, expected_tally};
 use super::world::{STORE_ID, World};
 
 /// The todos as the auditor compares them: every column, every row (deleted ones too).
@@ -84,6 +86,14 @@ pub async fn audit(world: &mut World) {
             )),
             Err(error) => violations.push(format!("{who}: leader ui_state query: {error}")),
         }
+        let tally = expected_tally(&eventlog);
+        match store.query_leader(TALLY_SQL).await {
+            Ok(rows) if rows == tally => {}
+            Ok(rows) => violations.push(format!(
+                "{who}: leader tally {rows:?} is not the fold of its eventlog's TallyBumped {tally:?}"
+            )),
+            Err(error) => violations.push(format!("{who}: leader tally query: {error}")),
+        }
         for (number, session) in node.sessions.iter().enumerate() {
             match session.query::<Value>(TODOS_SQL, &[]) {
                 Ok(rows) if rows == expected => {}
@@ -99,6 +109,13 @@ pub async fn audit(world: &mut World) {
                     "{who} session {number}: ui_state {rows:?} is not the leader's last UiStateSet {filter:?}"
                 )),
                 Err(error) => violations.push(format!("{who} session {number}: query: {error}")),
+            }
+            match session.query::<Value>(TALLY_SQL, &[]) {
+                Ok(rows) if rows == tally => {}
+                Ok(rows) => violations.push(format!(
+                    "{who} session {number}: tally {rows:?} is not the fold of the leader's eventlog's TallyBumped {tally:?}"
+                )),
+                Err(error) => violations.push(format!("{who} session {number}: tally query: {error}")),
             }
         }
     }

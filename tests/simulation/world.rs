@@ -18,7 +18,6 @@ use eventsync::schema::Schema;
 use eventsync::{ClientSession, Entropy, ErrorKind, SnapshotBoot, Store, Tuning};
 use eventsync_todo::{
     TodoCompleted, TodoCreated, TodoDeleted, TodoFilter, TodoRenamed, TodoUncompleted, UiStateSet,
-    todo_schema,
 };
 use futures::TryStreamExt;
 use object_store::memory::InMemory;
@@ -29,6 +28,7 @@ use rand::{Rng, SeedableRng};
 
 use super::ledger::{Commit, Fate, Ledger, event_key};
 use super::stats::SimStats;
+use super::tally::{TallyBumped, sim_schema};
 
 /// The store id every simulated client uses.
 pub const STORE_ID: &str = "sim";
@@ -146,7 +146,7 @@ impl World {
         World {
             seed,
             rng,
-            schema: Arc::new(todo_schema()),
+            schema: Arc::new(sim_schema()),
             memory,
             faults,
             entropy,
@@ -490,10 +490,23 @@ impl World {
         let (name, args) = if client_only {
             let filter = [TodoFilter::All, TodoFilter::Active, TodoFilter::Completed]
                 [self.rng.random_range(0..3)];
-            (
-                UiStateSet::NAME,
-                serde_json::to_value(UiStateSet { filter }).unwrap(),
-            )
+            // Every other client-only commit bumps the tally (not idempotent: an event applied
+            // twice shows), chosen without a draw of its own so that a seed's run stays the
+            // run it was before the tally existed (seed 24's e11.1, issue 11, is a bump).
+            if id.is_multiple_of(2) {
+                (
+                    TallyBumped::NAME,
+                    serde_json::to_value(TallyBumped {
+                        tag: format!("b{id}"),
+                    })
+                    .unwrap(),
+                )
+            } else {
+                (
+                    UiStateSet::NAME,
+                    serde_json::to_value(UiStateSet { filter }).unwrap(),
+                )
+            }
         } else {
             // A todo created earlier (by anyone), or a fresh one.
             let existing = self.rng.random_range(1..=id);
