@@ -47,6 +47,9 @@ pub use eventsync_backends::Entropy;
 /// The object store crate whose stores a [`backends::SegmentLog`] runs over.
 pub use eventsync_backends::object_store;
 pub use leader::StoreStats;
+/// The leader's rebase on its real path, timed: for `eventsync bench` only (not a stable API).
+#[doc(hidden)]
+pub use leader::db::bench::rebase_in_leader;
 /// The SQLite binding whose types appear in the API (query parameters, a materializer's
 /// [`Statement`] values): use this one, so the versions match.
 pub use rusqlite;

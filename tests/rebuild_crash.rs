@@ -209,7 +209,7 @@ async fn check_recovery(prepared: &Prepared) {
         ]
     );
     assert_eq!(
-        a.query_leader("SELECT count(*) AS n FROM __eventsync_changeset")
+        a.query_leader("SELECT coalesce(sum(events), 0) AS n FROM __eventsync_runs")
             .await
             .unwrap(),
         vec![json!({"n": 2})],

@@ -221,15 +221,18 @@ impl LeaderDb {
                  CREATE TABLE IF NOT EXISTS __eventsync_level (
                     id INTEGER PRIMARY KEY CHECK (id = 1), eventlog_commit INTEGER NOT NULL);
                  INSERT OR IGNORE INTO __eventsync_level VALUES (1, 0);
-                 CREATE TABLE IF NOT EXISTS __eventsync_changeset (
-                    seq_global INTEGER NOT NULL, seq_client INTEGER NOT NULL, seq_generation INTEGER NOT NULL,
-                    changeset BLOB, PRIMARY KEY (seq_global, seq_client));
+                 CREATE TABLE IF NOT EXISTS __eventsync_runs (
+                    first_global INTEGER NOT NULL, first_client INTEGER NOT NULL,
+                    last_global INTEGER NOT NULL, last_client INTEGER NOT NULL,
+                    last_generation INTEGER NOT NULL, events INTEGER NOT NULL, changeset BLOB,
+                    PRIMARY KEY (first_global, first_client));
                  CREATE TABLE IF NOT EXISTS __eventsync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
                  CREATE TABLE IF NOT EXISTS __eventsync_lag (
                     id INTEGER PRIMARY KEY CHECK (id = 1), seq_global INTEGER NOT NULL,
                     seq_client INTEGER NOT NULL, seq_generation INTEGER NOT NULL);",
             )
             .map_err(sql(STATE))?;
+        migrate_changesets(&state)?;
         match read_meta(&log, "meta", "format", EVENTLOG)? {
             None => {
                 log.execute(
@@ -323,18 +326,24 @@ impl LeaderDb {
     }
 
     /// The events after `after` (by position), ascending, without changesets: those stay in
-    /// `state.db` ([`Self::pending_changesets`]).
+    /// `state.db` ([`Self::pending_runs`]).
     pub(crate) fn events_after(&self, after: EventSeq) -> Result<Vec<EncodedEvent>, DbError> {
-        let key = params![after.global.0 as i64, after.client];
-        let mut statement = self
-            .log
-            .prepare_cached(
-                "SELECT seq_global, seq_client, seq_generation, parent_global, parent_client,
-                        parent_generation, name, args_json, client_id, session_id, sync_metadata_json
-                 FROM eventlog WHERE (seq_global, seq_client) > (?1, ?2)
-                 ORDER BY seq_global, seq_client",
-            )
-            .map_err(sql(EVENTLOG))?;
+        self.read_events(
+            "SELECT seq_global, seq_client, seq_generation, parent_global, parent_client,
+                    parent_generation, name, args_json, client_id, session_id, sync_metadata_json
+             FROM eventlog WHERE (seq_global, seq_client) > (?1, ?2)
+             ORDER BY seq_global, seq_client",
+            params![after.global.0 as i64, after.client],
+        )
+    }
+
+    /// The events a query of the eventlog selects (the columns of [`Self::events_after`]).
+    fn read_events(
+        &self,
+        query: &str,
+        key: impl rusqlite::Params,
+    ) -> Result<Vec<EncodedEvent>, DbError> {
+        let mut statement = self.log.prepare_cached(query).map_err(sql(EVENTLOG))?;
         let rows = statement
             .query_map(key, |row| {
                 let args: String = row.get(7)?;
@@ -455,10 +464,81 @@ impl LeaderDb {
         }
     }
 
-    /// The recorded changesets of the events the backend has not confirmed (every event that
-    /// may still be rolled back), oldest first.
-    pub(crate) fn pending_changesets(&self) -> Result<Vec<(EventSeq, Changeset)>, DbError> {
-        recorded_changesets(&self.state).map_err(sql(STATE))
+    /// The recorded runs of the events the backend has not confirmed (every event that may
+    /// still be rolled back, and the confirmed ones that share a run with them), oldest first.
+    pub(crate) fn pending_runs(&self) -> Result<Vec<Run>, DbError> {
+        recorded_runs(&self.state).map_err(sql(STATE))
+    }
+
+    /// The events of the eventlog from `from` (included) to `to` (excluded), by position,
+    /// ascending.
+    pub(crate) fn events_between(
+        &self,
+        from: (u64, u32),
+        to: (u64, u32),
+    ) -> Result<Vec<EncodedEvent>, DbError> {
+        self.read_events(
+            "SELECT seq_global, seq_client, seq_generation, parent_global, parent_client,
+                    parent_generation, name, args_json, client_id, session_id, sync_metadata_json
+             FROM eventlog WHERE (seq_global, seq_client) >= (?1, ?2)
+                AND (seq_global, seq_client) < (?3, ?4)
+             ORDER BY seq_global, seq_client",
+            params![from.0 as i64, from.1, to.0 as i64, to.1],
+        )
+    }
+
+    /// What a rollback from `from` (every run holding an event at or after it undone) must
+    /// apply again: the events before `from` of the run that straddles it, read from the
+    /// eventlog, each with whether to record it (a run of its own) because the backend has
+    /// not confirmed it (by `confirmed`, else the recorded confirmed head).
+    pub(super) fn to_restore(
+        &self,
+        from: (u64, u32),
+        confirmed: Option<GlobalSeq>,
+    ) -> Result<Vec<(EncodedEvent, Record)>, DbError> {
+        let first: Option<(u64, u32)> = self
+            .state
+            .prepare_cached(
+                "SELECT first_global, first_client FROM __eventsync_runs
+                 WHERE (last_global, last_client) >= (?1, ?2)
+                 ORDER BY first_global, first_client LIMIT 1",
+            )
+            .and_then(|mut select| {
+                select
+                    .query_row(params![from.0 as i64, from.1], |row| {
+                        Ok((row.get::<_, i64>(0)? as u64, row.get(1)?))
+                    })
+                    .optional()
+            })
+            .map_err(sql(STATE))?;
+        let Some(first) = first.filter(|first| *first < from) else {
+            return Ok(Vec::new());
+        };
+        let events = self.events_between(first, from)?;
+        if events.first().map(|event| event.seq.position()) != Some(first) {
+            return Err(DbError::Format {
+                file: EVENTLOG.into(),
+                message: format!(
+                    "the changeset run starting at e{}.{} holds an event the eventlog lacks",
+                    first.0, first.1
+                ),
+            });
+        }
+        let confirmed = match confirmed {
+            Some(head) => head,
+            None => self.sync_status()?.0,
+        };
+        Ok(events
+            .into_iter()
+            .map(|event| {
+                let record = if event.seq.position() > (confirmed.0, 0) {
+                    Record::Changeset
+                } else {
+                    Record::Nothing
+                };
+                (event, record)
+            })
+            .collect())
     }
 
     /// The seq number of the last event reflected in the state tables.
@@ -492,31 +572,73 @@ impl LeaderDb {
     }
 }
 
-/// The changesets recorded in `conn`'s `__eventsync_changeset` table, oldest first: in
-/// `state.db`, or in a session's copy of it (which reads them when it first rolls back).
-pub(crate) fn recorded_changesets(
-    conn: &Connection,
-) -> rusqlite::Result<Vec<(EventSeq, Changeset)>> {
+/// One changeset for a *run*: consecutive events materialized in one step under one SQLite
+/// session (a row of `state.db`'s `__eventsync_runs`). One session per run rather than per
+/// event: a session compiles its table-info and select statements each time, which made a
+/// rebase's replay of 1,000 events cost about 25 ms (`BENCHMARKS.md`, the rebase figure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Run {
+    /// The position of its first event.
+    pub first: (u64, u32),
+    /// Its last event.
+    pub last: EventSeq,
+    /// What the run changed: `Data`, or `NoOp` when it changed nothing.
+    pub changeset: Changeset,
+}
+
+/// The runs recorded in `conn`'s `__eventsync_runs` table, oldest first: in `state.db`, or
+/// in a session's copy of it (which reads them when it first rolls back).
+pub(crate) fn recorded_runs(conn: &Connection) -> rusqlite::Result<Vec<Run>> {
     conn.prepare_cached(
-        "SELECT seq_global, seq_client, seq_generation, changeset FROM __eventsync_changeset
-         ORDER BY seq_global, seq_client",
+        "SELECT first_global, first_client, last_global, last_client, last_generation, changeset
+         FROM __eventsync_runs ORDER BY first_global, first_client",
     )?
     .query_map([], |row| {
-        Ok((read_seq(0)(row)?, changeset_row(Some(row.get(3)?))))
+        Ok(Run {
+            first: (row.get::<_, i64>(0)? as u64, row.get(1)?),
+            last: read_seq(2)(row)?,
+            changeset: changeset_row(Some(row.get(5)?)),
+        })
     })?
     .collect()
 }
 
-/// Drops the changesets of the events `head` confirms: synced events up to it. Client-only
-/// events on the head's global (e5.1 after e5) may still be pending and keep theirs.
+/// Drops the runs whose every event `head` confirms: synced events up to it (a client-only
+/// event on the head's global, e5.1 after e5, may still be pending). A run confirmed in part
+/// stays whole until it is confirmed whole, or cut by a rollback (`batch::roll_back_from`).
 fn trim_changesets(tx: &Connection, head: GlobalSeq) -> Result<(), DbError> {
     tx.prepare_cached(
-        "DELETE FROM __eventsync_changeset
-         WHERE seq_global < ?1 OR (seq_global = ?1 AND seq_client = 0)",
+        "DELETE FROM __eventsync_runs
+         WHERE last_global < ?1 OR (last_global = ?1 AND last_client = 0)",
     )
     .and_then(|mut delete| delete.execute([head.0 as i64]))
     .map(drop)
     .map_err(sql(STATE))
+}
+
+/// Moves the rows of the table of one changeset per event (`__eventsync_changeset`, the
+/// layout before runs) into `__eventsync_runs`, each a run of one, and drops it: one
+/// transaction, at open, before anything reads the runs.
+fn migrate_changesets(state: &Connection) -> Result<(), DbError> {
+    let old: i64 = state
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '__eventsync_changeset'",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(sql(STATE))?;
+    if old == 0 {
+        return Ok(());
+    }
+    let tx = state.unchecked_transaction().map_err(sql(STATE))?;
+    tx.execute_batch(
+        "INSERT OR REPLACE INTO __eventsync_runs
+            SELECT seq_global, seq_client, seq_global, seq_client, seq_generation, 1, changeset
+            FROM __eventsync_changeset;
+         DROP TABLE __eventsync_changeset;",
+    )
+    .map_err(sql(STATE))?;
+    tx.commit().map_err(sql(STATE))
 }
 
 fn read_commits(log: &Connection) -> Result<Commits, DbError> {
@@ -540,40 +662,75 @@ fn write_commits(tx: &Connection, commits: Commits) -> Result<(), DbError> {
         .map_err(sql(EVENTLOG))
 }
 
-fn apply_to_state(
+/// Materializes `items` in order: each stretch of consecutive events to record as one run
+/// (one SQLite session, one row of `__eventsync_runs`), the others without a changeset.
+fn apply_to_state<'e>(
     tx: &Connection,
     schema: &Schema,
-    event: &EncodedEvent,
-    record: Record,
+    items: impl IntoIterator<Item = (&'e EncodedEvent, Record)>,
 ) -> Result<(), DbError> {
-    let changeset =
-        materialize::apply_event_quietly(tx, schema, event, record).map_err(|source| {
-            DbError::Event {
-                seq: event.seq,
-                source,
+    let mut run: Vec<&EncodedEvent> = Vec::new();
+    for (event, record) in items {
+        match record {
+            Record::Changeset => run.push(event),
+            Record::Nothing => {
+                record_run(tx, schema, &run)?;
+                run.clear();
+                apply_one(tx, schema, event)?;
             }
-        })?;
-    if record == Record::Changeset {
-        let blob = match &changeset {
-            Changeset::Data(bytes) => Some(bytes.as_slice()),
-            _ => None,
-        };
-        tx.prepare_cached("INSERT OR REPLACE INTO __eventsync_changeset VALUES (?1, ?2, ?3, ?4)")
-            .and_then(|mut insert| {
-                insert.execute(params![
-                    event.seq.global.0 as i64,
-                    event.seq.client,
-                    event.seq.generation,
-                    blob
-                ])
-            })
-            .map_err(sql(STATE))?;
+        }
     }
-    Ok(())
+    record_run(tx, schema, &run)
 }
 
-/// A row of `__eventsync_changeset` as a changeset: no row means the event was never
-/// recorded, a NULL blob means it changed nothing.
+/// Materializes one event without a changeset.
+fn apply_one(tx: &Connection, schema: &Schema, event: &EncodedEvent) -> Result<(), DbError> {
+    materialize::apply_event_quietly(tx, schema, event, Record::Nothing)
+        .map(drop)
+        .map_err(|source| DbError::Event {
+            seq: event.seq,
+            source,
+        })
+}
+
+/// Materializes `run` (consecutive events, ascending) under one SQLite session on the user
+/// tables and records its changeset as one row. Nothing for an empty run.
+fn record_run(tx: &Connection, schema: &Schema, run: &[&EncodedEvent]) -> Result<(), DbError> {
+    let (Some(first), Some(last)) = (run.first(), run.last()) else {
+        return Ok(());
+    };
+    let mut session = rusqlite::session::Session::new(tx).map_err(sql(STATE))?;
+    let user_tables = std::sync::Arc::clone(schema.user_tables());
+    session.table_filter(Some(move |table: &str| user_tables.contains(table)));
+    session.attach(None::<&str>).map_err(sql(STATE))?;
+    for event in run {
+        apply_one(tx, schema, event)?;
+    }
+    let mut bytes = Vec::new();
+    if !session.is_empty() {
+        session.changeset_strm(&mut bytes).map_err(sql(STATE))?;
+    }
+    drop(session);
+    // A row changed and changed back leaves a session that is not empty and no change.
+    let blob = (!bytes.is_empty()).then_some(bytes.as_slice());
+    tx.prepare_cached("INSERT OR REPLACE INTO __eventsync_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        .and_then(|mut insert| {
+            insert.execute(params![
+                first.seq.global.0 as i64,
+                first.seq.client,
+                last.seq.global.0 as i64,
+                last.seq.client,
+                last.seq.generation,
+                run.len() as i64,
+                blob
+            ])
+        })
+        .map(drop)
+        .map_err(sql(STATE))
+}
+
+/// A row of `__eventsync_runs` as a changeset: no row means the events were never
+/// recorded, a NULL blob means they changed nothing.
 fn changeset_row(row: Option<Option<Vec<u8>>>) -> Changeset {
     match row {
         None => Changeset::Unset,
@@ -630,6 +787,7 @@ fn parse_json(text: &str, seq: &EventSeq) -> Result<serde_json::Value, DbError> 
 }
 
 mod batch;
+pub(crate) mod bench;
 mod bulk;
 mod lag;
 mod level;

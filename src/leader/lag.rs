@@ -194,18 +194,18 @@ impl Leader {
                     .iter_mut()
                     .map(|event| NewEvent::after_upstream(event, upstream))
                     .collect();
-                self.db.apply_catch_up(
+                let restored = self.db.apply_catch_up(
                     &self.schema,
                     &lag.materialized,
                     &mut items,
                     state_head,
                     upstream.global,
                 )?;
-                Ok((events, state_head))
+                Ok((events, state_head, restored))
             })
             .map_err(db_error);
         match caught_up {
-            Ok((events, state_head)) => {
+            Ok((events, state_head, restored)) => {
                 self.counters.catch_ups.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(
                     rolled_back = lag.materialized.len(),
@@ -214,10 +214,13 @@ impl Leader {
                     "the tables caught up"
                 );
                 self.state_head = state_head;
-                self.broadcast(Payload::UpstreamRebase {
-                    rollback_events: lag.materialized,
-                    new_events: events,
-                });
+                self.broadcast(
+                    Payload::UpstreamRebase {
+                        rollback_events: lag.materialized,
+                        new_events: events,
+                    },
+                    restored,
+                );
                 self.admit(lag.queued);
             }
             Err(error) => self.fail(error),

@@ -1,5 +1,6 @@
 //! What flows between the leader, its sessions and the store handle.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use eventsync_backends::{GlobalSeq, RequestCounts};
@@ -73,6 +74,11 @@ pub(crate) enum SessionMessage {
     Payload {
         payload: Payload,
         heads: LeaderHeads,
+        /// With a rebase: the events before the rolled-back ones that the leader applied
+        /// again because they shared a changeset run with them (the run is undone whole).
+        /// A session that copied that run with `state.db` undoes it whole too, and applies
+        /// these again; one that applied them itself ignores them.
+        restored: Arc<Vec<EncodedEvent>>,
     },
     /// The session's push of `epoch` was refused; it must re-push after catching up.
     Rejected { epoch: u64, reason: Refusal },
@@ -161,7 +167,7 @@ pub(crate) struct LeaderHeads {
 /// What a new session starts from.
 pub(crate) struct SessionSeed {
     pub key: SessionKey,
-    /// A copy of `state.db`, whose `__eventsync_changeset` table holds the changesets of the
+    /// A copy of `state.db`, whose `__eventsync_runs` table holds the changeset runs of the
     /// leader's events the backend has not confirmed (the session reads them when it first
     /// rolls back).
     pub connection: rusqlite::Connection,

@@ -80,6 +80,7 @@ use tracing::Instrument;
 
 use crate::data_dir::DirLock;
 use crate::error::{Error, ErrorKind};
+use crate::event::EncodedEvent;
 use crate::schema::Schema;
 use crate::seq::EventSeq;
 use crate::settings::Tuning;
@@ -184,6 +185,8 @@ enum Outgoing {
     Payload {
         payload: Payload,
         heads: LeaderHeads,
+        /// The events its rollback applied again (see [`SessionMessage::Payload`]).
+        restored: Arc<Vec<EncodedEvent>>,
     },
     /// A message for one session (a refusal, or the closed notice of one push).
     To(SessionKey, SessionMessage),
@@ -474,7 +477,11 @@ impl Leader {
                 Outgoing::Payload { payload, .. } if self.sessions.is_empty() => {
                     step::drop_aside(payload);
                 }
-                Outgoing::Payload { payload, heads } => {
+                Outgoing::Payload {
+                    payload,
+                    heads,
+                    restored,
+                } => {
                     // Each session but the last gets a copy; the last takes the payload.
                     let mut payload = Some(payload);
                     let mut left = self.sessions.len();
@@ -487,7 +494,11 @@ impl Leader {
                         };
                         payload.is_some_and(|payload| {
                             link.sender
-                                .send(SessionMessage::Payload { payload, heads })
+                                .send(SessionMessage::Payload {
+                                    payload,
+                                    heads,
+                                    restored: Arc::clone(&restored),
+                                })
                                 .is_ok()
                         })
                     });
@@ -675,9 +686,15 @@ impl Leader {
     }
 
     /// Queues a payload for every session; sent once its step is durable.
-    fn broadcast(&mut self, payload: Payload) {
+    /// Queues `payload` for every session, with the events its rollback applied again
+    /// (`restored`: those before the rolled-back ones of a changeset run it cut).
+    fn broadcast(&mut self, payload: Payload, restored: Vec<EncodedEvent>) {
         let heads = self.heads();
-        self.outbox.push(Outgoing::Payload { payload, heads });
+        self.outbox.push(Outgoing::Payload {
+            payload,
+            heads,
+            restored: Arc::new(restored),
+        });
     }
 
     /// A push or the pull failed. A changed store starts the identity recheck; anything else

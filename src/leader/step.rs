@@ -200,9 +200,10 @@ impl Leader {
             confirmed_head,
         );
         drop(items);
-        if let Err(error) = written {
-            return Err((db_error(error), payload));
-        }
+        let restored = match written {
+            Ok(restored) => restored,
+            Err(error) => return Err((db_error(error), payload)),
+        };
         match next {
             NextState::Admitted => {
                 // The pending copies are cloned from the events, recorded changesets included.
@@ -222,7 +223,7 @@ impl Leader {
             }
         }
         self.state_head = state_head;
-        self.broadcast(payload);
+        self.broadcast(payload, restored);
         Ok(())
     }
 }

@@ -7,8 +7,9 @@
 //! when the leader rebased, the session rolls back and replays. Every event the backend has
 //! not confirmed may still be rolled back (the leader may roll it back), so the session keeps
 //! those inside one open savepoint of its read model (the [`span`]), not a changeset each.
-//! Only the events copied with the leader's `state.db` roll back by changesets: those the
-//! leader recorded (the journal).
+//! Only the events copied with the leader's `state.db` roll back by changesets: the runs
+//! the leader recorded (the journal), each undone whole; the events before a rollback of a
+//! run it cuts come again with the leader's payload (`restored`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
@@ -92,9 +93,10 @@ struct SessionCore {
     /// The events this session applied that the backend has not confirmed (and those after
     /// them), inside an open savepoint: what a rollback undoes.
     span: Span,
-    /// Changesets of the events copied with `state.db` that the backend has not confirmed
-    /// (the leader's, recorded when it applied them), by position.
-    journal: BTreeMap<(u64, u32), Changeset>,
+    /// Changeset runs of the events copied with `state.db` that the backend has not
+    /// confirmed (the leader's, recorded when it applied them), by their first event's
+    /// position, each with its last event's.
+    journal: BTreeMap<(u64, u32), ((u64, u32), Changeset)>,
     /// Whether the changesets that came with the copy of `state.db` (the leader's events
     /// the backend had not confirmed when this session started) were read into `journal`.
     /// They are read at the first rollback, not at the start: opening a session on a store
@@ -414,8 +416,12 @@ impl SessionInner {
                     self.send_to_leader(epoch, base, core.state.pending.iter().cloned().collect());
                 }
             }
-            SessionMessage::Payload { payload, heads } => {
-                if let Err(error) = self.apply_payload(&mut core, payload, heads) {
+            SessionMessage::Payload {
+                payload,
+                heads,
+                restored,
+            } => {
+                if let Err(error) = self.apply_payload(&mut core, payload, heads, &restored) {
                     let report = format!("{error:#}");
                     tracing::error!(session = %self.session_id, error = %report, "session stopped");
                     core.closed = Some(report);
@@ -429,6 +435,7 @@ impl SessionInner {
         core: &mut SessionCore,
         payload: Payload,
         heads: LeaderHeads,
+        restored: &[EncodedEvent],
     ) -> Result<()> {
         // The journal was last trimmed to this head (at the end of the previous payload).
         let trimmed_to = core.confirmed_head;
@@ -450,7 +457,7 @@ impl SessionInner {
                 new_events,
                 rollback_events,
             } => {
-                self.roll_back(core, &rollback_events, trimmed_to, &mut tables)?;
+                self.roll_back(core, &rollback_events, trimmed_to, restored, &mut tables)?;
                 self.materialize(core, &new_events, &mut tables)?;
                 core.state.apply(change);
                 if !core.state.pending.is_empty() {
@@ -463,13 +470,13 @@ impl SessionInner {
                 return Err(Error::internal("session: a leader payload was rejected"));
             }
         }
-        // Commit what the backend confirmed, and drop the changesets of the copied events it
-        // confirmed, oldest first: the work is in proportion to what is dropped.
+        // Commit what the backend confirmed, and drop the runs of copied events it confirmed
+        // whole, oldest first: the work is in proportion to what is dropped.
         core.span
             .settle(&core.connection, &self.schema, heads.confirmed_head.0)?;
         let confirmed = (heads.confirmed_head.0, 0);
         while let Some(entry) = core.journal.first_entry()
-            && *entry.key() <= confirmed
+            && entry.get().0 <= confirmed
         {
             entry.remove();
         }
@@ -478,12 +485,15 @@ impl SessionInner {
     }
 
     /// Rolls back `events`, a tail of what the read model holds: those in the span by its
-    /// savepoint, those copied with `state.db` (before the span) by the leader's changesets.
+    /// savepoint, those copied with `state.db` (before the span) by the leader's changeset
+    /// runs that hold them, each undone whole; the events of a run before `events` are then
+    /// applied again from `restored` (the leader did the same).
     fn roll_back(
         &self,
         core: &mut SessionCore,
         events: &[EncodedEvent],
         trimmed_to: GlobalSeq,
+        restored: &[EncodedEvent],
         tables: &mut BTreeSet<String>,
     ) -> Result<()> {
         let Some(from) = events.iter().map(|event| event.seq.position()).min() else {
@@ -509,18 +519,56 @@ impl SessionInner {
             return Ok(());
         }
         seed_journal(core, trimmed_to)?;
-        let mut changesets = Vec::with_capacity(copied.len());
-        for event in copied {
-            match core.journal.remove(&event.seq.position()) {
-                Some(changeset) => changesets.push(changeset),
-                None => {
+        let (Some(from), Some(to)) = (
+            copied.iter().map(|event| event.seq.position()).min(),
+            copied.iter().map(|event| event.seq.position()).max(),
+        ) else {
+            return Ok(());
+        };
+        // The runs holding an event at or after `from`: the first whose last event is there,
+        // and every one after it.
+        let first = core
+            .journal
+            .iter()
+            .find(|(_, (last, _))| *last >= from)
+            .map(|(first, _)| *first);
+        let undone = match first {
+            Some(first) => core.journal.split_off(&first),
+            None => BTreeMap::new(),
+        };
+        if undone
+            .values()
+            .next_back()
+            .is_none_or(|(last, _)| *last < to)
+        {
+            return Err(Error::internal(format!(
+                "session: no changeset to roll back {}",
+                EventSeq::new(to.0, to.1, 0)
+            )));
+        }
+        // The events of the first run before `from`, undone with it, to apply again.
+        let again: Vec<EncodedEvent> = match first {
+            Some(first) if first < from => {
+                let again: Vec<EncodedEvent> = restored
+                    .iter()
+                    .filter(|event| (first..from).contains(&event.seq.position()))
+                    .cloned()
+                    .collect();
+                if again.first().map(|event| event.seq.position()) != Some(first) {
                     return Err(Error::internal(format!(
-                        "session: no changeset to roll back {}",
-                        event.seq
+                        "session: the leader did not restore {} before {}",
+                        EventSeq::new(first.0, first.1, 0),
+                        EventSeq::new(from.0, from.1, 0)
                     )));
                 }
+                again
             }
-        }
+            _ => Vec::new(),
+        };
+        let changesets: Vec<Changeset> = undone
+            .into_values()
+            .map(|(_, changeset)| changeset)
+            .collect();
         let refs: Vec<&Changeset> = changesets.iter().collect();
         let tx = core
             .connection
@@ -530,7 +578,8 @@ impl SessionInner {
             materialize::rollback(&tx, &refs)
                 .map_err(|error| Error::internal(format!("session: {error}")))?,
         );
-        tx.commit().map_err(sqlite_error)
+        tx.commit().map_err(sqlite_error)?;
+        self.materialize(core, &again, tables)
     }
 
     /// Materializes leader events as one batch (all or none). Those the backend has not
@@ -635,11 +684,14 @@ fn seed_journal(core: &mut SessionCore, trimmed_to: GlobalSeq) -> Result<()> {
     if core.journal_seeded {
         return Ok(());
     }
-    let copied = crate::leader::db::recorded_changesets(&core.connection).map_err(sqlite_error)?;
+    let copied = crate::leader::db::recorded_runs(&core.connection).map_err(sqlite_error)?;
     let confirmed = (trimmed_to.0, 0);
-    for (seq, changeset) in copied {
-        if seq.position() > confirmed {
-            core.journal.entry(seq.position()).or_insert(changeset);
+    for run in copied {
+        let last = run.last.position();
+        if last > confirmed {
+            core.journal
+                .entry(run.first)
+                .or_insert((last, run.changeset));
         }
     }
     core.journal_seeded = true;

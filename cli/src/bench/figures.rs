@@ -369,13 +369,12 @@ pub(crate) async fn segment_keys(bench: &Bench, name: &str) -> Result<Vec<Path>>
     limits::list(&bench.object_store, paths.segments_dir()).await
 }
 
-/// A rebase of `pending` events through the materializer, as the leader's core step does
-/// it: in one transaction of a leader-like file database, roll the pending events back by
-/// their changesets, apply one upstream event, replay the pending ones renumbered with
-/// changesets. Returns the time of that transaction.
+/// A rebase of `pending` events on the leader's real path ([`eventsync::rebase_in_leader`]):
+/// in a leader's two files, the pending events admitted one step each (one changeset run
+/// each), then one durable batch that rolls them back, applies one upstream event and
+/// replays them renumbered with their changesets (one run). Returns the time of that batch.
 pub(crate) fn rebase(bench: &Bench, pending: u64) -> Result<Duration> {
     let schema = todo_schema();
-    let conn = open_leader_like(&bench.temp.join("rebase.db"))?;
     let event = |n: u64, at: u64| EncodedEvent {
         seq: EventSeq::global(at),
         parent: EventSeq::global(at - 1),
@@ -385,35 +384,19 @@ pub(crate) fn rebase(bench: &Bench, pending: u64) -> Result<Duration> {
         session_id: "s1".into(),
         meta: EventMeta::default(),
     };
-    let materialize_error =
-        |e: materialize::MaterializeError| Error::internal("bench: materializing").with_source(e);
-    let sqlite_error =
-        |e: eventsync::rusqlite::Error| Error::internal("bench: SQLite").with_source(e);
-    let tx = conn.unchecked_transaction().map_err(sqlite_error)?;
-    let mut changesets = Vec::with_capacity(pending as usize);
-    for n in 1..=pending {
-        let applied = materialize::apply_event(&tx, &schema, &event(n, n), Record::Changeset)
-            .map_err(materialize_error)?;
-        changesets.push(applied.changeset);
-    }
-    tx.commit().map_err(sqlite_error)?;
-
-    let start = Instant::now();
-    let tx = conn.unchecked_transaction().map_err(sqlite_error)?;
-    let refs: Vec<_> = changesets.iter().collect();
-    materialize::rollback(&tx, &refs).map_err(materialize_error)?;
-    materialize::apply_event(&tx, &schema, &event(pending + 1, 1), Record::Nothing)
-        .map_err(materialize_error)?;
-    for n in 1..=pending {
-        materialize::apply_event(&tx, &schema, &event(n, n + 1), Record::Changeset)
-            .map_err(materialize_error)?;
-    }
-    tx.commit().map_err(sqlite_error)?;
-    let elapsed = start.elapsed();
-    let count: i64 = conn
-        .query_row("SELECT count(*) FROM todos", [], |row| row.get(0))
-        .map_err(sqlite_error)?;
-    if count as u64 != pending + 1 {
+    let events: Vec<EncodedEvent> = (1..=pending).map(|n| event(n, n)).collect();
+    let upstream = EncodedEvent {
+        client_id: "other".into(),
+        ..event(pending + 1, 1)
+    };
+    let (elapsed, count) = eventsync::rebase_in_leader(
+        &bench.temp.join("rebase"),
+        &schema,
+        &events,
+        upstream,
+        "todos",
+    )?;
+    if count != pending + 1 {
         return Err(Error::internal(format!(
             "bench: after the rebase {count} todos, not {}",
             pending + 1

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use eventsync_backends::GlobalSeq;
 
@@ -18,10 +18,13 @@ use crate::schema::Schema;
 use crate::seq::EventSeq;
 
 impl LeaderDb {
-    /// Stages one step: rolls back `rollback` (by their recorded changesets, newest first,
-    /// deleting them from the eventlog), materializes and appends `new` (recording
-    /// changesets as asked), moves the state head to `state_head`, and when `confirmed_head`
-    /// is given records it and trims the changesets it confirms.
+    /// Stages one step: rolls back `rollback` (by the recorded runs that hold them, deleting
+    /// them from the eventlog; see [`roll_back_from`]), materializes and appends `new`
+    /// (recording the events to record as one run), moves the state head to `state_head`,
+    /// and when `confirmed_head` is given records it and trims the runs it confirms.
+    ///
+    /// Returns the events the rollback applied again (those before `rollback` of a run it
+    /// cut, read from the eventlog): sessions that copied that run need them.
     ///
     /// Steps accumulate in one open transaction per file until [`Self::commit`], so that
     /// everything the leader took in one wake-up costs one durable commit. Each step is a
@@ -33,7 +36,7 @@ impl LeaderDb {
         new: &mut [NewEvent<'_>],
         state_head: EventSeq,
         confirmed_head: Option<GlobalSeq>,
-    ) -> Result<(), DbError> {
+    ) -> Result<Vec<EncodedEvent>, DbError> {
         if new.len() >= PARALLEL_STEP_EVENTS
             && rollback.is_empty()
             && confirmed_head.is_some()
@@ -42,12 +45,15 @@ impl LeaderDb {
             self.enter_bulk();
         }
         let events = new.len();
+        let mut restored = Vec::new();
         self.step(|db| {
             let commits = db.next_commits(!rollback.is_empty());
+            let rollback = db.rollback_of(rollback, confirmed_head)?;
             if new.len() < PARALLEL_STEP_EVENTS {
-                db.stage_state(schema, rollback, new, confirmed_head)?;
+                db.stage_state(schema, &rollback, new, confirmed_head)?;
                 set_state_head(&db.state, state_head, commits.last)?;
-                db.stage_log(rollback, new, confirmed_head, commits)?;
+                db.stage_log(rollback.events, new, confirmed_head, commits)?;
+                restored = rollback.restored();
                 return Ok(commits);
             }
             // The two files are written through two connections that share nothing, so a
@@ -62,11 +68,11 @@ impl LeaderDb {
             } = db;
             let (state, hashes, new): (&Connection, &_, &[NewEvent<'_>]) =
                 (state, event_hashes, new);
+            let events = rollback.events;
             let (staged, logged) = std::thread::scope(|scope| {
-                let logged = scope.spawn(move || {
-                    stage_log_in(log, hashes, rollback, new, confirmed_head, commits)
-                });
-                let staged = stage_state_in(state, schema, rollback, new, confirmed_head)
+                let logged = scope
+                    .spawn(move || stage_log_in(log, hashes, events, new, confirmed_head, commits));
+                let staged = stage_state_in(state, schema, &rollback, new, confirmed_head)
                     .and_then(|()| set_state_head(state, state_head, commits.last));
                 let logged = logged
                     .join()
@@ -75,10 +81,25 @@ impl LeaderDb {
             });
             // The state's error first, as when the state is staged first.
             staged.and(logged)?;
+            restored = rollback.restored();
             Ok(commits)
         })?;
         self.staged_events += events;
-        Ok(())
+        Ok(restored)
+    }
+
+    /// The rollback of `events` (a tail of what the tables hold, ascending): from the first
+    /// one's position, with what it must apply again (see [`Self::to_restore`]).
+    pub(super) fn rollback_of<'r>(
+        &self,
+        events: &'r [EncodedEvent],
+        confirmed_head: Option<GlobalSeq>,
+    ) -> Result<Rollback<'r>, DbError> {
+        let restore = match events.iter().map(|event| event.seq.position()).min() {
+            Some(from) => self.to_restore(from, confirmed_head)?,
+            None => Vec::new(),
+        };
+        Ok(Rollback { events, restore })
     }
 
     /// Runs one step's writes inside a savepoint of both files (opening the transactions
@@ -177,7 +198,7 @@ impl LeaderDb {
     pub(super) fn stage_state(
         &self,
         schema: &Schema,
-        rollback: &[EncodedEvent],
+        rollback: &Rollback<'_>,
         new: &[NewEvent<'_>],
         confirmed_head: Option<GlobalSeq>,
     ) -> Result<(), DbError> {
@@ -208,20 +229,60 @@ impl LeaderDb {
 /// [`LeaderDb::apply_batch`]); smaller ones are not worth a thread.
 const PARALLEL_STEP_EVENTS: usize = 256;
 
+/// A step's rollback: the events it rolls back, and the events before them that it applies
+/// again, each with whether to record it.
+pub(crate) struct Rollback<'r> {
+    /// The events rolled back, ascending (a tail of what the tables hold).
+    pub events: &'r [EncodedEvent],
+    /// The events before them, in a run that holds some of them too, to apply again.
+    pub restore: Vec<(EncodedEvent, Record)>,
+}
+
+impl Rollback<'_> {
+    /// The events applied again, for the sessions.
+    fn restored(&self) -> Vec<EncodedEvent> {
+        self.restore
+            .iter()
+            .map(|(event, _)| event.clone())
+            .collect()
+    }
+}
+
 /// [`LeaderDb::stage_state`] on the connection of `state.db`.
 fn stage_state_in(
     state: &Connection,
     schema: &Schema,
-    rollback: &[EncodedEvent],
+    rollback: &Rollback<'_>,
     new: &[NewEvent<'_>],
     confirmed_head: Option<GlobalSeq>,
 ) -> Result<(), DbError> {
-    if !rollback.is_empty() {
-        roll_back(state, rollback)?;
+    if let Some(from) = rollback
+        .events
+        .iter()
+        .map(|event| event.seq.position())
+        .min()
+    {
+        let to = rollback
+            .events
+            .iter()
+            .map(|event| event.seq.position())
+            .max()
+            .unwrap_or(from);
+        roll_back_from(state, from, to)?;
+        apply_to_state(
+            state,
+            schema,
+            rollback
+                .restore
+                .iter()
+                .map(|(event, record)| (event, *record)),
+        )?;
     }
-    for item in new {
-        apply_to_state(state, schema, item.event, item.record)?;
-    }
+    apply_to_state(
+        state,
+        schema,
+        new.iter().map(|item| (&*item.event, item.record)),
+    )?;
     if let Some(head) = confirmed_head {
         trim_changesets(state, head)?;
     }
@@ -303,40 +364,54 @@ pub(super) fn json_text(value: &serde_json::Value) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
 }
 
-/// Rolls back `rollback` in the state (by their recorded changesets, newest first) and
-/// deletes their changesets.
-pub(super) fn roll_back(tx: &Connection, rollback: &[EncodedEvent]) -> Result<(), DbError> {
-    let mut changesets = Vec::with_capacity(rollback.len());
+/// Undoes in the state every recorded run that holds an event at or after `from` (their
+/// changesets combined, inverted and applied once; see [`materialize::rollback`]) and
+/// deletes them. The events of those runs before `from` are undone too: the caller applies
+/// them again ([`LeaderDb::to_restore`]). `to`, the last position rolled back, must be in a
+/// run: an event without a changeset cannot be rolled back.
+pub(super) fn roll_back_from(
+    tx: &Connection,
+    from: (u64, u32),
+    to: (u64, u32),
+) -> Result<(), DbError> {
+    let key = params![from.0 as i64, from.1];
+    let mut changesets = Vec::new();
+    let mut last = None;
     {
         let mut select = tx
             .prepare_cached(
-                "SELECT changeset FROM __eventsync_changeset WHERE seq_global = ?1 AND seq_client = ?2",
+                "SELECT changeset, last_global, last_client FROM __eventsync_runs
+                 WHERE (last_global, last_client) >= (?1, ?2)
+                 ORDER BY first_global, first_client",
             )
             .map_err(sql(STATE))?;
-        for event in rollback {
-            let row: Option<Option<Vec<u8>>> = select
-                .query_row(
-                    params![event.seq.global.0 as i64, event.seq.client],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(sql(STATE))?;
-            changesets.push(changeset_row(row));
+        let mut rows = select.query(key).map_err(sql(STATE))?;
+        while let Some(row) = rows.next().map_err(sql(STATE))? {
+            let blob: Option<Vec<u8>> = row.get(0).map_err(sql(STATE))?;
+            changesets.push(changeset_row(Some(blob)));
+            last = Some((
+                row.get::<_, i64>(1).map_err(sql(STATE))? as u64,
+                row.get::<_, u32>(2).map_err(sql(STATE))?,
+            ));
         }
+    }
+    if last.is_none_or(|last| last < to) {
+        return Err(DbError::Materialize(
+            materialize::MaterializeError::Rollback {
+                index: changesets.len(),
+                message: format!(
+                    "event e{}.{} was materialized without recording a changeset",
+                    to.0, to.1
+                ),
+            },
+        ));
     }
     let refs: Vec<&Changeset> = changesets.iter().collect();
     materialize::rollback(tx, &refs)?;
-    let mut delete = tx
-        .prepare_cached(
-            "DELETE FROM __eventsync_changeset WHERE seq_global = ?1 AND seq_client = ?2",
-        )
-        .map_err(sql(STATE))?;
-    for event in rollback {
-        delete
-            .execute(params![event.seq.global.0 as i64, event.seq.client])
-            .map_err(sql(STATE))?;
-    }
-    Ok(())
+    tx.prepare_cached("DELETE FROM __eventsync_runs WHERE (last_global, last_client) >= (?1, ?2)")
+        .and_then(|mut delete| delete.execute(key))
+        .map(drop)
+        .map_err(sql(STATE))
 }
 
 /// Runs a savepoint statement on one file.

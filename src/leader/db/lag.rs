@@ -17,8 +17,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use eventsync_backends::GlobalSeq;
 
 use super::{
-    DbError, EVENTLOG, LeaderDb, NewEvent, STATE, read_seq, recorded_changesets, set_state_head,
-    sql,
+    DbError, EVENTLOG, LeaderDb, NewEvent, STATE, apply_to_state, read_seq, recorded_runs,
+    set_state_head, sql,
 };
 use crate::event::{Changeset, EncodedEvent};
 use crate::materialize;
@@ -47,7 +47,8 @@ impl LeaderDb {
     /// Stages the step that brings a lagging state level: rolls back `materialized` (the
     /// events after the lag base that the tables hold, ascending), materializes `new` (the
     /// eventlog's events after the base), trims the changesets `confirmed_head` confirms,
-    /// moves the state head and clears the mark. The eventlog does not change.
+    /// moves the state head and clears the mark. The eventlog does not change. Returns the
+    /// events applied again, as [`Self::apply_batch`] does.
     pub(crate) fn apply_catch_up(
         &mut self,
         schema: &Schema,
@@ -55,13 +56,21 @@ impl LeaderDb {
         new: &mut [NewEvent<'_>],
         state_head: EventSeq,
         confirmed_head: GlobalSeq,
-    ) -> Result<(), DbError> {
+    ) -> Result<Vec<EncodedEvent>, DbError> {
+        let mut restored = Vec::new();
         self.step(|db| {
-            db.stage_state(schema, materialized, new, Some(confirmed_head))?;
+            let rollback = db.rollback_of(materialized, Some(confirmed_head))?;
+            db.stage_state(schema, &rollback, new, Some(confirmed_head))?;
             set_state_head(&db.state, state_head, db.staged.last)?;
             clear_lag(&db.state)?;
+            restored = rollback
+                .restore
+                .into_iter()
+                .map(|(event, _)| event)
+                .collect();
             Ok(db.staged)
-        })
+        })?;
+        Ok(restored)
     }
 
     /// The eventlog's last event before `position` (by position): when it holds none, its
@@ -99,22 +108,30 @@ impl LeaderDb {
     }
 
     /// Boot of a lagging state (same schema): one transaction of `state.db` that rolls back
-    /// every changeset after `base`, replays the eventlog's events after it (recording
-    /// changesets for those the backend has not confirmed), moves the state head and clears
-    /// the mark. A failure leaves `state.db` as it was.
+    /// every run holding an event after `base` (applying again those of its events up to
+    /// `base`), replays the eventlog's events after it (recording a run of those the backend
+    /// has not confirmed), moves the state head and clears the mark. A failure leaves
+    /// `state.db` as it was.
     pub(super) fn level_lagging(&mut self, schema: &Schema, base: EventSeq) -> Result<(), DbError> {
-        let tx = self.state.unchecked_transaction().map_err(sql(STATE))?;
         let (confirmed_head, _) = self.sync_status()?;
-        let recorded: Vec<Changeset> = recorded_changesets(&tx)
+        let from = (base.global.0, base.client + 1);
+        let restore = self.to_restore(from, Some(confirmed_head))?;
+        let tx = self.state.unchecked_transaction().map_err(sql(STATE))?;
+        let undo: Vec<Changeset> = recorded_runs(&tx)
             .map_err(sql(STATE))?
             .into_iter()
-            .filter(|(seq, _)| seq.position() > base.position())
-            .map(|(_, changeset)| changeset)
+            .filter(|run| run.last.position() >= from)
+            .map(|run| run.changeset)
             .collect();
-        let refs: Vec<&Changeset> = recorded.iter().collect();
+        let refs: Vec<&Changeset> = undo.iter().collect();
         materialize::rollback(&tx, &refs)?;
-        tx.execute("DELETE FROM __eventsync_changeset", [])
+        tx.execute("DELETE FROM __eventsync_runs", [])
             .map_err(sql(STATE))?;
+        apply_to_state(
+            &tx,
+            schema,
+            restore.iter().map(|(event, record)| (event, *record)),
+        )?;
         let head = self.replay_after(&tx, schema, base, confirmed_head)?;
         set_state_head(&tx, head, self.commits.last)?;
         clear_lag(&tx)?;

@@ -10,6 +10,7 @@ use super::{
     Commits, DbError, EVENTLOG, LeaderDb, STATE, apply_to_state, read_meta, set_state_head, sql,
     trim_changesets, write_commits,
 };
+use crate::event::EncodedEvent;
 use crate::materialize::Record;
 use crate::schema::Schema;
 use crate::seq::EventSeq;
@@ -44,7 +45,7 @@ impl LeaderDb {
         let (confirmed_head, _) = self.sync_status()?;
         let replay_from = if rebuild {
             drop_user_tables(&tx)?;
-            tx.execute("DELETE FROM __eventsync_changeset", [])
+            tx.execute("DELETE FROM __eventsync_runs", [])
                 .map_err(sql(STATE))?;
             clear_lag(&tx)?;
             schema.create_tables(&tx).map_err(|error| DbError::Format {
@@ -67,7 +68,7 @@ impl LeaderDb {
     /// Materializes into `tx` every eventlog event after `from`, and returns the last one's
     /// number (`from` when there is none). Events after the backend-confirmed head
     /// (client-only ones on its global too) may still be rolled back, so they keep a
-    /// changeset.
+    /// changeset: one run for all of them.
     pub(super) fn replay_after(
         &self,
         tx: &Connection,
@@ -75,15 +76,19 @@ impl LeaderDb {
         from: EventSeq,
         confirmed_head: GlobalSeq,
     ) -> Result<EventSeq, DbError> {
-        let mut missing = self.events_after(from)?;
-        for event in &mut missing {
-            let record = if event.seq.position() <= (confirmed_head.0, 0) {
+        let missing = self.events_after(from)?;
+        let record = |event: &EncodedEvent| {
+            if event.seq.position() <= (confirmed_head.0, 0) {
                 Record::Nothing
             } else {
                 Record::Changeset
-            };
-            apply_to_state(tx, schema, event, record)?;
-        }
+            }
+        };
+        apply_to_state(
+            tx,
+            schema,
+            missing.iter().map(|event| (event, record(event))),
+        )?;
         Ok(missing.last().map_or(from, |event| event.seq))
     }
 
@@ -205,7 +210,7 @@ impl LeaderDb {
         };
         let state_tx = self.state.unchecked_transaction().map_err(sql(STATE))?;
         state_tx
-            .execute("DELETE FROM __eventsync_changeset", [])
+            .execute("DELETE FROM __eventsync_runs", [])
             .map_err(sql(STATE))?;
         clear_lag(&state_tx)?;
         drop_user_tables(&state_tx)?;

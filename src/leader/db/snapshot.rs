@@ -6,9 +6,9 @@
 use eventsync_backends::GlobalSeq;
 use rusqlite::Connection;
 
-use super::{DbError, LeaderDb, STATE, sql};
+use super::{DbError, LeaderDb, STATE, apply_to_state, sql};
 use crate::event::Changeset;
-use crate::materialize;
+use crate::materialize::{self, Record};
 use crate::schema::Schema;
 
 impl LeaderDb {
@@ -78,18 +78,23 @@ impl LeaderDb {
     }
 
     /// The canonical dump of the user tables as of the backend-confirmed head: the state
-    /// with the events after it rolled back by their recorded changesets
-    /// ([`Self::pending_changesets`]: exactly the events the backend has not confirmed),
-    /// inside a savepoint that is then undone, so `state.db` is left as it was.
+    /// with the events after it rolled back by their recorded runs (the confirmed events of
+    /// a run confirmed in part applied again from the eventlog), inside a savepoint that is
+    /// then undone, so `state.db` is left as it was.
     pub(crate) fn dump_confirmed(
         &mut self,
         schema: &Schema,
     ) -> Result<crate::snapshot::Dump, DbError> {
         self.commit()?;
+        let (confirmed, _) = self.sync_status()?;
+        // The first position after the confirmed head.
+        let from = (confirmed.0, 1);
+        let restore = self.to_restore(from, Some(confirmed))?;
         let pending: Vec<Changeset> = self
-            .pending_changesets()?
+            .pending_runs()?
             .into_iter()
-            .map(|(_, changeset)| changeset)
+            .filter(|run| run.last.position() >= from)
+            .map(|run| run.changeset)
             .collect();
         self.state
             .execute_batch("SAVEPOINT dump")
@@ -98,6 +103,11 @@ impl LeaderDb {
             if !pending.is_empty() {
                 let changesets: Vec<&Changeset> = pending.iter().collect();
                 materialize::rollback(&self.state, &changesets)?;
+                apply_to_state(
+                    &self.state,
+                    schema,
+                    restore.iter().map(|(event, _)| (event, Record::Nothing)),
+                )?;
             }
             crate::snapshot::dump_tables(&self.state, schema).map_err(|error| DbError::Format {
                 file: STATE.into(),

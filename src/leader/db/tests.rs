@@ -135,11 +135,24 @@ fn items_of(db: &LeaderDb) -> Vec<String> {
         .unwrap()
 }
 
+/// The globals of the events that have a changeset (in a run), ascending: these tests'
+/// events are synced and numbered without gaps, so a run holds every global from its first
+/// to its last.
 fn changesets(db: &LeaderDb) -> Vec<u64> {
+    runs(db)
+        .into_iter()
+        .flat_map(|(first, last)| first..=last)
+        .collect()
+}
+
+/// The recorded runs, as the globals of their first and last events.
+fn runs(db: &LeaderDb) -> Vec<(u64, u64)> {
     db.connection()
-        .prepare("SELECT seq_global FROM __eventsync_changeset ORDER BY seq_global")
+        .prepare("SELECT first_global, last_global FROM __eventsync_runs ORDER BY first_global")
         .unwrap()
-        .query_map([], |row| row.get::<_, i64>(0).map(|global| global as u64))
+        .query_map([], |row| {
+            Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64))
+        })
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
@@ -191,12 +204,12 @@ fn test_level_state_replays_nothing_when_level_and_only_the_missing_appends_when
     assert_eq!(items_of(&db), ["a", "b", "c", "d"]);
     assert_eq!(db.state_head().unwrap(), E4);
     assert_eq!(changesets(&db), [3, 4], "e2 is confirmed: no changeset");
-    let journal = db.pending_changesets().unwrap();
-    assert_eq!(journal.len(), 2, "e3 and e4");
+    let journal = db.pending_runs().unwrap();
+    assert_eq!(journal.len(), 1, "e3 and e4, replayed in one run");
     assert!(
         journal
             .iter()
-            .all(|(_, changeset)| matches!(changeset, Changeset::Data(_)))
+            .all(|run| matches!(run.changeset, Changeset::Data(_)))
     );
 }
 
@@ -222,7 +235,7 @@ fn test_state_behind_a_rebase_is_rebuilt_from_the_eventlog() {
         &mut [(mine.clone(), Record::Changeset)],
         None,
     );
-    mine.meta.changeset = db.pending_changesets().unwrap().remove(0).1;
+    mine.meta.changeset = db.pending_runs().unwrap().remove(0).changeset;
     drop(db);
     let before_rebase = files.save(&files.dir.state_db());
 
@@ -704,6 +717,159 @@ fn test_eventlog_args_text_is_the_display_text() {
     for value in values {
         assert_eq!(super::batch::json_text(&value), value.to_string());
     }
+}
+
+/// A run confirmed in part stays whole; a rollback from inside it undoes it whole and applies
+/// its confirmed events again from the eventlog (returned for the sessions), recording none
+/// for them, and a new run for the replayed ones.
+#[test]
+fn test_a_rollback_inside_a_run_applies_its_earlier_events_again() {
+    let files = Files::new();
+    let (mut db, _) = files.open();
+    let schema = &files.schema;
+    confirm_a(&mut db, schema);
+    let mine = [add(E2, E1, "b"), add(E3, E2, "c"), add(E4, E3, "d")];
+    batch(
+        &mut db,
+        schema,
+        &[],
+        &mut mine.clone().map(|event| (event, Record::Changeset)),
+        None,
+    );
+    assert_eq!(runs(&db), [(2, 4)], "one step, one run");
+    // The backend confirms e2 only (an empty step that records the head): the run stays.
+    db.step(|db| {
+        let commits = db.next_commits(false);
+        db.stage_state(schema, &db.rollback_of(&[], None)?, &[], Some(GlobalSeq(2)))?;
+        db.stage_log(&[], &[], Some(GlobalSeq(2)), commits)?;
+        Ok(commits)
+    })
+    .unwrap();
+    db.commit().unwrap();
+    assert_eq!(runs(&db), [(2, 4)], "confirmed in part: kept whole");
+
+    // Another client's e3 wins: ours from e3 on are rolled back and replayed as e4, e5.
+    let rebased = |global: u64, id: &str| EncodedEvent {
+        seq: EventSeq::new(global, 0, 1),
+        parent: EventSeq::new(global - 1, 0, u32::from(global > 4)),
+        ..add(E1, ROOT, id)
+    };
+    let mut new = [
+        (add(E3, E2, "theirs"), Record::Nothing),
+        (rebased(4, "c"), Record::Changeset),
+        (rebased(5, "d"), Record::Changeset),
+    ];
+    let mut items: Vec<NewEvent<'_>> = new
+        .iter_mut()
+        .map(|(event, record)| NewEvent {
+            event,
+            record: *record,
+        })
+        .collect();
+    let restored = db
+        .apply_batch(
+            schema,
+            &mine[1..],
+            &mut items,
+            EventSeq::new(5, 0, 1),
+            Some(GlobalSeq(3)),
+        )
+        .unwrap();
+    db.commit().unwrap();
+    assert_eq!(
+        restored.iter().map(|event| event.seq).collect::<Vec<_>>(),
+        [E2],
+        "e2 shared the cut run: applied again"
+    );
+    assert_eq!(items_of(&db), ["a", "b", "c", "d", "theirs"]);
+    assert_eq!(runs(&db), [(4, 5)], "the replayed events: one new run");
+    drop(db);
+    let (db, replayed) = files.open();
+    assert_eq!(replayed, 0, "level after the rebase");
+    assert_eq!(items_of(&db), ["a", "b", "c", "d", "theirs"]);
+    // The dump as of the confirmed e3 holds a, b, theirs: what a store that only ever
+    // applied those three dumps.
+    let mut db = db;
+    let dumped = db.dump_confirmed(schema).unwrap();
+    assert_eq!(items_of(&db), ["a", "b", "c", "d", "theirs"], "dump undone");
+    let other = Files::new();
+    let (mut expected, _) = other.open();
+    batch(
+        &mut expected,
+        &other.schema,
+        &[],
+        &mut [
+            (add(E1, ROOT, "a"), Record::Nothing),
+            (add(E2, E1, "b"), Record::Nothing),
+            (add(E3, E2, "theirs"), Record::Nothing),
+        ],
+        Some(3),
+    );
+    let expected = expected.dump_confirmed(&other.schema).unwrap();
+    assert_eq!(dumped.hash, expected.hash, "as of e3: a, b, theirs");
+}
+
+/// The layout before runs (one changeset per event, `__eventsync_changeset`) is moved at
+/// open into runs of one, and a rollback by them works as before.
+#[test]
+fn test_changesets_of_one_event_each_become_runs_of_one() {
+    let files = Files::new();
+    let (mut db, _) = files.open();
+    let schema = &files.schema;
+    confirm_a(&mut db, schema);
+    for (seq, parent, id) in [(E2, E1, "b"), (E3, E2, "c")] {
+        batch(
+            &mut db,
+            schema,
+            &[],
+            &mut [(add(seq, parent, id), Record::Changeset)],
+            None,
+        );
+    }
+    assert_eq!(runs(&db), [(2, 2), (3, 3)]);
+    // Rewrite the runs as the old table held them.
+    db.connection()
+        .execute_batch(
+            "CREATE TABLE __eventsync_changeset (
+                seq_global INTEGER NOT NULL, seq_client INTEGER NOT NULL, seq_generation INTEGER NOT NULL,
+                changeset BLOB, PRIMARY KEY (seq_global, seq_client));
+             INSERT INTO __eventsync_changeset
+                SELECT first_global, first_client, last_generation, changeset FROM __eventsync_runs;
+             DELETE FROM __eventsync_runs;",
+        )
+        .unwrap();
+    drop(db);
+    let (mut db, replayed) = files.open();
+    assert_eq!(replayed, 0);
+    assert_eq!(runs(&db), [(2, 2), (3, 3)], "one run per old row");
+    let old: i64 = db
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = '__eventsync_changeset'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(old, 0, "the old table is gone");
+    // Another client's e2 wins: both of ours roll back by the migrated runs.
+    let rebased = |global: u64, id: &str| EncodedEvent {
+        seq: EventSeq::new(global, 0, 1),
+        parent: EventSeq::new(global - 1, 0, u32::from(global > 3)),
+        ..add(E1, ROOT, id)
+    };
+    batch(
+        &mut db,
+        schema,
+        &[add(E2, E1, "b"), add(E3, E2, "c")],
+        &mut [
+            (add(E2, E1, "theirs"), Record::Nothing),
+            (rebased(3, "b"), Record::Changeset),
+            (rebased(4, "c"), Record::Changeset),
+        ],
+        Some(2),
+    );
+    assert_eq!(items_of(&db), ["a", "b", "c", "theirs"]);
+    assert_eq!(runs(&db), [(3, 4)]);
 }
 
 /// Where a lag begins: the eventlog's event before the first pending one, a client-only
