@@ -3,6 +3,14 @@
 //! truth, and `state.db` (the user's tables, the changesets of events the backend has not
 //! confirmed, the state head) is a cache of it that boot can always bring level.
 //!
+//! The changesets are kept by *run* ([`Run`], the table `__eventsync_runs`): one SQLite
+//! session, and one row, for the events a step materializes that may still be rolled back,
+//! since a session per event costs its statements' compilation every time. A rollback from
+//! an event undoes every run that holds it or a later one, whole, and applies the earlier
+//! events of the run it cuts again from the eventlog ([`LeaderDb::to_restore`]); a run stays
+//! until the backend confirmed all of it. A file of the layout before runs (one changeset
+//! per event, `__eventsync_changeset`) is moved into runs of one at open.
+//!
 //! # Two commits in a fixed order
 //!
 //! In WAL mode SQLite does not commit a transaction over two files atomically (each file
