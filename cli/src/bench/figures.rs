@@ -8,7 +8,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventsync::materialize::{self, Record};
 use eventsync::schema::Schema;
 use eventsync::{ClientSession, EncodedEvent, EventMeta, EventSeq, Store, StoreStats, Tuning};
 use eventsync::{Error, ErrorKind, Result};
@@ -21,7 +20,7 @@ use eventsync_backends::{
 use eventsync_todo::{TodoCreated, todo_schema};
 use tokio::time::Instant;
 
-use super::limits::{self, open_leader_like, todo};
+use super::limits::{self, todo};
 use crate::backend::backend_error;
 
 /// Longest a bench step waits for the leader before calling it stuck.

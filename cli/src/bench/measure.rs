@@ -403,7 +403,7 @@ pub(super) async fn measure(
         ),
     });
 
-    // A rebase of the pending events through the materializer.
+    // A rebase of the pending events on the leader's real path.
     step(progress, format!("rebase of {} pending", sizes.rebase));
     let rebase = figures::rebase(bench, sizes.rebase)?;
     let raw_rebase = limits::rebase(&bench.temp, sizes.rebase)?;
@@ -412,7 +412,7 @@ pub(super) async fn measure(
             .events(sizes.rebase)
             .limit(ms(raw_rebase), "raw: delete the rows, insert one, insert them again, one transaction")
             .goal("≤ 20 ms (1,000 events)", Goal::AtMost(20.0))
-            .note("materialize::rollback + apply_event in one transaction of a leader-like database; the leader's eventlog rows are not in it"),
+            .note("the leader's own durable batch (eventsync::rebase_in_leader: LeaderDb::apply_batch + commit of state.db and eventlog.db), the pending events admitted one step each"),
     );
 
     // Several writers on one log, against one writer committing the same events.

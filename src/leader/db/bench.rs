@@ -3,7 +3,9 @@
 //! runs when the backend moved under its pending events.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use eventsync_backends::{GlobalSeq, StoreId};
 
