@@ -39,8 +39,10 @@ pub struct PendingEvent {
     pub seq: EventSeq,
     /// Its parent's number.
     pub parent: EventSeq,
-    /// What the event says; `None` until loaded from the leader's eventlog.
-    body: Option<Body>,
+    /// What the event says; `None` until loaded from the leader's eventlog. Shared: a session
+    /// holds each of its pending events twice (its sync state and its undo span) and sends a
+    /// third copy to the leader, and a clone must not copy the args.
+    body: Option<Arc<Body>>,
 }
 
 /// A pending event's content besides its numbers.
@@ -99,13 +101,13 @@ impl PendingEvent {
             args,
             &event.client_id,
             &event.session_id,
-            neighbour.and_then(|n| n.body.as_ref()),
+            neighbour.and_then(|n| n.body.as_deref()),
         );
         body.sync_metadata = event.meta.sync_metadata.clone().map(Box::new);
         PendingEvent {
             seq: event.seq,
             parent: event.parent,
-            body: Some(body),
+            body: Some(Arc::new(body)),
         }
     }
 
@@ -129,7 +131,7 @@ impl PendingEvent {
     /// the events it reads, the leader loads them first).
     ///
     /// [`SyncState::plan`]: super::SyncState::plan
-    fn body(&self) -> Option<&Body> {
+    fn body(&self) -> Option<&Arc<Body>> {
         debug_assert!(
             self.body.is_some(),
             "pending event {}: body not loaded",
@@ -213,9 +215,12 @@ impl PendingEvent {
         PendingEvent {
             seq: pair.seq,
             parent: pair.parent,
-            body: self.body().map(|body| Body {
-                sync_metadata: None,
-                ..body.clone()
+            body: self.body().map(|body| match body.sync_metadata {
+                None => Arc::clone(body),
+                Some(_) => Arc::new(Body {
+                    sync_metadata: None,
+                    ..Body::clone(body)
+                }),
             }),
         }
     }
@@ -393,7 +398,7 @@ impl Pending {
         check_json(&args)?;
         let neighbour = index
             .checked_sub(1)
-            .and_then(|previous| self.events[previous].body.as_ref());
+            .and_then(|previous| self.events[previous].body.as_deref());
         let body = Body::new(
             name,
             args.into_boxed_str(),
@@ -401,7 +406,7 @@ impl Pending {
             session_id,
             neighbour,
         );
-        self.events[index].body = Some(body);
+        self.events[index].body = Some(Arc::new(body));
         Ok(true)
     }
 }
