@@ -147,6 +147,14 @@ impl EncodedEvent {
     }
 }
 
+/// `value` as compact JSON text, the same text as its `Display` (`to_string`), written
+/// straight into a string rather than through a formatter, which costs several times more.
+/// The one way args and metadata become text (the eventlog's rows, pending events' bodies).
+pub(crate) fn json_text(value: &Value) -> String {
+    // Serializing a `Value` cannot fail; the fallback only keeps this free of a panic.
+    serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
+}
+
 /// Args in canonical form for comparison: object keys whose value is `null` are dropped, at
 /// every depth. A serializer that skips `None` fields and one that writes `null` produce the
 /// same canonical args, so a JSON round trip never turns a pending event into a "different"

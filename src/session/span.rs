@@ -193,12 +193,15 @@ impl Span {
 fn reapply(connection: &Connection, schema: &Schema, events: &[PendingEvent]) -> Result<()> {
     for pending in events {
         let event = pending.to_event();
-        materialize::apply_event(connection, schema, &event, Record::Nothing).map_err(|error| {
-            Error::internal(format!(
-                "session: applying {} again after a rollback: {error}",
-                event.seq
-            ))
-        })?;
+        // Quietly: the span keeps the tables its events wrote, so none are looked up here.
+        materialize::apply_event_quietly(connection, schema, &event, Record::Nothing).map_err(
+            |error| {
+                Error::internal(format!(
+                    "session: applying {} again after a rollback: {error}",
+                    event.seq
+                ))
+            },
+        )?;
     }
     Ok(())
 }

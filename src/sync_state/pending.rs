@@ -21,7 +21,7 @@ use std::sync::Arc;
 use eventsync_backends::GlobalEvent;
 use serde_json::Value;
 
-use crate::event::{EncodedEvent, EventMeta, args_equal};
+use crate::event::{EncodedEvent, EventMeta, args_equal, json_text};
 use crate::seq::EventSeq;
 
 /// A pending event, held compactly: [`EncodedEvent`] with its args as JSON text and its
@@ -92,10 +92,7 @@ impl PendingEvent {
     /// The compact form of `event`. Strings equal to `neighbour`'s (the pending event it
     /// follows) are shared with it rather than copied. Drops the changeset, if any.
     pub fn from_event(event: &EncodedEvent, neighbour: Option<&PendingEvent>) -> PendingEvent {
-        // Serializing a `Value` cannot fail (its map keys are strings).
-        let args = serde_json::to_string(&event.args)
-            .unwrap_or_default()
-            .into_boxed_str();
+        let args = json_text(&event.args).into_boxed_str();
         let mut body = Body::new(
             &event.name,
             args,

@@ -12,7 +12,7 @@ use super::{
     Commits, DbError, EVENTLOG, LeaderDb, NewEvent, STATE, UNKNOWN_EVENT_HASH, apply_to_state,
     changeset_row, set_state_head, sql, trim_changesets, write_commits,
 };
-use crate::event::{Changeset, EncodedEvent};
+use crate::event::{Changeset, EncodedEvent, json_text};
 use crate::materialize::{self, Record};
 use crate::schema::Schema;
 use crate::seq::EventSeq;
@@ -355,13 +355,6 @@ fn insert_event(
         ])
         .map(drop)
         .map_err(sql(EVENTLOG))
-}
-
-/// `value` as compact JSON text, the same text as its `Display` (`to_string`), written
-/// straight into a string rather than through a formatter, which costs several times more.
-pub(super) fn json_text(value: &serde_json::Value) -> String {
-    // Serializing a `Value` cannot fail; the fallback only keeps this free of a panic.
-    serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
 }
 
 /// Undoes in the state every recorded run that holds an event at or after `from` (their

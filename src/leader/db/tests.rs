@@ -715,7 +715,7 @@ fn test_eventlog_args_text_is_the_display_text() {
         json!(i64::MIN),
     ];
     for value in values {
-        assert_eq!(super::batch::json_text(&value), value.to_string());
+        assert_eq!(crate::event::json_text(&value), value.to_string());
     }
 }
 
