@@ -112,6 +112,8 @@ impl Leader {
         }
         let mut head = self.state.local_head;
         let mut admitted: Vec<EncodedEvent> = Vec::new();
+        // The compact copies join the leader's pending as they are.
+        let mut compact: Vec<PendingEvent> = Vec::new();
         for push in pushes {
             if let Some(reason) = &self.closed {
                 let reason = reason.clone();
@@ -126,6 +128,7 @@ impl Leader {
                         head = last.seq;
                     }
                     admitted.extend(push.events.iter().map(PendingEvent::to_event));
+                    compact.extend(push.events);
                 }
             }
         }
@@ -136,7 +139,7 @@ impl Leader {
         let payload = Payload::UpstreamAdvance {
             new_events: admitted,
         };
-        match self.apply_step(NextState::Admitted, payload, None) {
+        match self.apply_step(NextState::Admitted(compact), payload, None) {
             Ok(()) => {
                 self.counters.admitted.fetch_add(count, Ordering::Relaxed);
             }

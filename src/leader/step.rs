@@ -11,12 +11,13 @@ use super::{Leader, db_error};
 use crate::error::Error;
 use crate::event::EncodedEvent;
 use crate::seq::EventSeq;
-use crate::sync_state::{LocalPush, MergeOptions, Merged, Payload, StateChange};
+use crate::sync_state::{MergeOptions, Merged, Payload, PendingEvent, StateChange};
 
 /// How the leader's [`SyncState`] moves in a [core step](Leader::apply_step).
 pub(super) enum NextState {
-    /// Session events were admitted: they join pending ([`SyncState::push_local`]).
-    Admitted,
+    /// Session events were admitted: they join pending as the sessions sent them
+    /// ([`SyncState::push_local_compact`]), their bodies shared with the sessions' copies.
+    Admitted(Vec<PendingEvent>),
     /// A merge of what the backend confirmed moves the state so
     /// ([`SyncState::plan`](crate::sync_state::SyncState::plan)), once its step is written.
     Merged(StateChange),
@@ -168,7 +169,7 @@ impl Leader {
         confirmed_head: Option<GlobalSeq>,
     ) -> Result<(), (Error, Payload)> {
         let upstream_head = match &next {
-            NextState::Admitted => self.state.upstream_head,
+            NextState::Admitted(_) => self.state.upstream_head,
             NextState::Merged(change) => change.upstream_head(),
         };
         let (rollback, new_events) = match &mut payload {
@@ -205,17 +206,12 @@ impl Leader {
             Err(error) => return Err((db_error(error), payload)),
         };
         match next {
-            NextState::Admitted => {
-                // The pending copies are cloned from the events, recorded changesets included.
-                let admitted = std::mem::take(new_events);
-                match self.state.push_local(admitted, MergeOptions::default()) {
-                    LocalPush::Advance { new_events: back } => *new_events = back,
-                    LocalPush::Reject { .. } => {
-                        let error = Error::internal(
-                            "leader: an admitted push does not extend the leader's head",
-                        );
-                        return Err((error, payload));
-                    }
+            NextState::Admitted(admitted) => {
+                if !self.state.push_local_compact(admitted) {
+                    let error = Error::internal(
+                        "leader: an admitted push does not extend the leader's head",
+                    );
+                    return Err((error, payload));
                 }
             }
             NextState::Merged(change) => {

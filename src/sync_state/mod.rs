@@ -471,6 +471,31 @@ impl SyncState {
         }
     }
 
+    /// [`Self::push_local`] with the default options, of events already in compact form (a
+    /// session's push, which the leader admits): they join pending as they are, their bodies
+    /// shared with the sender's copies rather than their args written as text again. Returns
+    /// `false`, and changes nothing, when the first is not after the local head.
+    pub(crate) fn push_local_compact(&mut self, events: Vec<PendingEvent>) -> bool {
+        let Some(last) = events.last().map(|event| event.seq) else {
+            return true;
+        };
+        if !events[0].seq.is_after(&self.local_head) {
+            return false;
+        }
+        let change = StateChange {
+            drop_front: 0,
+            append: events,
+            upstream_head: self.upstream_head,
+            local_head: last,
+        };
+        debug_assert!(
+            self.validate_change(&change).is_ok(),
+            "a local push broke the pending chain"
+        );
+        self.apply(change);
+        true
+    }
+
     fn unchanged(&self) -> StateChange {
         StateChange {
             drop_front: 0,
