@@ -8,9 +8,7 @@ mod tally;
 
 use std::sync::Arc;
 
-use eventsync::backends::{
-    BackendError, BackendInfo, GlobalEvent, GlobalSeq, PullStream, SyncBackend,
-};
+use eventsync::backends::GlobalSeq;
 use eventsync::{Event, EventSeq, Tuning};
 use eventsync_todo::{TodoCreated, TodoRenamed, todo_schema};
 use object_store::memory::InMemory;
@@ -266,55 +264,6 @@ async fn test_a_failed_commit_leaves_nothing_and_the_session_goes_on() {
     store.shutdown().await.unwrap();
 }
 
-/// A backend wrapper that holds every push whose first event is at or past a limit until the
-/// limit moves past it (pulls are not held): lets one push through and holds the next.
-#[derive(Debug)]
-struct PushLimit {
-    inner: Arc<dyn SyncBackend>,
-    limit: tokio::sync::watch::Sender<u64>,
-}
-
-impl PushLimit {
-    fn new(inner: Arc<dyn SyncBackend>, limit: u64) -> Arc<PushLimit> {
-        Arc::new(PushLimit {
-            inner,
-            limit: tokio::sync::watch::channel(limit).0,
-        })
-    }
-
-    fn set(&self, limit: u64) {
-        self.limit.send_replace(limit);
-    }
-}
-
-#[async_trait::async_trait]
-impl SyncBackend for PushLimit {
-    async fn push(&self, batch: Vec<GlobalEvent>) -> Result<(), BackendError> {
-        let first = batch.first().map_or(0, |event| event.seq_num.0);
-        let mut limit = self.limit.subscribe();
-        let _ = limit.wait_for(|limit| first < *limit).await;
-        self.inner.push(batch).await
-    }
-    async fn pull(&self, cursor: GlobalSeq, live: bool) -> Result<PullStream, BackendError> {
-        self.inner.pull(cursor, live).await
-    }
-    async fn head(&self) -> Result<GlobalSeq, BackendError> {
-        self.inner.head().await
-    }
-    async fn ping(&self) -> Result<(), BackendError> {
-        self.inner.ping().await
-    }
-    async fn backend_id(&self) -> Result<String, BackendError> {
-        self.inner.backend_id().await
-    }
-    fn info(&self) -> BackendInfo {
-        self.inner.info()
-    }
-    fn requests(&self) -> Option<eventsync::backends::RequestCounts> {
-        self.inner.requests()
-    }
-}
-
 /// Issue 11 (seed 24 of the simulation): A holds e1, the client-only e1.1 (a tally bump,
 /// whose materializer is not idempotent) and e2. The backend confirms e1 alone, which takes
 /// e1.1 out of pending too (LiveStore's walk counts a client-only event as confirmed with the
@@ -325,7 +274,7 @@ impl SyncBackend for PushLimit {
 async fn test_catch_up_after_a_lazy_rebase_keeps_a_confirmed_client_only_event_once() {
     let schema = Arc::new(sim_schema());
     let memory = Arc::new(InMemory::new());
-    let limit = PushLimit::new(memory_backend(&memory, "kept"), 1);
+    let limit = GatedBackend::with_limit(memory_backend(&memory, "kept"), 1);
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let tuning = Tuning {
         push_batch_events: 1,
@@ -354,7 +303,7 @@ async fn test_catch_up_after_a_lazy_rebase_keeps_a_confirmed_client_only_event_o
     .await;
 
     // The backend confirms e1 alone; e1.1 leaves pending with it, e2's push is held.
-    limit.set(2);
+    limit.set_limit(2);
     wait_until("the backend confirmed e1", async || {
         a.status().await.unwrap().backend_confirmed_head == EventSeq::global(1)
     })
@@ -380,7 +329,7 @@ async fn test_catch_up_after_a_lazy_rebase_keeps_a_confirmed_client_only_event_o
         a.stats().deferred_rebases >= 1
     })
     .await;
-    limit.set(u64::MAX);
+    limit.set_limit(u64::MAX);
     a.sync().await.unwrap();
     wait_until("A's session caught up on e3r1, confirmed", async || {
         session_a.sync_status().backend_confirmed_head == EventSeq::global(3)

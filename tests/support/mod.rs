@@ -97,31 +97,44 @@ where
     }
 }
 
-/// A backend wrapper whose pushes wait while the gate is closed (pulls are not held).
+/// A backend wrapper that holds every push whose first event is at or past a limit until the
+/// limit moves past it (pulls are not held): closed (limit 0) it holds every push, open
+/// (`u64::MAX`) none, and a limit lets one push through and holds the next.
 #[derive(Debug)]
 pub struct GatedBackend {
     inner: Arc<dyn SyncBackend>,
-    open: tokio::sync::watch::Sender<bool>,
+    limit: tokio::sync::watch::Sender<u64>,
 }
 
 impl GatedBackend {
     pub fn new(inner: Arc<dyn SyncBackend>, open: bool) -> Arc<GatedBackend> {
+        Self::with_limit(inner, if open { u64::MAX } else { 0 })
+    }
+
+    /// A gate that lets through the pushes whose first event is below `limit`.
+    pub fn with_limit(inner: Arc<dyn SyncBackend>, limit: u64) -> Arc<GatedBackend> {
         Arc::new(GatedBackend {
             inner,
-            open: tokio::sync::watch::channel(open).0,
+            limit: tokio::sync::watch::channel(limit).0,
         })
     }
 
     pub fn set_open(&self, open: bool) {
-        self.open.send_replace(open);
+        self.set_limit(if open { u64::MAX } else { 0 });
+    }
+
+    /// Lets through the pushes whose first event is below `limit`.
+    pub fn set_limit(&self, limit: u64) {
+        self.limit.send_replace(limit);
     }
 }
 
 #[async_trait::async_trait]
 impl SyncBackend for GatedBackend {
     async fn push(&self, batch: Vec<GlobalEvent>) -> Result<(), BackendError> {
-        let mut open = self.open.subscribe();
-        let _ = open.wait_for(|open| *open).await;
+        let first = batch.first().map_or(0, |event| event.seq_num.0);
+        let mut limit = self.limit.subscribe();
+        let _ = limit.wait_for(|limit| first < *limit).await;
         self.inner.push(batch).await
     }
     async fn pull(&self, cursor: GlobalSeq, live: bool) -> Result<PullStream, BackendError> {
