@@ -700,9 +700,9 @@ impl Leader {
         self.outbox.push(Outgoing::To(session, message));
     }
 
-    /// Queues a payload for every session; sent once its step is durable.
-    /// Queues `payload` for every session, with the events its rollback applied again
-    /// (`restored`: those before the rolled-back ones of a changeset run it cut).
+    /// Queues `payload` for every session, sent once its step is durable, with the events its
+    /// rollback applied again (`restored`: those before the rolled-back ones of a changeset
+    /// run it cut).
     fn broadcast(&mut self, payload: Payload, restored: Vec<EncodedEvent>) {
         let heads = self.heads();
         self.outbox.push(Outgoing::Payload {
